@@ -1,0 +1,45 @@
+"""One error taxonomy, by who is at fault, each with a recommendation.
+
+The CLI maps the classes to exit codes, the GUI shows message + recommendation,
+and the log keeps the detail. The base class is never raised itself.
+"""
+
+from __future__ import annotations
+
+
+class MlcacheError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, recommendation: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.recommendation = recommendation
+
+    def __str__(self) -> str:
+        if self.recommendation:
+            return f"{self.message}\n  {self.recommendation}"
+        return self.message
+
+
+class BadInput(MlcacheError):
+    """The user's file, flag or value cannot be used as given."""
+
+    exit_code = 2
+
+
+class NotPermitted(MlcacheError):
+    """The signed-in identity or the tenant may not do this."""
+
+
+class QuotaOrRegion(MlcacheError):
+    """Azure refuses for capacity, quota or regional availability."""
+
+
+class ServiceFailure(MlcacheError):
+    """Azure (or the sandbox) failed or answered something unexpected."""
+
+
+class Cancelled(MlcacheError):
+    """The user stopped the operation."""

@@ -1,0 +1,341 @@
+"""Azure's naming, SKU, feature and tag rules: pure data plus small checks.
+
+Every check returns messages a person understands; `validate_spec` pins them to
+field paths. The wizard's live field check, the review page and
+`mlcache-deploy validate` all call these same functions. Nothing here touches
+the network: global name availability is a separate, remote check in services.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from app.imageref import REPOSITORY_RE, TAG_RE, ImageReferenceError, parse_image_reference
+from app.spec import DeploymentSpec
+
+CREATED_BY_TAG = "created-by"
+CREATED_BY_VALUE = "mlcache-deploy"
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True)
+class NameRule:
+    """One Azure resource type's naming rule, as its documentation states it."""
+
+    what: str
+    min_len: int
+    max_len: int
+    allowed: str  # a regex character class body
+    allowed_text: str
+    start: str | None = None  # character class the first character must match
+    start_text: str = ""
+    end: str | None = None
+    end_text: str = ""
+    no_double_hyphen: bool = False
+    not_ending_with_period: bool = False
+
+
+# Sources: "Naming rules and restrictions for Azure resources" (Microsoft Learn),
+# per resource provider. `\w` is Unicode-aware, which resource group names allow.
+NAME_RULES: dict[str, NameRule] = {
+    "cache": NameRule(
+        "cache name", 1, 63, r"A-Za-z0-9-", "letters, digits and hyphens",
+        start=r"A-Za-z0-9", start_text="a letter or digit",
+        end=r"A-Za-z0-9", end_text="a letter or digit", no_double_hyphen=True,
+    ),
+    "managed_cache": NameRule(
+        "cache name", 1, 60, r"A-Za-z0-9-", "letters, digits and hyphens",
+        start=r"A-Za-z", start_text="a letter",
+        end=r"A-Za-z0-9", end_text="a letter or digit", no_double_hyphen=True,
+    ),
+    "resource_group": NameRule(
+        "resource group name", 1, 90, r"\w\-.()",
+        "letters, digits, underscores, hyphens, periods and parentheses",
+        not_ending_with_period=True,
+    ),
+    "storage_account": NameRule(
+        "storage account name", 3, 24, r"a-z0-9", "lowercase letters and digits"
+    ),
+    "function_app": NameRule(
+        "function app name", 2, 60, r"A-Za-z0-9-", "letters, digits and hyphens",
+        start=r"A-Za-z0-9", start_text="a letter or digit",
+        end=r"A-Za-z0-9", end_text="a letter or digit",
+    ),
+    "plan": NameRule("plan name", 1, 60, r"A-Za-z0-9-", "letters, digits and hyphens"),
+    "registry": NameRule("registry name", 5, 50, r"A-Za-z0-9", "letters and digits"),
+}
+
+
+def check_name(kind: str, value: str) -> list[str]:
+    """Messages for every way `value` breaks the `kind` naming rule (empty: fine)."""
+    rule = NAME_RULES[kind]
+    if not value:
+        return ["must not be empty"]
+    problems = []
+    if len(value) < rule.min_len:
+        problems.append(f"must be at least {rule.min_len} characters (has {len(value)})")
+    if len(value) > rule.max_len:
+        problems.append(f"must be at most {rule.max_len} characters (has {len(value)})")
+    bad = sorted({c for c in value if not re.fullmatch(f"[{rule.allowed}]", c)})
+    if bad:
+        shown = " ".join(repr(c) for c in bad[:5])
+        problems.append(f"may contain only {rule.allowed_text} (not {shown})")
+    if rule.start and not re.fullmatch(f"[{rule.start}]", value[0]):
+        problems.append(f"must start with {rule.start_text}")
+    if rule.end and not re.fullmatch(f"[{rule.end}]", value[-1]):
+        problems.append(f"must end with {rule.end_text}")
+    if rule.no_double_hyphen and "--" in value:
+        problems.append("must not contain consecutive hyphens")
+    if rule.not_ending_with_period and value.endswith("."):
+        problems.append("must not end with a period")
+    return problems
+
+
+# --- SKUs and features -------------------------------------------------------
+
+CACHE_KINDS = ("azure-cache-for-redis", "azure-managed-redis")
+CLASSIC_SIZES = {
+    "Basic": tuple(f"C{i}" for i in range(7)),
+    "Standard": tuple(f"C{i}" for i in range(7)),
+    "Premium": tuple(f"P{i}" for i in range(1, 6)),
+}
+# Azure Managed Redis (Microsoft.Cache/redisEnterprise) SKUs are `<tier>_<size>`.
+MANAGED_SIZES = {
+    "Balanced": ("B0", "B1", "B3", "B5", "B10", "B20", "B50", "B100", "B150", "B250",
+                 "B350", "B500", "B700", "B1000"),
+    "MemoryOptimized": ("M10", "M20", "M50", "M100", "M150", "M250", "M350", "M500",
+                        "M700", "M1000", "M1500", "M2000"),
+    "ComputeOptimized": ("X3", "X5", "X10", "X20", "X50", "X100", "X150", "X250",
+                         "X350", "X500", "X700"),
+}
+TLS_VERSIONS = ("1.2",)
+REDIS_VERSIONS = ("6",)
+AUTH_MODES = ("access-keys", "entra")
+PERSISTENCE_MODES = ("rdb", "aof")
+ZONES = ("1", "2", "3")
+MAX_SHARDS = 10
+# Linux App Service plans that can run a Functions container. Consumption (Y1)
+# and Flex Consumption cannot run custom containers.
+PLAN_SKUS = ("B1", "B2", "B3", "S1", "S2", "S3", "P0v3", "P1v3", "P2v3", "P3v3",
+             "P1v2", "P2v2", "P3v2", "EP1", "EP2", "EP3")
+TARGETS = ("sandbox", "azure")
+
+_LOCATION = re.compile(r"[a-z][a-z0-9]*")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def _one_of(value: object, allowed: Iterable[str]) -> str | None:
+    options = list(allowed)
+    if value in options:
+        return None
+    return f"must be one of {', '.join(options)} (got {value!r})"
+
+
+def sizes_for(kind: str, tier: str) -> tuple[str, ...]:
+    table = MANAGED_SIZES if kind == "azure-managed-redis" else CLASSIC_SIZES
+    return table.get(tier, ())
+
+
+def tiers_for(kind: str) -> tuple[str, ...]:
+    return tuple(MANAGED_SIZES if kind == "azure-managed-redis" else CLASSIC_SIZES)
+
+
+def check_cache(spec: DeploymentSpec) -> list[Problem]:
+    cache = spec.cache
+    out: list[Problem] = []
+
+    def add(path: str, message: str | None) -> None:
+        if message:
+            out.append(Problem(f"cache.{path}", message))
+
+    add("kind", _one_of(cache.kind, CACHE_KINDS))
+    managed = cache.kind == "azure-managed-redis"
+    for message in check_name("managed_cache" if managed else "cache", cache.name):
+        add("name", message)
+    tiers = tiers_for(cache.kind)
+    add("tier", _one_of(cache.tier, tiers))
+    if cache.tier in tiers and cache.size not in sizes_for(cache.kind, cache.tier):
+        add("size", f"a {cache.tier} cache takes sizes "
+                    f"{', '.join(sizes_for(cache.kind, cache.tier))} (got {cache.size!r})")
+    add("minimum_tls_version", None if cache.minimum_tls_version in TLS_VERSIONS else
+        f"must be 1.2; TLS {cache.minimum_tls_version} is retired on Azure Cache for Redis")
+    if managed:
+        if cache.redis_version is not None:
+            add("redis_version", "must be left empty: Azure Managed Redis manages the version")
+        if cache.shards is not None:
+            add("shards", "Azure Managed Redis scales by size, not by a shard count")
+        if cache.zones:
+            add("zones", "Azure Managed Redis spreads replicas across zones itself")
+        if cache.non_tls_port:
+            add("non_tls_port", "Azure Managed Redis accepts TLS connections only")
+    else:
+        if cache.redis_version is not None:
+            add("redis_version", _one_of(cache.redis_version, REDIS_VERSIONS))
+        premium = cache.tier == "Premium"
+        if cache.shards is not None:
+            if not premium:
+                add("shards", "clustering (a shard count) needs the Premium tier")
+            elif not 1 <= cache.shards <= MAX_SHARDS:
+                add("shards", f"must be between 1 and {MAX_SHARDS} (got {cache.shards})")
+        if cache.persistence is not None and not premium:
+            add("persistence", "data persistence needs the Premium tier")
+        if cache.zones and cache.tier == "Basic":
+            add("zones", "availability zones need the Standard or Premium tier")
+    if cache.persistence is not None:
+        add("persistence", _one_of(cache.persistence, PERSISTENCE_MODES))
+    for i, zone in enumerate(cache.zones):
+        if zone not in ZONES:
+            out.append(Problem(f"cache.zones[{i}]", _one_of(zone, ZONES) or ""))
+    if len(set(cache.zones)) != len(cache.zones):
+        add("zones", "must not list a zone twice")
+    add("auth", _one_of(cache.auth, AUTH_MODES))
+    return out
+
+
+# --- tags -----------------------------------------------------------------------
+
+MAX_TAGS = 50
+# Tags go on every resource the run creates, storage accounts included, whose
+# tag names are limited to 128 characters (512 elsewhere).
+MAX_TAG_NAME = 128
+MAX_TAG_VALUE = 256
+TAG_FORBIDDEN = "<>%&\\?/"
+TAG_RESERVED_PREFIXES = ("microsoft", "azure", "windows")
+
+
+def check_tag_name(name: str) -> list[str]:
+    problems = []
+    if not name:
+        problems.append("tag name must not be empty")
+    if len(name) > MAX_TAG_NAME:
+        problems.append(
+            f"tag name must be at most {MAX_TAG_NAME} characters, since storage "
+            f"accounts allow no more (has {len(name)})"
+        )
+    bad = sorted({c for c in name if c in TAG_FORBIDDEN})
+    if bad:
+        problems.append(f"tag name must not contain {' '.join(bad)}")
+    lowered = name.lower()
+    for prefix in TAG_RESERVED_PREFIXES:
+        if lowered.startswith(prefix):
+            problems.append(f"tag name must not start with {prefix!r} (reserved by Azure)")
+    return problems
+
+
+def check_tag_value(value: str) -> list[str]:
+    if len(value) > MAX_TAG_VALUE:
+        return [f"tag value must be at most {MAX_TAG_VALUE} characters (has {len(value)})"]
+    return []
+
+
+def check_tags(tags: dict[str, str]) -> list[Problem]:
+    out = []
+    total = len(set(tags) | {CREATED_BY_TAG})
+    if total > MAX_TAGS:
+        out.append(Problem("tags", f"at most {MAX_TAGS} tags, counting the {CREATED_BY_TAG} "
+                                   f"tag this tool adds (has {total})"))
+    for name, value in tags.items():
+        for message in check_tag_name(name) + check_tag_value(value):
+            out.append(Problem(f"tags.{name}", message))
+    return out
+
+
+# --- image ----------------------------------------------------------------------
+
+def check_image(spec: DeploymentSpec) -> list[Problem]:
+    image = spec.image
+    build_fields = (image.build_from, image.registry, image.repository, image.tag)
+    has_reference = image.reference is not None
+    has_build = any(v is not None for v in build_fields)
+    if has_reference and has_build:
+        return [Problem("image", "give either reference, or build_from with registry, "
+                                 "repository and tag, not both")]
+    if not has_reference and not has_build:
+        return [Problem("image", "give either reference (an image in Azure Container "
+                                 "Registry) or build_from (a model folder to build)")]
+    if has_reference:
+        try:
+            parse_image_reference(image.reference or "")
+        except ImageReferenceError as exc:
+            return [Problem("image.reference", str(exc))]
+        return []
+    out = []
+    if not image.build_from:
+        out.append(Problem("image.build_from", "must name the model folder to build from"))
+    for message in check_name("registry", image.registry or ""):
+        out.append(Problem("image.registry", message))
+    if not image.repository:
+        out.append(Problem("image.repository", "must not be empty"))
+    elif not REPOSITORY_RE.fullmatch(image.repository):
+        out.append(Problem("image.repository", "must be lowercase letters and digits, "
+                                               "separated by . _ - or /"))
+    if not image.tag:
+        out.append(Problem("image.tag", "must not be empty"))
+    elif not TAG_RE.fullmatch(image.tag):
+        out.append(Problem("image.tag", "must be up to 128 letters, digits, _ . or -, "
+                                        "not starting with . or -"))
+    return out
+
+
+# --- the whole spec ---------------------------------------------------------------
+
+def _named(path: str, kind: str) -> Callable[[DeploymentSpec, str], list[Problem]]:
+    def check(spec: DeploymentSpec, value: str) -> list[Problem]:
+        return [Problem(path, m) for m in check_name(kind, value)]
+
+    return check
+
+
+def check_top(spec: DeploymentSpec) -> list[Problem]:
+    out = []
+    if (message := _one_of(spec.target, TARGETS)):
+        out.append(Problem("target", message))
+    if spec.target == "azure":
+        if not spec.subscription_id:
+            out.append(Problem("subscription_id", "an Azure target needs a subscription id"))
+        elif not _GUID.fullmatch(spec.subscription_id):
+            out.append(Problem("subscription_id", "must be a subscription id like "
+                                                  "00000000-0000-0000-0000-000000000000"))
+    if not spec.location:
+        out.append(Problem("location", "must not be empty"))
+    elif not _LOCATION.fullmatch(spec.location):
+        out.append(Problem("location", "must be a region name like westeurope "
+                                       "(lowercase, no spaces)"))
+    return out
+
+
+def check_function_app(spec: DeploymentSpec) -> list[Problem]:
+    app = spec.function_app
+    out = _named("function_app.name", "function_app")(spec, app.name)
+    out += _named("function_app.plan_name", "plan")(spec, app.plan_name)
+    out += _named("function_app.storage_account", "storage_account")(spec, app.storage_account)
+    if app.plan_sku not in PLAN_SKUS:
+        out.append(Problem("function_app.plan_sku",
+                           f"must be a Linux plan that runs containers: {', '.join(PLAN_SKUS)} "
+                           f"(got {app.plan_sku!r})"))
+    return out
+
+
+def validate_spec(spec: DeploymentSpec) -> list[Problem]:
+    """Every rule problem in `spec`, in the order of the wizard's pages."""
+    return [
+        *check_top(spec),
+        *_named("resource_group.name", "resource_group")(spec, spec.resource_group.name),
+        *check_cache(spec),
+        *check_tags(spec.tags),
+        *check_image(spec),
+        *check_function_app(spec),
+    ]

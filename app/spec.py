@@ -1,0 +1,267 @@
+"""DeploymentSpec: what the user wants deployed, as one serialisable value.
+
+The spec is the public file format (docs/spec.md). It holds intent only: names,
+sizes and choices, never a key or a password. Loading checks the *shape* (known
+keys, JSON types) and fails with BadInput, exit 2; whether the *values* are
+allowed is the job of `app.rules`, which reports problems by field path.
+JSON and TOML carry the same keys; TOML has no null, so a null optional field is
+omitted when written and loads as null when missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+import tomli_w
+
+from app.errors import BadInput
+
+SPEC_VERSION = 1
+SUFFIXES = (".json", ".toml")
+
+
+@dataclass
+class ResourceGroupSpec:
+    name: str = ""
+    create: bool = True
+
+
+@dataclass
+class CacheSpec:
+    """The cache, in the portal's terms: type, tier, size and its options."""
+
+    kind: str = "azure-cache-for-redis"
+    name: str = ""
+    tier: str = "Standard"
+    size: str = "C1"
+    non_tls_port: bool = False
+    minimum_tls_version: str = "1.2"
+    redis_version: str | None = "6"
+    public_network_access: bool = True
+    auth: str = "access-keys"
+    shards: int | None = None
+    persistence: str | None = None
+    zones: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImageSpec:
+    """Either an existing image `reference`, or a model folder to `build_from`."""
+
+    reference: str | None = None
+    build_from: str | None = None
+    registry: str | None = None
+    repository: str | None = None
+    tag: str | None = None
+
+
+@dataclass
+class FunctionAppSpec:
+    name: str = ""
+    plan_name: str = ""
+    plan_sku: str = "B1"
+    storage_account: str = ""
+
+
+@dataclass
+class DeploymentSpec:
+    version: int = SPEC_VERSION
+    target: str = "sandbox"
+    subscription_id: str | None = None
+    location: str = "westeurope"
+    resource_group: ResourceGroupSpec = field(default_factory=ResourceGroupSpec)
+    cache: CacheSpec = field(default_factory=CacheSpec)
+    tags: dict[str, str] = field(default_factory=dict)
+    image: ImageSpec = field(default_factory=ImageSpec)
+    function_app: FunctionAppSpec = field(default_factory=FunctionAppSpec)
+
+
+# Sections a file must have; everything else falls back to its default.
+REQUIRED_SECTIONS = ("resource_group", "cache", "image", "function_app")
+# Keys a section must have, because no default makes sense for them.
+REQUIRED_KEYS = {
+    "resource_group": ("name",),
+    "cache": ("name",),
+    "function_app": ("name", "storage_account"),
+}
+
+T = TypeVar("T")
+
+
+def _type_name(tp: Any) -> str:
+    names = {str: "a string", bool: "true or false", int: "a whole number"}
+    if tp in names:
+        return names[tp]
+    origin = get_origin(tp)
+    if origin is list:
+        return "a list of strings"
+    if origin is dict:
+        return "a table of strings"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return str(tp)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return json.dumps(value) if isinstance(value, str | int | float) else type(value).__name__
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """Check `value` against the annotation `tp`; return it in the dataclass's form."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, options[0], path)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise BadInput(f"{path}: expected a table, got {_describe(value)}")
+        return _build(tp, value, path)  # type: ignore[arg-type]
+    if origin is list:
+        if not isinstance(value, list):
+            raise BadInput(f"{path}: expected a list of strings, got {_describe(value)}")
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise BadInput(f"{path}[{i}]: expected a string, got {_describe(item)}")
+        return list(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise BadInput(f"{path}: expected a table of strings, got {_describe(value)}")
+        for key, item in value.items():
+            if not isinstance(item, str):
+                raise BadInput(f"{path}.{key}: expected a string, got {_describe(item)}")
+        return dict(value)
+    # bool is a subclass of int: a `true` where a number belongs is a shape error.
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise BadInput(f"{path}: expected a whole number, got {_describe(value)}")
+    if tp is not int and not isinstance(value, tp):
+        raise BadInput(f"{path}: expected {_type_name(tp)}, got {_describe(value)}")
+    return value
+
+
+def _build(cls: type[T], data: dict[str, Any], prefix: str) -> T:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise BadInput(
+            f"{where}{unknown[0]}: unknown key (known keys: {', '.join(sorted(known))})"
+        )
+    section = prefix.split(".")[-1] if prefix else ""
+    for key in REQUIRED_KEYS.get(section, ()):
+        if key not in data:
+            raise BadInput(f"{prefix}.{key}: missing")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        # A null optional is omitted when written (TOML has no null): missing means null.
+        if f.name not in data and type(None) in get_args(hints[f.name]):
+            values[f.name] = None
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else key
+        values[key] = _convert(value, hints[key], path)
+    return cls(**values)
+
+
+def spec_from_dict(data: Any) -> DeploymentSpec:
+    """Build a spec from parsed JSON/TOML, or raise BadInput naming the bad field."""
+    if not isinstance(data, dict):
+        raise BadInput(f"the spec must be a table of sections, got {_describe(data)}")
+    if "version" not in data:
+        raise BadInput("version: missing (this tool reads version 1)")
+    if data["version"] != SPEC_VERSION or isinstance(data["version"], bool):
+        raise BadInput(f"version: this tool reads version 1, got {_describe(data['version'])}")
+    for section in REQUIRED_SECTIONS:
+        if section not in data:
+            raise BadInput(f"{section}: missing section")
+    return _build(DeploymentSpec, data, "")
+
+
+def spec_to_dict(spec: DeploymentSpec, *, keep_null: bool = False) -> dict[str, Any]:
+    """The file form of `spec`; nulls are dropped unless `keep_null` (TOML has none)."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if keep_null or v is not None}
+        return value
+
+    result: dict[str, Any] = strip(dataclasses.asdict(spec))
+    return result
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise BadInput(f"{path}: is a folder, not a spec file") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not a text file (expected UTF-8 JSON or TOML)") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def parse_spec_text(text: str, fmt: str, source: str = "spec") -> DeploymentSpec:
+    """Parse JSON or TOML text; syntax errors name the line and column."""
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadInput(
+                f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
+    elif fmt == "toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            # tomllib puts "(at line L, column C)" in the message itself.
+            raise BadInput(f"{source}: invalid TOML: {exc}") from None
+    else:
+        raise BadInput(f"{source}: unknown format {fmt!r}; use .json or .toml")
+    return spec_from_dict(data)
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise BadInput(f"{path}: spec files end in .json or .toml")
+    return suffix[1:]
+
+
+def load_spec(path: Path) -> DeploymentSpec:
+    """Read a spec file; any problem with the file itself is BadInput (exit 2)."""
+    fmt = _format_of(path)
+    return parse_spec_text(_read_text(path), fmt, str(path))
+
+
+def dump_spec(spec: DeploymentSpec, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(spec_to_dict(spec, keep_null=True), indent=2) + "\n"
+    if fmt == "toml":
+        return tomli_w.dumps(spec_to_dict(spec))
+    raise BadInput(f"unknown format {fmt!r}; use json or toml")
+
+
+def save_spec(spec: DeploymentSpec, path: Path) -> None:
+    """Write atomically, so a crash mid-write never loses the previous file."""
+    text = dump_spec(spec, _format_of(path))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

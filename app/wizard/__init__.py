@@ -1,0 +1,1 @@
+"""The Qt desktop wizard: the only package that imports PySide6."""

@@ -1,0 +1,276 @@
+"""The naming, SKU, feature and tag rules, table by table, boundaries included."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app import rules
+from app.rules import check_name, check_tag_name, check_tag_value, validate_spec
+from app.spec import CacheSpec, DeploymentSpec, FunctionAppSpec, ImageSpec, ResourceGroupSpec
+
+
+def valid_spec() -> DeploymentSpec:
+    return DeploymentSpec(
+        resource_group=ResourceGroupSpec(name="rg-demo"),
+        cache=CacheSpec(name="demo-cache"),
+        image=ImageSpec(reference="demoacr.azurecr.io/scoring:v1"),
+        function_app=FunctionAppSpec(
+            name="demo-func", plan_name="demo-plan", storage_account="demostore1"
+        ),
+    )
+
+
+def fields(spec: DeploymentSpec) -> list[str]:
+    return [p.field for p in validate_spec(spec)]
+
+
+NAME_CASES = [
+    # kind, value, expected fragment (None: valid)
+    ("cache", "a", None),
+    ("cache", "a" * 63, None),
+    ("cache", "a" * 64, "at most 63 characters"),
+    ("cache", "", "must not be empty"),
+    ("cache", "My-Cache-1", None),
+    ("cache", "-cache", "must start with a letter or digit"),
+    ("cache", "cache-", "must end with a letter or digit"),
+    ("cache", "ca--che", "must not contain consecutive hyphens"),
+    ("cache", "ca_che", "may contain only letters, digits and hyphens"),
+    ("managed_cache", "a" * 60, None),
+    ("managed_cache", "a" * 61, "at most 60 characters"),
+    ("managed_cache", "1cache", "must start with a letter"),
+    ("resource_group", "a", None),
+    ("resource_group", "a" * 90, None),
+    ("resource_group", "a" * 91, "at most 90 characters"),
+    ("resource_group", "rg_(prod)-1.x", None),
+    ("resource_group", "rg.", "must not end with a period"),
+    ("resource_group", "rg prod", "may contain only"),
+    ("resource_group", "rg/prod", "may contain only"),
+    ("resource_group", "", "must not be empty"),
+    ("storage_account", "abc", None),
+    ("storage_account", "ab", "at least 3 characters"),
+    ("storage_account", "a" * 24, None),
+    ("storage_account", "a" * 25, "at most 24 characters"),
+    ("storage_account", "Abc", "lowercase letters and digits"),
+    ("storage_account", "ab-c", "lowercase letters and digits"),
+    ("function_app", "ab", None),
+    ("function_app", "a", "at least 2 characters"),
+    ("function_app", "a" * 60, None),
+    ("function_app", "a" * 61, "at most 60 characters"),
+    ("function_app", "-ab", "must start with a letter or digit"),
+    ("function_app", "ab-", "must end with a letter or digit"),
+    ("function_app", "a--b", None),
+    ("function_app", "a.b", "may contain only letters, digits and hyphens"),
+    ("plan", "p", None),
+    ("plan", "p" * 60, None),
+    ("plan", "p" * 61, "at most 60 characters"),
+    ("plan", "plan_1", "may contain only letters, digits and hyphens"),
+    ("registry", "abcde", None),
+    ("registry", "abcd", "at least 5 characters"),
+    ("registry", "a" * 50, None),
+    ("registry", "a" * 51, "at most 50 characters"),
+    ("registry", "my-acr1", "letters and digits"),
+]
+
+
+@pytest.mark.parametrize(("kind", "value", "expected"), NAME_CASES)
+def test_name_rules(kind: str, value: str, expected: str | None) -> None:
+    problems = check_name(kind, value)
+    if expected is None:
+        assert problems == []
+    else:
+        assert any(expected in p for p in problems), problems
+
+
+def test_unicode_letters_are_allowed_in_resource_group_names() -> None:
+    assert check_name("resource_group", "gruppe-größe") == []
+
+
+# Azure's documented character classes, independently of the rule table.
+AZURE_CLASSES = {
+    "cache": re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?!-))*[A-Za-z0-9]|[A-Za-z0-9]"),
+    "storage_account": re.compile(r"[a-z0-9]{3,24}"),
+    "function_app": re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]"),
+    "plan": re.compile(r"[A-Za-z0-9-]{1,60}"),
+    "registry": re.compile(r"[A-Za-z0-9]{5,50}"),
+}
+ascii_names = st.text(
+    alphabet=st.sampled_from("abcXYZ019-_.() /"), min_size=0, max_size=70
+)
+
+
+@pytest.mark.parametrize("kind", sorted(AZURE_CLASSES))
+@given(value=ascii_names)
+def test_accepted_names_match_azure_character_classes(kind: str, value: str) -> None:
+    accepted = check_name(kind, value) == []
+    matches = AZURE_CLASSES[kind].fullmatch(value) is not None
+    if kind == "cache":
+        matches = matches and len(value) <= 63
+    assert accepted == matches
+
+
+@given(value=st.text(max_size=100))
+def test_accepted_resource_group_names_match_azure_classes(value: str) -> None:
+    if check_name("resource_group", value) == []:
+        assert re.fullmatch(r"[\w\-.()]{1,90}", value)
+        assert not value.endswith(".")
+
+
+SIZE_CASES = [
+    ("Basic", "C0", True), ("Basic", "C6", True), ("Basic", "C7", False),
+    ("Standard", "C3", True), ("Standard", "P1", False),
+    ("Premium", "P1", True), ("Premium", "P5", True), ("Premium", "P6", False),
+    ("Premium", "C1", False), ("Gold", "C1", False),
+]
+
+
+@pytest.mark.parametrize(("tier", "size", "ok"), SIZE_CASES)
+def test_classic_sizes(tier: str, size: str, ok: bool) -> None:
+    spec = valid_spec()
+    spec.cache.tier, spec.cache.size = tier, size
+    bad = {"cache.size", "cache.tier"} & set(fields(spec))
+    assert (not bad) == ok
+
+
+FEATURE_CASES = [
+    # tier, size, change, field expected to be flagged (None: accepted)
+    ("Premium", "P1", {"shards": 3}, None),
+    ("Standard", "C1", {"shards": 3}, "cache.shards"),
+    ("Premium", "P1", {"shards": 0}, "cache.shards"),
+    ("Premium", "P1", {"shards": 11}, "cache.shards"),
+    ("Premium", "P1", {"persistence": "aof"}, None),
+    ("Premium", "P1", {"persistence": "snapshot"}, "cache.persistence"),
+    ("Standard", "C1", {"persistence": "rdb"}, "cache.persistence"),
+    ("Standard", "C1", {"zones": ["1", "2"]}, None),
+    ("Premium", "P2", {"zones": ["1", "2", "3"]}, None),
+    ("Basic", "C1", {"zones": ["1"]}, "cache.zones"),
+    ("Standard", "C1", {"zones": ["4"]}, "cache.zones[0]"),
+    ("Standard", "C1", {"zones": ["1", "1"]}, "cache.zones"),
+    ("Standard", "C1", {"minimum_tls_version": "1.0"}, "cache.minimum_tls_version"),
+    ("Standard", "C1", {"minimum_tls_version": "1.1"}, "cache.minimum_tls_version"),
+    ("Standard", "C1", {"redis_version": "4"}, "cache.redis_version"),
+    ("Standard", "C1", {"redis_version": None}, None),
+    ("Standard", "C1", {"auth": "entra"}, None),
+    ("Standard", "C1", {"auth": "password"}, "cache.auth"),
+    ("Standard", "C1", {"kind": "memcached"}, "cache.kind"),
+]
+
+
+@pytest.mark.parametrize(("tier", "size", "change", "flagged"), FEATURE_CASES)
+def test_sku_features(tier: str, size: str, change: dict, flagged: str | None) -> None:
+    spec = valid_spec()
+    spec.cache.tier, spec.cache.size = tier, size
+    for key, value in change.items():
+        setattr(spec.cache, key, value)
+    found = fields(spec)
+    if flagged is None:
+        assert found == []
+    else:
+        assert flagged in found
+
+
+def test_managed_redis_tiers_and_sizes() -> None:
+    spec = valid_spec()
+    spec.cache = CacheSpec(kind="azure-managed-redis", name="demo-cache", tier="Balanced",
+                           size="B0", redis_version=None)
+    assert fields(spec) == []
+    spec.cache.size = "M10"
+    assert "cache.size" in fields(spec)
+    spec.cache.tier, spec.cache.size = "Standard", "C1"
+    assert "cache.tier" in fields(spec)
+    spec.cache.tier, spec.cache.size, spec.cache.redis_version = "Balanced", "B1", "6"
+    assert fields(spec) == ["cache.redis_version"]
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("a", True), ("a" * 128, True), ("a" * 129, False), ("", False),
+        ("cost<center", False), ("a>b", False), ("50%", False), ("r&d", False),
+        ("back\\slash", False), ("why?", False), ("a/b", False),
+        ("microsoftx", False), ("Azure-env", False), ("WINDOWS", False), ("my-azure", True),
+    ],
+)
+def test_tag_names(name: str, ok: bool) -> None:
+    assert (check_tag_name(name) == []) == ok
+
+
+def test_tag_values() -> None:
+    assert check_tag_value("v" * 256) == []
+    assert check_tag_value("") == []
+    assert check_tag_value("v" * 257) != []
+
+
+def test_tag_count_counts_the_created_by_tag() -> None:
+    spec = valid_spec()
+    spec.tags = {f"t{i}": "x" for i in range(49)}
+    assert fields(spec) == []
+    spec.tags["one-more"] = "x"
+    assert fields(spec) == ["tags"]
+    spec.tags = {f"t{i}": "x" for i in range(49)} | {rules.CREATED_BY_TAG: "me"}
+    assert fields(spec) == []
+
+
+IMAGE_CASES = [
+    (ImageSpec(reference="acr12345.azurecr.io/pkg@sha256:" + "a" * 64), None),
+    (ImageSpec(reference="acr12345.azurecr.io/models/digits:v1"), None),
+    (ImageSpec(reference="docker.io/library/python:3"), "image.reference"),
+    (ImageSpec(), "image"),
+    (ImageSpec(reference="acr12345.azurecr.io/a:1", build_from="m"), "image"),
+    (ImageSpec(build_from="model", registry="acr12345", repository="digits", tag="v1"), None),
+    (ImageSpec(build_from="model", registry="acr", repository="digits", tag="v1"),
+     "image.registry"),
+    (ImageSpec(build_from="model", registry="acr12345", repository="Digits", tag="v1"),
+     "image.repository"),
+    (ImageSpec(build_from="model", registry="acr12345", repository="digits", tag=".v1"),
+     "image.tag"),
+    (ImageSpec(build_from="", registry="acr12345", repository="digits", tag="v1"),
+     "image.build_from"),
+    (ImageSpec(registry="acr12345", repository="digits", tag="v1"), "image.build_from"),
+]
+
+
+@pytest.mark.parametrize(("image", "flagged"), IMAGE_CASES)
+def test_image_forms(image: ImageSpec, flagged: str | None) -> None:
+    spec = valid_spec()
+    spec.image = image
+    found = fields(spec)
+    assert found == [] if flagged is None else flagged in found
+
+
+@pytest.mark.parametrize(
+    ("change", "flagged"),
+    [
+        ({"target": "azure"}, "subscription_id"),
+        ({"target": "azure", "subscription_id": "not-a-guid"}, "subscription_id"),
+        ({"target": "azure", "subscription_id": "12345678-1234-1234-1234-123456789abc"}, None),
+        ({"target": "aws"}, "target"),
+        ({"location": "West Europe"}, "location"),
+        ({"location": ""}, "location"),
+    ],
+)
+def test_target_and_location(change: dict, flagged: str | None) -> None:
+    spec = valid_spec()
+    for key, value in change.items():
+        setattr(spec, key, value)
+    found = fields(spec)
+    assert found == [] if flagged is None else flagged in found
+
+
+@pytest.mark.parametrize(("sku", "ok"), [("B1", True), ("P1v3", True), ("EP1", True),
+                                         ("Y1", False), ("F1", False)])
+def test_plan_skus(sku: str, ok: bool) -> None:
+    spec = valid_spec()
+    spec.function_app.plan_sku = sku
+    assert (fields(spec) == []) == ok
+
+
+def test_problem_text_names_the_field() -> None:
+    spec = valid_spec()
+    spec.cache.name = "a--b"
+    assert [str(p) for p in validate_spec(spec)] == [
+        "cache.name: must not contain consecutive hyphens"
+    ]
