@@ -56,9 +56,11 @@ NAME_RULES: dict[str, NameRule] = {
         start=r"A-Za-z0-9", start_text="a letter or digit",
         end=r"A-Za-z0-9", end_text="a letter or digit", no_double_hyphen=True,
     ),
+    # Microsoft.Cache/redisEnterprise: "1-60 characters ... no leading nor
+    # trailing nor consecutive hyphens" (the cluster name's API description).
     "managed_cache": NameRule(
         "cache name", 1, 60, r"A-Za-z0-9-", "letters, digits and hyphens",
-        start=r"A-Za-z", start_text="a letter",
+        start=r"A-Za-z0-9", start_text="a letter or digit",
         end=r"A-Za-z0-9", end_text="a letter or digit", no_double_hyphen=True,
     ),
     "resource_group": NameRule(
