@@ -1,0 +1,354 @@
+"""Cache-aside scoring: look the request up in Redis, score on a miss, store with a TTL.
+
+Plain Python with no Azure Functions import, so the whole behaviour (hit, miss,
+expiry, a dead cache, bad JSON, a failing model) is testable against a real
+redis-server. `function_app.py` only adapts HTTP to `CacheAsideScorer.score`.
+
+The seed article's entry script called the model twice and never stored a
+result; here the key is sha256(model version + canonical JSON of the body), so
+two requests with the same meaning share one entry and a new model version never
+answers from an older model's results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+log = logging.getLogger("mlcache.scoring")
+
+KEY_PREFIX = "mlcache:score:"
+DEFAULT_TTL_SECONDS = 3600
+ENTRA_SCOPE = "https://redis.azure.com/.default"
+
+# A dead or unreachable cache must cost milliseconds: a short connect timeout,
+# no client-side retries, and a breaker that skips the cache for a while after
+# a failure instead of paying the timeout on every request.
+CONNECT_TIMEOUT_SECONDS = 0.25
+SOCKET_TIMEOUT_SECONDS = 0.5
+BREAKER_FIRST_PAUSE_SECONDS = 1.0
+BREAKER_MAX_PAUSE_SECONDS = 30.0
+
+
+class BadRequest(Exception):
+    """The request body cannot be scored (not JSON, empty)."""
+
+
+class ModelError(Exception):
+    """The entry script's `run` raised; the message is safe to show the caller."""
+
+
+class CacheUnavailable(Exception):
+    """Redis could not be used for this request."""
+
+
+def canonical_json(value: Any) -> str:
+    """The one spelling of a JSON value: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def cache_key(model_version: str, canonical_body: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(model_version.encode("utf-8"))
+    digest.update(b"\x00")
+    digest.update(canonical_body.encode("utf-8"))
+    return KEY_PREFIX + digest.hexdigest()
+
+
+def parse_body(body: bytes) -> tuple[Any, str]:
+    """Decode and parse the request body; return (value, raw text). Raises BadRequest."""
+    if not body.strip():
+        raise BadRequest('request body is empty; send a JSON document, e.g. {"data": [[...]]}')
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"request body is not UTF-8 text (byte {exc.start})") from None
+    try:
+        return json.loads(text), text
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """How to reach the cache, read from the function app's application settings."""
+
+    host: str
+    port: int
+    key: str = ""
+    auth: str = "access-keys"
+    username: str = ""
+    ca_bundle: str = ""
+    ttl_seconds: int = DEFAULT_TTL_SECONDS
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] | None = None) -> RedisSettings | None:
+        """None when no cache is configured (REDIS_HOST unset): scoring still works."""
+        env = os.environ if env is None else env
+        host = env.get("REDIS_HOST", "").strip()
+        if not host:
+            return None
+        auth = env.get("REDIS_AUTH", "access-keys").strip().lower() or "access-keys"
+        if auth not in ("access-keys", "entra"):
+            raise ValueError(f"REDIS_AUTH must be 'access-keys' or 'entra', not {auth!r}")
+        try:
+            port = int(env.get("REDIS_PORT", "6380"))
+            ttl = int(env.get("REDIS_TTL_SECONDS", str(DEFAULT_TTL_SECONDS)))
+        except ValueError as exc:
+            raise ValueError(f"REDIS_PORT and REDIS_TTL_SECONDS must be integers: {exc}") from None
+        if ttl <= 0:
+            raise ValueError("REDIS_TTL_SECONDS must be a positive number of seconds")
+        return cls(
+            host=host,
+            port=port,
+            key=env.get("REDIS_KEY", ""),
+            auth=auth,
+            username=env.get("REDIS_USERNAME", ""),
+            ca_bundle=env.get("REDIS_CA_BUNDLE", ""),
+            ttl_seconds=ttl,
+        )
+
+
+class _EntraPassword:
+    """A Microsoft Entra access token for Redis, renewed before it expires."""
+
+    def __init__(self) -> None:
+        from azure.identity import ManagedIdentityCredential
+
+        self._credential = ManagedIdentityCredential()
+        self._token = ""
+        self._expires_on = 0.0
+
+    def current(self) -> tuple[str, float]:
+        # Renew five minutes early: Azure closes connections whose token expired.
+        if time.time() > self._expires_on - 300:
+            token = self._credential.get_token(ENTRA_SCOPE)
+            self._token, self._expires_on = token.token, float(token.expires_on)
+        return self._token, self._expires_on
+
+
+@dataclass
+class _Breaker:
+    """After a failure, skip the cache for a pause that doubles up to a ceiling."""
+
+    pause: float = 0.0
+    open_until: float = 0.0
+    last_error: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    def failed(self, error: str) -> None:
+        with self.lock:
+            self.pause = min(
+                BREAKER_MAX_PAUSE_SECONDS,
+                self.pause * 2 if self.pause else BREAKER_FIRST_PAUSE_SECONDS,
+            )
+            self.open_until = time.monotonic() + self.pause
+            self.last_error = error
+
+    def succeeded(self) -> None:
+        if self.pause:
+            with self.lock:
+                self.pause = 0.0
+                self.open_until = 0.0
+                self.last_error = ""
+
+
+class RedisCache:
+    """A TLS Redis client with short timeouts and a breaker; every failure is CacheUnavailable."""
+
+    def __init__(self, settings: RedisSettings) -> None:
+        self.settings = settings
+        self._breaker = _Breaker()
+        self._entra = _EntraPassword() if settings.auth == "entra" else None
+        self._client: redis.Redis | None = None
+        self._client_expires = float("inf")
+        self._lock = threading.Lock()
+
+    def _connect(self) -> redis.Redis:
+        s = self.settings
+        password, username, expires = s.key or None, None, float("inf")
+        if self._entra is not None:
+            password, expires = self._entra.current()
+            username = s.username or None
+        client = redis.Redis(
+            host=s.host,
+            port=s.port,
+            username=username,
+            password=password,
+            ssl=True,
+            ssl_cert_reqs="required",
+            ssl_check_hostname=True,
+            ssl_ca_certs=s.ca_bundle or None,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+            health_check_interval=0,
+        )
+        self._client_expires = expires - 300
+        return client
+
+    def _get_client(self) -> redis.Redis:
+        with self._lock:
+            if self._client is None or time.time() > self._client_expires:
+                old, self._client = self._client, self._connect()
+                if old is not None:
+                    old.close()
+            return self._client
+
+    def _call(self, operation: Callable[[redis.Redis], Any]) -> Any:
+        if not self._breaker.allows():
+            raise CacheUnavailable(
+                f"cache skipped after a recent failure ({self._breaker.last_error})"
+            )
+        try:
+            result = operation(self._get_client())
+        except (redis.RedisError, OSError) as exc:
+            # Never echo the exception text of an auth failure verbatim: it is
+            # harmless today, but the class name is enough to diagnose.
+            reason = _describe(exc)
+            self._breaker.failed(reason)
+            log.warning("cache unavailable: %s", reason)
+            raise CacheUnavailable(reason) from None
+        except Exception as exc:  # token acquisition (Entra) failures land here
+            reason = f"{type(exc).__name__}"
+            self._breaker.failed(reason)
+            log.warning("cache unavailable: %s", reason)
+            raise CacheUnavailable(reason) from None
+        self._breaker.succeeded()
+        return result
+
+    def get(self, key: str) -> bytes | None:
+        value: bytes | None = self._call(lambda c: c.get(key))
+        return value
+
+    def set(self, key: str, value: bytes) -> None:
+        self._call(lambda c: c.set(key, value, ex=self.settings.ttl_seconds))
+
+    def ping(self) -> None:
+        """Reach the server without touching any key; bypasses the breaker pause."""
+        try:
+            self._get_client().ping()
+        except (redis.RedisError, OSError) as exc:
+            raise CacheUnavailable(_describe(exc)) from None
+        except Exception as exc:
+            raise CacheUnavailable(type(exc).__name__) from None
+        self._breaker.succeeded()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, redis.AuthenticationError):
+        return "authentication failed"
+    if isinstance(exc, redis.TimeoutError):
+        return "timed out"
+    if isinstance(exc, redis.ConnectionError):
+        text = str(exc).split(".")[0]
+        return f"connection failed ({text})" if text else "connection failed"
+    return type(exc).__name__
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What the HTTP layer needs: the JSON body and how it was produced."""
+
+    body: bytes
+    cache: str  # HIT | MISS | BYPASS
+    elapsed_ms: float
+    cache_detail: str = ""
+
+
+class CacheAsideScorer:
+    """Score requests through the cache. `run` takes the raw JSON text or the parsed value."""
+
+    def __init__(
+        self,
+        run: Callable[[Any], Any],
+        model_version: str,
+        cache: RedisCache | None,
+        *,
+        pass_raw_text: bool = True,
+    ) -> None:
+        self._run = run
+        self.model_version = model_version
+        self.cache = cache
+        self._pass_raw_text = pass_raw_text
+
+    def score(self, body: bytes) -> ScoreResult:
+        """Raises BadRequest (caller's fault) or ModelError (the model's); never Redis errors."""
+        started = time.perf_counter()
+        value, text = parse_body(body)
+        key = cache_key(self.model_version, canonical_json(value))
+        detail = ""
+        if self.cache is None:
+            detail = "no cache configured"
+        else:
+            try:
+                cached = self.cache.get(key)
+            except CacheUnavailable as exc:
+                detail = f"cache unavailable: {exc}"
+            else:
+                if cached is not None:
+                    return ScoreResult(cached, "HIT", _ms_since(started))
+
+        try:
+            result = self._run(text if self._pass_raw_text else value)
+        except Exception as exc:
+            log.exception("run() raised")
+            raise ModelError(f"the model's run() failed: {type(exc).__name__}: {exc}") from None
+        try:
+            payload = canonical_json(result).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise ModelError(
+                f"run() returned a value that is not JSON serializable: {exc}"
+            ) from None
+
+        if detail:
+            return ScoreResult(payload, "BYPASS", _ms_since(started), detail)
+        assert self.cache is not None
+        try:
+            self.cache.set(key, payload)
+        except CacheUnavailable as exc:
+            return ScoreResult(payload, "BYPASS", _ms_since(started), f"cache unavailable: {exc}")
+        return ScoreResult(payload, "MISS", _ms_since(started))
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+def model_files_version(model_dir: str) -> str:
+    """sha256 over every file's relative path and bytes: the default MODEL_VERSION."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(model_dir):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, model_dir).replace(os.sep, "/").encode("utf-8"))
+            digest.update(b"\x00")
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            digest.update(b"\x00")
+    return digest.hexdigest()[:16]
