@@ -1,0 +1,1 @@
+"""Qt-free engine: cloud targets, plans, the runner, test calls, cleanup, export."""

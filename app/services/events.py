@@ -1,0 +1,105 @@
+"""What a run reports, as plain dataclasses any listener can consume.
+
+The runner emits these; the CLI prints them, the wizard's bridge turns them into
+Qt signals, and the per-deployment log stores them as JSON lines. They carry
+no secrets: the runner redacts every event before handing it out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step: str
+    title: str
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    step: str
+    provisioning_state: str
+    elapsed: float
+    message: str = ""
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class StepLog:
+    step: str | None
+    level: str
+    message: str
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class StepSucceeded:
+    step: str
+    message: str
+    elapsed: float
+    adopted: bool = False
+    outputs: dict[str, str] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    step: str
+    code: str
+    message: str
+    hint: str
+    elapsed: float
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class StepSkipped:
+    """A step that did not run because something it depends on failed or the run stopped."""
+
+    step: str
+    reason: str
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    succeeded: bool
+    cancelled: bool
+    elapsed: float
+    done: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    still_creating: tuple[str, ...] = ()
+    log_path: str = ""
+    time: float = field(default_factory=time.time)
+
+
+Event = (
+    StepStarted | StepProgress | StepLog | StepSucceeded | StepFailed | StepSkipped | RunFinished
+)
+Listener = Callable[[Event], None]
+
+EVENT_KINDS: dict[type, str] = {
+    StepStarted: "step_started",
+    StepProgress: "step_progress",
+    StepLog: "step_log",
+    StepSucceeded: "step_succeeded",
+    StepFailed: "step_failed",
+    StepSkipped: "step_skipped",
+    RunFinished: "run_finished",
+}
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The JSON form: `{"event": kind, ...fields}`; tuples become lists."""
+    data: dict[str, Any] = {"event": EVENT_KINDS[type(event)]}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        data[f.name] = list(value) if isinstance(value, tuple) else value
+    return data

@@ -1,0 +1,287 @@
+"""From what Azure Resource Manager answered to what a person should do next.
+
+One table maps ARM error codes to a class of `app.errors` (who is at fault) and
+a one-line recommendation; `describe()` turns any exception a step raises into
+that triple, and `as_error()` into the error the CLI and GUI show.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from app.errors import (
+    BadInput,
+    MlcacheError,
+    NotPermitted,
+    QuotaOrRegion,
+    ServiceFailure,
+)
+from app.services.redaction import redact
+
+MANAGED_REDIS_SUGGESTION = (
+    "Azure no longer lets this tenant create Azure Cache for Redis (Basic/Standard/Premium); "
+    "set cache.kind to \"azure-managed-redis\" (e.g. tier Balanced, size B0 for a Standard C0) "
+    "and deploy again."
+)
+
+
+@dataclass(frozen=True)
+class Hint:
+    error_class: type[MlcacheError]
+    recommendation: str
+
+
+_NAME_TAKEN = Hint(
+    BadInput, "The name is taken (names are global across Azure); choose another one."
+)
+_QUOTA = Hint(
+    QuotaOrRegion,
+    "The subscription's quota is used up here: pick a smaller size or another region, "
+    "or request a quota increase in the portal (Subscriptions > Usage + quotas).",
+)
+_SKU_REGION = Hint(
+    QuotaOrRegion,
+    "This size or tier is not offered in the chosen region for this subscription: "
+    "pick another region or size.",
+)
+_AUTH = Hint(
+    NotPermitted,
+    "The signed-in identity lacks permission: ask for the Contributor role on the "
+    "subscription or resource group, or sign in with another account.",
+)
+_SIGN_IN = Hint(
+    NotPermitted, "Sign in again: the credential was rejected or has expired."
+)
+_BAD_REQUEST = Hint(
+    BadInput, "Azure refused the settings: fix the value the message names and deploy again."
+)
+_TRANSIENT = Hint(
+    ServiceFailure, "A temporary Azure failure: deploy again; finished resources are kept."
+)
+_BLOCKED = Hint(QuotaOrRegion, MANAGED_REDIS_SUGGESTION)
+
+HINTS: dict[str, Hint] = {
+    # Names
+    "NameNotAvailable": _NAME_TAKEN,
+    "NameAlreadyExists": _NAME_TAKEN,
+    "StorageAccountAlreadyTaken": _NAME_TAKEN,
+    "StorageAccountAlreadyExists": _NAME_TAKEN,
+    "AlreadyExists": _NAME_TAKEN,
+    "RegistryNameNotAvailable": _NAME_TAKEN,
+    "WebsiteAlreadyExists": _NAME_TAKEN,
+    "SiteNameNotAvailable": _NAME_TAKEN,
+    "ReservedResourceName": Hint(
+        BadInput, "The name contains a reserved word or trademark; choose another one."
+    ),
+    "AccountNameInvalid": Hint(
+        BadInput, "Storage account names are 3-24 lowercase letters and digits."
+    ),
+    "InvalidResourceName": Hint(BadInput, "Fix the name as the message says and deploy again."),
+    # Quota, SKU and region
+    "QuotaExceeded": _QUOTA,
+    "SubscriptionQuotaExceeded": _QUOTA,
+    "OperationNotAllowed": _QUOTA,
+    "Unauthorized.QuotaExceeded": _QUOTA,
+    "ResourceQuotaExceeded": _QUOTA,
+    "SkuNotAvailable": _SKU_REGION,
+    "LocationNotAvailableForResourceType": _SKU_REGION,
+    "NoRegisteredProviderFound": _SKU_REGION,
+    "InvalidLocation": _SKU_REGION,
+    "RegionCapacityUnavailable": _SKU_REGION,
+    "ZonesNotSupported": Hint(
+        QuotaOrRegion, "Availability zones are not offered for this region or tier: turn them off."
+    ),
+    # Azure Cache for Redis blocked for tenants that had none before 2026-04-01
+    "CacheCreationBlocked": _BLOCKED,
+    "RedisCacheCreationBlocked": _BLOCKED,
+    "AzureCacheForRedisCreationBlocked": _BLOCKED,
+    "NewCacheCreationBlocked": _BLOCKED,
+    "FeatureNotAvailableForTenant": _BLOCKED,
+    # Permissions and policy
+    "AuthorizationFailed": _AUTH,
+    "LinkedAuthorizationFailed": _AUTH,
+    "Forbidden": _AUTH,
+    "AuthenticationFailed": _SIGN_IN,
+    "InvalidAuthenticationToken": _SIGN_IN,
+    "ExpiredAuthenticationToken": _SIGN_IN,
+    "InvalidAuthenticationTokenTenant": Hint(
+        NotPermitted,
+        "The subscription belongs to another tenant: choose that tenant when signing in.",
+    ),
+    "ScopeLocked": Hint(
+        NotPermitted,
+        "A lock on the resource group or subscription forbids this; remove the lock "
+        "(Settings > Locks) or ask its owner, then try again.",
+    ),
+    "RequestDisallowedByPolicy": Hint(
+        NotPermitted,
+        "An Azure Policy assignment forbids this configuration; the message names the policy: "
+        "change the setting it asks for or ask the policy owner for an exemption.",
+    ),
+    "MissingSubscriptionRegistration": Hint(
+        NotPermitted,
+        "The subscription is not registered for this resource provider: "
+        "run `az provider register --namespace <provider>` or ask an owner to.",
+    ),
+    "SubscriptionNotFound": Hint(
+        BadInput, "The subscription does not exist or this account cannot see it: choose another."
+    ),
+    "DisallowedOperation": Hint(
+        NotPermitted, "This subscription type (e.g. a free trial) does not allow this resource."
+    ),
+    # Bad request bodies
+    "InvalidRequestContent": _BAD_REQUEST,
+    "InvalidRequestFormat": _BAD_REQUEST,
+    "InvalidParameter": _BAD_REQUEST,
+    "BadRequest": _BAD_REQUEST,
+    "LinkedInvalidPropertyId": _BAD_REQUEST,
+    "InvalidTemplate": _BAD_REQUEST,
+    "MissingApiVersionParameter": _BAD_REQUEST,
+    # Missing things
+    "ResourceGroupNotFound": Hint(
+        BadInput, "The resource group does not exist (or was deleted): deploy creates it again."
+    ),
+    "ResourceNotFound": Hint(
+        ServiceFailure, "The resource vanished while working on it: deploy again to recreate it."
+    ),
+    "ResourceGroupBeingDeleted": Hint(
+        ServiceFailure, "The resource group is being deleted: wait until it is gone, then deploy."
+    ),
+    # Image
+    "ImageNotFound": Hint(
+        BadInput,
+        "The image is not in the registry: check image.reference, or build it (image.build_from).",
+    ),
+    # Transient
+    "Conflict": Hint(
+        ServiceFailure, "Another operation on this resource is still running: wait and try again."
+    ),
+    "AnotherOperationInProgress": Hint(
+        ServiceFailure, "Another operation on this resource is still running: wait and try again."
+    ),
+    "TooManyRequests": Hint(
+        ServiceFailure, "Azure is throttling requests: wait a minute and deploy again."
+    ),
+    "InternalServerError": _TRANSIENT,
+    "ServiceUnavailable": _TRANSIENT,
+    "GatewayTimeout": _TRANSIENT,
+    "ProvisioningFailed": _TRANSIENT,
+    "Failed": _TRANSIENT,
+}
+
+_BLOCKED_TEXT = re.compile(
+    r"(creation|create).{0,80}(blocked|no longer (allowed|available|supported))"
+    r"|azure managed redis",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """An error as a person should read it: ARM code, message, and what to do."""
+
+    code: str
+    message: str
+    hint: str
+    error_class: type[MlcacheError]
+
+
+def hint_for(code: str, message: str = "") -> Hint:
+    # Azure answers the blocked-tenant refusal with a generic code on some API
+    # versions; the message is what identifies it, so it is checked first.
+    if _BLOCKED_TEXT.search(message) and "redis" in message.lower():
+        return _BLOCKED
+    hint = HINTS.get(code)
+    if hint is None and "." in code:
+        hint = HINTS.get(code.split(".")[0])
+    if hint is None:
+        hint = Hint(ServiceFailure, "Look at the message above; deploy again to retry this step.")
+    return hint
+
+
+def is_cache_blocked(code: str, message: str) -> bool:
+    return hint_for(code, message) is _BLOCKED
+
+
+def describe(exc: BaseException) -> Explained:
+    """Classify any exception a step may raise: SDK errors, ours, network, anything else."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(exc, MlcacheError):
+        code = getattr(exc, "code", "") or type(exc).__name__
+        return Explained(code, redact(exc.message), redact(exc.recommendation), type(exc))
+    if isinstance(exc, ClientAuthenticationError):
+        hint = HINTS["AuthenticationFailed"]
+        return Explained("AuthenticationFailed", _message(exc), hint.recommendation, NotPermitted)
+    if isinstance(exc, HttpResponseError):
+        error = exc.error
+        code = (error.code if error is not None else None) or _status_code(exc.status_code)
+        message = (error.message if error is not None else None) or _message(exc)
+        hint = hint_for(code, message)
+        return Explained(code, redact(str(message)), hint.recommendation, hint.error_class)
+    if isinstance(exc, ServiceRequestError | ServiceResponseError | ConnectionError | TimeoutError):
+        return Explained(
+            "ConnectionFailed",
+            _message(exc),
+            "The management endpoint could not be reached: check the network (or that the "
+            "sandbox runs) and deploy again.",
+            ServiceFailure,
+        )
+    return Explained(
+        type(exc).__name__,
+        _message(exc),
+        "An unexpected error; the deployment log holds the details.",
+        ServiceFailure,
+    )
+
+
+def as_error(exc: BaseException, prefix: str = "") -> MlcacheError:
+    """The `app.errors` error to raise for `exc`, message prefixed and redacted."""
+    if isinstance(exc, MlcacheError):
+        return exc
+    explained = describe(exc)
+    text = f"{prefix}{explained.message}" if prefix else explained.message
+    if explained.code and explained.code not in text:
+        text = f"{text} ({explained.code})"
+    error = explained.error_class(text, explained.hint)
+    error.code = explained.code  # type: ignore[attr-defined]
+    return error
+
+
+def _status_code(status: int | None) -> str:
+    return {
+        400: "BadRequest",
+        401: "AuthenticationFailed",
+        403: "AuthorizationFailed",
+        404: "ResourceNotFound",
+        409: "Conflict",
+        429: "TooManyRequests",
+        500: "InternalServerError",
+        503: "ServiceUnavailable",
+        504: "GatewayTimeout",
+    }.get(status or 0, f"HTTP{status}" if status else "Unknown")
+
+
+def _message(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    # The SDK's str() repeats "Code:/Message:" lines; the first line is the sentence.
+    first = str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
+    return redact(first)
+
+
+__all__ = [
+    "HINTS",
+    "MANAGED_REDIS_SUGGESTION",
+    "Explained",
+    "Hint",
+    "as_error",
+    "describe",
+    "hint_for",
+    "is_cache_blocked",
+]

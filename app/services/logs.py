@@ -1,0 +1,136 @@
+"""Logging by area (`mlcache.arm`, `mlcache.deploy`, ...) with redaction at the source.
+
+Every logger handed out by `get_logger` carries the redacting filter, so a
+record is clean before any handler (console, GUI pane buffer, deployment file)
+sees it. `DeploymentLog` is the per-deployment JSON-lines file: the run's events
+plus the `mlcache.*` log records, both already redacted.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import re
+import threading
+import time
+import traceback
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from app import paths
+from app.services.events import Event, event_to_dict
+from app.services.redaction import redact, redact_value
+
+ROOT = "mlcache"
+# Set on records that mirror a runner event, so the JSON-lines file keeps one copy.
+EVENT_MARK = "mlcache_event"
+
+
+class RedactFilter(logging.Filter):
+    """Replaces the record's message (and traceback text) by its redacted form."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_mlcache_redacted", False):
+            return True
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            text = "".join(traceback.format_exception(*record.exc_info))
+            record.exc_text = redact(text)
+            record.exc_info = None
+        record._mlcache_redacted = True
+        return True
+
+
+_FILTER = RedactFilter()
+_lock = threading.Lock()
+
+
+def get_logger(area: str) -> logging.Logger:
+    """The logger for one area of the engine, e.g. `get_logger("arm")` → `mlcache.arm`."""
+    name = area if area.startswith(ROOT) else f"{ROOT}.{area}"
+    logger = logging.getLogger(name)
+    with _lock:
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+    return logger
+
+
+class LogBuffer(logging.Handler):
+    """The last N formatted records, so a log pane can be reopened with its history."""
+
+    def __init__(self, capacity: int = 2000) -> None:
+        super().__init__()
+        self.records: collections.deque[str] = collections.deque(maxlen=capacity)
+        self.addFilter(_FILTER)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(self.format(record))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "deployment"
+
+
+class DeploymentLog(logging.Handler):
+    """A redacted JSON-lines record of one deployment: events and `mlcache.*` logs.
+
+    Use as a context manager; while open it is attached to the `mlcache` logger
+    and, passed to the runner as a listener, records every event.
+    """
+
+    def __init__(self, name: str, directory: Path | None = None) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.addFilter(_FILTER)
+        folder = directory or paths.deployment_logs_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        self.path = folder / f"{_slug(name)}-{stamp}-{int(time.time() * 1000) % 1000:03d}.jsonl"
+        self._file = self.path.open("a", encoding="utf-8")
+        self._write_lock = threading.Lock()
+        self._root = logging.getLogger(ROOT)
+        self._saved_level = self._root.level
+
+    def __enter__(self) -> DeploymentLog:
+        self._root.addHandler(self)
+        if self._root.level == logging.NOTSET or self._root.level > logging.INFO:
+            self._root.setLevel(logging.INFO)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._root.removeHandler(self)
+        self._root.setLevel(self._saved_level)
+        with self._write_lock:
+            self._file.close()
+
+    def _write(self, data: dict[str, Any]) -> None:
+        line = json.dumps(redact_value(data), default=str)
+        with self._write_lock:
+            if not self._file.closed:
+                self._file.write(line + "\n")
+                self._file.flush()
+
+    def __call__(self, event: Event) -> None:
+        self._write(event_to_dict(event))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, EVENT_MARK, False):
+            return
+        data: dict[str, Any] = {
+            "event": "log",
+            "time": record.created,
+            "logger": record.name,
+            "level": record.levelname,
+            "message": record.getMessage(),
+        }
+        if record.exc_text:
+            data["traceback"] = record.exc_text
+        self._write(data)
