@@ -198,7 +198,6 @@ class RedisCache:
             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
             socket_timeout=SOCKET_TIMEOUT_SECONDS,
             retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False,
             health_check_interval=0,
         )
         self._client_expires = expires - 300

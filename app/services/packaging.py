@@ -1,0 +1,573 @@
+"""Turn a model folder into a deployable function-app package, and build its image on Azure.
+
+AzureML SDK v1's `package()` (what the seed article used) lost support on
+2026-06-30, so the product makes the package itself: the user's entry script,
+model files and requirements, wrapped by the cache-aside function template in
+`resources/function-template/`, plus a Dockerfile on the official Azure
+Functions Python image. Validation runs first and names the one missing piece.
+
+On Azure the image is built in the cloud by ACR Tasks (no local Docker), see
+`build_image_in_acr`. On the sandbox the package folder itself is pushed to the
+sandbox registry (`app.sandbox`), which runs it as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from app.errors import BadInput, ServiceFailure
+from app.paths import resources_dir
+
+log = logging.getLogger("mlcache.package")
+
+# `func init --docker` writes this base for Python 3.11 on Functions runtime 4.
+# Python 3.11 matches the interpreter the sample model is pickled with.
+BASE_IMAGE = "mcr.microsoft.com/azure-functions/python:4-python3.11"
+PACKAGE_FORMAT = 1
+PACKAGE_INFO_NAME = "package-info.json"
+MODEL_SUBDIR = "model"
+DEFAULT_ENTRY_SCRIPT = "score.py"
+SAMPLE_REQUEST_NAME = "sample-request.json"
+REQUIREMENTS_NAME = "requirements.txt"
+
+# Never copied from a model folder into a package.
+_SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache"})
+_SKIPPED_SUFFIXES = (".pyc", ".pyo")
+# Files of a model folder that are not model files.
+_NOT_MODEL_FILES = frozenset({REQUIREMENTS_NAME, SAMPLE_REQUEST_NAME, "readme.md", "readme.txt"})
+
+_REQUIREMENT_NAME = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)(.*)$")
+# Options that point at other files or checkouts, which the package would not contain.
+_FILE_OPTIONS = ("-r", "-c", "-e", "--requirement", "--constraint", "--editable")
+
+DOCKERFILE = f"""\
+# Built by mlcache-deploy. The official Azure Functions image runs the Python
+# worker; the app (function_app.py, the cache-aside wrapper and model/) goes
+# where the Functions host looks for it.
+FROM {BASE_IMAGE}
+
+ENV AzureWebJobsScriptRoot=/home/site/wwwroot \\
+    AzureFunctionsJobHost__Logging__Console__IsEnabled=true
+
+COPY requirements.txt /
+RUN pip install --no-cache-dir -r /requirements.txt
+
+COPY . /home/site/wwwroot
+"""
+
+DOCKERIGNORE = """\
+Dockerfile
+.dockerignore
+**/__pycache__
+**/*.pyc
+local.settings.json
+"""
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A model folder that passed validation."""
+
+    root: Path
+    entry_script: str
+    model_files: tuple[str, ...]
+    requirements: tuple[str, ...]
+    has_sample_request: bool
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    """What `build_package` made; also written as package-info.json inside the package."""
+
+    out_dir: Path
+    entry_script: str
+    model_version: str
+    model_files: tuple[str, ...]
+    requirements: tuple[str, ...]
+    has_sample_request: bool
+    base_image: str = BASE_IMAGE
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["out_dir"] = str(self.out_dir)
+        data["model_files"] = list(self.model_files)
+        data["requirements"] = list(self.requirements)
+        return data
+
+
+def template_dir() -> Path:
+    return resources_dir() / "function-template"
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _model_folder_files(root: Path) -> list[str]:
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIPPED_DIRS)
+        for name in sorted(filenames):
+            if name.endswith(_SKIPPED_SUFFIXES):
+                continue
+            path = Path(dirpath, name)
+            if path.is_file():
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
+def _top_level_functions(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    return {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+
+
+def _parse_script(path: Path) -> ast.Module:
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise BadInput(
+            f"{path.name} has a syntax error at line {exc.lineno}: {exc.msg}",
+            "Fix the entry script so `python -c 'import score'` works in the model folder.",
+        ) from None
+
+
+def _find_entry_script(root: Path, files: list[str]) -> str:
+    if (root / DEFAULT_ENTRY_SCRIPT).is_file():
+        return DEFAULT_ENTRY_SCRIPT
+    candidates = []
+    for name in files:
+        if "/" in name or not name.endswith(".py"):
+            continue
+        try:
+            functions = _top_level_functions(ast.parse((root / name).read_text(encoding="utf-8")))
+        except (SyntaxError, UnicodeDecodeError, OSError):
+            continue
+        if "init" in functions and "run" in functions:
+            candidates.append(name)
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        raise BadInput(
+            f"{root} has several entry scripts ({', '.join(candidates)})",
+            f"Name the one to serve {DEFAULT_ENTRY_SCRIPT}.",
+        )
+    raise BadInput(
+        f"{root} has no entry script",
+        f"Add {DEFAULT_ENTRY_SCRIPT} defining init() (load the model) and run(raw_data) (score).",
+    )
+
+
+def _check_entry_functions(path: Path) -> None:
+    functions = _top_level_functions(_parse_script(path))
+    for name, hint in (
+        ("init", "init() loads the model once when the function app starts"),
+        ("run", "run(raw_data) scores one request and returns JSON-serializable data"),
+    ):
+        if name not in functions:
+            raise BadInput(f"{path.name} defines no {name}() function", f"Add it: {hint}.")
+    run_args = functions["run"].args
+    positional = run_args.posonlyargs + run_args.args
+    if not positional and run_args.vararg is None:
+        raise BadInput(
+            f"{path.name}: run() takes no argument",
+            "run(raw_data) receives the request body (the raw JSON text).",
+        )
+    init_args = functions["init"].args
+    required = len(init_args.posonlyargs + init_args.args) - len(init_args.defaults)
+    if required > 0:
+        raise BadInput(
+            f"{path.name}: init() requires arguments",
+            "init() is called without arguments; read paths from AZUREML_MODEL_DIR.",
+        )
+
+
+def parse_requirements(text: str, source: str = REQUIREMENTS_NAME) -> list[str]:
+    """The requirement lines of a requirements file, comments dropped; BadInput on lines
+    that point at files or checkouts the package would not contain."""
+    lines: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        first = line.split()[0]
+        if first in _FILE_OPTIONS or any(first.startswith(o + "=") for o in _FILE_OPTIONS[3:]):
+            raise BadInput(
+                f"{source} line {number}: {first} refers to another file or checkout",
+                "List the packages directly; the package carries only this one file.",
+            )
+        if line.startswith("-"):
+            lines.append(line)
+            continue
+        if not _REQUIREMENT_NAME.match(line):
+            raise BadInput(f"{source} line {number} is not a requirement: {line!r}")
+        lines.append(line)
+    return lines
+
+
+def _requirement_name(line: str) -> str | None:
+    if line.startswith("-"):
+        return None
+    match = _REQUIREMENT_NAME.match(line)
+    if match is None:
+        return None
+    # PEP 503 normalisation, so `Scikit_Learn` and `scikit-learn` are one package.
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower()
+
+
+def merge_requirements(template: Iterable[str], model: Iterable[str]) -> list[str]:
+    """Template requirements first, then the model's; one line per package.
+
+    When both name a package, the model's line wins if it pins a version
+    (`==`), otherwise both constraints are kept on one line so pip applies both.
+    """
+    merged: dict[str, str] = {}
+    options: list[str] = []
+    for line in [*template, *model]:
+        name = _requirement_name(line)
+        if name is None:
+            if line not in options:
+                options.append(line)
+            continue
+        if name not in merged:
+            merged[name] = line
+            continue
+        merged[name] = _combine(merged[name], line)
+    return options + list(merged.values())
+
+
+def _combine(first: str, second: str) -> str:
+    def split(line: str) -> tuple[str, str, str]:
+        requirement, _, marker = line.partition(";")
+        match = _REQUIREMENT_NAME.match(requirement.strip())
+        assert match is not None
+        head, spec = match.group(1), match.group(2).strip()
+        extras = ""
+        if spec.startswith("["):
+            extras, _, spec = spec.partition("]")
+            extras += "]"
+            spec = spec.strip()
+        return head + extras, spec, marker.strip()
+
+    _, spec1, _ = split(first)
+    name2, spec2, marker2 = split(second)
+    if "@" in spec2 or "==" in spec2 or not spec1:
+        return second
+    if not spec2:
+        return first
+    # Bracketed extras of the model's line win; markers are the model's.
+    combined = f"{name2}{spec1},{spec2}"
+    return f"{combined}; {marker2}" if marker2 else combined
+
+
+def validate_model_dir(model_dir: Path) -> ModelFolder:
+    """Check a model folder; raise BadInput naming the first missing or broken piece."""
+    root = model_dir.expanduser()
+    if not root.exists():
+        raise BadInput(f"model folder {root} does not exist")
+    if not root.is_dir():
+        raise BadInput(f"{root} is not a folder", "Pass the folder holding score.py and the model.")
+    root = root.resolve()
+    files = _model_folder_files(root)
+    entry = _find_entry_script(root, files)
+    _check_entry_functions(root / entry)
+
+    req_path = root / REQUIREMENTS_NAME
+    if not req_path.is_file():
+        raise BadInput(
+            f"{root} has no {REQUIREMENTS_NAME}",
+            "List the packages the entry script imports (e.g. scikit-learn, joblib, numpy).",
+        )
+    try:
+        requirements = parse_requirements(req_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise BadInput(f"{req_path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read {req_path}: {exc.strerror}") from None
+
+    model_files = tuple(
+        f for f in files if not f.endswith(".py") and f.lower() not in _NOT_MODEL_FILES
+    )
+    if not model_files:
+        raise BadInput(
+            f"{root} holds no model files besides {entry} and {REQUIREMENTS_NAME}",
+            "Put the trained model (e.g. model.joblib, model.pkl, model.onnx) in the folder.",
+        )
+
+    has_sample = (root / SAMPLE_REQUEST_NAME).is_file()
+    if has_sample:
+        try:
+            json.loads((root / SAMPLE_REQUEST_NAME).read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise BadInput(f"{root / SAMPLE_REQUEST_NAME} is not valid JSON: {exc}") from None
+    return ModelFolder(root, entry, model_files, tuple(requirements), has_sample)
+
+
+# ------------------------------------------------------------------ building
+
+
+def model_files_version(model_dir: Path) -> str:
+    """sha256 over relative paths and bytes; the same function as the template's
+    `cache_aside.model_files_version`, so build time and run time agree."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(model_dir):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, model_dir).replace(os.sep, "/").encode("utf-8"))
+            digest.update(b"\x00")
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            digest.update(b"\x00")
+    return digest.hexdigest()[:16]
+
+
+def _copy_tree(source: Path, dest: Path, files: Iterable[str]) -> None:
+    for rel in files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / rel, target)
+
+
+def _check_out_dir(out_dir: Path, model_root: Path) -> Path:
+    out = out_dir.expanduser().resolve()
+    if out == model_root or out.is_relative_to(model_root) or model_root.is_relative_to(out):
+        raise BadInput(
+            f"--out {out} overlaps the model folder {model_root}",
+            "Choose an output folder outside the model folder.",
+        )
+    if out.exists():
+        if not out.is_dir():
+            raise BadInput(f"--out {out} exists and is not a folder")
+        if any(out.iterdir()) and not (out / PACKAGE_INFO_NAME).is_file():
+            raise BadInput(
+                f"--out {out} is not empty and holds no earlier package",
+                "Choose an empty or new folder; a previous package there is replaced.",
+            )
+    return out
+
+
+def build_package(model_dir: Path, out_dir: Path) -> PackageInfo:
+    """Validate `model_dir` and write the function-app package to `out_dir`.
+
+    The package is assembled next to `out_dir` and moved into place at the end,
+    so a failure never leaves half a package behind.
+    """
+    folder = validate_model_dir(model_dir)
+    out = _check_out_dir(out_dir, folder.root)
+    template = template_dir()
+    template_reqs = parse_requirements(
+        (template / REQUIREMENTS_NAME).read_text(encoding="utf-8"), "template requirements"
+    )
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a package is ordinary content
+    try:
+        for item in sorted(template.iterdir()):
+            if item.name in _SKIPPED_DIRS or item.name == REQUIREMENTS_NAME:
+                continue
+            if item.is_file():
+                shutil.copy2(item, staging / item.name)
+        model_dest = staging / MODEL_SUBDIR
+        _copy_tree(folder.root, model_dest, _model_folder_files(folder.root))
+        requirements = merge_requirements(template_reqs, folder.requirements)
+        (staging / REQUIREMENTS_NAME).write_text(
+            "# Merged by mlcache-deploy: the scoring wrapper's needs, then the model's.\n"
+            + "\n".join(requirements)
+            + "\n",
+            encoding="utf-8",
+        )
+        if folder.has_sample_request:
+            shutil.copy2(folder.root / SAMPLE_REQUEST_NAME, staging / SAMPLE_REQUEST_NAME)
+        (staging / "Dockerfile").write_text(DOCKERFILE, encoding="utf-8")
+        (staging / ".dockerignore").write_text(DOCKERIGNORE, encoding="utf-8")
+        info = PackageInfo(
+            out_dir=out,
+            entry_script=folder.entry_script,
+            model_version=model_files_version(model_dest),
+            model_files=folder.model_files,
+            requirements=tuple(requirements),
+            has_sample_request=folder.has_sample_request,
+        )
+        manifest = {"format": PACKAGE_FORMAT, **info.as_dict()}
+        del manifest["out_dir"]
+        (staging / PACKAGE_INFO_NAME).write_text(
+            json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
+        )
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("built package %s from %s (model version %s)", out, folder.root, info.model_version)
+    return info
+
+
+def build_command(args: argparse.Namespace) -> int:
+    """`mlcache-deploy package build MODEL_DIR --out DIR`."""
+    info = build_package(Path(args.model_dir), Path(args.out))
+    print(f"Built function package in {info.out_dir}")
+    print(f"  entry script:  {info.entry_script}")
+    print(f"  model files:   {', '.join(info.model_files)}")
+    print(f"  model version: {info.model_version}")
+    print(f"  base image:    {info.base_image}")
+    if not info.has_sample_request:
+        print("  (no sample-request.json: `mlcache-deploy test` will need --payload)")
+    print(
+        f"Next: mlcache-deploy package push {info.out_dir} "
+        "--image <registry>.azurecr.io/<repository>:<tag>"
+    )
+    return 0
+
+
+# ------------------------------------------------------- ACR Tasks (Azure only)
+
+
+def context_archive(package_dir: Path) -> bytes:
+    """The Docker build context as a gzipped tar, in a stable order (what ACR Tasks uploads)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for rel in _model_folder_files(package_dir):
+            info = tar.gettarinfo(str(package_dir / rel), arcname=rel)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = 0
+            with open(package_dir / rel, "rb") as fh:
+                tar.addfile(info, fh)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class CloudBuildResult:
+    image: str  # <login server>/<repository>:<tag>
+    digest: str | None
+    run_id: str
+
+
+_FINISHED = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"}
+
+
+def build_image_in_acr(
+    *,
+    credential: Any,
+    subscription_id: str,
+    resource_group: str,
+    registry_name: str,
+    package_dir: Path,
+    repository: str,
+    tag: str,
+    log_line: Callable[[str], None],
+    base_url: str | None = None,
+    timeout_seconds: int = 3600,
+    poll_seconds: float = 3.0,
+) -> CloudBuildResult:
+    """Build and push the package's image with an ACR Tasks quick build, streaming its log.
+
+    Same steps as `az acr build`: ask the registry for a build-source upload URL,
+    PUT the gzipped context there, schedule a DockerBuildRequest run, then read the
+    run's log blob with ranged GETs until the run finishes. Uses
+    azure-mgmt-containerregistrytasks (azure-mgmt-containerregistry 15 no longer has
+    runs or scheduleRun); see docs/packaging.md.
+    """
+    import requests
+    from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
+    from azure.mgmt.containerregistrytasks.models import DockerBuildRequest, PlatformProperties
+
+    kwargs: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    client = ContainerRegistryTasksMgmtClient(credential, subscription_id, **kwargs)
+    upload = client.registries.get_build_source_upload_url(resource_group, registry_name)
+    if not upload.upload_url or not upload.relative_path:
+        raise ServiceFailure("ACR returned no build-source upload location")
+    archive = context_archive(package_dir)
+    log_line(f"Uploading build context ({len(archive) // 1024} KiB)")
+    # The upload URL is a blob SAS URL: one PUT of a block blob.
+    put = requests.put(
+        upload.upload_url,
+        data=archive,
+        headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "application/gzip"},
+        timeout=300,
+    )
+    if put.status_code not in (200, 201):
+        raise ServiceFailure(f"uploading the build context failed: HTTP {put.status_code}")
+
+    image = f"{repository}:{tag}"
+    run = client.registries.schedule_run(
+        resource_group,
+        registry_name,
+        DockerBuildRequest(
+            source_location=upload.relative_path,
+            docker_file_path="Dockerfile",
+            image_names=[image],
+            is_push_enabled=True,
+            platform=PlatformProperties(os="Linux", architecture="amd64"),
+            timeout=timeout_seconds,
+        ),
+    )
+    run_id = (run.properties.run_id if run.properties else None) or run.name
+    if not run_id:
+        raise ServiceFailure("ACR accepted the build but returned no run id")
+    log_line(f"Queued ACR Tasks run {run_id}")
+
+    log_url = client.runs.get_log_sas_url(resource_group, registry_name, run_id).log_link
+    offset, status = 0, "Queued"
+    deadline = time.monotonic() + timeout_seconds + 300
+    pending = ""
+    while True:
+        if log_url:
+            response = requests.get(log_url, headers={"Range": f"bytes={offset}-"}, timeout=60)
+            if response.status_code in (200, 206) and response.content:
+                offset += len(response.content)
+                pending += response.content.decode("utf-8", errors="replace")
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    log_line(line.rstrip("\r"))
+            complete = response.headers.get("x-ms-meta-Complete", "")
+        else:
+            complete = ""
+        current = client.runs.get(resource_group, registry_name, run_id)
+        status = str(current.properties.status if current.properties else "") or status
+        if status in _FINISHED and (complete or not log_url or response.status_code == 416):
+            break
+        if time.monotonic() > deadline:
+            raise ServiceFailure(f"ACR Tasks run {run_id} did not finish in time (last: {status})")
+        time.sleep(poll_seconds)
+    if pending:
+        log_line(pending)
+    if status != "Succeeded":
+        message = current.properties.run_error_message if current.properties else None
+        raise ServiceFailure(
+            f"ACR Tasks run {run_id} ended {status}" + (f": {message}" if message else ""),
+            "Read the build log above; a failing `pip install` is the usual cause.",
+        )
+    login_server = f"{registry_name.lower()}.azurecr.io"
+    digest = None
+    for output in (current.properties.output_images if current.properties else None) or []:
+        if output.repository == repository and output.digest:
+            digest = output.digest
+    log_line(f"Built {login_server}/{image}" + (f"@{digest}" if digest else ""))
+    return CloudBuildResult(image=f"{login_server}/{image}", digest=digest, run_id=run_id)

@@ -1,0 +1,234 @@
+"""The cache-aside scoring wrapper against a real TLS redis-server."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import cache_aside
+import pytest
+from cache_aside import (
+    BadRequest,
+    CacheAsideScorer,
+    ModelError,
+    RedisCache,
+    RedisSettings,
+    cache_key,
+    canonical_json,
+)
+
+
+class CountingModel:
+    """A stand-in entry script `run(raw_data)`: doubles the numbers, counts calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, raw: str) -> Any:
+        self.calls += 1
+        data = json.loads(raw)["data"]
+        if data == "boom":
+            raise ValueError("cannot score 'boom'")
+        return {"predictions": [2 * x for x in data]}
+
+
+def settings_for(server: Any, **overrides: Any) -> RedisSettings:
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "key": server.password,
+        "ca_bundle": str(server.ca_file),
+    }
+    values.update(overrides)
+    return RedisSettings(**values)
+
+
+def test_miss_then_hit_returns_the_stored_result_without_running_the_model(
+    tls_redis: Any,
+) -> None:
+    model = CountingModel()
+    scorer = CacheAsideScorer(model, "v1", RedisCache(settings_for(tls_redis)))
+
+    first = scorer.score(b'{"data": [1, 2, 3], "id": "a"}')
+    # Same document, other key order and spacing: the canonical form makes it one entry.
+    second = scorer.score(b'{ "id":"a",  "data":[1,2,3] }')
+
+    assert (first.cache, second.cache) == ("MISS", "HIT")
+    assert model.calls == 1
+    assert json.loads(first.body) == json.loads(second.body) == {"predictions": [2, 4, 6]}
+    key = cache_key("v1", canonical_json({"data": [1, 2, 3], "id": "a"}))
+    assert tls_redis.client().get(key) == first.body
+
+
+def test_entry_is_stored_with_the_configured_ttl(tls_redis: Any) -> None:
+    scorer = CacheAsideScorer(
+        CountingModel(), "v1", RedisCache(settings_for(tls_redis, ttl_seconds=120))
+    )
+    scorer.score(b'{"data": [5]}')
+    ttl = tls_redis.client().ttl(cache_key("v1", canonical_json({"data": [5]})))
+    assert 0 < ttl <= 120
+
+
+def test_expired_entry_is_scored_again(tls_redis: Any) -> None:
+    model = CountingModel()
+    scorer = CacheAsideScorer(model, "v1", RedisCache(settings_for(tls_redis, ttl_seconds=1)))
+    key = cache_key("v1", canonical_json({"data": [7]}))
+
+    assert scorer.score(b'{"data": [7]}').cache == "MISS"
+    deadline = time.monotonic() + 5
+    while tls_redis.client().exists(key) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not tls_redis.client().exists(key), "redis never expired the entry"
+
+    again = scorer.score(b'{"data": [7]}')
+    assert again.cache == "MISS"
+    assert model.calls == 2
+
+
+def test_model_version_is_part_of_the_key(tls_redis: Any) -> None:
+    model = CountingModel()
+    cache = RedisCache(settings_for(tls_redis))
+    CacheAsideScorer(model, "v1", cache).score(b'{"data": [1]}')
+    result = CacheAsideScorer(model, "v2", cache).score(b'{"data": [1]}')
+    assert result.cache == "MISS"
+    assert model.calls == 2
+
+
+def test_redis_down_still_answers_from_the_model_and_backs_off(dead_port: int) -> None:
+    model = CountingModel()
+    dead = RedisSettings(host="127.0.0.1", port=dead_port, key="k")
+    scorer = CacheAsideScorer(model, "v1", RedisCache(dead))
+
+    first = scorer.score(b'{"data": [4]}')
+    second = scorer.score(b'{"data": [4]}')
+
+    assert first.cache == second.cache == "BYPASS"
+    assert json.loads(first.body) == {"predictions": [8]}
+    assert first.cache_detail.startswith("cache unavailable: connection failed")
+    # The breaker skips the cache instead of trying the dead server again.
+    assert "skipped after a recent failure" in second.cache_detail
+    assert model.calls == 2
+
+
+def test_redis_stopping_mid_way_bypasses(tls_redis: Any) -> None:
+    scorer = CacheAsideScorer(CountingModel(), "v1", RedisCache(settings_for(tls_redis)))
+    assert scorer.score(b'{"data": [1]}').cache == "MISS"
+
+    tls_redis.stop()
+    down = scorer.score(b'{"data": [1]}')
+    assert down.cache == "BYPASS"
+    assert json.loads(down.body) == {"predictions": [2]}
+
+
+def test_cache_coming_back_is_used_again_after_the_pause(
+    dead_port: int, ca: Any, start_redis_on: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_aside, "BREAKER_FIRST_PAUSE_SECONDS", 0.3)
+    settings = RedisSettings(
+        host="127.0.0.1", port=dead_port, key="s3cret-cache-key", ca_bundle=str(ca.cert_file)
+    )
+    cache = RedisCache(settings)
+    scorer = CacheAsideScorer(CountingModel(), "v1", cache)
+    try:
+        assert scorer.score(b'{"data": [1]}').cache == "BYPASS"
+        start_redis_on(dead_port)
+        # Still inside the pause: the cache is not tried.
+        assert "skipped" in scorer.score(b'{"data": [1]}').cache_detail
+        time.sleep(0.35)
+        assert scorer.score(b'{"data": [1]}').cache == "MISS"
+        assert scorer.score(b'{"data": [1]}').cache == "HIT"
+    finally:
+        cache.close()
+
+
+def test_wrong_key_bypasses_and_never_reveals_the_key(tls_redis: Any) -> None:
+    scorer = CacheAsideScorer(
+        CountingModel(), "v1", RedisCache(settings_for(tls_redis, key="not-the-key"))
+    )
+    result = scorer.score(b'{"data": [1]}')
+    assert result.cache == "BYPASS"
+    assert result.cache_detail == "cache unavailable: authentication failed"
+    assert "not-the-key" not in result.cache_detail
+
+
+def test_certificate_is_verified(tls_redis: Any) -> None:
+    # Without the private CA the server's certificate cannot be trusted: no cache.
+    scorer = CacheAsideScorer(
+        CountingModel(), "v1", RedisCache(settings_for(tls_redis, ca_bundle=""))
+    )
+    result = scorer.score(b'{"data": [1]}')
+    assert result.cache == "BYPASS"
+    assert tls_redis.client().dbsize() == 0
+
+
+def test_no_cache_configured_scores_and_says_so() -> None:
+    result = CacheAsideScorer(CountingModel(), "v1", None).score(b'{"data": [3]}')
+    assert result.cache == "BYPASS"
+    assert result.cache_detail == "no cache configured"
+    assert json.loads(result.body) == {"predictions": [6]}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "request body is empty"),
+        (b"   ", "request body is empty"),
+        (b'{"data": [1,', "not valid JSON"),
+        (b"\xff\xfe{}", "not UTF-8"),
+    ],
+)
+def test_bad_request_bodies_are_refused_before_the_cache(
+    tls_redis: Any, body: bytes, message: str
+) -> None:
+    model = CountingModel()
+    scorer = CacheAsideScorer(model, "v1", RedisCache(settings_for(tls_redis)))
+    with pytest.raises(BadRequest, match=message):
+        scorer.score(body)
+    assert model.calls == 0
+    assert tls_redis.client().dbsize() == 0
+
+
+def test_exception_in_run_is_a_model_error_and_nothing_is_cached(tls_redis: Any) -> None:
+    scorer = CacheAsideScorer(CountingModel(), "v1", RedisCache(settings_for(tls_redis)))
+    with pytest.raises(ModelError) as info:
+        scorer.score(b'{"data": "boom"}')
+    assert str(info.value) == "the model's run() failed: ValueError: cannot score 'boom'"
+    assert "Traceback" not in str(info.value)
+    assert tls_redis.client().dbsize() == 0
+
+
+def test_non_json_result_is_a_model_error(tls_redis: Any) -> None:
+    scorer = CacheAsideScorer(lambda raw: {1, 2}, "v1", RedisCache(settings_for(tls_redis)))
+    with pytest.raises(ModelError, match="not JSON serializable"):
+        scorer.score(b'{"data": 1}')
+
+
+def test_parsed_input_mode_passes_the_value() -> None:
+    seen: list[Any] = []
+    scorer = CacheAsideScorer(lambda value: seen.append(value) or 1, "v", None, pass_raw_text=False)
+    scorer.score(b'{"data": [1]}')
+    assert seen == [{"data": [1]}]
+
+
+def test_health_ping_touches_no_key(tls_redis: Any) -> None:
+    cache = RedisCache(settings_for(tls_redis))
+    cache.ping()
+    assert tls_redis.client().dbsize() == 0
+
+
+def test_settings_from_environment_contract() -> None:
+    assert RedisSettings.from_environment({}) is None
+    settings = RedisSettings.from_environment(
+        {
+            "REDIS_HOST": "c.redis.cache.windows.net",
+            "REDIS_PORT": "6380",
+            "REDIS_KEY": "k",
+            "REDIS_TTL_SECONDS": "60",
+        }
+    )
+    assert settings == RedisSettings("c.redis.cache.windows.net", 6380, "k", ttl_seconds=60)
+    with pytest.raises(ValueError, match="REDIS_AUTH"):
+        RedisSettings.from_environment({"REDIS_HOST": "h", "REDIS_AUTH": "password"})
+    with pytest.raises(ValueError, match="integers"):
+        RedisSettings.from_environment({"REDIS_HOST": "h", "REDIS_PORT": "tls"})
