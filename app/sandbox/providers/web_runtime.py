@@ -1,0 +1,480 @@
+"""The processes behind sandbox function apps: pull the image, run the host, keep the port.
+
+Azure creates a site at once and starts its container afterwards: the image is
+pulled with the credentials in the site's `DOCKER_REGISTRY_SERVER_*` settings,
+a failed pull is written to the site's log, and the site answers 503 until the
+cause is fixed. This module does the same with sandbox parts. Each site owns one
+port for its whole life (its `defaultHostName` is `127.0.0.1:<port>`); while the
+package runs, a `FunctionHost` listens there, and while it cannot run, a small
+HTTPS server answers 503 on that port, so clients see what they would see on
+Azure rather than a refused connection.
+
+Work on one site is serialised on a worker thread and coalesced: several
+changes in a row (settings, then image) restart the host once with the latest.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import logging
+import shutil
+import socket
+import ssl
+import threading
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from app.imageref import ImageReference, ImageReferenceError, parse_image_reference
+from app.sandbox.certs import CertificateAuthority, LeafCertificate
+from app.sandbox.registry import PackageStore, package_files
+
+log = logging.getLogger("mlcache.sandbox.web")
+
+LOG_NAME = "site.log"
+
+
+class HostProcess(Protocol):
+    """What the runtime needs of a function host (app.sandbox.functionhost.FunctionHost)."""
+
+    def start(self, timeout: float = 30.0) -> None: ...
+
+    def stop(self) -> None: ...
+
+    @property
+    def running(self) -> bool: ...
+
+
+HostFactory = Callable[..., HostProcess]
+
+
+@dataclass(frozen=True)
+class RegistryAccess:
+    """What a pull needs to know about a sandbox registry resource."""
+
+    name: str
+    admin_enabled: bool
+    passwords: tuple[str, ...]
+    anonymous_pull: bool = False
+
+    @property
+    def login_server(self) -> str:
+        return f"{self.name.lower()}.azurecr.io"
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """Everything that decides how a site's host runs; a change means a restart."""
+
+    name: str
+    resource_group: str
+    linux_fx_version: str
+    app_settings: Mapping[str, str]
+    port: int
+    master_key: str
+    function_key: str
+    acr_managed_identity: bool = False
+    enabled: bool = True
+
+    @property
+    def host_name(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass
+class _Site:
+    spec: SiteSpec | None = None
+    host: HostProcess | None = None
+    placeholder: UnavailableServer | None = None
+    state: str = "Starting"
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class PullError(Exception):
+    """The image cannot be pulled; the message is what Azure's log would say."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def image_of(linux_fx_version: str) -> str | None:
+    """The image named by `DOCKER|<image>`, or None for a code (non-container) site."""
+    kind, sep, image = linux_fx_version.partition("|")
+    if sep and kind.strip().upper() == "DOCKER" and image.strip():
+        return image.strip()
+    return None
+
+
+class _UnavailableHandler(http.server.BaseHTTPRequestHandler):
+    server_version = "Sandbox-Frontend"
+    body = (
+        b"<html><head><title>Service Unavailable</title></head><body>"
+        b"<h1>:( Application Error</h1><p>The function app is not running. "
+        b"Its log stream says why.</p></body></html>"
+    )
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.send_response(503)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.send_header("Retry-After", "10")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(self.body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class _TlsServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__(address, _UnavailableHandler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        # Handshake in the handler thread, so one slow client cannot stall accept().
+        wrapped = self._context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return wrapped, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("placeholder request from %s failed", client_address, exc_info=True)
+
+
+class UnavailableServer:
+    """An HTTPS listener answering 503 on a site's port while its host cannot run."""
+
+    def __init__(self, port: int, cert: LeafCertificate, host: str = "127.0.0.1") -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(cert.cert_file), str(cert.key_file))
+        self._server = _TlsServer((host, port), context)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"site-503-{port}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def _timestamp() -> str:
+    now = datetime.datetime.now(datetime.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+class SiteRuntime:
+    """Starts, restarts and stops the host of every sandbox function app."""
+
+    def __init__(
+        self,
+        root: Path,
+        ca: CertificateAuthority,
+        packages: PackageStore,
+        lookup_registry: Callable[[str], RegistryAccess | None],
+        host_factory: HostFactory | None = None,
+        start_timeout: float = 60.0,
+    ) -> None:
+        self.root = root
+        self._ca = ca
+        self._packages = packages
+        self._lookup_registry = lookup_registry
+        self._host_factory = host_factory
+        self._start_timeout = start_timeout
+        self._sites: dict[str, _Site] = {}
+        self._pending: dict[str, SiteSpec] = {}
+        self._workers: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- paths and state -------------------------------------------------------
+
+    def site_dir(self, name: str) -> Path:
+        return self.root / name.lower()
+
+    def log_file(self, name: str) -> Path:
+        return self.site_dir(name) / "LogFiles" / LOG_NAME
+
+    def state(self, name: str) -> str:
+        """`Running`, `Unavailable` (503), `Starting` or `Stopped`."""
+        with self._lock:
+            site = self._sites.get(name.lower())
+            if site is None:
+                return "Stopped"
+            if name.lower() in self._pending or name.lower() in self._workers:
+                return "Starting"
+            return site.state
+
+    def write_log(self, name: str, level: str, message: str) -> None:
+        """One line in the site's log, in App Service's container-log format."""
+        path = self.log_file(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(f"{_timestamp()} {level:<5} - {message}\n")
+
+    # -- requests ----------------------------------------------------------------
+
+    def apply(self, spec: SiteSpec) -> None:
+        """Bring the site's host in line with `spec` (restarting it) in the background."""
+        key = spec.name.lower()
+        with self._lock:
+            if self._closed:
+                return
+            self._sites.setdefault(key, _Site())
+            self._pending[key] = spec
+            if key in self._workers:
+                return
+            worker = threading.Thread(target=self._work, args=(key,), name=f"site-{key}")
+            worker.daemon = True
+            self._workers[key] = worker
+        worker.start()
+
+    def wait(self, name: str, timeout: float = 60.0) -> None:
+        """Block until pending work on the site is done (tests, restart ?synchronous=true)."""
+        with self._lock:
+            worker = self._workers.get(name.lower())
+        if worker is not None:
+            worker.join(timeout)
+
+    def stop_site(self, name: str) -> None:
+        """Stop the site's processes and free its port (site deleted or sandbox stopping)."""
+        key = name.lower()
+        with self._lock:
+            self._pending.pop(key, None)
+            worker = self._workers.get(key)
+        if worker is not None:
+            worker.join(self._start_timeout + 10)
+        with self._lock:
+            site = self._sites.pop(key, None)
+        if site is not None:
+            with site.lock:
+                self._stop_processes(key, site)
+
+    def remove_site(self, name: str) -> None:
+        """Stop the site and delete its files (wwwroot, logs, certificate)."""
+        self.stop_site(name)
+        shutil.rmtree(self.site_dir(name), ignore_errors=True)
+
+    def shutdown(self) -> None:
+        """Stop every site (the sandbox is stopping); their records stay for the next start."""
+        with self._lock:
+            self._closed = True
+            names = list(self._sites)
+        for name in names:
+            self.stop_site(name)
+
+    def running_pids(self) -> list[int]:
+        pids = []
+        with self._lock:
+            sites = list(self._sites.values())
+        for site in sites:
+            pid = getattr(site.host, "pid", None)
+            if isinstance(pid, int):
+                pids.append(pid)
+        return pids
+
+    # -- the worker --------------------------------------------------------------
+
+    def _work(self, key: str) -> None:
+        while True:
+            with self._lock:
+                spec = self._pending.pop(key, None)
+                site = self._sites.get(key)
+                if spec is None or site is None or self._closed:
+                    self._workers.pop(key, None)
+                    return
+            with site.lock:
+                try:
+                    self._restart(key, site, spec)
+                except Exception:  # keep the worker alive; the log says what went wrong
+                    log.exception("site %s failed to start", spec.name)
+                    self.write_log(spec.name, "ERROR", "Site start failed: internal error.")
+                    site.state = "Unavailable"
+                    self._serve_unavailable(spec, site)
+
+    def _stop_processes(self, key: str, site: _Site) -> None:
+        if site.host is not None:
+            spec = site.spec
+            if spec is not None:
+                self.write_log(spec.name, "INFO", f"Stopping site {spec.name}.")
+            try:
+                site.host.stop()
+            except Exception:
+                log.exception("stopping the host of %s failed", key)
+            site.host = None
+        if site.placeholder is not None:
+            site.placeholder.stop()
+            site.placeholder = None
+        site.state = "Stopped"
+
+    def _restart(self, key: str, site: _Site, spec: SiteSpec) -> None:
+        self._stop_processes(key, site)
+        site.spec = spec
+        if not spec.enabled:
+            self.write_log(spec.name, "INFO", f"Site {spec.name} is stopped.")
+            self._serve_unavailable(spec, site)
+            return
+        image_text = image_of(spec.linux_fx_version)
+        if image_text is None:
+            self.write_log(
+                spec.name,
+                "ERROR",
+                "The sandbox runs container function apps only; set siteConfig.linuxFxVersion "
+                "to DOCKER|<registry>.azurecr.io/<repository>:<tag> "
+                f"(now {spec.linux_fx_version!r}).",
+            )
+            self._serve_unavailable(spec, site)
+            return
+        self.write_log(spec.name, "INFO", f"Pulling image: {image_text}")
+        try:
+            package, digest = self._pull(spec, image_text)
+        except PullError as exc:
+            self.write_log(spec.name, "ERROR", f"Pulling image {image_text} failed: {exc}")
+            self.write_log(
+                spec.name, "ERROR", "Image pull failed: site will answer 503 until this is fixed."
+            )
+            self._serve_unavailable(spec, site)
+            return
+        self.write_log(spec.name, "INFO", f"Pull Image successful, Image: {image_text}, {digest}")
+        wwwroot = self.site_dir(spec.name) / "wwwroot"
+        shutil.rmtree(wwwroot, ignore_errors=True)
+        wwwroot.mkdir(parents=True)
+        for relative, path in package_files(package):
+            target = wwwroot / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        cert = self._ca.issue_leaf(self.site_dir(spec.name) / "tls")
+        settings = dict(spec.app_settings)
+        # App Service sets these in every container; packages may read them.
+        settings.setdefault("WEBSITE_SITE_NAME", spec.name)
+        settings.setdefault("WEBSITE_HOSTNAME", spec.host_name)
+        settings.setdefault("WEBSITE_RESOURCE_GROUP", spec.resource_group)
+        self.write_log(spec.name, "INFO", f"Starting container for site {spec.name}")
+        host = self._make_host(
+            package_dir=wwwroot,
+            app_settings=settings,
+            function_keys={"default": spec.function_key},
+            master_key=spec.master_key,
+            cert_file=cert.cert_file,
+            key_file=cert.key_file,
+            log_file=self.log_file(spec.name),
+            port=spec.port,
+        )
+        try:
+            host.start(timeout=self._start_timeout)
+        except Exception as exc:
+            try:
+                host.stop()
+            except Exception:
+                log.debug("stopping a host that failed to start", exc_info=True)
+            self.write_log(
+                spec.name,
+                "ERROR",
+                f"Container {spec.name} didn't respond to HTTP pings on port {spec.port}, "
+                f"failing site start: {exc}",
+            )
+            self._serve_unavailable(spec, site)
+            return
+        site.host = host
+        site.state = "Running"
+        self.write_log(
+            spec.name,
+            "INFO",
+            f"Container {spec.name} for site {spec.name} initialized successfully and is "
+            "ready to serve requests.",
+        )
+
+    def _make_host(self, **kwargs: Any) -> HostProcess:
+        factory = self._host_factory
+        if factory is None:
+            from app.sandbox.functionhost import FunctionHost
+
+            factory = FunctionHost
+        return factory(**kwargs)
+
+    def _serve_unavailable(self, spec: SiteSpec, site: _Site) -> None:
+        site.state = "Unavailable"
+        cert = self._ca.issue_leaf(self.site_dir(spec.name) / "tls")
+        try:
+            placeholder = UnavailableServer(spec.port, cert)
+        except OSError as exc:
+            self.write_log(spec.name, "ERROR", f"Port {spec.port} is in use: {exc}")
+            return
+        placeholder.start()
+        site.placeholder = placeholder
+
+    def _pull(self, spec: SiteSpec, image_text: str) -> tuple[Path, str]:
+        try:
+            image = parse_image_reference(image_text)
+        except ImageReferenceError as exc:
+            raise PullError(f"invalid reference format: {exc}") from None
+        registry = self._lookup_registry(image.registry)
+        if registry is None:
+            raise PullError(
+                f'Get "https://{image.login_server}/v2/": dial tcp: lookup {image.login_server}: '
+                "no such host"
+            )
+        self._check_pull_credentials(spec, image, registry)
+        found = self._packages.resolve_image(image)
+        if found is None:
+            reference = image.digest or image.tag
+            raise PullError(
+                f"manifest for {image.login_server}/{image.repository}:{reference} not found: "
+                "manifest unknown: manifest tagged by "
+                f'"{reference}" is not found'
+            )
+        return found.path, found.digest
+
+    @staticmethod
+    def _check_pull_credentials(
+        spec: SiteSpec, image: ImageReference, registry: RegistryAccess
+    ) -> None:
+        if spec.acr_managed_identity:
+            return
+        settings = spec.app_settings
+        server = settings.get("DOCKER_REGISTRY_SERVER_URL", "").strip()
+        username = settings.get("DOCKER_REGISTRY_SERVER_USERNAME", "")
+        password = settings.get("DOCKER_REGISTRY_SERVER_PASSWORD", "")
+        unauthorized = PullError(
+            f'Head "https://{image.login_server}/v2/{image.repository}/manifests/'
+            f'{image.digest or image.tag}": unauthorized: authentication required'
+        )
+        if not (username and password):
+            if registry.anonymous_pull:
+                return
+            raise unauthorized
+        parsed = urllib.parse.urlparse(server if "://" in server else f"https://{server}")
+        if (parsed.hostname or "").lower() != registry.login_server:
+            # Credentials for another registry are not sent to this one.
+            raise unauthorized
+        if not registry.admin_enabled:
+            raise unauthorized
+        if username.lower() != registry.name.lower() or password not in registry.passwords:
+            raise unauthorized
