@@ -1,0 +1,18 @@
+"""The local sandbox cloud: a faithful subset of Azure Resource Manager with real backing.
+
+Public API (stable; others build on it):
+
+    Sandbox.start(state_dir, latency="fast", faults=None) -> Sandbox   (context manager)
+    connect(state_dir) -> SandboxConnection                            (BadInput if none runs)
+    both: .endpoint .ca_cert .token .subscription_id .state_dir .credential()
+    LATENCY: app.sandbox.latency.REALISTIC_SECONDS / FAST_SECONDS / resolve_latency
+    CA leaf certificates for child processes: SandboxContext.ca.issue_leaf(dir, stem)
+
+This package never imports app.services or app.wizard.
+"""
+
+from __future__ import annotations
+
+from app.sandbox.api import Sandbox, SandboxConnection, SandboxCredential, connect
+
+__all__ = ["Sandbox", "SandboxConnection", "SandboxCredential", "connect"]

@@ -1,0 +1,307 @@
+"""Public API of the sandbox: start one, or connect to one that runs.
+
+    from app.sandbox import Sandbox, connect
+
+    with Sandbox.start(state_dir, latency="fast", faults=None) as sb:
+        client = ResourceManagementClient(
+            sb.credential(), sb.subscription_id, base_url=sb.endpoint,
+            credential_scopes=[sb.credential_scope], connection_verify=str(sb.ca_cert))
+
+    conn = connect(state_dir)   # a sandbox served by `mlcache-deploy sandbox serve`
+
+Both objects carry `endpoint`, `ca_cert` (Path), `token`, `subscription_id`,
+`state_dir` and `credential()`. `Sandbox.start` runs the server in a thread of
+the calling process and stops it (and every process it started) on exit.
+A running sandbox writes `connection.json` (endpoint, CA, subscription, token)
+and `sandbox.pid` into its state directory and holds `sandbox.lock`, so two
+sandboxes never share a directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from azure.core.credentials import AccessToken
+
+from app.errors import BadInput
+from app.sandbox.faults import FaultFileError, FaultPlan, load_faults, parse_rules
+from app.sandbox.latency import LatencyProfile, resolve_latency
+from app.sandbox.processes import pid_alive
+
+log = logging.getLogger("mlcache.sandbox")
+
+CONNECTION_FILE = "connection.json"
+PID_FILE = "sandbox.pid"
+LOCK_FILE = "sandbox.lock"
+CREDENTIAL_SCOPE = "https://management.azure.com/.default"
+
+
+class SandboxCredential:
+    """An azure.core TokenCredential that yields the sandbox's bearer token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + 24 * 3600)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> SandboxCredential:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class SandboxConnection:
+    """How to reach a running sandbox (what `connection.json` holds)."""
+
+    endpoint: str
+    ca_cert: Path
+    token: str
+    subscription_id: str
+    state_dir: Path
+    credential_scope: str = CREDENTIAL_SCOPE
+
+    def credential(self) -> SandboxCredential:
+        return SandboxCredential(self.token)
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "endpoint": self.endpoint,
+            "ca_cert": str(self.ca_cert),
+            "subscription_id": self.subscription_id,
+            "token": self.token,
+        }
+
+
+def _resolve_faults(faults: FaultPlan | Path | str | dict[str, Any] | None) -> FaultPlan:
+    if faults is None:
+        return FaultPlan()
+    if isinstance(faults, FaultPlan):
+        return faults
+    try:
+        if isinstance(faults, dict):
+            return parse_rules(faults)
+        return load_faults(Path(faults))
+    except FaultFileError as exc:
+        raise BadInput(str(exc), "Fix the faults file; see docs/sandbox.md.") from None
+
+
+def read_pid_file(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((state_dir / PID_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def running_pid(state_dir: Path) -> int | None:
+    """The pid of the process serving `state_dir`, if one is alive."""
+    info = read_pid_file(state_dir)
+    if not info or not isinstance(info.get("pid"), int):
+        return None
+    pid = int(info["pid"])
+    if not pid_alive(pid):
+        return None
+    # A live pid is only ours if that process still holds the lock.
+    try:
+        with open(state_dir / LOCK_FILE, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return None
+    except BlockingIOError:
+        return pid
+    except OSError:
+        return None
+
+
+def connect(state_dir: Path | str) -> SandboxConnection:
+    """Attach to the sandbox serving `state_dir`; BadInput if none runs there."""
+    state = Path(state_dir).expanduser().resolve()
+    path = state / CONNECTION_FILE
+    if running_pid(state) is None or not path.exists():
+        raise BadInput(
+            f"no sandbox is running in {state}",
+            f"Start one with: mlcache-deploy sandbox serve --state-dir {state}",
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return SandboxConnection(
+            endpoint=str(data["endpoint"]),
+            ca_cert=Path(data["ca_cert"]),
+            token=str(data["token"]),
+            subscription_id=str(data["subscription_id"]),
+            state_dir=state,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadInput(
+            f"the sandbox connection file {path} is unreadable ({exc})",
+            "Restart the sandbox to rewrite it.",
+        ) from None
+
+
+class Sandbox:
+    """A sandbox running in this process. Use `Sandbox.start(...)` as a context manager."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        latency: LatencyProfile,
+        faults: FaultPlan,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        owner: str = "embedded",
+    ) -> None:
+        from app.sandbox.server import SandboxServer
+
+        self.state_dir = state_dir
+        self._owner = owner
+        self._lock_handle: IO[str] | None = None
+        self._acquire_lock()
+        try:
+            self._server = SandboxServer(state_dir, latency, faults, host=host, port=port)
+            self._server.start()
+        except BaseException:
+            self._release_lock()
+            raise
+        self.connection = SandboxConnection(
+            endpoint=self._server.endpoint,
+            ca_cert=self._server.ca.cert_file,
+            token=self._server.ctx.token,
+            subscription_id=self._server.ctx.subscription_id,
+            state_dir=state_dir,
+        )
+        self._write_files()
+
+    @classmethod
+    def start(
+        cls,
+        state_dir: Path | str,
+        latency: str | float | LatencyProfile = "fast",
+        faults: FaultPlan | Path | str | dict[str, Any] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        owner: str = "embedded",
+    ) -> Sandbox:
+        """Start serving `state_dir`; returns once requests are accepted.
+
+        Raises BadInput for an unusable latency or faults file, or when another
+        sandbox already runs on the same directory. `owner="serve"` marks the
+        process as one `mlcache-deploy sandbox stop` may signal.
+        """
+        try:
+            profile = resolve_latency(latency)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        plan = _resolve_faults(faults)
+        state = Path(state_dir).expanduser().resolve()
+        return cls(state, profile, plan, host=host, port=port, owner=owner)
+
+    # the connection's attributes, for convenience
+
+    @property
+    def endpoint(self) -> str:
+        return self.connection.endpoint
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.connection.ca_cert
+
+    @property
+    def token(self) -> str:
+        return self.connection.token
+
+    @property
+    def subscription_id(self) -> str:
+        return self.connection.subscription_id
+
+    @property
+    def credential_scope(self) -> str:
+        return CREDENTIAL_SCOPE
+
+    def credential(self) -> SandboxCredential:
+        return self.connection.credential()
+
+    @property
+    def context(self) -> Any:
+        """The server's SandboxContext (for in-process tests and tools)."""
+        return self._server.ctx
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait until no long-running operation is still working."""
+        self._server.ctx.operations.wait_idle(timeout)
+
+    def stop(self) -> None:
+        """Stop the server and every process it started."""
+        try:
+            self._server.stop()
+        finally:
+            for name in (CONNECTION_FILE, PID_FILE):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.state_dir / name).unlink()
+            self._release_lock()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _acquire_lock(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(self.state_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held while running
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            info = read_pid_file(self.state_dir) or {}
+            raise BadInput(
+                f"a sandbox already runs in {self.state_dir} (pid {info.get('pid', '?')})",
+                "Use it (it is what `connect` attaches to), or stop it first: "
+                f"mlcache-deploy sandbox stop --state-dir {self.state_dir}",
+            ) from None
+        self._lock_handle = handle
+
+    def _release_lock(self) -> None:
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def _write_files(self) -> None:
+        _write_json_private(self.state_dir / CONNECTION_FILE, self.connection.as_json())
+        _write_json_private(self.state_dir / PID_FILE, {"pid": os.getpid(), "owner": self._owner})
+
+
+def _write_json_private(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1)
+    os.replace(tmp, path)

@@ -1,0 +1,133 @@
+"""ARM wire conventions shared by every provider: errors, ids, routes, JSON.
+
+Azure Resource Manager answers failures with `{"error": {"code", "message"}}`
+and treats path segments such as `resourceGroups` or `Microsoft.Cache`
+case-insensitively; providers here build their routes with `arm_route` and
+raise `ArmError` so every answer has the same shape as Azure's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-(preview|alpha|beta|privatepreview))?$")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class ArmError(Exception):
+    """An ARM failure: HTTP status plus Azure's error code and message."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        target: str | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+        self.target = target
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.target:
+            error["target"] = self.target
+        return {"error": error}
+
+    def response(self) -> Response:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def error_response(status: int, code: str, message: str, **headers: str) -> Response:
+    return ArmError(status, code, message, headers=dict(headers)).response()
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def empty_response(status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, headers=headers)
+
+
+def check_api_version(request: Request) -> None:
+    """ARM's own rule: every request names an api-version of the form YYYY-MM-DD[-preview]."""
+    value = request.query_params.get("api-version")
+    if value is None:
+        raise ArmError(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    if not API_VERSION_RE.match(value):
+        raise ArmError(
+            400,
+            "InvalidApiVersionParameter",
+            f"The api-version '{value}' is invalid. The supported versions are of the form "
+            "'YYYY-MM-DD' or 'YYYY-MM-DD-preview'.",
+        )
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or ARM's 400 for content it cannot read."""
+    raw = await request.body()
+    if not raw.strip():
+        raise ArmError(400, "InvalidRequestContent", "The request content was invalid: empty body.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ArmError(
+            400,
+            "InvalidRequestContent",
+            f"The request content was invalid and could not be deserialized: '{exc}'.",
+        ) from None
+    if not isinstance(body, dict):
+        raise ArmError(
+            400, "InvalidRequestContent", "The request content was invalid: expected an object."
+        )
+    return body
+
+
+def arm_route(path: str, endpoint: Handler, methods: Iterable[str]) -> Route:
+    """A Starlette route whose literal segments match case-insensitively, as in ARM."""
+    route = Route(path, endpoint, methods=list(methods))
+    route.path_regex = re.compile(route.path_regex.pattern, re.IGNORECASE)
+    return route
+
+
+def group_id(subscription_id: str, group: str) -> str:
+    return f"/subscriptions/{subscription_id}/resourceGroups/{group}"
+
+
+def resource_id(subscription_id: str, group: str, rtype: str, name: str) -> str:
+    """`rtype` is `Namespace/type`, e.g. `Microsoft.Cache/Redis`."""
+    return f"{group_id(subscription_id, group)}/providers/{rtype}/{name}"
+
+
+def not_found(rtype: str, name: str, group: str) -> ArmError:
+    return ArmError(
+        404,
+        "ResourceNotFound",
+        f"The Resource '{rtype}/{name}' under resource group '{group}' was not found. "
+        "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+    )
+
+
+def group_not_found(group: str) -> ArmError:
+    return ArmError(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
+
+
+def invalid_body(message: str, target: str | None = None) -> ArmError:
+    return ArmError(400, "InvalidRequestContent", message, target=target)

@@ -1,0 +1,170 @@
+"""The provider framework: each Azure resource provider is one module.
+
+A provider subclasses `Provider`, names its ARM `namespace`, and returns its
+Starlette routes (built with `app.sandbox.arm.arm_route`, paths exactly as the
+SDK's operations modules spell them). The server adds, for every route:
+bearer-token auth, the api-version check, the subscription check, fault
+injection, and ARM error bodies for `ArmError`. See docs/sandbox.md
+("Adding a provider").
+
+Lifecycle hooks, all called by the sandbox:
+  start()            after the store is loaded: bring back backing processes
+  teardown(record)   a resource of this provider goes away (own DELETE or the
+                     resource group's cascade): stop its processes, drop files
+  stop()             the sandbox stops: stop every backing process (the store
+                     keeps the resources, `start()` revives them next time)
+
+`PROVIDER_CLASSES` lists the modules loaded; a module that is not importable
+yet (written by someone else, later) is skipped with a log line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from starlette.requests import Request
+from starlette.routing import BaseRoute
+
+from app.sandbox.arm import ArmError, group_not_found
+from app.sandbox.certs import CertificateAuthority
+from app.sandbox.faults import FaultPlan
+from app.sandbox.latency import LatencyProfile
+from app.sandbox.processes import ProcessSupervisor
+from app.sandbox.store import Record, Store
+
+if TYPE_CHECKING:
+    from app.sandbox.operations import OperationKind, Operations
+
+log = logging.getLogger("mlcache.sandbox")
+
+# Module path and class name of every provider; order = routing priority.
+PROVIDER_CLASSES: list[tuple[str, str]] = [
+    ("app.sandbox.providers.resources", "ResourcesProvider"),
+    ("app.sandbox.providers.cache", "CacheProvider"),
+    ("app.sandbox.providers.storage", "StorageProvider"),
+    ("app.sandbox.providers.web", "WebProvider"),
+    ("app.sandbox.providers.registry", "RegistryProvider"),
+]
+
+# Everything under this path skips bearer auth and the api-version check:
+# data planes (e.g. a registry's) that authenticate their own way.
+DATA_PLANE_ROOT = "/dataplane/"
+
+
+@dataclass
+class SandboxContext:
+    """What providers share: state, timing, faults, certificates, processes."""
+
+    state_dir: Path
+    store: Store
+    latency: LatencyProfile
+    faults: FaultPlan
+    ca: CertificateAuthority
+    processes: ProcessSupervisor
+    endpoint: str = ""
+    token: str = ""
+    providers: list[Provider] = field(default_factory=list)
+    operations: Operations = field(init=False)
+
+    def __post_init__(self) -> None:
+        from app.sandbox.operations import Operations
+
+        self.operations = Operations(self)
+
+    @property
+    def subscription_id(self) -> str:
+        return self.store.subscription_id
+
+    def provider_dir(self, namespace: str) -> Path:
+        """A directory for a provider's files (configs, certificates, packages)."""
+        path = self.state_dir / "providers" / namespace.lower()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def provider_for(self, rtype: str) -> Provider | None:
+        namespace = rtype.split("/", 1)[0].lower()
+        for provider in self.providers:
+            if provider.namespace.lower() == namespace:
+                return provider
+        return None
+
+    def require_group(self, name: str, *, for_write: bool = False) -> Record:
+        """The group's record, or ARM's 404; writes into a deleting group get 409."""
+        record = self.store.group(name)
+        if record is None:
+            raise group_not_found(name)
+        state = record["body"]["properties"]["provisioningState"]
+        if for_write and state == "Deleting":
+            raise ArmError(
+                409,
+                "ResourceGroupBeingDeleted",
+                f"The resource group '{record['body']['name']}' is in deprovisioning state and "
+                "cannot perform this operation.",
+            )
+        return record
+
+    def teardown(self, record: Record) -> None:
+        """Ask the owning provider to stop a resource's backing processes."""
+        provider = self.provider_for(record["body"]["type"])
+        if provider is not None:
+            provider.teardown(record)
+
+
+class Provider:
+    """Base class of a resource provider (see the module docstring)."""
+
+    namespace: ClassVar[str] = ""
+    # Path prefixes of data planes this provider serves under the sandbox endpoint
+    # (e.g. "/registries/"): no bearer token or api-version check there.
+    data_plane_prefixes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, ctx: SandboxContext) -> None:
+        self.ctx = ctx
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+    def operation_kinds(self) -> dict[str, OperationKind]:
+        """Long-running operation handlers by kind (see app.sandbox.operations)."""
+        return {}
+
+    def start(self) -> None:
+        """Bring back the backing processes of this provider's resources."""
+
+    def teardown(self, record: Record) -> None:
+        """Stop the backing of one resource that is going away."""
+
+    def stop(self) -> None:
+        """Stop every backing process; resources stay in the store."""
+
+    # helpers for subclasses
+
+    def subscription_matches(self, request: Request) -> None:
+        sub = request.path_params.get("subscriptionId", "")
+        if sub.lower() != self.ctx.subscription_id.lower():
+            raise ArmError(
+                404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found."
+            )
+
+    def body_of(self, record: Record) -> dict[str, Any]:
+        return dict(record["body"])
+
+
+def load_providers(ctx: SandboxContext) -> list[Provider]:
+    """Instantiate every provider module that exists; the sandbox routes to them in order."""
+    providers: list[Provider] = []
+    for module_name, class_name in PROVIDER_CLASSES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                log.info("provider module %s not present; skipped", module_name)
+                continue
+            raise
+        cls = getattr(module, class_name)
+        providers.append(cls(ctx))
+    return providers

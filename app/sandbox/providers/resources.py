@@ -1,0 +1,321 @@
+"""Microsoft.Resources: subscriptions, locations, resource groups, resource listing.
+
+Resource groups behave as ARM documents them: PUT creates (201) or updates
+(200), HEAD answers 204/404, and DELETE answers 202 with a Location to poll
+(202 ... 200) while every resource inside is torn down by its own provider
+(processes stopped) and the group shows provisioningState Deleting.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from app.sandbox.arm import (
+    ArmError,
+    arm_route,
+    empty_response,
+    group_id,
+    group_not_found,
+    json_response,
+    read_json,
+)
+from app.sandbox.operations import OperationKind, OpRecord
+from app.sandbox.providers import Provider
+
+# (name, displayName, geography group, paired region): regions the sandbox offers.
+REGIONS: list[tuple[str, str, str, str]] = [
+    ("eastus", "East US", "US", "westus"),
+    ("eastus2", "East US 2", "US", "centralus"),
+    ("centralus", "Central US", "US", "eastus2"),
+    ("westus", "West US", "US", "eastus"),
+    ("westus2", "West US 2", "US", "westcentralus"),
+    ("westus3", "West US 3", "US", "eastus"),
+    ("canadacentral", "Canada Central", "Canada", "canadaeast"),
+    ("brazilsouth", "Brazil South", "South America", "southcentralus"),
+    ("northeurope", "North Europe", "Europe", "westeurope"),
+    ("westeurope", "West Europe", "Europe", "northeurope"),
+    ("uksouth", "UK South", "UK", "ukwest"),
+    ("francecentral", "France Central", "Europe", "francesouth"),
+    ("germanywestcentral", "Germany West Central", "Europe", "germanynorth"),
+    ("swedencentral", "Sweden Central", "Europe", "swedensouth"),
+    ("switzerlandnorth", "Switzerland North", "Europe", "switzerlandwest"),
+    ("japaneast", "Japan East", "Asia Pacific", "japanwest"),
+    ("koreacentral", "Korea Central", "Asia Pacific", "koreasouth"),
+    ("southeastasia", "Southeast Asia", "Asia Pacific", "eastasia"),
+    ("eastasia", "East Asia", "Asia Pacific", "southeastasia"),
+    ("australiaeast", "Australia East", "Australia", "australiasoutheast"),
+    ("centralindia", "Central India", "India", "southindia"),
+]
+
+_REGION_BY_KEY = {name: name for name, *_ in REGIONS} | {
+    display.replace(" ", "").lower(): name for name, display, *_ in REGIONS
+}
+
+_GROUP_NAME = re.compile(r"^[-\w._()]{1,90}$")
+
+
+def normalize_location(value: str) -> str | None:
+    """'West Europe' / 'westeurope' -> 'westeurope'; None if the sandbox has no such region."""
+    return _REGION_BY_KEY.get(value.replace(" ", "").lower())
+
+
+def region_names() -> list[str]:
+    return [name for name, *_ in REGIONS]
+
+
+class ResourcesProvider(Provider):
+    namespace = "Microsoft.Resources"
+
+    def routes(self) -> list[BaseRoute]:
+        sub = "/subscriptions/{subscriptionId}"
+        group = sub + "/resourcegroups/{resourceGroupName}"
+        return [
+            arm_route("/subscriptions", self.list_subscriptions, ["GET"]),
+            arm_route(sub, self.get_subscription, ["GET"]),
+            arm_route(sub + "/locations", self.list_locations, ["GET"]),
+            arm_route(sub + "/resourcegroups", self.list_groups, ["GET"]),
+            # HEAD first: Starlette lets a GET route answer HEAD too.
+            arm_route(group, self.check_group, ["HEAD"]),
+            arm_route(group, self.get_group, ["GET"]),
+            arm_route(group, self.put_group, ["PUT"]),
+            arm_route(group, self.patch_group, ["PATCH"]),
+            arm_route(group, self.delete_group, ["DELETE"]),
+            arm_route(group + "/resources", self.list_group_resources, ["GET"]),
+            arm_route(sub + "/resources", self.list_all_resources, ["GET"]),
+        ]
+
+    def operation_kinds(self) -> dict[str, OperationKind]:
+        return {
+            "group.delete": OperationKind("group.delete", self._delete_group_work, self._failed)
+        }
+
+    # subscriptions
+
+    def _subscription(self) -> dict[str, Any]:
+        sub = self.ctx.subscription_id
+        return {
+            "id": f"/subscriptions/{sub}",
+            "authorizationSource": "RoleBased",
+            "managedByTenants": [],
+            "subscriptionId": sub,
+            "tenantId": self.ctx.store.tenant_id,
+            "displayName": "Sandbox subscription",
+            "state": "Enabled",
+            "subscriptionPolicies": {
+                "locationPlacementId": "Public_2014-09-01",
+                "quotaId": "PayAsYouGo_2014-09-01",
+                "spendingLimit": "Off",
+            },
+        }
+
+    async def list_subscriptions(self, request: Request) -> Response:
+        return json_response({"value": [self._subscription()]})
+
+    async def get_subscription(self, request: Request) -> Response:
+        self.subscription_matches(request)
+        return json_response(self._subscription())
+
+    async def list_locations(self, request: Request) -> Response:
+        self.subscription_matches(request)
+        sub = self.ctx.subscription_id
+        value = [
+            {
+                "id": f"/subscriptions/{sub}/locations/{name}",
+                "name": name,
+                "type": "Region",
+                "displayName": display,
+                "regionalDisplayName": f"({geo}) {display}",
+                "metadata": {
+                    "regionType": "Physical",
+                    "regionCategory": "Recommended",
+                    "geographyGroup": geo,
+                    "physicalLocation": display,
+                    "pairedRegion": [
+                        {"name": pair, "id": f"/subscriptions/{sub}/locations/{pair}"}
+                    ],
+                },
+            }
+            for name, display, geo, pair in REGIONS
+        ]
+        return json_response({"value": value})
+
+    # resource groups
+
+    async def list_groups(self, request: Request) -> Response:
+        self.subscription_matches(request)
+        bodies = sorted((g["body"] for g in self.ctx.store.groups()), key=lambda b: b["name"])
+        return json_response({"value": bodies})
+
+    async def get_group(self, request: Request) -> Response:
+        name = request.path_params["resourceGroupName"]
+        record = self.ctx.store.group(name)
+        if record is None:
+            raise group_not_found(name)
+        return json_response(record["body"])
+
+    async def check_group(self, request: Request) -> Response:
+        found = self.ctx.store.group(request.path_params["resourceGroupName"]) is not None
+        return empty_response(204 if found else 404)
+
+    async def put_group(self, request: Request) -> Response:
+        name = request.path_params["resourceGroupName"]
+        body = await read_json(request)
+        if not _GROUP_NAME.match(name) or name.endswith("."):
+            raise ArmError(
+                400,
+                "InvalidResourceGroupName",
+                f"Resource group name '{name}' is invalid. It can contain only letters, digits, "
+                "underscores, hyphens, periods (not at the end) and parentheses, up to 90 "
+                "characters.",
+            )
+        location = body.get("location")
+        if not isinstance(location, str) or not location:
+            raise ArmError(
+                400, "LocationRequired", "The location property is required for this definition."
+            )
+        region = normalize_location(location)
+        if region is None:
+            raise ArmError(
+                400,
+                "LocationNotAvailableForResourceGroup",
+                f"The provided location '{location}' is not available for resource group. "
+                f"List of available regions is '{','.join(region_names())}'.",
+            )
+        tags = _tags(body)
+        with self.ctx.store.transaction() as store:
+            existing = store.group(name)
+            if existing is not None:
+                current = existing["body"]
+                if current["properties"]["provisioningState"] == "Deleting":
+                    raise ArmError(
+                        409,
+                        "ResourceGroupBeingDeleted",
+                        f"The resource group '{current['name']}' is in deprovisioning state and "
+                        "cannot perform this operation.",
+                    )
+                if current["location"] != region:
+                    raise ArmError(
+                        409,
+                        "InvalidResourceGroupLocation",
+                        f"Invalid resource group location '{location}'. The Resource group "
+                        f"already exists in location '{current['location']}'.",
+                    )
+                current["tags"] = tags
+                if "managedBy" in body:
+                    current["managedBy"] = body["managedBy"]
+                return json_response(current, 200)
+            group_body: dict[str, Any] = {
+                "id": group_id(self.ctx.subscription_id, name),
+                "name": name,
+                "type": "Microsoft.Resources/resourceGroups",
+                "location": region,
+                "tags": tags,
+                "properties": {"provisioningState": "Succeeded"},
+            }
+            if body.get("managedBy"):
+                group_body["managedBy"] = body["managedBy"]
+            store.put_group(name, {"body": group_body})
+        return json_response(group_body, 201)
+
+    async def patch_group(self, request: Request) -> Response:
+        name = request.path_params["resourceGroupName"]
+        body = await read_json(request)
+        with self.ctx.store.transaction():
+            record = self.ctx.require_group(name, for_write=True)
+            if "tags" in body:
+                record["body"]["tags"] = _tags(body)
+            if "managedBy" in body:
+                record["body"]["managedBy"] = body["managedBy"]
+            return json_response(record["body"])
+
+    async def delete_group(self, request: Request) -> Response:
+        name = request.path_params["resourceGroupName"]
+        with self.ctx.store.transaction():
+            record = self.ctx.require_group(name)
+            body = record["body"]
+            body["properties"]["provisioningState"] = "Deleting"
+            pending = record.get("deleteOperation")
+        op = self.ctx.operations.get(pending) if pending else None
+        if op is None or op["status"] != "InProgress":
+            op = self.ctx.operations.start(
+                request,
+                "group.delete",
+                namespace=self.namespace,
+                location=body["location"],
+                final_body=False,
+                args={"group": name},
+            )
+            with self.ctx.store.transaction():
+                record["deleteOperation"] = op["id"]
+        return empty_response(
+            202, self.ctx.operations.headers(op, async_operation=False, location=True)
+        )
+
+    def _delete_group_work(self, op: OpRecord) -> None:
+        group = op["args"]["group"]
+        for record in self.ctx.store.resources(group=group):
+            self.ctx.teardown(record)
+            with self.ctx.store.transaction() as store:
+                store.remove_resource(record["body"]["id"])
+        with self.ctx.store.transaction() as store:
+            store.remove_group(group)
+
+    def _failed(self, op: OpRecord, error: ArmError) -> None:
+        with self.ctx.store.transaction() as store:
+            record = store.group(op["args"]["group"])
+            if record is not None:
+                record["body"]["properties"]["provisioningState"] = "Failed"
+
+    # resources
+
+    async def list_group_resources(self, request: Request) -> Response:
+        name = request.path_params["resourceGroupName"]
+        self.ctx.require_group(name)
+        return json_response({"value": _generic(self.ctx.store.resources(group=name))})
+
+    async def list_all_resources(self, request: Request) -> Response:
+        return json_response({"value": _generic(self.ctx.store.resources())})
+
+
+def _generic(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The generic resource shape ARM lists: no provider-specific properties."""
+    out = []
+    for record in records:
+        body = record["body"]
+        item = {k: body[k] for k in ("id", "name", "type", "location") if k in body}
+        item["tags"] = body.get("tags") or {}
+        for key in ("kind", "sku", "identity", "managedBy"):
+            if body.get(key):
+                item[key] = body[key]
+        out.append(item)
+    return sorted(out, key=lambda item: item["id"].lower())
+
+
+def _tags(body: dict[str, Any]) -> dict[str, str]:
+    """Tags as ARM checks them: at most 50, names <= 512 chars, values <= 256 chars."""
+    tags = body.get("tags") or {}
+    if not isinstance(tags, dict):
+        raise ArmError(400, "InvalidRequestContent", "The 'tags' property must be an object.")
+    if len(tags) > 50:
+        raise ArmError(400, "InvalidTagCount", "The number of tags exceeds the limit of 50.")
+    for key, value in tags.items():
+        if not isinstance(value, str):
+            raise ArmError(
+                400, "InvalidRequestContent", f"The value of tag '{key}' must be a string."
+            )
+        if len(key) > 512 or len(value) > 256 or any(c in key for c in "<>%&\\?/"):
+            raise ArmError(
+                400,
+                "InvalidTagNameCharacters",
+                f"The tag name '{key[:64]}' has invalid characters or is too long, or its "
+                "value exceeds 256 characters.",
+            )
+    return dict(tags)
+
+
+tags_of = _tags

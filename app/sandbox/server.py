@@ -1,0 +1,372 @@
+"""The sandbox's ARM endpoint: a Starlette app served by uvicorn over TLS.
+
+`build_app(ctx)` assembles every provider's routes behind the ARM gates
+(bearer token, api-version, subscription, fault injection). `SandboxServer`
+owns one running sandbox: state, providers, their processes and the uvicorn
+server thread; `start()` returns once requests are accepted, `stop()` stops
+everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.sandbox.arm import (
+    ArmError,
+    arm_route,
+    check_api_version,
+    empty_response,
+    json_response,
+)
+from app.sandbox.certs import CertificateAuthority
+from app.sandbox.faults import FaultPlan
+from app.sandbox.latency import LatencyProfile
+from app.sandbox.processes import ProcessSupervisor
+from app.sandbox.providers import DATA_PLANE_ROOT, SandboxContext, load_providers
+from app.sandbox.store import Store
+
+log = logging.getLogger("mlcache.sandbox")
+http_log = logging.getLogger("mlcache.sandbox.http")
+
+_SUBSCRIPTION_PATH = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
+_UNKNOWN_TYPE_PATH = re.compile(r"/providers/(?P<ns>[^/]+)/(?P<type>[^/]+)", re.IGNORECASE)
+
+
+async def _send_arm_error(send: Send, error: ArmError) -> None:
+    body = json.dumps(error.body()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ArmGate:
+    """ASGI middleware: token, api-version, subscription, then faults, then the router."""
+
+    def __init__(self, app: ASGIApp, ctx: SandboxContext) -> None:
+        self.app = app
+        self.ctx = ctx
+        prefixes = [DATA_PLANE_ROOT]
+        for provider in ctx.providers:
+            prefixes.extend(provider.data_plane_prefixes)
+        self._data_plane = tuple(prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status_holder: dict[str, int] = {}
+
+        async def logging_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+            await send(message)
+
+        request = Request(scope)
+        path: str = scope["path"]
+        try:
+            if not path.startswith(self._data_plane):
+                self._check_token(request)
+                check_api_version(request)
+                self._check_subscription(path)
+            rule = self.ctx.faults.match(scope["method"], path)
+            if rule is not None:
+                log.info("fault rule %d matches %s %s", rule.index + 1, scope["method"], path)
+                if rule.drop:
+                    await _drop_connection(send)
+                    status_holder["status"] = 0
+                    return
+                if rule.fail_provisioning:
+                    scope.setdefault("state", {})["fail_provisioning"] = {
+                        "code": rule.error_code(),
+                        "message": rule.error_message(),
+                    }
+                else:
+                    headers = {}
+                    if rule.retry_after is not None:
+                        headers["Retry-After"] = f"{rule.retry_after:g}"
+                    raise ArmError(
+                        rule.status or 500, rule.error_code(), rule.error_message(), headers
+                    )
+            await self.app(scope, receive, logging_send)
+        except ArmError as error:
+            await _send_arm_error(logging_send, error)
+        finally:
+            http_log.info(
+                "%s %s -> %s (%.0f ms)",
+                scope["method"],
+                path,
+                status_holder.get("status", "-"),
+                (time.monotonic() - started) * 1000,
+            )
+
+    def _check_token(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header:
+            raise ArmError(
+                401,
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is missing.",
+            )
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), self.ctx.token.encode()
+        ):
+            raise ArmError(
+                401,
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is provided in an invalid "
+                "format or the token is not valid for this sandbox.",
+            )
+
+    def _check_subscription(self, path: str) -> None:
+        match = _SUBSCRIPTION_PATH.match(path)
+        if match and match.group(1).lower() != self.ctx.subscription_id.lower():
+            raise ArmError(
+                404,
+                "SubscriptionNotFound",
+                f"The subscription '{match.group(1)}' could not be found.",
+            )
+
+
+async def _drop_connection(send: Send) -> None:
+    """Close the TCP connection without an answer, as a broken network would.
+
+    uvicorn exposes the transport only through its response cycle object, which
+    is what `send` is bound to at the outermost layer of the app.
+    """
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise ArmError(500, "InternalServerError", "Connection drop is not supported here.")
+    transport.abort()
+    # Let uvicorn see the connection is gone, so it does not try to answer 500.
+    await asyncio.sleep(0)
+    if cycle is not None and hasattr(cycle, "disconnected"):
+        cycle.disconnected = True
+
+
+def _operation_routes(ctx: SandboxContext) -> list[BaseRoute]:
+    ops = ctx.operations
+
+    async def async_operation(request: Request) -> Response:
+        op = ops.get(request.path_params["operationId"])
+        if request.query_params.get("monitor", "").lower() == "true":
+            return _location_answer(ctx, op)
+        return json_response(ops.status_body(op))
+
+    async def operation_result(request: Request) -> Response:
+        return _location_answer(ctx, ops.get(request.path_params["operationId"]))
+
+    prefix = "/subscriptions/{subscriptionId}"
+    return [
+        arm_route(
+            prefix + "/providers/{namespace}/locations/{location}/asyncOperations/{operationId}",
+            async_operation,
+            ["GET"],
+        ),
+        arm_route(
+            prefix + "/providers/{namespace}/locations/{location}/operationResults/{operationId}",
+            operation_result,
+            ["GET"],
+        ),
+        arm_route(prefix + "/operationresults/{operationId}", operation_result, ["GET"]),
+    ]
+
+
+def _location_answer(ctx: SandboxContext, op: dict[str, Any]) -> Response:
+    if op["status"] == "InProgress":
+        return empty_response(202, ctx.operations.headers(op, async_operation=False, location=True))
+    if op["status"] == "Failed":
+        raise ArmError(op.get("errorStatus", 400), op["error"]["code"], op["error"]["message"])
+    if op["finalBody"] and op["resourceId"]:
+        record = ctx.store.resource(op["resourceId"])
+        if record is not None:
+            return json_response(record["body"])
+    return empty_response(200)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    path = request.url.path
+    match = _UNKNOWN_TYPE_PATH.search(path)
+    if match:
+        return ArmError(
+            400,
+            "InvalidResourceType",
+            f"The resource type '{match.group('type')}' could not be found in the namespace "
+            f"'{match.group('ns')}' for api version "
+            f"'{request.query_params.get('api-version', '')}'.",
+        ).response()
+    return ArmError(404, "NotFound", f"The path '{path}' is not part of the sandbox.").response()
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    return ArmError(
+        405,
+        "HttpMethodNotAllowed",
+        f"The http method '{request.method}' is not allowed for the path '{request.url.path}'.",
+    ).response()
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        return await _not_found(request, exc)
+    if status == 405:
+        return await _method_not_allowed(request, exc)
+    return ArmError(status, "BadRequest", str(getattr(exc, "detail", exc))).response()
+
+
+async def _arm_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ArmError)
+    return exc.response()
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"error": {"code": "InternalServerError", "message": "The sandbox failed: " + str(exc)}},
+        status_code=500,
+    )
+
+
+def build_app(ctx: SandboxContext) -> ASGIApp:
+    routes: list[BaseRoute] = _operation_routes(ctx)
+    for provider in ctx.providers:
+        routes.extend(provider.routes())
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            ArmError: _arm_error,
+            HTTPException: _http_exception,
+            Exception: _internal_error,
+        },
+    )
+    return ArmGate(app, ctx)
+
+
+class SandboxServer:
+    """One running sandbox on a state directory (used by `Sandbox` and `serve`)."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        latency: LatencyProfile,
+        faults: FaultPlan,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.state_dir = state_dir
+        self.host = host
+        self.port = port
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.ca = CertificateAuthority(state_dir)
+        self.ctx = SandboxContext(
+            state_dir=state_dir,
+            store=Store(state_dir),
+            latency=latency,
+            faults=faults,
+            ca=self.ca,
+            processes=ProcessSupervisor(),
+            token=secrets.token_urlsafe(32),
+        )
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self._stopped = False
+
+    @property
+    def endpoint(self) -> str:
+        return self.ctx.endpoint
+
+    def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(128)
+        sock.set_inheritable(False)
+        self._socket = sock
+        port = sock.getsockname()[1]
+        self.ctx.endpoint = f"https://{self.host}:{port}"
+        leaf = self.ca.issue_leaf(self.state_dir / "tls", "arm")
+
+        self.ctx.providers = load_providers(self.ctx)
+        for provider in self.ctx.providers:
+            for kind, handler in provider.operation_kinds().items():
+                self.ctx.operations.register(kind, handler)
+        try:
+            for provider in self.ctx.providers:
+                provider.start()
+            self.ctx.operations.resume_pending()
+
+            config = uvicorn.Config(
+                build_app(self.ctx),
+                ssl_certfile=str(leaf.cert_file),
+                ssl_keyfile=str(leaf.key_file),
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+                timeout_keep_alive=5,
+            )
+            self._server = uvicorn.Server(config)
+            self._thread = threading.Thread(
+                target=self._server.run,
+                kwargs={"sockets": [sock]},
+                name="sandbox-arm",
+                daemon=True,
+            )
+            self._thread.start()
+            deadline = time.monotonic() + 15
+            while not self._server.started:
+                if not self._thread.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError("the sandbox's HTTPS server did not start")
+                time.sleep(0.01)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("sandbox listening on %s (state %s)", self.ctx.endpoint, self.state_dir)
+
+    def stop(self) -> None:
+        """Stop serving, then every provider's processes; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._server is not None:
+            # Idle keep-alive TLS connections would hold a graceful shutdown for its
+            # whole timeout; the clients retry on a fresh connection anyway.
+            self._server.should_exit = True
+            self._server.force_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.close()
+        self.ctx.operations.stop()
+        for provider in reversed(self.ctx.providers):
+            try:
+                provider.stop()
+            except Exception:
+                log.exception("provider %s failed to stop", provider.namespace)
+        self.ctx.processes.close()
+        log.info("sandbox stopped")
