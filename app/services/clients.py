@@ -1,0 +1,88 @@
+"""The one factory for every Azure management client, imported lazily.
+
+Each client gets the target's credential, subscription, ARM endpoint
+(`base_url`), token scopes, CA bundle (`connection_verify`), LRO polling
+interval and retry policy. The sandbox differs only in those values.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any
+
+from app.services.target import CloudTarget
+
+# attribute -> (module, class, takes a subscription id)
+_CLIENTS: dict[str, tuple[str, str, bool]] = {
+    "resources": ("azure.mgmt.resource.resources", "ResourceManagementClient", True),
+    "subscriptions": ("azure.mgmt.resource.subscriptions", "SubscriptionClient", False),
+    "redis": ("azure.mgmt.redis", "RedisManagementClient", True),
+    "redis_enterprise": ("azure.mgmt.redisenterprise", "RedisEnterpriseManagementClient", True),
+    "storage": ("azure.mgmt.storage", "StorageManagementClient", True),
+    "web": ("azure.mgmt.web", "WebSiteManagementClient", True),
+    "registry": ("azure.mgmt.containerregistry", "ContainerRegistryManagementClient", True),
+}
+
+
+class ClientFactory:
+    """Makes (once) and hands out the SDK clients for one target."""
+
+    def __init__(self, target: CloudTarget) -> None:
+        self.target = target
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client_kwargs(self) -> dict[str, Any]:
+        target = self.target
+        kwargs: dict[str, Any] = {
+            "base_url": target.arm_endpoint,
+            "credential_scopes": list(target.credential_scopes),
+            "polling_interval": target.polling_interval,
+            **target.retry.as_kwargs(),
+        }
+        if target.ca_bundle is not None:
+            kwargs["connection_verify"] = str(target.ca_bundle)
+        return kwargs
+
+    def _get(self, attribute: str) -> Any:
+        with self._lock:
+            client = self._clients.get(attribute)
+            if client is None:
+                module_name, class_name, needs_subscription = _CLIENTS[attribute]
+                cls = getattr(importlib.import_module(module_name), class_name)
+                args: list[Any] = [self.target.credential]
+                if needs_subscription:
+                    args.append(self.target.subscription_id)
+                client = cls(*args, **self.client_kwargs())
+                self._clients[attribute] = client
+            return client
+
+    def resources(self) -> Any:
+        return self._get("resources")
+
+    def subscriptions(self) -> Any:
+        return self._get("subscriptions")
+
+    def redis(self) -> Any:
+        return self._get("redis")
+
+    def redis_enterprise(self) -> Any:
+        return self._get("redis_enterprise")
+
+    def storage(self) -> Any:
+        return self._get("storage")
+
+    def web(self) -> Any:
+        return self._get("web")
+
+    def registry(self) -> Any:
+        return self._get("registry")
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, {}
+        for client in clients.values():
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()

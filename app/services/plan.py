@@ -1,0 +1,81 @@
+"""From a spec to the list of steps, and the checks that run before any of them.
+
+`build_plan` picks the steps by mode (an existing image or a build; the cache
+kind); `preflight` refuses a spec this version cannot deploy before anything is
+created, so a run never stops half-way for a reason known up front.
+"""
+
+from __future__ import annotations
+
+from app.errors import BadInput
+from app.rules import validate_spec
+from app.services.runner import Step, check_plan
+from app.services.steps import (
+    AppServicePlanStep,
+    EndpointCheckStep,
+    FunctionAppStep,
+    FunctionSettingsStep,
+    ImageBuildStep,
+    ManagedRedisStep,
+    RedisCacheStep,
+    RegistryCredentialsStep,
+    RegistryStep,
+    ResourceGroupStep,
+    StorageAccountStep,
+)
+from app.spec import DeploymentSpec
+
+
+def build_plan(spec: DeploymentSpec) -> list[Step]:
+    """The steps that create (or adopt) everything `spec` describes, with dependencies."""
+    steps: list[Step] = [ResourceGroupStep(spec)]
+    if spec.cache.kind == "azure-managed-redis":
+        # Issue 7: cluster + default database steps replace this placeholder.
+        steps.append(ManagedRedisStep(spec))
+    else:
+        steps.append(RedisCacheStep(spec))
+    steps += [StorageAccountStep(spec), AppServicePlanStep(spec)]
+    if spec.image.build_from:
+        steps += [RegistryStep(spec), ImageBuildStep(spec)]
+    else:
+        steps.append(RegistryCredentialsStep(spec))
+    steps += [FunctionAppStep(spec), FunctionSettingsStep(spec), EndpointCheckStep(spec)]
+    check_plan(steps)
+    return steps
+
+
+# Options the rules accept but this version cannot deploy yet: (check, field, message).
+_NOT_YET = (
+    (
+        lambda s: not s.cache.public_network_access,
+        "cache.public_network_access",
+        "false (a private endpoint) is not supported by deploy yet",
+    ),
+    (
+        lambda s: s.cache.auth == "entra",
+        "cache.auth",
+        "entra (Microsoft Entra authentication) is not supported by deploy yet",
+    ),
+    (
+        lambda s: s.cache.kind == "azure-managed-redis",
+        "cache.kind",
+        "azure-managed-redis is not supported by deploy yet",
+    ),
+)
+
+
+def preflight(spec: DeploymentSpec) -> None:
+    """Raise BadInput (exit 2) when the spec breaks a rule or asks for what is not supported."""
+    problems = validate_spec(spec)
+    if problems:
+        listing = "\n  ".join(str(p) for p in problems)
+        raise BadInput(
+            f"the spec has {len(problems)} problem(s):\n  {listing}",
+            "Fix them (`mlcache-deploy validate SPEC` lists them) and deploy again.",
+        )
+    for check, field, message in _NOT_YET:
+        if check(spec):
+            raise BadInput(
+                f"{field}: {message}; nothing was created",
+                f"Change {field} in the spec to deploy with this version.",
+            )

@@ -1,0 +1,285 @@
+"""Where ARM is and who we are there: one `CloudTarget` for Azure and the sandbox.
+
+The sandbox is a different target, not a different code path: it differs only in
+the management endpoint, the credential (a static bearer token), the CA bundle
+that verifies its TLS certificate, and how often long-running operations are
+polled. Everything above this module treats both the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app import paths
+from app.errors import BadInput, NotPermitted
+from app.services.logs import get_logger
+from app.services.redaction import register_secret
+
+log = get_logger("arm")
+
+AZURE_ARM = "https://management.azure.com"
+AZURE_SCOPES = ("https://management.azure.com/.default",)
+# The SDK waits 30 s between polls when the server sends no Retry-After; a few
+# seconds keeps progress live on Azure without hammering ARM.
+AZURE_POLLING_S = 5.0
+# The sandbox provisions in well under a second on the `fast` profile.
+SANDBOX_POLLING_S = 0.1
+SIGN_IN_METHODS = ("default", "browser", "device-code")
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Keyword arguments for azure-core's RetryPolicy (it honours Retry-After)."""
+
+    total: int = 10
+    backoff_factor: float = 0.8
+    backoff_max: float = 60.0
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {
+            "retry_total": self.total,
+            "retry_backoff_factor": self.backoff_factor,
+            "retry_backoff_max": self.backoff_max,
+        }
+
+
+@dataclass
+class CloudTarget:
+    """Credential + subscription + ARM endpoint + CA bundle + polling interval."""
+
+    kind: str  # "azure" | "sandbox"
+    credential: Any  # an azure-core TokenCredential
+    subscription_id: str
+    arm_endpoint: str = AZURE_ARM
+    ca_bundle: Path | None = None
+    polling_interval: float = AZURE_POLLING_S
+    credential_scopes: tuple[str, ...] = AZURE_SCOPES
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    tenant_id: str | None = None
+    state_dir: Path | None = None
+    # Called by close(): stops a sandbox this target started in-process.
+    _closer: Callable[[], None] | None = None
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.kind == "sandbox"
+
+    @property
+    def verify(self) -> str | bool:
+        """What to pass as `verify=` to requests (the CA path, or the system store)."""
+        return str(self.ca_bundle) if self.ca_bundle else True
+
+    def close(self) -> None:
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            closer()
+
+    def __enter__(self) -> CloudTarget:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- the sandbox ------------------------------------------------------------------
+
+
+class StaticTokenCredential:
+    """The sandbox's bearer token as an azure-core TokenCredential."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+    def close(self) -> None:
+        return None
+
+
+def sandbox_target_from_connection(
+    connection: dict[str, str], state_dir: Path | None = None
+) -> CloudTarget:
+    endpoint = connection["endpoint"].rstrip("/")
+    # The token may sit in connection.json and nowhere else we write.
+    register_secret(connection["token"])
+    return CloudTarget(
+        kind="sandbox",
+        credential=StaticTokenCredential(connection["token"]),
+        subscription_id=connection["subscription_id"],
+        arm_endpoint=endpoint,
+        ca_bundle=Path(connection["ca_cert"]),
+        polling_interval=SANDBOX_POLLING_S,
+        credential_scopes=(f"{endpoint}/.default",),
+        # Short back-off: the sandbox's faults are short by design and tests wait.
+        retry=RetrySettings(total=10, backoff_factor=0.1, backoff_max=2.0),
+        state_dir=state_dir,
+    )
+
+
+def sandbox_target(
+    state_dir: Path | str | None = None, *, start: bool = True, latency: str = "fast"
+) -> CloudTarget:
+    """Connect to the sandbox running on `state_dir`, or start one in this process.
+
+    A started sandbox lives until `target.close()`; its state persists in the
+    state dir, so a later command reattaches to the same resources.
+    """
+    from app.sandbox import Sandbox, connect
+
+    folder = (Path(state_dir) if state_dir else paths.default_sandbox_state_dir()).expanduser()
+    try:
+        running = connect(folder)
+    except BadInput:
+        if not start:
+            raise
+    else:
+        log.info("using the sandbox at %s (state %s)", running.endpoint, folder)
+        return sandbox_target_from_connection(
+            {
+                "endpoint": running.endpoint,
+                "ca_cert": str(running.ca_cert),
+                "subscription_id": running.subscription_id,
+                "token": running.token,
+            },
+            folder,
+        )
+    log.info("starting a sandbox in this process (state %s)", folder)
+    sandbox = Sandbox.start(folder, latency=latency)
+    target = sandbox_target_from_connection(
+        {
+            "endpoint": sandbox.endpoint,
+            "ca_cert": str(sandbox.ca_cert),
+            "subscription_id": sandbox.subscription_id,
+            "token": sandbox.token,
+        },
+        folder,
+    )
+    target._closer = sandbox.stop
+    return target
+
+
+# --- Azure ------------------------------------------------------------------------
+
+
+def make_credential(method: str = "default", tenant_id: str | None = None) -> Any:
+    """An azure-identity credential: DefaultAzureCredential, browser or device code."""
+    if method not in SIGN_IN_METHODS:
+        raise BadInput(f"sign-in method must be one of {', '.join(SIGN_IN_METHODS)}")
+    import azure.identity as identity
+
+    if method == "browser":
+        return identity.InteractiveBrowserCredential(tenant_id=tenant_id)
+    if method == "device-code":
+        return identity.DeviceCodeCredential(tenant_id=tenant_id)
+    if tenant_id:
+        return identity.DefaultAzureCredential(
+            interactive_browser_tenant_id=tenant_id, shared_cache_tenant_id=tenant_id,
+            visual_studio_code_tenant_id=tenant_id, additionally_allowed_tenants=[tenant_id],
+        )
+    return identity.DefaultAzureCredential()
+
+
+def azure_target(
+    subscription_id: str,
+    credential: Any | None = None,
+    tenant_id: str | None = None,
+    polling_interval: float = AZURE_POLLING_S,
+) -> CloudTarget:
+    if not subscription_id:
+        raise BadInput("an Azure target needs a subscription id (subscription_id in the spec)")
+    return CloudTarget(
+        kind="azure",
+        credential=credential or make_credential("default", tenant_id),
+        subscription_id=subscription_id,
+        polling_interval=polling_interval,
+        tenant_id=tenant_id,
+    )
+
+
+@dataclass(frozen=True)
+class Subscription:
+    subscription_id: str
+    name: str
+    tenant_id: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str
+    name: str
+    domain: str
+
+
+def _subscription_client(credential: Any, target: CloudTarget | None) -> Any:
+    from app.services.clients import ClientFactory
+
+    probe = target or CloudTarget(kind="azure", credential=credential, subscription_id="")
+    return ClientFactory(probe).subscriptions()
+
+
+def list_tenants(credential: Any, target: CloudTarget | None = None) -> list[Tenant]:
+    """Tenants the signed-in identity can see."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    client = _subscription_client(credential, target)
+    try:
+        return [
+            Tenant(t.tenant_id or "", t.display_name or t.tenant_id or "", t.default_domain or "")
+            for t in client.tenants.list()
+        ]
+    except ClientAuthenticationError as exc:
+        raise NotPermitted(f"sign-in failed: {exc.message}", "Sign in again.") from None
+
+
+def list_subscriptions(credential: Any, target: CloudTarget | None = None) -> list[Subscription]:
+    """Subscriptions the signed-in identity can see, enabled ones first."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    client = _subscription_client(credential, target)
+    try:
+        subs = [
+            Subscription(
+                s.subscription_id or "",
+                s.display_name or "",
+                s.tenant_id or "",
+                str(s.state or ""),
+            )
+            for s in client.subscriptions.list()
+        ]
+    except ClientAuthenticationError as exc:
+        raise NotPermitted(f"sign-in failed: {exc.message}", "Sign in again.") from None
+    return sorted(subs, key=lambda s: (s.state != "Enabled", s.name.lower()))
+
+
+def target_for_spec(
+    target: str, subscription_id: str | None, sandbox_state: str | Path | None
+) -> CloudTarget:
+    """The target a spec's `target` field asks for (the CLI's entry point)."""
+    if target == "sandbox":
+        return sandbox_target(sandbox_state)
+    if target == "azure":
+        return azure_target(subscription_id or "")
+    raise BadInput(f"target must be sandbox or azure (got {target!r})")
+
+
+__all__ = [
+    "CloudTarget",
+    "RetrySettings",
+    "StaticTokenCredential",
+    "Subscription",
+    "Tenant",
+    "azure_target",
+    "list_subscriptions",
+    "list_tenants",
+    "make_credential",
+    "sandbox_target",
+    "target_for_spec",
+]

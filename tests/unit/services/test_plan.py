@@ -1,0 +1,92 @@
+"""The plan's shape by mode, and the checks before anything is created."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from app.errors import BadInput
+from app.services.plan import build_plan, preflight
+from app.services.runner import critical_path
+from app.spec import DeploymentSpec, load_spec
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+@pytest.fixture
+def sandbox_spec() -> DeploymentSpec:
+    return load_spec(EXAMPLES / "digits-sandbox.json")
+
+
+def deps(spec: DeploymentSpec) -> dict[str, tuple[str, ...]]:
+    return {s.name: tuple(sorted(s.depends_on)) for s in build_plan(spec)}
+
+
+def test_build_plan_with_a_model_folder(sandbox_spec: DeploymentSpec) -> None:
+    assert deps(sandbox_spec) == {
+        "resource-group": (),
+        "cache": ("resource-group",),
+        "storage": ("resource-group",),
+        "plan": ("resource-group",),
+        "registry": ("resource-group",),
+        "image": ("registry",),
+        "function-app": ("image", "plan", "registry", "resource-group", "storage"),
+        "app-settings": ("cache", "function-app"),
+        "endpoint": ("app-settings",),
+    }
+
+
+def test_build_plan_with_an_existing_image() -> None:
+    spec = load_spec(EXAMPLES / "digits-azure.toml")
+    plan = deps(spec)
+    assert plan["registry"] == ()  # the registry may live anywhere in the subscription
+    assert "image" not in plan
+    assert plan["function-app"] == ("plan", "registry", "resource-group", "storage")
+
+
+def test_only_the_settings_wait_for_the_cache(sandbox_spec: DeploymentSpec) -> None:
+    waiting = [n for n, d in deps(sandbox_spec).items() if "cache" in d]
+    assert waiting == ["app-settings"]
+    steps = build_plan(sandbox_spec)
+    # The realistic profile: the cache chain (20 + 1) is the critical path.
+    assert critical_path(steps, lambda s: s.nominal_s) == pytest.approx(21.0)
+
+
+def test_titles_name_the_resources(sandbox_spec: DeploymentSpec) -> None:
+    titles = {s.name: s.title for s in build_plan(sandbox_spec)}
+    assert titles["cache"] == "Azure Cache for Redis digits-cache-demo (Standard C1)"
+    assert titles["plan"] == "App Service plan plan-digits-demo (Linux B1)"
+
+
+def test_preflight_accepts_the_example(sandbox_spec: DeploymentSpec) -> None:
+    preflight(sandbox_spec)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda s: setattr(s.cache, "public_network_access", False), "cache.public_network_access"),
+        (lambda s: setattr(s.cache, "auth", "entra"), "cache.auth"),
+    ],
+)
+def test_preflight_refuses_what_is_not_supported_yet(
+    sandbox_spec: DeploymentSpec, change: object, field: str
+) -> None:
+    spec = copy.deepcopy(sandbox_spec)
+    change(spec)  # type: ignore[operator]
+    with pytest.raises(BadInput, match=field) as info:
+        preflight(spec)
+    assert "nothing was created" in str(info.value)
+
+
+def test_preflight_lists_rule_problems(sandbox_spec: DeploymentSpec) -> None:
+    spec = copy.deepcopy(sandbox_spec)
+    spec.cache.size = "P9"
+    spec.function_app.storage_account = "Not_Valid"
+    with pytest.raises(BadInput) as info:
+        preflight(spec)
+    text = str(info.value)
+    assert "2 problem(s)" in text and "cache.size" in text
+    assert "function_app.storage_account" in text
