@@ -42,6 +42,8 @@ from typing import IO, Any
 log = logging.getLogger("mlcache.functionhost")
 
 READY_LINE = b"READY\n"
+# What Azure accepts on an HTTP trigger that names no methods.
+ALL_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 STOP_GRACE_SECONDS = 5.0
 # Settings the function template reads; never inherited from the sandbox's own
 # environment, only taken from the site's application settings.
@@ -417,13 +419,13 @@ def build_asgi_app(loaded: LoadedApp, function_keys: Mapping[str, str], master_k
     ]
     if loaded.error:
         prefix = "/" + loaded.route_prefix if loaded.route_prefix else ""
-        routes.append(Route(prefix + "/{rest:path}", host_down, methods=None))
+        routes.append(Route(prefix + "/{rest:path}", host_down, methods=list(ALL_METHODS)))
     for function in loaded.functions:
         routes.append(
             Route(
                 starlette_path(loaded.route_prefix, function.route),
                 endpoint(function),
-                methods=list(function.methods) if function.methods else None,
+                methods=list(function.methods or ALL_METHODS),
                 name=function.name,
             )
         )
@@ -544,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         access_log=False,
         lifespan="off",
-        timeout_graceful_shutdown=2,
+        timeout_graceful_shutdown=1,
     )
     ReadyServer(config).run()
     log.info("Function host stopped")
