@@ -71,14 +71,18 @@ class DeployContext(RunContext):
         return value
 
     def resolve_path(self, text: str) -> Path:
-        """A path from the spec: absolute, else next to the spec file, else from here."""
-        path = Path(text).expanduser()
-        if path.is_absolute():
-            return path
-        for base in (self.spec_dir, Path.cwd()):
-            if (base / path).exists():
-                return (base / path).resolve()
-        return (self.spec_dir / path).resolve()
+        return resolve_spec_path(text, self.spec_dir)
+
+
+def resolve_spec_path(text: str, spec_dir: Path) -> Path:
+    """A path from the spec: absolute, else next to the spec file, else from here."""
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        return path
+    for base in (spec_dir, Path.cwd()):
+        if (base / path).exists():
+            return (base / path).resolve()
+    return (spec_dir / path).resolve()
 
 
 # --- helpers ----------------------------------------------------------------------

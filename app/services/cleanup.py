@@ -1,0 +1,105 @@
+"""Take a deployment down: list what goes, confirm by name, delete, wait, verify gone.
+
+Portal parity: the resource group's name must be typed out. A group this tool
+did not create (no `created-by: mlcache-deploy` tag) is refused unless forced.
+A group that is already gone counts as success.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.errors import BadInput, NotPermitted, ServiceFailure
+from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE
+from app.services.clients import ClientFactory
+from app.services.hints import as_error
+from app.services.logs import get_logger
+from app.services.steps import get_or_none
+
+log = get_logger("cleanup")
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True, order=True)
+class GroupItem:
+    type: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.name}"
+
+
+@dataclass(frozen=True)
+class CleanupResult:
+    group: str
+    deleted: tuple[GroupItem, ...]
+    already_gone: bool
+    elapsed: float
+
+
+def group_contents(clients: ClientFactory, group: str) -> list[GroupItem]:
+    items = clients.resources().resources.list_by_resource_group(group)
+    return sorted(GroupItem(item.type or "", item.name or "") for item in items)
+
+
+def delete_group(
+    clients: ClientFactory,
+    group: str,
+    confirm: str | None,
+    force: bool = False,
+    say: Say = print,
+    poll: float = 0.25,
+) -> CleanupResult:
+    """Delete `group` after the checks above; raises BadInput/NotPermitted when refused."""
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+    started = time.monotonic()
+    resources = clients.resources()
+    existing = get_or_none(resources.resource_groups.get, group)
+    if existing is None:
+        say(f"Resource group {group} does not exist: nothing to delete.")
+        return CleanupResult(group, (), True, time.monotonic() - started)
+    contents = group_contents(clients, group)
+    say(f"Resource group {group} ({existing.location}) holds {len(contents)} resource(s):")
+    for item in contents:
+        say(f"  {item}")
+    if confirm != group:
+        raise BadInput(
+            f"deleting {group} needs its name typed out: --confirm {group}"
+            + (f" (got {confirm!r})" if confirm else ""),
+            "Everything listed above is deleted, and it cannot be undone.",
+        )
+    tags = existing.tags or {}
+    if tags.get(CREATED_BY_TAG) != CREATED_BY_VALUE and not force:
+        raise NotPermitted(
+            f"resource group {group} was not created by mlcache-deploy "
+            f"(no tag {CREATED_BY_TAG}: {CREATED_BY_VALUE}); refusing to delete it",
+            "If you are sure it should go, add --force.",
+        )
+    say(f"Deleting resource group {group} ...")
+    try:
+        poller = resources.resource_groups.begin_delete(group)
+        last = 0.0
+        while not poller.done():
+            poller.wait(timeout=poll)
+            now = time.monotonic()
+            if now - last >= 5:
+                say(f"  still deleting ({now - started:.0f} s)")
+                last = now
+        poller.result()
+    except ResourceNotFoundError:
+        log.info("resource group %s vanished while deleting: already gone", group)
+    except HttpResponseError as exc:
+        raise as_error(exc, prefix=f"deleting {group}: ") from None
+    if resources.resource_groups.check_existence(group):
+        raise ServiceFailure(
+            f"resource group {group} still exists after the delete finished",
+            "Run cleanup again in a minute; Azure may still be deleting.",
+        )
+    elapsed = time.monotonic() - started
+    say(f"Resource group {group} is gone ({elapsed:.1f} s).")
+    log.info("deleted resource group %s with %d resource(s)", group, len(contents))
+    return CleanupResult(group, tuple(contents), False, elapsed)

@@ -1,0 +1,167 @@
+"""Call the deployed function's scoring route, as a client would, and say what happened.
+
+The function key is fetched through ARM (host keys), registered as a secret and
+sent in the `x-functions-key` header, never in a URL that could be logged. TLS
+is verified against the target's CA bundle (the sandbox CA, or the system store).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.errors import BadInput, ServiceFailure
+from app.services.clients import ClientFactory
+from app.services.hints import as_error
+from app.services.logs import get_logger
+from app.services.redaction import redact, register_secret
+from app.services.steps import resolve_spec_path
+from app.services.target import CloudTarget
+from app.spec import DeploymentSpec
+
+log = get_logger("test")
+
+SAMPLE_REQUEST = "sample-request.json"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str  # https://<host>/api/score
+    health_url: str
+    key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    status: int
+    latency_ms: float
+    cache: str  # HIT | MISS | BYPASS | "" when the function did not say
+    body: Any
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "status": self.status,
+            "latency_ms": round(self.latency_ms, 3),
+            "cache": self.cache,
+            "body": self.body,
+        }
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+def find_endpoint(spec: DeploymentSpec, target: CloudTarget, clients: ClientFactory) -> Endpoint:
+    """The scoring URL and a function key, both read from ARM."""
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+    web = clients.web()
+    group, name = spec.resource_group.name, spec.function_app.name
+    try:
+        site = web.web_apps.get(group, name)
+        keys = web.web_apps.list_host_keys(group, name)
+    except ResourceNotFoundError:
+        raise BadInput(
+            f"function app {name} does not exist in resource group {group}",
+            "Deploy the spec first: mlcache-deploy deploy SPEC",
+        ) from None
+    except HttpResponseError as exc:
+        raise as_error(exc, prefix=f"reading {name} from ARM: ") from None
+    function_keys = dict(keys.function_keys or {})
+    key = function_keys.get("default") or next(iter(function_keys.values()), None)
+    key = key or keys.master_key
+    if not key:
+        raise ServiceFailure(f"ARM returned no function key for {name}")
+    register_secret(key)
+    register_secret(keys.master_key)
+    for value in function_keys.values():
+        register_secret(value)
+    host = site.default_host_name
+    if not host:
+        raise ServiceFailure(f"function app {name} has no host name yet")
+    return Endpoint(f"https://{host}/api/score", f"https://{host}/api/health", key)
+
+
+def default_payload(spec: DeploymentSpec, spec_dir: Path) -> bytes:
+    """The model folder's sample request (what `test` sends without --payload)."""
+    if spec.image.build_from:
+        candidate = resolve_spec_path(spec.image.build_from, spec_dir) / SAMPLE_REQUEST
+        if candidate.is_file():
+            return candidate.read_bytes()
+    raise BadInput(
+        "no sample request to send: the spec's image has no model folder with "
+        f"{SAMPLE_REQUEST}",
+        "Give one with --payload FILE (a JSON request body).",
+    )
+
+
+def read_payload(path: str) -> bytes:
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"--payload {path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        json.loads(data)
+    except ValueError as exc:
+        raise BadInput(f"--payload {path}: not valid JSON ({exc})") from None
+    return data
+
+
+class ScoringClient:
+    """A kept-alive HTTPS session to the function; one `call()` per request."""
+
+    def __init__(self, endpoint: Endpoint, verify: str | bool, timeout: float = 60.0) -> None:
+        import requests
+
+        self.endpoint = endpoint
+        self.verify = verify
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def call(self, payload: bytes) -> CallResult:
+        import requests
+
+        headers = {"Content-Type": "application/json", "x-functions-key": self.endpoint.key}
+        started = time.perf_counter()
+        try:
+            response = self.session.post(
+                self.endpoint.url,
+                data=payload,
+                headers=headers,
+                timeout=self.timeout,
+                verify=self.verify,
+            )
+        except requests.RequestException as exc:
+            latency = (time.perf_counter() - started) * 1000
+            return CallResult(0, latency, "", None, redact(f"{type(exc).__name__}: {exc}"))
+        latency = (time.perf_counter() - started) * 1000
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = redact(response.text[:2000])
+        cache = response.headers.get("X-Cache", "").upper()
+        error = "" if response.status_code == 200 else f"HTTP {response.status_code}"
+        log.info("POST %s -> %s %s in %.1f ms", self.endpoint.url, response.status_code,
+                 cache or "-", latency)
+        return CallResult(response.status_code, latency, cache, body, error)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> ScoringClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
