@@ -75,11 +75,12 @@ class DeployContext(RunContext):
 
 
 def resolve_spec_path(text: str, spec_dir: Path) -> Path:
-    """A path from the spec: absolute, else next to the spec file, else from here."""
+    """A path from the spec: absolute; else from the spec's folder, the current
+    folder, or (for specs kept in a subfolder of a project) a folder above the spec."""
     path = Path(text).expanduser()
     if path.is_absolute():
         return path
-    for base in (spec_dir, Path.cwd()):
+    for base in (spec_dir, Path.cwd(), *spec_dir.resolve().parents):
         if (base / path).exists():
             return (base / path).resolve()
     return (spec_dir / path).resolve()

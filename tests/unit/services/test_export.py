@@ -1,0 +1,98 @@
+"""The ARM template and az CLI script: same resources as the plan, no secrets inside."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.services.export import arm_template, azcli_script
+from app.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = ROOT / "examples"
+
+
+def test_arm_template_for_a_build_has_every_resource_and_tags() -> None:
+    spec = load_spec(EXAMPLES / "digits-sandbox.json")
+    template = arm_template(spec)
+    types = [r["type"] for r in template["resources"]]
+    assert types == [
+        "Microsoft.Cache/redis",
+        "Microsoft.Storage/storageAccounts",
+        "Microsoft.Web/serverfarms",
+        "Microsoft.ContainerRegistry/registries",
+        "Microsoft.Web/sites",
+    ]
+    tags = template["parameters"]["tags"]["defaultValue"]
+    assert tags == {"project": "digits", "owner": "data-science", "created-by": "mlcache-deploy"}
+    cache = template["resources"][0]["properties"]
+    assert cache["sku"] == {"name": "Standard", "family": "C", "capacity": 1}
+    assert cache["enableNonSslPort"] is False and cache["minimumTlsVersion"] == "1.2"
+    site = template["resources"][-1]
+    settings = {s["name"]: s["value"] for s in site["properties"]["siteConfig"]["appSettings"]}
+    assert settings["FUNCTIONS_EXTENSION_VERSION"] == "~4"
+    assert settings["REDIS_KEY"].startswith("[listKeys(")
+    assert "listKeys(" in settings["AzureWebJobsStorage"]
+    assert settings["DOCKER_REGISTRY_SERVER_PASSWORD"].startswith("[listCredentials(")
+    assert "REDIS_CA_BUNDLE" not in settings
+    fx = site["properties"]["siteConfig"]["linuxFxVersion"]
+    assert fx == "[format('DOCKER|{0}', parameters('image'))]"
+
+
+def test_arm_template_for_premium_options() -> None:
+    spec = load_spec(EXAMPLES / "digits-azure.toml")
+    template = arm_template(spec)
+    redis = template["resources"][0]
+    assert redis["zones"] == ["1", "2"]
+    assert redis["properties"]["shardCount"] == 2
+    assert redis["properties"]["redisConfiguration"]["rdb-backup-enabled"] == "true"
+    assert template["parameters"]["image"]["defaultValue"].startswith(
+        "digitsprodacr.azurecr.io/package@sha256:"
+    )
+    assert all(r["type"] != "Microsoft.ContainerRegistry/registries" for r in template["resources"])
+
+
+def test_azcli_script_reads_keys_into_variables() -> None:
+    spec = load_spec(EXAMPLES / "digits-sandbox.json")
+    script = azcli_script(spec)
+    assert script.startswith("#!/usr/bin/env bash")
+    for command in ("az group create", "az redis create", "az storage account create",
+                    "az appservice plan create --resource-group rg-digits-demo "
+                    "--name plan-digits-demo --location westeurope --is-linux --sku B1",
+                    "az acr create", "az acr build", "az functionapp create",
+                    "az functionapp config appsettings set"):
+        assert command in script
+    assert 'REDIS_KEY="$redis_key"' in script
+    assert "created-by=mlcache-deploy" in script
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+@pytest.mark.parametrize("fmt", ["arm", "azcli"])
+def test_export_command_writes_the_file(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"plan.{fmt}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "export", str(EXAMPLES / "digits-sandbox.json"),
+         "--format", fmt, "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists() and out.stat().st_size > 500
+    if fmt == "arm":
+        json.loads(out.read_text())
+
+
+def test_export_of_a_broken_spec_is_bad_input(tmp_path: Path) -> None:
+    data = json.loads((EXAMPLES / "digits-sandbox.json").read_text())
+    data["cache"]["size"] = "P9"
+    spec = tmp_path / "bad.json"
+    spec.write_text(json.dumps(data))
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "export", str(spec)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "cache.size" in proc.stderr and "Traceback" not in proc.stderr
