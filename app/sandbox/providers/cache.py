@@ -1,0 +1,715 @@
+"""Microsoft.Cache/redis: Azure Cache for Redis, backed by real redis-server processes.
+
+Wire behaviour follows the Redis RP as the azure-mgmt-redis client expects it:
+create answers 201 with provisioningState Creating and an Azure-AsyncOperation
+URL under `providers/Microsoft.Cache/locations/{location}/asyncOperations/{id}`;
+CheckNameAvailability answers 200 when free and 409 NameNotAvailable when not
+(the RP's documented contract); names are global across the sandbox.
+
+`hostName` is "127.0.0.1": there is no DNS in the sandbox and the server
+certificate names 127.0.0.1, so clients verify against the sandbox CA with no
+special casing. `sslPort`/`port` are the real listening ports.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import secrets
+import threading
+from typing import Any
+
+from azure.mgmt.redis import models as redis_models
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from app.sandbox.arm import (
+    ArmError,
+    arm_route,
+    empty_response,
+    json_response,
+    not_found,
+    read_json,
+    resource_id,
+)
+from app.sandbox.operations import OperationKind, OpRecord
+from app.sandbox.providers import Provider
+from app.sandbox.providers.resources import normalize_location, tags_of
+from app.sandbox.redishost import (
+    RedisInstance,
+    RedisSpec,
+    RedisStartError,
+    free_port,
+    key_hash,
+    port_free,
+    redis_server_version,
+    start_redis,
+)
+from app.sandbox.store import Record
+
+log = logging.getLogger("mlcache.sandbox.redis")
+
+RTYPE = "Microsoft.Cache/Redis"
+
+# Azure's memory (GB) and client limits per size; the sandbox divides memory by
+# MEMORY_SCALE so a laptop can hold a few "P5" caches.
+SIZES: dict[str, tuple[float, int]] = {
+    "C0": (0.25, 256),
+    "C1": (1, 1000),
+    "C2": (2.5, 2000),
+    "C3": (6, 5000),
+    "C4": (13, 10000),
+    "C5": (26, 15000),
+    "C6": (53, 20000),
+    "P1": (6, 7500),
+    "P2": (13, 15000),
+    "P3": (26, 30000),
+    "P4": (53, 40000),
+    "P5": (120, 40000),
+}
+MEMORY_SCALE = 32
+_MAX_SANDBOX_CLIENTS = 1000
+
+_NAME = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9]|-(?!-))*(?<!-)$")
+_POLICIES = {
+    "volatile-lru",
+    "allkeys-lru",
+    "volatile-random",
+    "allkeys-random",
+    "volatile-ttl",
+    "noeviction",
+    "volatile-lfu",
+    "allkeys-lfu",
+}
+# Settings a client may send in redisConfiguration (Azure refuses others).
+_CONFIG_KEYS = {
+    "maxmemory-policy",
+    "maxmemory-reserved",
+    "maxfragmentationmemory-reserved",
+    "maxmemory-delta",
+    "notify-keyspace-events",
+    "maxclients",
+    "aad-enabled",
+    "authnotrequired",
+    "rdb-backup-enabled",
+    "rdb-backup-frequency",
+    "rdb-backup-max-snapshot-count",
+    "rdb-storage-connection-string",
+    "aof-backup-enabled",
+    "aof-storage-connection-string-0",
+    "aof-storage-connection-string-1",
+    "preferred-data-persistence-auth-method",
+    "preferred-data-archive-auth-method",
+    "storage-subscription-id",
+    "zonal-configuration",
+}
+_PREMIUM_ONLY_CONFIG = {
+    "rdb-backup-enabled",
+    "rdb-backup-frequency",
+    "rdb-backup-max-snapshot-count",
+    "rdb-storage-connection-string",
+    "aof-backup-enabled",
+    "aof-storage-connection-string-0",
+    "aof-storage-connection-string-1",
+}
+
+
+def _bad(message: str, target: str | None = None) -> ArmError:
+    return ArmError(400, "InvalidRequestBody", message, target=target)
+
+
+def _new_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def _tls_protocols(minimum: str) -> str:
+    return "TLSv1.2 TLSv1.3" if minimum == "1.2" else "TLSv1.3"
+
+
+def _memory(sku: dict[str, Any]) -> tuple[int, int]:
+    gigabytes, clients = SIZES[f"{sku['family']}{sku['capacity']}"]
+    return int(gigabytes * 1024**3 / MEMORY_SCALE), min(clients, _MAX_SANDBOX_CLIENTS)
+
+
+def validate_sku(sku: dict[str, Any]) -> dict[str, Any]:
+    """Azure's SKU rules: Basic/Standard take C0-C6, Premium takes P1-P5."""
+    name = str(sku.get("name") or "")
+    family = str(sku.get("family") or "")
+    capacity = sku.get("capacity")
+    canonical = {"basic": "Basic", "standard": "Standard", "premium": "Premium"}.get(name.lower())
+    if canonical is None:
+        raise _bad(
+            f"The value '{name}' of the parameter 'sku.name' is invalid. "
+            "Valid values are Basic, Standard and Premium.",
+            "sku.name",
+        )
+    expected_family = "P" if canonical == "Premium" else "C"
+    if family.upper() != expected_family:
+        raise _bad(
+            f"The SKU family '{family}' is not valid for the '{canonical}' tier; "
+            f"the '{canonical}' tier requires family '{expected_family}'.",
+            "sku.family",
+        )
+    if not isinstance(capacity, int) or f"{expected_family}{capacity}" not in SIZES:
+        valid = "0-6" if expected_family == "C" else "1-5"
+        raise _bad(
+            f"The capacity '{capacity}' is not valid for the SKU '{canonical}' "
+            f"(family '{expected_family}'); valid capacities are {valid}.",
+            "sku.capacity",
+        )
+    return {"name": canonical, "family": expected_family, "capacity": capacity}
+
+
+class CacheProvider(Provider):
+    namespace = "Microsoft.Cache"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._instances: dict[str, RedisInstance] = {}
+        self._lock = threading.Lock()
+        self._version: str | None = None
+
+    @property
+    def redis_version(self) -> str:
+        if self._version is None:
+            self._version = redis_server_version()
+        return self._version
+
+    def routes(self) -> list[BaseRoute]:
+        sub = "/subscriptions/{subscriptionId}"
+        base = sub + "/resourceGroups/{resourceGroupName}/providers/Microsoft.Cache/redis"
+        one = base + "/{name}"
+        return [
+            arm_route(
+                sub + "/providers/Microsoft.Cache/CheckNameAvailability",
+                self.check_name,
+                ["POST"],
+            ),
+            arm_route(sub + "/providers/Microsoft.Cache/redis", self.list_all, ["GET"]),
+            arm_route(base, self.list_group, ["GET"]),
+            arm_route(one, self.get, ["GET"]),
+            arm_route(one, self.put, ["PUT"]),
+            arm_route(one, self.patch, ["PATCH"]),
+            arm_route(one, self.delete, ["DELETE"]),
+            arm_route(one + "/listKeys", self.list_keys, ["POST"]),
+            arm_route(one + "/regenerateKey", self.regenerate_key, ["POST"]),
+        ]
+
+    def operation_kinds(self) -> dict[str, OperationKind]:
+        return {
+            "redis.create": OperationKind("redis.create", self._create_work, self._create_failed),
+            "redis.delete": OperationKind("redis.delete", self._delete_work, self._delete_failed),
+        }
+
+    # lifecycle
+
+    def start(self) -> None:
+        for record in self.ctx.store.resources(RTYPE):
+            if record["body"]["properties"]["provisioningState"] in ("Succeeded", "Updating"):
+                try:
+                    self._run_server(record, reuse_ports=True)
+                except (RedisStartError, ArmError) as exc:
+                    log.error("cache %s did not come back: %s", record["body"]["name"], exc)
+
+    def teardown(self, record: Record) -> None:
+        with self._lock:
+            instance = self._instances.pop(record["body"]["id"].lower(), None)
+        if instance is not None:
+            instance.stop()
+
+    def stop(self) -> None:
+        with self._lock:
+            instances = list(self._instances.values())
+            self._instances.clear()
+        for instance in instances:
+            instance.stop()
+
+    def instance(self, rid: str) -> RedisInstance | None:
+        with self._lock:
+            return self._instances.get(rid.lower())
+
+    # helpers
+
+    def _lookup(self, request: Request) -> tuple[str, Record]:
+        group = request.path_params["resourceGroupName"]
+        name = request.path_params["name"]
+        self.ctx.require_group(group)
+        rid = resource_id(self.ctx.subscription_id, group, RTYPE, name)
+        record = self.ctx.store.resource(rid)
+        if record is None:
+            raise not_found(RTYPE, name, group)
+        return rid, record
+
+    def _spec(self, record: Record) -> RedisSpec:
+        props = record["body"]["properties"]
+        private = record["private"]
+        maxmemory, maxclients = _memory(props["sku"])
+        config = props.get("redisConfiguration") or {}
+        directory = self.ctx.provider_dir(self.namespace) / record["body"]["name"].lower()
+        directory.mkdir(parents=True, exist_ok=True)
+        return RedisSpec(
+            directory=directory,
+            tls_port=private["sslPort"],
+            plain_port=private["port"] if props["enableNonSslPort"] else None,
+            key_hashes=[key_hash(private["primaryKey"]), key_hash(private["secondaryKey"])],
+            maxmemory_bytes=maxmemory,
+            maxmemory_policy=config.get("maxmemory-policy", "volatile-lru"),
+            maxclients=maxclients,
+            tls_protocols=_tls_protocols(props.get("minimumTlsVersion") or "1.2"),
+            cert=self.ctx.ca.issue_leaf(directory, "server"),
+            ca_file=self.ctx.ca.cert_file,
+            notify_keyspace_events=config.get("notify-keyspace-events", ""),
+        )
+
+    def _run_server(self, record: Record, reuse_ports: bool) -> RedisInstance:
+        rid = record["body"]["id"]
+        self.teardown(record)
+        private = record["private"]
+        for attempt in range(3):
+            if (
+                attempt
+                or not reuse_ports
+                or not (port_free(private["sslPort"]) and port_free(private["port"]))
+            ):
+                with self.ctx.store.transaction():
+                    private["sslPort"], private["port"] = _two_free_ports()
+                    self._publish_ports(record)
+            try:
+                instance = start_redis(self._spec(record), self.ctx.processes)
+            except RedisStartError as exc:
+                if exc.port_in_use and attempt < 2:
+                    continue
+                raise ArmError(
+                    500, "InternalServerError", f"The cache failed to start: {exc}"
+                ) from None
+            with self._lock:
+                self._instances[rid.lower()] = instance
+            with self.ctx.store.transaction():
+                private["pid"] = instance.pid
+            return instance
+        raise ArmError(500, "InternalServerError", "The cache failed to start.")
+
+    @staticmethod
+    def _publish_ports(record: Record) -> None:
+        props = record["body"]["properties"]
+        private = record["private"]
+        props["port"] = private["port"]
+        props["sslPort"] = private["sslPort"]
+        instance: dict[str, Any] = {
+            "sslPort": private["sslPort"],
+            "isMaster": True,
+            "isPrimary": True,
+        }
+        if props.get("enableNonSslPort"):
+            instance["nonSslPort"] = private["port"]
+        props["instances"] = [instance]
+
+    def _parse_create(self, body: dict[str, Any]) -> redis_models.RedisCreateParameters:
+        try:
+            params = redis_models.RedisCreateParameters.deserialize(body)
+        except Exception as exc:
+            raise ArmError(
+                400, "InvalidRequestContent", f"The request content was invalid: {exc}"
+            ) from None
+        if not params.location:
+            raise ArmError(
+                400, "LocationRequired", "The location property is required for this definition."
+            )
+        if params.sku is None:
+            raise _bad("The parameter 'sku' is required.", "sku")
+        return params
+
+    def _validated_properties(
+        self, params: Any, sku: dict[str, Any], previous: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Checks shared by create and update; returns the settable properties."""
+        old = previous or {}
+        tier = sku["name"]
+        tls = params.minimum_tls_version or old.get("minimumTlsVersion") or "1.2"
+        if tls not in ("1.0", "1.1", "1.2"):
+            raise _bad(
+                f"The value '{tls}' of 'minimumTlsVersion' is invalid; valid values are 1.0, "
+                "1.1 and 1.2.",
+                "properties.minimumTlsVersion",
+            )
+        if tls != "1.2":
+            raise _bad(
+                "TLS 1.0 and 1.1 are retired for Azure Cache for Redis; "
+                "'minimumTlsVersion' must be 1.2.",
+                "properties.minimumTlsVersion",
+            )
+        access = params.public_network_access or old.get("publicNetworkAccess") or "Enabled"
+        if access not in ("Enabled", "Disabled"):
+            raise _bad(
+                f"The value '{access}' of 'publicNetworkAccess' is invalid.",
+                "properties.publicNetworkAccess",
+            )
+        shard_count = getattr(params, "shard_count", None)
+        if shard_count is not None and tier != "Premium":
+            raise _bad(
+                "Clustering (shardCount) is only available for Premium caches.",
+                "properties.shardCount",
+            )
+        if getattr(params, "subnet_id", None) and tier != "Premium":
+            raise _bad(
+                "Virtual network injection (subnetId) is only available for Premium caches.",
+                "properties.subnetId",
+            )
+        config = dict(old.get("redisConfiguration") or {})
+        if params.redis_configuration is not None:
+            given = params.redis_configuration.serialize()
+            extra = params.redis_configuration.additional_properties or {}
+            given.update({k: v for k, v in extra.items() if v is not None})
+            for key, value in given.items():
+                if key not in _CONFIG_KEYS:
+                    raise _bad(
+                        f"The redis configuration setting '{key}' is not supported.",
+                        f"properties.redisConfiguration.{key}",
+                    )
+                if key in _PREMIUM_ONLY_CONFIG and tier != "Premium":
+                    raise _bad(
+                        "Data persistence is only available for Premium caches.",
+                        f"properties.redisConfiguration.{key}",
+                    )
+                config[key] = str(value)
+        policy = config.get("maxmemory-policy", "volatile-lru")
+        if policy not in _POLICIES:
+            raise _bad(
+                f"The value '{policy}' of 'maxmemory-policy' is invalid.",
+                "properties.redisConfiguration.maxmemory-policy",
+            )
+        _, clients = SIZES[f"{sku['family']}{sku['capacity']}"]
+        defaults = {
+            "maxclients": str(clients),
+            "maxmemory-reserved": "30",
+            "maxfragmentationmemory-reserved": "30",
+            "maxmemory-delta": "30",
+            "maxmemory-policy": "volatile-lru",
+        }
+        config = {**defaults, **config}
+        config["maxclients"] = str(clients)
+        enable_non_ssl = params.enable_non_ssl_port
+        if enable_non_ssl is None:
+            enable_non_ssl = bool(old.get("enableNonSslPort", False))
+        props: dict[str, Any] = {
+            "sku": sku,
+            "enableNonSslPort": bool(enable_non_ssl),
+            "minimumTlsVersion": tls,
+            "publicNetworkAccess": access,
+            "redisConfiguration": config,
+        }
+        if shard_count is not None:
+            props["shardCount"] = shard_count
+        if getattr(params, "replicas_per_master", None) is not None and tier != "Basic":
+            props["replicasPerMaster"] = params.replicas_per_master
+            props["replicasPerPrimary"] = params.replicas_per_master
+        if getattr(params, "disable_access_key_authentication", None) is not None:
+            props["disableAccessKeyAuthentication"] = bool(params.disable_access_key_authentication)
+        return props
+
+    # routes
+
+    async def check_name(self, request: Request) -> Response:
+        body = await read_json(request)
+        name = body.get("name")
+        rtype = body.get("type")
+        if not isinstance(name, str) or not isinstance(rtype, str):
+            raise ArmError(400, "InvalidRequestContent", "Both 'name' and 'type' are required.")
+        if rtype.lower() != "microsoft.cache/redis":
+            raise ArmError(
+                400, "InvalidRequestBody", f"The resource type '{rtype}' is not supported."
+            )
+        if not _NAME.match(name):
+            raise _bad(
+                f"The name '{name}' is invalid. Cache names are 1-63 characters of letters, "
+                "numbers and hyphens; they start and end with a letter or number and have no "
+                "consecutive hyphens.",
+                "name",
+            )
+        if self.ctx.store.find_by_name(RTYPE, name) is not None:
+            raise ArmError(
+                409,
+                "NameNotAvailable",
+                f"The name '{name}' is not available: a cache with this DNS name already exists.",
+            )
+        return empty_response(200)
+
+    async def list_all(self, request: Request) -> Response:
+        bodies = [r["body"] for r in self.ctx.store.resources(RTYPE)]
+        return json_response({"value": sorted(bodies, key=lambda b: b["id"].lower())})
+
+    async def list_group(self, request: Request) -> Response:
+        group = request.path_params["resourceGroupName"]
+        self.ctx.require_group(group)
+        bodies = [r["body"] for r in self.ctx.store.resources(RTYPE, group=group)]
+        return json_response({"value": sorted(bodies, key=lambda b: b["id"].lower())})
+
+    async def get(self, request: Request) -> Response:
+        _, record = self._lookup(request)
+        return json_response(record["body"])
+
+    async def put(self, request: Request) -> Response:
+        group = request.path_params["resourceGroupName"]
+        name = request.path_params["name"]
+        body = await read_json(request)
+        group_record = self.ctx.require_group(group, for_write=True)
+        rid = resource_id(self.ctx.subscription_id, group_record["body"]["name"], RTYPE, name)
+        existing = self.ctx.store.resource(rid)
+        params = self._parse_create(body)
+        sku = validate_sku(dict(params.sku.serialize()))
+        if existing is not None:
+            return await self._update(request, rid, existing, params, sku, body)
+        if not _NAME.match(name):
+            raise _bad(f"The cache name '{name}' is invalid.", "name")
+        if normalize_location(params.location) is None:
+            raise ArmError(
+                400,
+                "LocationNotAvailableForResourceType",
+                f"The provided location '{params.location}' is not available for resource type "
+                f"'{RTYPE}'.",
+            )
+        if params.zones and sku["name"] == "Basic":
+            raise _bad("Availability zones are not available for Basic caches.", "zones")
+        props = self._validated_properties(params, sku, None)
+        ssl_port, port = _two_free_ports()
+        private = {
+            "primaryKey": _new_key(),
+            "secondaryKey": _new_key(),
+            "sslPort": ssl_port,
+            "port": port,
+        }
+        resource_body: dict[str, Any] = {
+            "id": rid,
+            "name": name,
+            "type": RTYPE,
+            "location": params.location,
+            "tags": tags_of(body),
+            "properties": {
+                "provisioningState": "Creating",
+                "redisVersion": self.redis_version,
+                **props,
+                "hostName": "127.0.0.1",
+                "accessKeys": None,
+                "linkedServers": [],
+                "updateChannel": "Stable",
+                "disableAccessKeyAuthentication": props.get(
+                    "disableAccessKeyAuthentication", False
+                ),
+                "tenantSettings": params.tenant_settings or {},
+            },
+        }
+        if params.zones:
+            resource_body["zones"] = list(params.zones)
+        record = {"body": resource_body, "private": private, "group": group_record["body"]["name"]}
+        self._publish_ports(record)
+        with self.ctx.store.transaction() as store:
+            if store.find_by_name(RTYPE, name) is not None:
+                raise ArmError(
+                    409,
+                    "NameNotAvailable",
+                    f"The name '{name}' is not available: a cache with this DNS name already "
+                    "exists.",
+                )
+            store.put_resource(rid, record)
+        op = self.ctx.operations.start(
+            request,
+            "redis.create",
+            namespace=self.namespace,
+            location=params.location,
+            resource_id=rid,
+        )
+        headers = self.ctx.operations.headers(op, async_operation=True, location=False)
+        return json_response(resource_body, 201, headers)
+
+    async def _update(
+        self,
+        request: Request,
+        rid: str,
+        record: Record,
+        params: Any,
+        sku: dict[str, Any],
+        body: dict[str, Any],
+    ) -> Response:
+        props = record["body"]["properties"]
+        state = props["provisioningState"]
+        if state in ("Creating", "Deleting", "Updating", "Scaling"):
+            raise ArmError(
+                409,
+                "Conflict",
+                f"The cache '{record['body']['name']}' is busy ({state}); retry when the "
+                "operation has finished.",
+            )
+        old_tier = props["sku"]["name"]
+        if old_tier != sku["name"] and "Premium" in (old_tier, sku["name"]):
+            raise _bad(
+                f"Scaling between the '{old_tier}' and '{sku['name']}' tiers is not supported "
+                "in the sandbox.",
+                "sku",
+            )
+        if old_tier == "Standard" and sku["name"] == "Basic":
+            raise _bad("A Standard cache cannot be scaled down to Basic.", "sku")
+        new_props = self._validated_properties(params, sku, props)
+        await self._apply(rid, record, new_props, tags_of(body) if "tags" in body else None)
+        return json_response(record["body"], 200)
+
+    async def patch(self, request: Request) -> Response:
+        rid, record = self._lookup(request)
+        body = await read_json(request)
+        try:
+            params = redis_models.RedisUpdateParameters.deserialize(body)
+        except Exception as exc:
+            raise ArmError(
+                400, "InvalidRequestContent", f"The request content was invalid: {exc}"
+            ) from None
+        props = record["body"]["properties"]
+        if props["provisioningState"] in ("Creating", "Deleting"):
+            raise ArmError(
+                409,
+                "Conflict",
+                f"The cache '{record['body']['name']}' is busy ({props['provisioningState']}).",
+            )
+        sku = validate_sku(dict(params.sku.serialize())) if params.sku else dict(props["sku"])
+        new_props = self._validated_properties(params, sku, props)
+        await self._apply(rid, record, new_props, tags_of(body) if "tags" in body else None)
+        return json_response(record["body"], 200)
+
+    async def _apply(
+        self, rid: str, record: Record, new_props: dict[str, Any], tags: dict[str, str] | None
+    ) -> None:
+        """Change the live server first, then the record (so the record never lies)."""
+        from starlette.concurrency import run_in_threadpool
+
+        props = record["body"]["properties"]
+        instance = self.instance(rid)
+        if instance is not None and props["provisioningState"] == "Succeeded":
+            private = record["private"]
+
+            def reconfigure() -> None:
+                maxmemory, maxclients = _memory(new_props["sku"])
+                config = new_props["redisConfiguration"]
+                instance.set_memory(
+                    maxmemory, config.get("maxmemory-policy", "volatile-lru"), maxclients
+                )
+                instance.set_tls_protocols(_tls_protocols(new_props["minimumTlsVersion"]))
+                if new_props["enableNonSslPort"] != props["enableNonSslPort"]:
+                    port = private["port"]
+                    if new_props["enableNonSslPort"] and not port_free(port):
+                        port = free_port()
+                        private["port"] = port
+                    instance.set_plain_port(port if new_props["enableNonSslPort"] else None)
+
+            await run_in_threadpool(reconfigure)
+        with self.ctx.store.transaction():
+            props.update(new_props)
+            if tags is not None:
+                record["body"]["tags"] = tags
+            self._publish_ports(record)
+
+    async def delete(self, request: Request) -> Response:
+        group = request.path_params["resourceGroupName"]
+        name = request.path_params["name"]
+        self.ctx.require_group(group)
+        rid = resource_id(self.ctx.subscription_id, group, RTYPE, name)
+        record = self.ctx.store.resource(rid)
+        if record is None:
+            return empty_response(204)
+        with self.ctx.store.transaction():
+            props = record["body"]["properties"]
+            pending = record["private"].get("deleteOperation")
+            props["provisioningState"] = "Deleting"
+        op = self.ctx.operations.get(pending) if pending else None
+        if op is None or op["status"] != "InProgress":
+            op = self.ctx.operations.start(
+                request,
+                "redis.delete",
+                namespace=self.namespace,
+                location=record["body"]["location"],
+                resource_id=rid,
+                final_body=False,
+            )
+            with self.ctx.store.transaction():
+                record["private"]["deleteOperation"] = op["id"]
+        return empty_response(
+            202, self.ctx.operations.headers(op, async_operation=True, location=True)
+        )
+
+    async def list_keys(self, request: Request) -> Response:
+        _, record = self._lookup(request)
+        private = record["private"]
+        return json_response(
+            {"primaryKey": private["primaryKey"], "secondaryKey": private["secondaryKey"]}
+        )
+
+    async def regenerate_key(self, request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        rid, record = self._lookup(request)
+        body = await read_json(request)
+        try:
+            params = redis_models.RedisRegenerateKeyParameters.deserialize(body)
+        except Exception as exc:
+            raise ArmError(
+                400, "InvalidRequestContent", f"The request was invalid: {exc}"
+            ) from None
+        key_type = str(params.key_type or "")
+        field = {"primary": "primaryKey", "secondary": "secondaryKey"}.get(key_type.lower())
+        if field is None:
+            raise _bad(
+                f"The value '{key_type}' of 'keyType' is invalid; use Primary or Secondary.",
+                "keyType",
+            )
+        private = record["private"]
+        new_keys = {
+            "primaryKey": private["primaryKey"],
+            "secondaryKey": private["secondaryKey"],
+            field: _new_key(),
+        }
+        instance = self.instance(rid)
+        if instance is not None:
+            hashes = [key_hash(new_keys["primaryKey"]), key_hash(new_keys["secondaryKey"])]
+            await run_in_threadpool(instance.set_key_hashes, hashes)
+        with self.ctx.store.transaction():
+            private.update(new_keys)
+        return json_response(new_keys)
+
+    # long-running work
+
+    def _create_work(self, op: OpRecord) -> None:
+        record = self.ctx.store.resource(op["resourceId"])
+        if record is None:
+            raise ArmError(404, "ResourceNotFound", "The cache was deleted while being created.")
+        self._run_server(record, reuse_ports=True)
+        with self.ctx.store.transaction():
+            record["body"]["properties"]["provisioningState"] = "Succeeded"
+
+    def _create_failed(self, op: OpRecord, error: ArmError) -> None:
+        record = self.ctx.store.resource(op["resourceId"])
+        if record is None:
+            return
+        self.teardown(record)
+        with self.ctx.store.transaction():
+            record["body"]["properties"]["provisioningState"] = "Failed"
+
+    def _delete_work(self, op: OpRecord) -> None:
+        record = self.ctx.store.resource(op["resourceId"])
+        if record is None:
+            return
+        self.teardown(record)
+        with self.ctx.store.transaction() as store:
+            store.remove_resource(op["resourceId"])
+
+    def _delete_failed(self, op: OpRecord, error: ArmError) -> None:
+        record = self.ctx.store.resource(op["resourceId"])
+        if record is not None:
+            with self.ctx.store.transaction():
+                record["body"]["properties"]["provisioningState"] = "Failed"
+
+
+def _two_free_ports() -> tuple[int, int]:
+    first = free_port()
+    second = free_port()
+    while second == first:
+        second = free_port()
+    return first, second
