@@ -13,7 +13,8 @@ Layout under the store root (`<state dir>/registry/`):
     <registry>/packages/<hex>/      the package content, one folder per digest
 
 Packages travel as gzip'd tar archives (`pack_package` / `unpack_package`); the
-sandbox accepts them on its registry data plane (`PUT .../v2/<repo>/manifests/<tag>`),
+sandbox accepts them on its registry data plane
+(`PUT /dataplane/registries/<name>/v2/<repo>/manifests/<tag>`),
 which is what `push_package` calls, so a push works against a sandbox running in
 another process.
 """
@@ -321,8 +322,8 @@ def parse_push_reference(text: str) -> ImageReference:
 
 
 def data_plane_url(endpoint: str, registry: str, path: str) -> str:
-    """URL of the sandbox's registry data plane (`/registries/<name>/v2/...`)."""
-    return f"{endpoint.rstrip('/')}/registries/{registry.lower()}/v2/{path.lstrip('/')}"
+    """URL of the sandbox's registry data plane (`/dataplane/registries/<name>/v2/...`)."""
+    return f"{endpoint.rstrip('/')}/dataplane/registries/{registry.lower()}/v2/{path.lstrip('/')}"
 
 
 def push_package(
@@ -381,7 +382,7 @@ def push_package(
 def _push_error(reference: ImageReference, exc: urllib.error.HTTPError) -> Exception:
     try:
         body = json.loads(exc.read().decode("utf-8") or "{}")
-        errors = body.get("errors") or []
+        errors = body.get("errors") or ([body["error"]] if "error" in body else [])
         detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
     except (ValueError, AttributeError, OSError):
         detail = ""

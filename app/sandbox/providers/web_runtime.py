@@ -78,6 +78,7 @@ class SiteSpec:
     function_key: str
     acr_managed_identity: bool = False
     enabled: bool = True
+    linux_plan: bool = True
 
     @property
     def host_name(self) -> str:
@@ -247,7 +248,12 @@ class SiteRuntime:
         with self._lock:
             if self._closed:
                 return
-            self._sites.setdefault(key, _Site())
+            site = self._sites.get(key)
+            if site is None:
+                site = self._sites[key] = _Site()
+                # Answer 503 at once (as a starting container does), not "connection refused".
+                with site.lock:
+                    self._serve_unavailable(spec, site)
             self._pending[key] = spec
             if key in self._workers:
                 return
@@ -329,19 +335,28 @@ class SiteRuntime:
             except Exception:
                 log.exception("stopping the host of %s failed", key)
             site.host = None
-        if site.placeholder is not None:
-            site.placeholder.stop()
-            site.placeholder = None
+        self._stop_placeholder(site)
         site.state = "Stopped"
 
     def _restart(self, key: str, site: _Site, spec: SiteSpec) -> None:
         self._stop_processes(key, site)
         site.spec = spec
+        # While the image is pulled and the host starts, the port answers 503.
+        self._serve_unavailable(spec, site)
         if not spec.enabled:
             self.write_log(spec.name, "INFO", f"Site {spec.name} is stopped.")
             self._serve_unavailable(spec, site)
             return
         image_text = image_of(spec.linux_fx_version)
+        if image_text is not None and not spec.linux_plan:
+            self.write_log(
+                spec.name,
+                "ERROR",
+                "The App Service plan is a Windows plan (reserved=false); containers need a "
+                "Linux plan (kind 'linux', properties.reserved true).",
+            )
+            self._serve_unavailable(spec, site)
+            return
         if image_text is None:
             self.write_log(
                 spec.name,
@@ -377,6 +392,7 @@ class SiteRuntime:
         settings.setdefault("WEBSITE_HOSTNAME", spec.host_name)
         settings.setdefault("WEBSITE_RESOURCE_GROUP", spec.resource_group)
         self.write_log(spec.name, "INFO", f"Starting container for site {spec.name}")
+        self._stop_placeholder(site)
         host = self._make_host(
             package_dir=wwwroot,
             app_settings=settings,
@@ -419,8 +435,15 @@ class SiteRuntime:
             factory = FunctionHost
         return factory(**kwargs)
 
+    def _stop_placeholder(self, site: _Site) -> None:
+        if site.placeholder is not None:
+            site.placeholder.stop()
+            site.placeholder = None
+
     def _serve_unavailable(self, spec: SiteSpec, site: _Site) -> None:
         site.state = "Unavailable"
+        if site.placeholder is not None:
+            return
         cert = self._ca.issue_leaf(self.site_dir(spec.name) / "tls")
         try:
             placeholder = UnavailableServer(spec.port, cert)
