@@ -680,7 +680,8 @@ class FunctionAppStep(Step):
         keys = ctx.clients.storage().storage_accounts.list_keys(
             ctx.group, ctx.output("storage", "name")
         )
-        values = [k.value for k in (keys.keys or []) if k.value]
+        # The model is a mapping, so its `keys` list is `keys_property` (keys() is the method).
+        values = [k.value for k in (keys.keys_property or []) if k.value]
         ctx.secret("storage_key", values[0] if values else None)
 
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
@@ -828,13 +829,12 @@ class EndpointCheckStep(Step):
 
     name = "endpoint"
     depends_on = ("app-settings",)
-    progress_text = "Waiting for {title} to answer"
-    success_text = "{title} answers"
+    progress_text = "Waiting for the {title} route"
+    success_text = "The function answers its health route with the cache reachable"
     attempts = 1
 
     def __init__(self, spec: DeploymentSpec) -> None:
-        self.title = f"https://{spec.function_app.name}/api/health"
-        self._app = spec.function_app.name
+        self.title = f"health of {spec.function_app.name}"
 
     def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:
         import requests
@@ -850,9 +850,12 @@ class EndpointCheckStep(Step):
                 report.check_cancelled()
                 try:
                     response = session.get(url, timeout=10, verify=ctx.target.verify)
-                    if response.status_code == 200:
-                        return {"url": url, "health": response.text[:500]}
-                    last = f"HTTP {response.status_code}"
+                    cache = _health_cache(response)
+                    # Until the host restarts with the cache settings, the old
+                    # process answers too, with the cache "not configured".
+                    if response.status_code == 200 and cache == "reachable":
+                        return {"url": url, "cache": cache}
+                    last = f"HTTP {response.status_code}, cache {cache or 'unknown'}"
                 except requests.RequestException as exc:
                     last = type(exc).__name__
                 report.progress("Starting", f"{url}: {last}")
@@ -863,3 +866,11 @@ class EndpointCheckStep(Step):
                         "requirements or a failing init() are the usual causes).",
                     )
                 report.sleep(interval)
+
+
+def _health_cache(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    return str(body.get("cache", "")) if isinstance(body, dict) else ""
