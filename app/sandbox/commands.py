@@ -134,15 +134,16 @@ def stop(args: argparse.Namespace) -> int:
 def push(args: argparse.Namespace) -> int:
     """Store a function package in a sandbox registry (the registry provider's client)."""
     from app.sandbox.api import connect
-    from app.sandbox.registry import push_package
+    from app.sandbox.registry import parse_push_reference, push_package
 
+    # Bad input first, so a typo is reported even when no sandbox runs.
+    image = parse_push_reference(args.image)
+    package_dir = Path(args.package_dir)
+    if not package_dir.is_dir():
+        raise BadInput(f"{package_dir} is not a folder", "Give the package folder to push.")
     conn = connect(_state_dir(args))
     result = push_package(
-        Path(args.package_dir),
-        args.image,
-        endpoint=conn.endpoint,
-        ca_cert=conn.ca_cert,
-        token=conn.token,
+        package_dir, image, endpoint=conn.endpoint, ca_cert=conn.ca_cert, token=conn.token
     )
     print(result)
     return 0

@@ -77,7 +77,9 @@ class PushResult:
     digest: str
 
     def __str__(self) -> str:
-        return f"{self.reference.login_server}/{self.reference.repository}@{self.digest}"
+        """`<registry>.azurecr.io/<repository>:<tag>@sha256:<digest>`, a valid reference."""
+        ref = self.reference
+        return f"{ref.login_server}/{ref.repository}:{ref.tag}@{self.digest}"
 
 
 def package_files(root: Path) -> list[tuple[str, Path]]:
