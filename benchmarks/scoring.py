@@ -1,0 +1,309 @@
+"""Scoring latency through the cache: hit vs miss, as a client sees it.
+
+Builds the sample package, runs it in a function host with a real TLS
+redis-server in front of the model, and times round trips on one kept-alive
+HTTPS connection (certificate verified against the local CA). Each iteration
+sends a new body (a miss: model runs, result stored) and then the same body
+again (a hit: answered from Redis). Prints one `name=value` line per figure.
+
+    .venv/bin/python benchmarks/scoring.py [--calls 200] [--target sandbox|local]
+
+`--target sandbox` (default) deploys through the sandbox cloud with the real
+Azure SDK clients: resource group, cache, registry push, plan, function app,
+then calls the site the sandbox runs. `--target local` skips ARM and wires a
+redis-server and a FunctionHost directly (same host code, same package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.paths import resources_dir  # noqa: E402
+from app.services.packaging import build_package  # noqa: E402
+
+SAMPLE = resources_dir() / "sample-model"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    path: str  # /api/score?code=...
+    ca_file: Path
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@contextmanager
+def local_target(work: Path) -> Iterator[Endpoint]:
+    """redis-server (TLS) + FunctionHost on the built sample package, no ARM."""
+    import redis
+
+    from app.sandbox.certs import CertificateAuthority
+    from app.sandbox.functionhost import FunctionHost, _free_port
+
+    ca = CertificateAuthority(work / "ca")
+    redis_leaf = ca.issue_leaf(work / "redis", "redis")
+    host_leaf = ca.issue_leaf(work / "host", "host")
+    password, function_key = "bench-redis-key", "bench-function-key"
+    port = _free_port("127.0.0.1")
+    server = subprocess.Popen(
+        [
+            "/usr/bin/redis-server",
+            "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(port),
+            "--tls-cert-file", str(redis_leaf.cert_file),
+            "--tls-key-file", str(redis_leaf.key_file),
+            "--tls-ca-cert-file", str(ca.cert_file), "--tls-auth-clients", "no",
+            "--requirepass", password, "--save", "", "--appendonly", "no",
+            "--dir", str(work / "redis"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    host = None
+    try:
+        client = redis.Redis(
+            host="127.0.0.1", port=port, password=password, ssl=True, ssl_ca_certs=str(ca.cert_file)
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        package = build_package(SAMPLE, work / "package").out_dir
+        host = FunctionHost(
+            package_dir=package,
+            app_settings={
+                "REDIS_HOST": "127.0.0.1",
+                "REDIS_PORT": str(port),
+                "REDIS_KEY": password,
+                "REDIS_CA_BUNDLE": str(ca.cert_file),
+            },
+            function_keys={"default": function_key},
+            master_key="bench-master-key",
+            cert_file=host_leaf.cert_file,
+            key_file=host_leaf.key_file,
+            log_file=work / "host.log",
+        )
+        host.start()
+        yield Endpoint("127.0.0.1", host.port, f"/api/score?code={function_key}", ca.cert_file)
+    finally:
+        if host is not None:
+            host.stop()
+        server.terminate()
+        server.wait(10)
+
+
+@contextmanager
+def sandbox_target(work: Path) -> Iterator[Endpoint]:
+    """Deploy the sample through the sandbox cloud with the real Azure SDK clients."""
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+    from azure.mgmt.containerregistry import models as acr
+    from azure.mgmt.redis import RedisManagementClient
+    from azure.mgmt.redis import models as redis_models
+    from azure.mgmt.resource.resources import ResourceManagementClient
+    from azure.mgmt.web import WebSiteManagementClient
+    from azure.mgmt.web import models as web
+
+    from app.sandbox import Sandbox
+    from app.sandbox.registry import push_package
+
+    with Sandbox.start(work / "sandbox", latency="fast") as sb:
+        kwargs = {
+            "credential": sb.credential(),
+            "subscription_id": sb.subscription_id,
+            "base_url": sb.endpoint,
+            "credential_scopes": [sb.credential_scope],
+            "connection_verify": str(sb.ca_cert),
+        }
+        group, location = "rg-bench-scoring", "westeurope"
+        ResourceManagementClient(**kwargs).resource_groups.create_or_update(
+            group, {"location": location}
+        )
+        redis_client = RedisManagementClient(**kwargs)
+        cache = redis_client.redis.begin_create(
+            group,
+            "bench-scoring-cache",
+            redis_models.RedisCreateParameters(
+                location=location,
+                sku=redis_models.Sku(name="Basic", family="C", capacity=0),
+                minimum_tls_version="1.2",
+            ),
+        ).result()
+        cache_key = redis_client.redis.list_keys(group, cache.name).primary_key
+
+        registries = ContainerRegistryManagementClient(**kwargs).registries
+        registry = registries.begin_create(
+            group,
+            "benchscoringacr",
+            acr.Registry(
+                location=location,
+                sku=acr.Sku(name="Basic"),
+                properties=acr.RegistryProperties(admin_user_enabled=True),
+            ),
+        ).result()
+        credentials = registries.list_credentials(group, registry.name)
+        assert credentials.passwords
+        username, password = credentials.username, credentials.passwords[0].value
+        image = f"{registry.name}.azurecr.io/digits-scoring:bench"
+        package = build_package(SAMPLE, work / "package").out_dir
+        push_package(
+            package, image, endpoint=sb.endpoint, ca_cert=sb.ca_cert,
+            username=username, password=password,
+        )  # fmt: skip
+
+        web_client = WebSiteManagementClient(**kwargs)
+        plan = web_client.app_service_plans.begin_create_or_update(
+            group,
+            "plan-bench-scoring",
+            web.AppServicePlan(
+                location=location,
+                sku=web.SkuDescription(name="B1", tier="Basic"),
+                reserved=True,
+                kind="linux",
+            ),
+        ).result()
+        settings = {
+            "FUNCTIONS_EXTENSION_VERSION": "~4",
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "DOCKER_REGISTRY_SERVER_URL": f"https://{registry.name}.azurecr.io",
+            "DOCKER_REGISTRY_SERVER_USERNAME": username,
+            "DOCKER_REGISTRY_SERVER_PASSWORD": password,
+            "REDIS_HOST": cache.host_name,
+            "REDIS_PORT": str(cache.ssl_port),
+            "REDIS_KEY": cache_key,
+            "REDIS_AUTH": "access-keys",
+            "REDIS_CA_BUNDLE": str(sb.ca_cert),
+        }
+        site = web_client.web_apps.begin_create_or_update(
+            group,
+            "bench-scoring-app",
+            web.Site(
+                location=location,
+                kind="functionapp,linux,container",
+                server_farm_id=plan.id,
+                site_config=web.SiteConfig(
+                    linux_fx_version=f"DOCKER|{image}",
+                    app_settings=[web.NameValuePair(name=k, value=v) for k, v in settings.items()],
+                ),
+            ),
+        ).result()
+        keys = web_client.web_apps.list_host_keys(group, site.name)
+        function_key = (keys.function_keys or {}).get("default") or keys.master_key
+        host, _, port = str(site.default_host_name).partition(":")
+        endpoint = Endpoint(host, int(port or 443), f"/api/score?code={function_key}", sb.ca_cert)
+        wait_until_serving(endpoint)
+        yield endpoint
+
+
+def wait_until_serving(endpoint: Endpoint, timeout: float = 60.0) -> None:
+    """A new site starts its host after the create returns, as on Azure: poll health."""
+    context = ssl.create_default_context(cafile=str(endpoint.ca_file))
+    deadline = time.monotonic() + timeout
+    status = 0
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPSConnection(
+                endpoint.host, endpoint.port, context=context, timeout=5
+            )
+            conn.request("GET", "/api/health")
+            status = conn.getresponse().status
+            conn.close()
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the function app did not come up (last health status {status})")
+
+
+def measure(endpoint: Endpoint, calls: int) -> dict[str, float]:
+    context = ssl.create_default_context(cafile=str(endpoint.ca_file))
+    conn = http.client.HTTPSConnection(endpoint.host, endpoint.port, context=context, timeout=30)
+    sample = json.loads((SAMPLE / "sample-request.json").read_text())
+    run_id = time.time_ns()
+
+    def post(body: bytes) -> tuple[float, str, bytes]:
+        started = time.perf_counter()
+        conn.request("POST", endpoint.path, body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        payload = response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status != 200:
+            raise SystemExit(f"scoring answered HTTP {response.status}: {payload[:200]!r}")
+        return elapsed, response.getheader("X-Cache", ""), payload
+
+    # Warm up: TLS handshake, model and connection pools.
+    for i in range(10):
+        post(json.dumps({**sample, "warmup": [run_id, i]}).encode())
+
+    hits: list[float] = []
+    misses: list[float] = []
+    unexpected = 0
+    for i in range(calls):
+        body = json.dumps({**sample, "request": [run_id, i]}).encode()
+        miss_ms, miss_state, miss_body = post(body)
+        hit_ms, hit_state, hit_body = post(body)
+        if miss_state != "MISS" or hit_state != "HIT" or miss_body != hit_body:
+            unexpected += 1
+        misses.append(miss_ms)
+        hits.append(hit_ms)
+    conn.close()
+    return {
+        "calls": float(2 * calls),
+        "hit_p50_ms": statistics.median(hits),
+        "hit_p95_ms": percentile(hits, 95),
+        "miss_p50_ms": statistics.median(misses),
+        "miss_p95_ms": percentile(misses, 95),
+        "unexpected_cache_states": float(unexpected),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200, help="miss/hit pairs to time")
+    parser.add_argument("--target", choices=["sandbox", "local"], default="sandbox")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mlcache-bench-") as tmp:
+        work = Path(tmp)
+        if args.target == "local":
+            with local_target(work) as endpoint:
+                figures = measure(endpoint, args.calls)
+        else:
+            with sandbox_target(work) as endpoint:
+                figures = measure(endpoint, args.calls)
+    print(f"target={args.target}")
+    for name, value in figures.items():
+        print(
+            f"{name}={value:.0f}"
+            if name in ("calls", "unexpected_cache_states")
+            else f"{name}={value:.2f}"
+        )
+    return 1 if figures["unexpected_cache_states"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
