@@ -1,0 +1,123 @@
+"""Subscriptions, locations and resource groups through the real SDK clients."""
+
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.mgmt.resource.resources import ResourceManagementClient
+from azure.mgmt.resource.subscriptions import SubscriptionClient
+
+from app.sandbox import Sandbox
+from tests.sandbox.conftest import unique
+
+
+def test_subscriptions_and_locations(
+    sandbox: Sandbox, subscription_client: SubscriptionClient
+) -> None:
+    subs = list(subscription_client.subscriptions.list())
+    assert [s.subscription_id for s in subs] == [sandbox.subscription_id]
+    sub = subscription_client.subscriptions.get(sandbox.subscription_id)
+    assert sub.state == "Enabled"
+    assert sub.id == f"/subscriptions/{sandbox.subscription_id}"
+    locations = {
+        loc.name: loc
+        for loc in subscription_client.subscriptions.list_locations(sandbox.subscription_id)
+    }
+    assert "westeurope" in locations and "eastus" in locations
+    assert locations["westeurope"].display_name == "West Europe"
+    with pytest.raises(ResourceNotFoundError):
+        subscription_client.subscriptions.get("11111111-1111-1111-1111-111111111111")
+
+
+def test_group_create_then_update_get_head_list(resource_client: ResourceManagementClient) -> None:
+    groups = resource_client.resource_groups
+    name = unique("rg-crud-")
+    assert groups.check_existence(name) is False
+    created = groups.create_or_update(name, {"location": "West Europe", "tags": {"env": "test"}})
+    assert created.name == name
+    assert created.location == "westeurope"
+    assert created.properties.provisioning_state == "Succeeded"
+    assert created.tags == {"env": "test"}
+    updated = groups.create_or_update(name, {"location": "westeurope", "tags": {"env": "prod"}})
+    assert updated.tags == {"env": "prod"}
+    assert groups.check_existence(name) is True
+    assert groups.check_existence(name.upper()) is True
+    assert groups.get(name).tags == {"env": "prod"}
+    patched = groups.update(name, {"tags": {"owner": "me"}})
+    assert patched.tags == {"owner": "me"}
+    assert name in [g.name for g in groups.list()]
+    groups.begin_delete(name).result()
+    assert groups.check_existence(name) is False
+
+
+def test_create_answers_201_then_200(resource_client: ResourceManagementClient) -> None:
+    name = unique("rg-status-")
+    statuses = []
+
+    def record(pipeline_response, deserialized, headers):  # type: ignore[no-untyped-def]
+        statuses.append(pipeline_response.http_response.status_code)
+        return deserialized
+
+    for _ in range(2):
+        resource_client.resource_groups.create_or_update(name, {"location": "eastus"}, cls=record)
+    assert statuses == [201, 200]
+    resource_client.resource_groups.begin_delete(name).result()
+
+
+def test_group_errors(resource_client: ResourceManagementClient, group: str) -> None:
+    with pytest.raises(HttpResponseError) as info:
+        resource_client.resource_groups.create_or_update(group, {"location": "eastus"})
+    assert info.value.error.code == "InvalidResourceGroupLocation"
+    with pytest.raises(HttpResponseError) as info:
+        resource_client.resource_groups.create_or_update(unique("rg-"), {"location": "moon"})
+    assert info.value.error.code == "LocationNotAvailableForResourceGroup"
+    with pytest.raises(ResourceNotFoundError) as not_found:
+        resource_client.resource_groups.begin_delete(unique("rg-missing-")).result()
+    assert not_found.value.error.code == "ResourceGroupNotFound"
+
+
+def test_list_resources_in_group(
+    resource_client: ResourceManagementClient,
+    storage_mgmt,
+    group: str,  # type: ignore[no-untyped-def]
+) -> None:
+    assert list(resource_client.resources.list_by_resource_group(group)) == []
+    account = unique("st")
+    storage_mgmt.storage_accounts.begin_create(
+        group,
+        account,
+        {
+            "sku": {"name": "Standard_LRS"},
+            "kind": "StorageV2",
+            "location": "westeurope",
+            "tags": {"a": "1"},
+        },
+    ).result()
+    listed = list(resource_client.resources.list_by_resource_group(group))
+    assert [(r.name, r.type) for r in listed] == [(account, "Microsoft.Storage/storageAccounts")]
+    assert listed[0].tags == {"a": "1"}
+
+
+def test_group_delete_is_a_location_lro_and_cascades(
+    resource_client: ResourceManagementClient,
+    storage_mgmt,  # type: ignore[no-untyped-def]
+) -> None:
+    name = unique("rg-del-")
+    resource_client.resource_groups.create_or_update(name, {"location": "westeurope"})
+    account = unique("st")
+    storage_mgmt.storage_accounts.begin_create(
+        name,
+        account,
+        {"sku": {"name": "Standard_LRS"}, "kind": "StorageV2", "location": "westeurope"},
+    ).result()
+    poller = resource_client.resource_groups.begin_delete(name)
+    first = poller.polling_method()._initial_response.http_response  # type: ignore[attr-defined]
+    assert first.status_code == 202
+    assert "/operationresults/" in first.headers["Location"]
+    poller.result()
+    assert poller.status() == "Succeeded"
+    assert resource_client.resource_groups.check_existence(name) is False
+    check = storage_mgmt.storage_accounts.check_name_availability(
+        {"name": account, "type": "Microsoft.Storage/storageAccounts"}
+    )
+    assert check.name_available is True
