@@ -1,0 +1,494 @@
+"""Microsoft.Web in the sandbox, driven by the real WebSiteManagementClient.
+
+Function apps run for real: a package pushed to the sandbox registry, pulled
+with the credentials in the site's app settings, served over HTTPS by a local
+function host that verifies against the sandbox CA.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+from azure.mgmt.web import WebSiteManagementClient
+
+from app.sandbox import Sandbox
+from app.sandbox.processes import pid_alive
+from app.sandbox.registry import push_package
+
+from .conftest import client_kwargs, unique
+
+FUNCTION_APP = """
+import os
+
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.route(route="hello", methods=["GET", "POST"])
+def hello(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(f"{VERSION} " + os.environ.get("GREETING", "nobody"))
+"""
+
+
+def write_package(root: Path, version: str = "v1") -> Path:
+    """A tiny Azure Functions Python v2 app whose answer names its version and a setting."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "function_app.py").write_text(f"VERSION = {version!r}\n" + FUNCTION_APP)
+    (root / "host.json").write_text('{"version": "2.0"}\n')
+    return root
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy (start-up is asynchronous, as on Azure)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except requests.RequestException as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def call(sb: Any, host: str, key: str | None = None, header: bool = False) -> requests.Response:
+    params = {"code": key} if key and not header else None
+    headers = {"x-functions-key": key} if key and header else None
+    return requests.get(
+        f"https://{host}/api/hello",
+        params=params,
+        headers=headers,
+        verify=str(sb.ca_cert),
+        timeout=10,
+    )
+
+
+def answers(sb: Any, host: str, key: str, text: str) -> Callable[[], bool]:
+    def check() -> bool:
+        response = call(sb, host, key)
+        return response.status_code == 200 and response.text == text
+
+    return check
+
+
+def unavailable(sb: Any, host: str) -> Callable[[], bool]:
+    return lambda: call(sb, host).status_code == 503
+
+
+def port_closed(host: str) -> bool:
+    import socket
+
+    address, port = host.rsplit(":", 1)
+    with socket.socket() as sock:
+        return sock.connect_ex((address, int(port))) != 0
+
+
+class Cloud:
+    """The SDK clients and the steps a deployment takes, for one sandbox."""
+
+    def __init__(self, sb: Any) -> None:
+        kwargs = client_kwargs(sb)
+        self.sb = sb
+        self.web = WebSiteManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        self.acr = ContainerRegistryManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        self.rm = ResourceManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+
+    def registry(self, group: str) -> tuple[str, str]:
+        """A registry with the admin user on; returns (name, password)."""
+        name = unique("acr")
+        self.acr.registries.begin_create(
+            group,
+            name,
+            {
+                "location": "westeurope",
+                "sku": {"name": "Basic"},
+                "properties": {"adminUserEnabled": True},
+            },
+        ).result()
+        creds = self.acr.registries.list_credentials(group, name)
+        assert creds.passwords is not None and creds.passwords[0].value is not None
+        return name, creds.passwords[0].value
+
+    def push(self, package: Path, image: str) -> str:
+        result = push_package(
+            package, image, endpoint=self.sb.endpoint, ca_cert=self.sb.ca_cert, token=self.sb.token
+        )
+        return result.digest
+
+    def plan(self, group: str, name: str = "") -> Any:
+        return self.web.app_service_plans.begin_create_or_update(
+            group,
+            name or unique("plan-"),
+            {
+                "location": "westeurope",
+                "kind": "linux",
+                "sku": {"name": "B1", "tier": "Basic"},
+                "properties": {"reserved": True},
+            },
+        ).result()
+
+    def site(
+        self, group: str, plan_id: str, image: str, settings: dict[str, str], name: str = ""
+    ) -> Any:
+        return self.web.web_apps.begin_create_or_update(
+            group,
+            name or unique("func-"),
+            {
+                "location": "westeurope",
+                "kind": "functionapp,linux,container",
+                "properties": {
+                    "serverFarmId": plan_id,
+                    "httpsOnly": True,
+                    "siteConfig": {
+                        "linuxFxVersion": f"DOCKER|{image}",
+                        "appSettings": [{"name": k, "value": v} for k, v in settings.items()],
+                    },
+                },
+            },
+        ).result()
+
+
+def registry_settings(registry: str, password: str) -> dict[str, str]:
+    return {
+        "DOCKER_REGISTRY_SERVER_URL": f"https://{registry}.azurecr.io",
+        "DOCKER_REGISTRY_SERVER_USERNAME": registry,
+        "DOCKER_REGISTRY_SERVER_PASSWORD": password,
+    }
+
+
+def web_provider(sb: Any) -> Any:
+    return next(p for p in sb.context.providers if p.namespace == "Microsoft.Web")
+
+
+def site_log(sb: Any, name: str) -> str:
+    path = web_provider(sb).runtime.log_file(name)
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def host_pid(sb: Any, name: str) -> int:
+    site = web_provider(sb).runtime._sites[name.lower()]
+    assert site.host is not None, "the site has no running host"
+    return int(site.host.pid)
+
+
+@pytest.fixture(scope="module")
+def cloud(sandbox: Sandbox) -> Cloud:
+    return Cloud(sandbox)
+
+
+def test_check_name_availability(cloud: Cloud, group: str) -> None:
+    check = cloud.web.check_name_availability
+    name = unique("func-")
+    free = check({"name": name, "type": "Microsoft.Web/sites"})
+    assert free.name_available is True
+    bad = check({"name": "-starts-with-hyphen", "type": "Microsoft.Web/sites"})
+    assert bad.name_available is False and bad.reason == "Invalid"
+
+    plan = cloud.plan(group)
+    cloud.site(group, plan.id, "nothere01.azurecr.io/app:v1", {}, name=name)
+    taken = check({"name": name.upper(), "type": "Site"})
+    assert taken.name_available is False and taken.reason == "AlreadyExists"
+    assert name.upper() in (taken.message or "")
+
+    # Site names are global: the same name in another group is a conflict.
+    other = unique("rg-test-")
+    cloud.rm.resource_groups.create_or_update(other, {"location": "westeurope"})
+    try:
+        other_plan = cloud.plan(other)
+        with pytest.raises(ResourceExistsError):
+            cloud.site(other, other_plan.id, "nothere01.azurecr.io/app:v1", {}, name=name)
+    finally:
+        cloud.rm.resource_groups.begin_delete(other).result()
+
+
+def test_plan_lifecycle(cloud: Cloud, group: str) -> None:
+    plans = cloud.web.app_service_plans
+    name = unique("plan-")
+    plan = cloud.plan(group, name)
+    assert plan.kind == "linux"
+    assert plan.sku is not None and (plan.sku.name, plan.sku.tier) == ("B1", "Basic")
+    assert plan.properties is not None and plan.properties.reserved is True
+    assert plan.properties.provisioning_state == "Succeeded"
+    assert plans.get(group, name).id == plan.id
+    assert [p.name for p in plans.list_by_resource_group(group)] == [name]
+
+    site = cloud.site(group, plan.id, "nothere01.azurecr.io/app:v1", {})
+    got = plans.get(group, name)
+    assert got.properties is not None and got.properties.number_of_sites == 1
+    with pytest.raises(HttpResponseError) as caught:
+        plans.delete(group, name)
+    assert caught.value.status_code == 409
+    assert site.name in str(caught.value)
+
+    cloud.web.web_apps.delete(group, site.name)
+    with pytest.raises(ResourceNotFoundError):
+        cloud.web.web_apps.get(group, site.name)
+    plans.delete(group, name)
+    with pytest.raises(ResourceNotFoundError):
+        plans.get(group, name)
+
+    with pytest.raises(HttpResponseError) as caught:
+        plans.begin_create_or_update(
+            group, unique("plan-"), {"location": "westeurope", "sku": {"name": "Z9"}}
+        ).result()
+    assert caught.value.status_code == 400
+
+
+def test_site_needs_an_existing_plan(cloud: Cloud, group: str) -> None:
+    missing = (
+        f"/subscriptions/{cloud.sb.subscription_id}/resourceGroups/{group}"
+        "/providers/Microsoft.Web/serverfarms/noplan"
+    )
+    with pytest.raises(ResourceNotFoundError, match="Cannot find ServerFarm"):
+        cloud.site(group, missing, "nothere01.azurecr.io/app:v1", {})
+
+
+def test_function_app_end_to_end(cloud: Cloud, group: str, tmp_path: Path) -> None:
+    sb, apps = cloud.sb, cloud.web.web_apps
+    registry, password = cloud.registry(group)
+    image = f"{registry}.azurecr.io/score:v1"
+    digest = cloud.push(write_package(tmp_path / "v1"), image)
+    plan = cloud.plan(group)
+    settings = {"GREETING": "world", "OTHER": "x", **registry_settings(registry, password)}
+    site = cloud.site(group, plan.id, image, settings)
+    name, host = site.name, site.properties.default_host_name
+
+    # What ARM says about the site.
+    assert site.kind == "functionapp,linux,container"
+    assert host.startswith("127.0.0.1:")
+    assert site.properties.state == "Running"
+    assert site.properties.server_farm_id == plan.id
+    assert site.properties.reserved is True
+    assert site.properties.site_config.linux_fx_version == f"DOCKER|{image}"
+    assert [s.name for s in apps.list_by_resource_group(group)] == [name]
+    assert apps.get(group, name).properties.default_host_name == host
+
+    keys = apps.list_host_keys(group, name)
+    function_key = keys.function_keys["default"]
+    assert keys.master_key and function_key and keys.master_key != function_key
+    assert apps.list_function_keys(group, name, "hello").properties["default"] == function_key
+
+    # The deployed function answers over HTTPS, verified against the sandbox CA.
+    wait_for(answers(sb, host, function_key, "v1 world"), what="the function to answer")
+    assert call(sb, host).status_code == 401
+    assert call(sb, host, "wrong-key").status_code == 401
+    assert call(sb, host, function_key, header=True).text == "v1 world"
+    assert call(sb, host, keys.master_key).status_code == 200
+    log = site_log(sb, name)
+    assert f"Pull Image successful, Image: {image}, {digest}" in log
+    assert password not in log
+
+    # App settings: list, then a PUT replaces the whole set and restarts the host.
+    listed = apps.list_application_settings(group, name).properties
+    assert listed == settings
+    first_pid = host_pid(sb, name)
+    new_settings = {"GREETING": "again", **registry_settings(registry, password)}
+    result = apps.update_application_settings(group, name, {"properties": new_settings})
+    assert result.properties == new_settings
+    assert "OTHER" not in apps.list_application_settings(group, name).properties
+    wait_for(answers(sb, host, function_key, "v1 again"), what="the new setting")
+    assert host_pid(sb, name) != first_pid
+    assert not pid_alive(first_pid)
+
+    # Site config: the image moves to a new tag; the host restarts on it, same address.
+    cloud.push(write_package(tmp_path / "v2", "v2"), f"{registry}.azurecr.io/score:v2")
+    config = apps.get_configuration(group, name)
+    assert config.properties.linux_fx_version == f"DOCKER|{image}"
+    updated = apps.update_configuration(
+        group, name, {"properties": {"linuxFxVersion": f"DOCKER|{registry}.azurecr.io/score:v2"}}
+    )
+    assert updated.properties.linux_fx_version.endswith("/score:v2")
+    assert updated.properties.min_tls_version == "1.2"
+    wait_for(answers(sb, host, function_key, "v2 again"), what="the new image")
+    replaced = apps.create_or_update_configuration(
+        group, name, {"properties": {"linuxFxVersion": f"DOCKER|{image}", "alwaysOn": True}}
+    )
+    assert replaced.properties.always_on is True
+    wait_for(answers(sb, host, function_key, "v1 again"), what="the old image again")
+
+    # Restart: a new process, same port, same keys.
+    before = host_pid(sb, name)
+    apps.restart(group, name, synchronous=True)
+    assert call(sb, host, function_key).text == "v1 again"
+    assert host_pid(sb, name) != before
+
+    # PATCH the site: settings given in siteConfig replace the set too.
+    patched = apps.update(
+        group,
+        name,
+        {
+            "properties": {
+                "siteConfig": {
+                    "appSettings": [
+                        {"name": k, "value": v}
+                        for k, v in {
+                            "GREETING": "patched",
+                            **registry_settings(registry, password),
+                        }.items()
+                    ]
+                }
+            }
+        },
+    )
+    assert patched.properties.default_host_name == host
+    wait_for(answers(sb, host, function_key, "v1 patched"), what="the patched setting")
+
+    # Deleting the site stops its host and frees its address.
+    pid = host_pid(sb, name)
+    apps.delete(group, name)
+    assert not pid_alive(pid)
+    assert port_closed(host)
+    with pytest.raises(ResourceNotFoundError):
+        apps.get(group, name)
+
+
+def test_missing_image_shows_in_log_until_pushed(cloud: Cloud, group: str, tmp_path: Path) -> None:
+    sb, apps = cloud.sb, cloud.web.web_apps
+    registry, password = cloud.registry(group)
+    image = f"{registry}.azurecr.io/later:v1"
+    plan = cloud.plan(group)
+    # Azure accepts a site whose image does not exist yet.
+    site = cloud.site(group, plan.id, image, registry_settings(registry, password))
+    host = site.properties.default_host_name
+
+    wait_for(unavailable(sb, host), what="503 while the image is missing")
+    wait_for(lambda: "manifest unknown" in site_log(sb, site.name), what="the pull failure")
+
+    cloud.push(write_package(tmp_path / "pkg"), image)
+    apps.restart(group, site.name)
+    key = apps.list_host_keys(group, site.name).function_keys["default"]
+    wait_for(answers(sb, host, key, "v1 nobody"), what="the function after the push")
+
+
+def test_wrong_registry_credentials_fail_the_pull(cloud: Cloud, group: str, tmp_path: Path) -> None:
+    sb, apps = cloud.sb, cloud.web.web_apps
+    registry, password = cloud.registry(group)
+    image = f"{registry}.azurecr.io/app:v1"
+    cloud.push(write_package(tmp_path / "pkg"), image)
+    plan = cloud.plan(group)
+    wrong = {**registry_settings(registry, password), "DOCKER_REGISTRY_SERVER_PASSWORD": "nope"}
+    site = cloud.site(group, plan.id, image, wrong)
+    host = site.properties.default_host_name
+
+    wait_for(
+        lambda: "unauthorized: authentication required" in site_log(sb, site.name),
+        what="the unauthorized pull in the log",
+    )
+    assert call(sb, host).status_code == 503
+    assert "nope" not in site_log(sb, site.name)
+
+    # No credentials at all: the registry does not allow anonymous pulls either.
+    apps.update_application_settings(group, site.name, {"properties": {"A": "b"}})
+    wait_for(lambda: site_log(sb, site.name).count("unauthorized") >= 2, what="second refusal")
+    assert call(sb, host).status_code == 503
+
+    apps.update_application_settings(
+        group, site.name, {"properties": registry_settings(registry, password)}
+    )
+    key = apps.list_host_keys(group, site.name).function_keys["default"]
+    wait_for(answers(sb, host, key, "v1 nobody"), what="the function with fixed credentials")
+
+
+def test_log_stream(cloud: Cloud, group: str, tmp_path: Path) -> None:
+    sb = cloud.sb
+    registry, password = cloud.registry(group)
+    plan = cloud.plan(group)
+    site = cloud.site(
+        group, plan.id, f"{registry}.azurecr.io/none:v1", registry_settings(registry, password)
+    )
+    url = f"{sb.endpoint}/dataplane/sites/{site.name}/api/logstream"
+
+    refused = requests.get(url, verify=str(sb.ca_cert), timeout=10)
+    assert refused.status_code == 401
+    missing = requests.get(
+        f"{sb.endpoint}/dataplane/sites/{unique('ghost-')}/api/logstream",
+        headers={"Authorization": f"Bearer {sb.token}"},
+        verify=str(sb.ca_cert),
+        timeout=10,
+    )
+    assert missing.status_code == 404
+
+    with requests.get(
+        url,
+        headers={"Authorization": f"Bearer {sb.token}"},
+        verify=str(sb.ca_cert),
+        stream=True,
+        timeout=30,
+    ) as stream:
+        assert stream.status_code == 200
+        seen = ""
+        lines = stream.iter_lines(decode_unicode=True)
+        deadline = time.monotonic() + 30
+        while "manifest unknown" not in seen and time.monotonic() < deadline:
+            seen += next(lines) + "\n"
+        assert "Welcome, you are now connected to log-streaming service." in seen
+        assert "manifest unknown" in seen
+
+        # New lines arrive while the stream is open.
+        cloud.web.web_apps.restart(group, site.name)
+        while "restart requested" not in seen and time.monotonic() < deadline:
+            seen += next(lines) + "\n"
+        assert f"Site {site.name} restart requested." in seen
+
+
+def test_group_delete_leaves_no_host(cloud: Cloud, tmp_path: Path) -> None:
+    sb = cloud.sb
+    group = unique("rg-test-")
+    cloud.rm.resource_groups.create_or_update(group, {"location": "westeurope"})
+    registry, password = cloud.registry(group)
+    image = f"{registry}.azurecr.io/app:v1"
+    cloud.push(write_package(tmp_path / "pkg"), image)
+    plan = cloud.plan(group)
+    site = cloud.site(group, plan.id, image, registry_settings(registry, password))
+    host = site.properties.default_host_name
+    key = cloud.web.web_apps.list_host_keys(group, site.name).function_keys["default"]
+    wait_for(answers(sb, host, key, "v1 nobody"), what="the function")
+    pid = host_pid(sb, site.name)
+
+    cloud.rm.resource_groups.begin_delete(group).result()
+    assert not pid_alive(pid)
+    assert port_closed(host)
+    assert not web_provider(sb).runtime.site_dir(site.name).exists()
+    assert cloud.web.check_name_availability(
+        {"name": site.name, "type": "Microsoft.Web/sites"}
+    ).name_available
+
+
+def test_sandbox_restart_brings_the_site_back(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with Sandbox.start(state, latency="fast") as sb:
+        cloud = Cloud(sb)
+        group = unique("rg-test-")
+        cloud.rm.resource_groups.create_or_update(group, {"location": "westeurope"})
+        registry, password = cloud.registry(group)
+        image = f"{registry}.azurecr.io/app:v1"
+        cloud.push(write_package(tmp_path / "pkg"), image)
+        plan = cloud.plan(group)
+        site = cloud.site(group, plan.id, image, registry_settings(registry, password))
+        host = site.properties.default_host_name
+        key = cloud.web.web_apps.list_host_keys(group, site.name).function_keys["default"]
+        wait_for(answers(sb, host, key, "v1 nobody"), what="the function")
+        pid = host_pid(sb, site.name)
+    assert not pid_alive(pid)
+    assert port_closed(host)
+
+    with Sandbox.start(state, latency="fast") as sb:
+        cloud = Cloud(sb)
+        again = cloud.web.web_apps.get(group, site.name)
+        assert again.properties.default_host_name == host
+        assert cloud.web.web_apps.list_host_keys(group, site.name).function_keys["default"] == key
+        wait_for(answers(sb, host, key, "v1 nobody"), what="the function after the restart")
+        pid = host_pid(sb, site.name)
+    assert not pid_alive(pid)
