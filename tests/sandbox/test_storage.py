@@ -55,7 +55,9 @@ def test_create_is_a_location_lro_then_get_keys_delete(
     keys = accounts.list_keys(group, name).keys_property
     assert [k.key_name for k in keys] == ["key1", "key2"]
     assert keys[0].value and keys[0].value != keys[1].value
-    regenerated = accounts.regenerate_key(group, name, {"key_name": "key1"}).keys_property
+    regenerated = accounts.regenerate_key(
+        group, name, sm.StorageAccountRegenerateKeyParameters(key_name="key1")
+    ).keys_property
     assert regenerated[0].value != keys[0].value and regenerated[1].value == keys[1].value
     accounts.delete(group, name)
     with pytest.raises(ResourceNotFoundError):
