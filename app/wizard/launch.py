@@ -1,18 +1,63 @@
-"""Start the Qt application and show the main window."""
+"""Start the Qt application and show the main window.
+
+Only Qt and the wizard's own modules load before the first paint; the engine
+and the Azure SDK are imported by a worker while the window is already up.
+"""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from app.wizard.backend import Backend
+    from app.wizard.mainwindow import MainWindow
+
+
+def configure_app(app: QApplication) -> None:
+    """Name, icon and stylesheet shared by the real app, tests and screenshots."""
+    from app.paths import resources_dir
+    from app.wizard.widgets import icon
+
+    app.setApplicationName("mlcache-deploy")
+    app.setOrganizationName("mlcache-deploy")
+    app.setApplicationDisplayName("mlcache-deploy")
+    app.setWindowIcon(icon("app"))
+    style = resources_dir() / "style.qss"
+    if style.exists():
+        app.setStyleSheet(style.read_text(encoding="utf-8"))
+
+
+def sandbox_factory(sandbox_state: str | Path | None, latency: str = "fast"):  # type: ignore[no-untyped-def]
+    """A backend factory for the local sandbox; runs in a worker."""
+
+    def make() -> Backend:
+        from app.wizard.services_backend import ServicesBackend
+
+        return ServicesBackend.for_sandbox(sandbox_state, latency=latency)
+
+    return make
+
+
+def create_window(sandbox_state: str | Path | None = None) -> MainWindow:
+    from app.wizard.mainwindow import MainWindow
+
+    return MainWindow(backend_factory=sandbox_factory(sandbox_state))
 
 
 def run_gui(sandbox_state: str | None = None) -> int:
-    from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+    from PySide6.QtWidgets import QApplication
+
+    from app.wizard.workers import wait_for_tasks
 
     app = QApplication.instance() or QApplication(sys.argv)
-    app.setApplicationName("mlcache-deploy")
-    window = QMainWindow()
-    window.setWindowTitle("mlcache-deploy")
-    window.setCentralWidget(QLabel("Deploy a model to Azure Functions with Redis in front of it."))
-    window.resize(1100, 720)
-    window.show()
-    return int(app.exec())
+    assert isinstance(app, QApplication)
+    configure_app(app)
+    window = create_window(sandbox_state)
+    window.show_when_ready()
+    code = int(app.exec())
+    wait_for_tasks(5000)
+    return code

@@ -1,0 +1,125 @@
+"""What the wizard asks of the engine, as one small interface.
+
+Pages and dialogs never import app.services directly: they call a `Backend`
+from a worker (see workers.run_task). `ServicesBackend` (services_backend.py)
+implements it on app.services for the sandbox and for Azure. Every method may
+block on the network; none may be called on the UI thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from app.spec import DeploymentSpec
+
+# The name kinds the availability check knows (keys of app.rules.NAME_RULES).
+GLOBAL_NAME_KINDS = ("cache", "managed_cache", "function_app", "storage_account", "registry")
+
+
+@dataclass(frozen=True)
+class Availability:
+    """The answer of a global name check."""
+
+    state: str  # available | taken | yours (exists in the chosen group) | unknown
+    message: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.state in ("available", "yours")
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One row of the deploy page, known before anything runs."""
+
+    name: str
+    title: str
+    resource_type: str = ""
+    resource_name: str = ""
+    resource_id: str = ""
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CallResult:
+    status: int
+    body: str
+    latency_ms: float
+    cache: str  # HIT | MISS | "" when the function did not say
+
+
+@dataclass(frozen=True)
+class GroupResource:
+    name: str
+    type: str
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    name: str
+    tenant_id: str = ""
+
+
+@dataclass
+class GroupInfo:
+    exists: bool
+    created_by_us: bool = False
+    resources: list[GroupResource] = field(default_factory=list)
+
+
+class Backend(Protocol):
+    """Answers for the wizard; all blocking, all called from workers."""
+
+    label: str
+    is_azure: bool
+
+    def subscription(self) -> Subscription: ...
+
+    def name_available(self, kind: str, name: str, spec: DeploymentSpec) -> Availability: ...
+
+    def resource_groups(self) -> list[str]: ...
+
+    def group_exists(self, spec: DeploymentSpec) -> bool: ...
+
+    def locations(self) -> list[str]: ...
+
+    def registries(self) -> list[str]: ...
+
+    def repositories(self, registry: str) -> list[str]: ...
+
+    def image_tags(self, registry: str, repository: str) -> list[str]: ...
+
+    def monthly_cost(self, spec: DeploymentSpec) -> str | None: ...
+
+    def export(self, spec: DeploymentSpec, fmt: str) -> str: ...
+
+    def plan(self, spec: DeploymentSpec) -> list[PlannedStep]: ...
+
+    def existing(self, spec: DeploymentSpec) -> dict[str, str]: ...
+
+    def deploy(self, spec: DeploymentSpec, listener: Callable[[Any], None],
+               cancel: threading.Event) -> Any: ...
+
+    def call(self, spec: DeploymentSpec, payload: Any) -> CallResult: ...
+
+    def function_logs(self, spec: DeploymentSpec, since: int) -> tuple[list[str], int]: ...
+
+    def group_info(self, group: str) -> GroupInfo: ...
+
+    def delete_group(self, group: str, progress: Callable[[str], None],
+                     force: bool = False) -> None: ...
+
+    def portal_url(self, resource_id: str) -> str: ...
+
+    def close(self) -> None: ...

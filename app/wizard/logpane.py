@@ -1,0 +1,150 @@
+"""The live log pane: levels, search, copy and save, over a bounded buffer.
+
+Entries arrive from the bridge (engine events and `mlcache.*` records, already
+redacted at the source). The pane keeps the last `capacity` entries so it can
+be filtered again without asking anyone to resend.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LEVEL_COLORS = {"DEBUG": "#8a8886", "INFO": "#323130", "WARNING": "#8a5300", "ERROR": "#c50f1f"}
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    time: float
+    level: str
+    source: str
+    message: str
+
+    def line(self) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.time))
+        return f"{stamp} {self.level:<7} {self.source}: {self.message}"
+
+
+class LogPane(QWidget):
+    """A read-only, filterable log view."""
+
+    def __init__(self, title: str = "Log", capacity: int = 5000,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.entries: collections.deque[LogEntry] = collections.deque(maxlen=capacity)
+        self.view = QPlainTextEdit(self)
+        self.view.setReadOnly(True)
+        self.view.setMaximumBlockCount(capacity)
+        self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.view.setAccessibleName(title)
+        self.level = QComboBox(self)
+        self.level.setAccessibleName(f"{title} level")
+        for name in ("All levels", "Info and above", "Warnings and errors", "Errors only"):
+            self.level.addItem(name)
+        self.level.setCurrentIndex(1)
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Filter\u2026")
+        self.search.setAccessibleName(f"{title} filter")
+        self.search.setClearButtonEnabled(True)
+        self.copy_button = QPushButton("Copy", self)
+        self.copy_button.setAccessibleName(f"Copy {title.lower()}")
+        self.save_button = QPushButton("Save\u2026", self)
+        self.save_button.setAccessibleName(f"Save {title.lower()} to a file")
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(self.level)
+        bar.addWidget(self.search, 1)
+        bar.addWidget(self.copy_button)
+        bar.addWidget(self.save_button)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(bar)
+        column.addWidget(self.view, 1)
+        self.level.currentIndexChanged.connect(self._refilter)
+        self.search.textChanged.connect(self._refilter)
+        self.copy_button.clicked.connect(self.copy_to_clipboard)
+        self.save_button.clicked.connect(self._on_save)
+
+    # -- feeding ------------------------------------------
+    def add(self, level: str, source: str, message: str, when: float | None = None) -> None:
+        entry = LogEntry(when or time.time(), level.upper(), source, message)
+        self.entries.append(entry)
+        if self._visible(entry):
+            self._append(entry)
+
+    def clear_entries(self) -> None:
+        self.entries.clear()
+        self.view.clear()
+
+    # -- filtering ------------------------------------------
+    def _min_level(self) -> int:
+        return self.level.currentIndex()
+
+    def _visible(self, entry: LogEntry) -> bool:
+        rank = LEVELS.index(entry.level) if entry.level in LEVELS else 1
+        if rank < self._min_level():
+            return False
+        needle = self.search.text().strip().lower()
+        return not needle or needle in entry.line().lower()
+
+    def visible_lines(self) -> list[str]:
+        return [e.line() for e in self.entries if self._visible(e)]
+
+    def _refilter(self) -> None:
+        self.view.clear()
+        for entry in self.entries:
+            if self._visible(entry):
+                self._append(entry)
+
+    def _append(self, entry: LogEntry) -> None:
+        bar = self.view.verticalScrollBar()
+        at_end = bar.value() >= bar.maximum() - 2
+        cursor = QTextCursor(self.view.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        fmt = QTextCharFormat()
+        fmt.setForeground(QColor(LEVEL_COLORS.get(entry.level, "#323130")))
+        if entry.level == "ERROR":
+            fmt.setFontWeight(QFont.Weight.Bold)
+        if not self.view.document().isEmpty():
+            cursor.insertBlock()
+        cursor.insertText(entry.line(), fmt)
+        if at_end:
+            bar.setValue(bar.maximum())
+
+    # -- copy / save -------------------------------------------------------------------
+    def text(self) -> str:
+        return "\n".join(self.visible_lines())
+
+    def copy_to_clipboard(self) -> None:
+        selected = self.view.textCursor().selectedText().replace("\u2029", "\n")
+        QApplication.clipboard().setText(selected or self.text())
+
+    def _on_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save log", "deployment-log.txt",
+                                              "Text files (*.txt *.log)")
+        if path:
+            self.save_to(Path(path))
+
+    def save_to(self, path: Path) -> None:
+        path.write_text(self.text() + "\n", encoding="utf-8")
+
+    def scroll_to_end(self) -> None:
+        self.view.moveCursor(QTextCursor.MoveOperation.End)
+        self.view.ensureCursorVisible()

@@ -1,0 +1,193 @@
+"""Advanced: ports, TLS, Redis version, authentication; Premium-only clustering and
+persistence; availability zones for Standard and Premium."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QSpinBox,
+    QWidget,
+)
+
+from app.rules import MAX_SHARDS, REDIS_VERSIONS, TLS_VERSIONS, ZONES
+from app.spec import DeploymentSpec
+from app.wizard.pages.base import Page, stack
+
+
+class AdvancedPage(Page):
+    key = "advanced"
+    title = "Advanced"
+    heading = "Advanced"
+    intro = "Security and resilience options. The defaults suit most models."
+
+    def build(self) -> None:
+        general = QGroupBox("Connections", self.body)
+        form = QFormLayout(general)
+        self.non_tls = QCheckBox("Enable the non-TLS port (6379)", general)
+        self.non_tls.setAccessibleName("Non-TLS port")
+        self.non_tls.setToolTip("Off by default: unencrypted connections expose the access key")
+        self.non_tls_message = self.message_for()
+        self.non_tls.toggled.connect(self._on_edit)
+        form.addRow("Non-TLS port", stack(self.non_tls, self.non_tls_message))
+        self.bind("cache.non_tls_port", self.non_tls, self.non_tls_message)
+
+        self.tls = QComboBox(general)
+        self.tls.setAccessibleName("Minimum TLS version")
+        self.tls.addItems(TLS_VERSIONS)
+        self.tls.currentIndexChanged.connect(self._on_edit)
+        self.tls_message = self.message_for()
+        label = QLabel("Minimum &TLS version")
+        label.setBuddy(self.tls)
+        form.addRow(label, stack(self.tls, self.tls_message))
+        self.bind("cache.minimum_tls_version", self.tls, self.tls_message)
+
+        self.version = QComboBox(general)
+        self.version.setAccessibleName("Redis version")
+        for v in REDIS_VERSIONS:
+            self.version.addItem(v, v)
+        self.version.currentIndexChanged.connect(self._on_edit)
+        self.version_message = self.message_for()
+        label = QLabel("Redis &version")
+        label.setBuddy(self.version)
+        form.addRow(label, stack(self.version, self.version_message))
+        self.bind("cache.redis_version", self.version, self.version_message)
+
+        auth_box = QWidget(general)
+        row = QHBoxLayout(auth_box)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.keys = QRadioButton("Access &keys", auth_box)
+        self.keys.setAccessibleName("Access keys authentication")
+        self.entra = QRadioButton("Microsoft &Entra ID", auth_box)
+        self.entra.setAccessibleName("Microsoft Entra authentication")
+        auth_group = QButtonGroup(auth_box)
+        auth_group.addButton(self.keys)
+        auth_group.addButton(self.entra)
+        self.keys.setChecked(True)
+        row.addWidget(self.keys)
+        row.addWidget(self.entra)
+        row.addStretch(1)
+        self.keys.toggled.connect(self._on_auth)
+        self.auth_message = self.message_for()
+        self.auth_note = QLabel(
+            "Microsoft Entra authentication for the cache comes in a later release: "
+            "deploying stops before creating anything and names this option.")
+        self.auth_note.setObjectName("warningText")
+        self.auth_note.setWordWrap(True)
+        form.addRow("Authentication", stack(auth_box, self.auth_note, self.auth_message))
+        self.bind("cache.auth", self.keys, self.auth_message)
+        self.layout_.addWidget(general)
+
+        self.premium = QGroupBox("Premium options", self.body)
+        form = QFormLayout(self.premium)
+        self.cluster = QCheckBox("Enable clustering", self.premium)
+        self.cluster.setAccessibleName("Clustering")
+        self.shards = QSpinBox(self.premium)
+        self.shards.setRange(1, MAX_SHARDS)
+        self.shards.setValue(1)
+        self.shards.setAccessibleName("Shard count")
+        self.shards.setEnabled(False)
+        self.cluster.toggled.connect(self.shards.setEnabled)
+        self.cluster.toggled.connect(self._on_edit)
+        self.shards.valueChanged.connect(self._on_edit)
+        self.shards_message = self.message_for()
+        cluster_row = QWidget(self.premium)
+        row = QHBoxLayout(cluster_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.cluster)
+        row.addWidget(QLabel("Shard count"))
+        row.addWidget(self.shards)
+        row.addStretch(1)
+        form.addRow("Clustering", stack(cluster_row, self.shards_message))
+        self.bind("cache.shards", self.cluster, self.shards_message)
+        self.persistence = QComboBox(self.premium)
+        self.persistence.setAccessibleName("Data persistence")
+        self.persistence.addItem("Disabled", None)
+        self.persistence.addItem("RDB snapshots", "rdb")
+        self.persistence.addItem("AOF (append-only file)", "aof")
+        self.persistence.currentIndexChanged.connect(self._on_edit)
+        self.persistence_message = self.message_for()
+        label = QLabel("Data &persistence")
+        label.setBuddy(self.persistence)
+        form.addRow(label, stack(self.persistence, self.persistence_message))
+        self.bind("cache.persistence", self.persistence, self.persistence_message)
+        self.layout_.addWidget(self.premium)
+
+        self.zones_box = QGroupBox("Availability zones", self.body)
+        row = QHBoxLayout(self.zones_box)
+        self.zone_checks: dict[str, QCheckBox] = {}
+        for zone in ZONES:
+            check = QCheckBox(f"Zone {zone}", self.zones_box)
+            check.setAccessibleName(f"Availability zone {zone}")
+            check.toggled.connect(self._on_edit)
+            self.zone_checks[zone] = check
+            row.addWidget(check)
+        self.zones_message = self.message_for()
+        row.addWidget(self.zones_message, 1)
+        self.bind("cache.zones", self.zone_checks[ZONES[0]], self.zones_message)
+        self.layout_.addWidget(self.zones_box)
+
+        self.managed_note = QLabel(
+            "Azure Managed Redis accepts TLS connections only (port 10000), manages the "
+            "Redis version, and spreads its replicas across zones itself.", self.body)
+        self.managed_note.setWordWrap(True)
+        self.managed_note.setObjectName("noteBox")
+        self.layout_.addWidget(self.managed_note)
+
+    def _on_auth(self, _checked: bool) -> None:
+        self.auth_note.setVisible(self.entra.isChecked())
+        self._on_edit()
+
+    def _apply_visibility(self, spec: DeploymentSpec) -> None:
+        managed = spec.cache.kind == "azure-managed-redis"
+        premium = not managed and spec.cache.tier == "Premium"
+        self.premium.setVisible(premium)
+        self.zones_box.setVisible(not managed and spec.cache.tier in ("Standard", "Premium"))
+        self.managed_note.setVisible(managed)
+        self.non_tls.setEnabled(not managed)
+        self.version.setEnabled(not managed)
+        self.version.setToolTip("Azure manages the version" if managed else "")
+
+    def on_shown(self) -> None:
+        self.do_load(self.session.spec)
+
+    def load(self, spec: DeploymentSpec) -> None:
+        cache = spec.cache
+        self.non_tls.setChecked(cache.non_tls_port)
+        self.tls.setCurrentText(cache.minimum_tls_version)
+        self.version.clear()
+        if cache.kind == "azure-managed-redis":
+            self.version.addItem("Managed by Azure", None)
+        else:
+            for v in REDIS_VERSIONS:
+                self.version.addItem(v, v)
+            index = self.version.findData(cache.redis_version)
+            self.version.setCurrentIndex(max(index, 0))
+        self.keys.setChecked(cache.auth != "entra")
+        self.entra.setChecked(cache.auth == "entra")
+        self.auth_note.setVisible(cache.auth == "entra")
+        self.cluster.setChecked(cache.shards is not None)
+        self.shards.setValue(cache.shards or 1)
+        self.persistence.setCurrentIndex(max(self.persistence.findData(cache.persistence), 0))
+        for zone, check in self.zone_checks.items():
+            check.setChecked(zone in cache.zones)
+        self._apply_visibility(spec)
+
+    def store(self, spec: DeploymentSpec) -> None:
+        cache = spec.cache
+        managed = cache.kind == "azure-managed-redis"
+        premium = not managed and cache.tier == "Premium"
+        cache.non_tls_port = self.non_tls.isChecked() and not managed
+        cache.minimum_tls_version = self.tls.currentText()
+        cache.redis_version = None if managed else self.version.currentData()
+        cache.auth = "entra" if self.entra.isChecked() else "access-keys"
+        cache.shards = self.shards.value() if premium and self.cluster.isChecked() else None
+        cache.persistence = self.persistence.currentData() if premium else None
+        zoned = not managed and cache.tier in ("Standard", "Premium")
+        cache.zones = [z for z, c in self.zone_checks.items() if c.isChecked()] if zoned else []

@@ -1,0 +1,203 @@
+"""What every page shares: reading from and writing to the spec, showing the
+rule problems under their fields, and telling the window whether Next is allowed."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QLabel,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.rules import Problem, validate_spec
+from app.spec import DeploymentSpec
+from app.wizard.backend import Availability
+from app.wizard.errors_view import plain
+from app.wizard.fields import owned_by
+from app.wizard.session import Session
+from app.wizard.widgets import FieldMessage, NameField
+
+
+class Page(QWidget):
+    """A wizard page. Subclasses build widgets in `build`, and implement
+    `load` (spec → widgets) and `store` (widgets → spec)."""
+
+    key = ""
+    title = ""
+    heading = ""
+    intro = ""
+    # Emitted after every edit; the window stores, re-validates and updates Next.
+    edited = Signal()
+    # Emitted when only the page's state changed (an availability answer arrived).
+    status_changed = Signal()
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.setObjectName(f"page-{self.key}")
+        self.setAccessibleName(self.title)
+        self._fields: dict[str, QWidget] = {}
+        self._messages: dict[str, FieldMessage] = {}
+        self._name_fields: dict[str, NameField] = {}
+        self._loading = False
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        outer.addWidget(scroll)
+        self.body = QWidget()
+        self.body.setObjectName("pageBody")
+        scroll.setWidget(self.body)
+        self.layout_ = QVBoxLayout(self.body)
+        self.layout_.setContentsMargins(24, 16, 24, 16)
+        self.layout_.setSpacing(10)
+        if self.heading:
+            head = QLabel(self.heading)
+            head.setObjectName("pageHeading")
+            head.setAccessibleName(self.heading)
+            self.layout_.addWidget(head)
+        if self.intro:
+            intro = QLabel(self.intro)
+            intro.setWordWrap(True)
+            intro.setObjectName("pageIntro")
+            intro.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+            intro.setOpenExternalLinks(True)
+            self.layout_.addWidget(intro)
+        self.build()
+        self.layout_.addStretch(1)
+
+    # -- for subclasses ------------------------------------------
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def load(self, spec: DeploymentSpec) -> None:
+        """Show `spec`'s values; must not emit `edited`."""
+
+    def store(self, spec: DeploymentSpec) -> None:
+        """Write the widgets' values into `spec`."""
+
+    def extra_problems(self) -> list[Problem]:
+        """Problems rules cannot see (a taken name)."""
+        out = []
+        for path, field in self._name_fields.items():
+            message = field.problem()
+            if message:
+                out.append(Problem(path, message))
+        return out
+
+    def on_shown(self) -> None:
+        """The page became current (refresh lists, re-read the spec)."""
+
+    # -- shared behaviour ------------------------------------------
+    def bind(self, path: str, widget: QWidget, message: FieldMessage | None = None) -> None:
+        """Register a field: problems for `path` show in `message`, links focus `widget`."""
+        self._fields[path] = widget
+        if isinstance(widget, NameField):
+            self._name_fields[path] = widget
+            self._messages[path] = widget.message
+            widget.edited.connect(self._on_edit)
+            widget.availability_changed.connect(self._on_availability)
+        elif message is not None:
+            self._messages[path] = message
+
+    def message_for(self) -> FieldMessage:
+        return FieldMessage(self.body)
+
+    def _on_edit(self, *_args: object) -> None:
+        if not self._loading:
+            self.edited.emit()
+
+    def _on_availability(self) -> None:
+        self.status_changed.emit()
+
+    def do_load(self, spec: DeploymentSpec) -> None:
+        self._loading = True
+        try:
+            self.load(spec)
+        finally:
+            self._loading = False
+
+    def rule_problems(self, spec: DeploymentSpec) -> list[Problem]:
+        return [p for p in validate_spec(spec) if owned_by(self.key, p.field)]
+
+    def problems(self, spec: DeploymentSpec) -> list[Problem]:
+        return self.rule_problems(spec) + self.extra_problems()
+
+    @property
+    def busy(self) -> bool:
+        return any(f.busy for f in self._name_fields.values())
+
+    def show_problems(self, spec: DeploymentSpec) -> list[Problem]:
+        """Put every rule problem under its field; return them all."""
+        problems = self.rule_problems(spec)
+        by_path: dict[str, list[str]] = {path: [] for path in self._messages}
+        for problem in problems:
+            target = self._message_path(problem.field)
+            if target is not None:
+                by_path[target].append(problem.message)
+        for path, messages in by_path.items():
+            if path in self._name_fields:
+                self._name_fields[path].set_rule_messages(messages)
+            else:
+                self._messages[path].show_messages(messages)
+        return problems + self.extra_problems()
+
+    def _message_path(self, field: str) -> str | None:
+        if field in self._messages:
+            return field
+        # cache.zones[1] → cache.zones; tags.env → tags
+        for path in sorted(self._messages, key=len, reverse=True):
+            if field.startswith((path + ".", path + "[")):
+                return path
+        return None
+
+    def focus_field(self, path: str) -> bool:
+        target = self._message_path(path) or path
+        widget = self._fields.get(target)
+        if widget is None:
+            for key, candidate in self._fields.items():
+                if path.startswith(key):
+                    widget = candidate
+                    break
+        if widget is None:
+            return False
+        widget.setFocus(Qt.FocusReason.OtherFocusReason)
+        return True
+
+    def name_field(self, path: str) -> NameField:
+        return self._name_fields[path]
+
+
+def stack(*widgets: QWidget) -> QWidget:
+    box = QWidget()
+    column = QVBoxLayout(box)
+    column.setContentsMargins(0, 0, 0, 0)
+    column.setSpacing(2)
+    for w in widgets:
+        column.addWidget(w)
+    return box
+
+
+def make_checker(
+    page: Page, kind: Callable[[], str]
+) -> Callable[[str, Callable[[str, Availability | None, str], None]], None]:
+    """A NameField checker asking the backend whether `name` is free (in a worker)."""
+
+    def check(name: str, done: Callable[[str, Availability | None, str], None]) -> None:
+        what = kind()
+        spec = copy.deepcopy(page.session.spec)
+        page.session.submit(
+            lambda b: b.name_available(what, name, spec),
+            lambda answer: done(name, answer, ""),
+            lambda exc: done(name, None, plain(exc)),
+        )
+
+    return check

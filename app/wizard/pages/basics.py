@@ -1,0 +1,355 @@
+"""Basics: subscription, resource group, cache DNS name, region, cache type and size
+(the portal's "New Redis Cache" Basics tab, plus Azure Managed Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QWidget,
+)
+
+from app.rules import sizes_for
+from app.spec import DeploymentSpec
+from app.wizard.backend import Availability
+from app.wizard.errors_view import plain
+from app.wizard.pages.base import Page, make_checker, stack
+from app.wizard.widgets import FieldMessage, NameField
+
+CLASSIC = "azure-cache-for-redis"
+MANAGED = "azure-managed-redis"
+
+# (kind, tier, label) in the order the type list shows them: the successor first.
+CACHE_TYPES: tuple[tuple[str, str, str], ...] = (
+    (MANAGED, "Balanced", "Azure Managed Redis \u2014 Balanced (recommended)"),
+    (MANAGED, "MemoryOptimized", "Azure Managed Redis \u2014 Memory Optimized"),
+    (MANAGED, "ComputeOptimized", "Azure Managed Redis \u2014 Compute Optimized"),
+    (CLASSIC, "Basic", "Azure Cache for Redis \u2014 Basic"),
+    (CLASSIC, "Standard", "Azure Cache for Redis \u2014 Standard"),
+    (CLASSIC, "Premium", "Azure Cache for Redis \u2014 Premium"),
+)
+
+# Memory per size, as Microsoft's pricing pages list it (GB).
+SIZE_MEMORY_GB: dict[str, float] = {
+    "C0": 0.25, "C1": 1, "C2": 2.5, "C3": 6, "C4": 13, "C5": 26, "C6": 53,
+    "P1": 6, "P2": 13, "P3": 26, "P4": 53, "P5": 120,
+    "B0": 0.5, "B1": 1, "B3": 3, "B5": 6, "B10": 12, "B20": 24, "B50": 60, "B100": 120,
+    "B150": 180, "B250": 240, "B350": 360, "B500": 480, "B700": 720, "B1000": 960,
+    "M10": 12, "M20": 24, "M50": 60, "M100": 120, "M150": 180, "M250": 240, "M350": 360,
+    "M500": 480, "M700": 720, "M1000": 960, "M1500": 1440, "M2000": 1920,
+    "X3": 3, "X5": 6, "X10": 12, "X20": 24, "X50": 60, "X100": 120, "X150": 180,
+    "X250": 240, "X350": 360, "X500": 480, "X700": 720,
+}
+
+# Microsoft's migration guidance: the Balanced size with the same memory or more
+# (e.g. Standard C0 → Balanced_B0).
+MANAGED_SUGGESTION: dict[str, str] = {
+    "C0": "B0", "C1": "B1", "C2": "B3", "C3": "B5", "C4": "B20", "C5": "B50", "C6": "B100",
+    "P1": "B5", "P2": "B20", "P3": "B50", "P4": "B100", "P5": "B150",
+}
+
+RETIREMENT_NOTE = (
+    "Azure Cache for Redis (Basic, Standard, Premium) retires on 30 September 2028, "
+    "and since 1 April 2026 a tenant that never had one cannot create one. "
+    "Azure Managed Redis is its successor."
+)
+
+DEFAULT_REGIONS = (
+    "westeurope", "northeurope", "uksouth", "francecentral", "germanywestcentral",
+    "swedencentral", "eastus", "eastus2", "westus2", "westus3", "centralus",
+    "canadacentral", "brazilsouth", "japaneast", "koreacentral", "southeastasia",
+    "eastasia", "australiaeast", "centralindia", "southafricanorth",
+)
+
+
+def size_label(size: str) -> str:
+    gb = SIZE_MEMORY_GB.get(size)
+    if gb is None:
+        return size
+    shown = f"{gb:g} GB" if gb >= 1 else f"{int(gb * 1000)} MB"
+    return f"{size} ({shown})"
+
+
+class BasicsPage(Page):
+    key = "basics"
+    title = "Basics"
+    heading = "Basics"
+    intro = ("Create a cache in front of your model, and a function app that serves it. "
+             "Names are checked as you type; cache, app and storage names are global "
+             "across Azure.")
+
+    def build(self) -> None:
+        project = QGroupBox("Project details", self.body)
+        form = QFormLayout(project)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.subscription = QComboBox(project)
+        self.subscription.setAccessibleName("Subscription")
+        self.subscription_message = FieldMessage(project)
+        sub_box = stack(self.subscription, self.subscription_message)
+        form.addRow("&Subscription", sub_box)
+        self.bind("subscription_id", self.subscription, self.subscription_message)
+
+        self.group = NameField("Resource group", "e.g. rg-digits-demo")
+        self.group.checker = self._group_checker
+        self.existing_groups = QComboBox(project)
+        self.existing_groups.setAccessibleName("Existing resource groups")
+        self.existing_groups.setToolTip("Pick an existing resource group")
+        self.existing_groups.activated.connect(self._on_existing_group)
+        self.existing_groups.hide()
+        self._known_groups: list[str] = []
+        self._group_exists: dict[str, bool] = {}
+        group_row = QWidget(project)
+        row = QHBoxLayout(group_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.group, 2)
+        row.addWidget(self.existing_groups, 1, Qt.AlignmentFlag.AlignTop)
+        label = QLabel("Resource &group")
+        label.setBuddy(self.group.edit)
+        form.addRow(label, group_row)
+        self.bind("resource_group.name", self.group)
+        self.layout_.addWidget(project)
+
+        instance = QGroupBox("Cache details", self.body)
+        form = QFormLayout(instance)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.cache_name = NameField("DNS name", "e.g. digits-cache")
+        self.cache_name.checker = make_checker(
+            self, lambda: "managed_cache" if self._kind() == MANAGED else "cache")
+        self.host_suffix = QLabel(instance)
+        self.host_suffix.setObjectName("muted")
+        name_box = stack(self.cache_name, self.host_suffix)
+        label = QLabel("&DNS name")
+        label.setBuddy(self.cache_name.edit)
+        form.addRow(label, name_box)
+        self.bind("cache.name", self.cache_name)
+
+        self.location = QComboBox(instance)
+        self.location.setEditable(True)
+        self.location.setAccessibleName("Region")
+        self.location.addItems(DEFAULT_REGIONS)
+        self.location.currentTextChanged.connect(self._on_location)
+        self.location_message = FieldMessage(instance)
+        label = QLabel("&Region")
+        label.setBuddy(self.location)
+        form.addRow(label, stack(self.location, self.location_message))
+        self.bind("location", self.location, self.location_message)
+
+        self.cache_type = QComboBox(instance)
+        self.cache_type.setAccessibleName("Cache type")
+        for kind, tier, text in CACHE_TYPES:
+            self.cache_type.addItem(text, (kind, tier))
+        self.cache_type.currentIndexChanged.connect(self._on_type)
+        self.type_message = FieldMessage(instance)
+        label = QLabel("Cache &type")
+        label.setBuddy(self.cache_type)
+        form.addRow(label, stack(self.cache_type, self.type_message))
+        self.bind("cache.tier", self.cache_type, self.type_message)
+        self.bind("cache.kind", self.cache_type, self.type_message)
+
+        self.size = QComboBox(instance)
+        self.size.setAccessibleName("Cache size")
+        self.size.currentIndexChanged.connect(self._on_edit)
+        self.size_message = FieldMessage(instance)
+        label = QLabel("Cache si&ze")
+        label.setBuddy(self.size)
+        form.addRow(label, stack(self.size, self.size_message))
+        self.bind("cache.size", self.size, self.size_message)
+
+        self.retirement = QLabel(RETIREMENT_NOTE, instance)
+        self.retirement.setWordWrap(True)
+        self.retirement.setObjectName("noteBox")
+        self.retirement.setAccessibleName("Retirement note")
+        self.suggestion = QLabel(instance)
+        self.suggestion.setWordWrap(True)
+        self.switch_button = QPushButton("Switch to Azure Managed Redis", instance)
+        self.switch_button.setAccessibleName("Switch to Azure Managed Redis")
+        self.switch_button.clicked.connect(self._on_switch)
+        form.addRow("", self.retirement)
+        suggestion_row = QWidget(instance)
+        row = QHBoxLayout(suggestion_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.suggestion, 1)
+        row.addWidget(self.switch_button)
+        form.addRow("", suggestion_row)
+        self._suggestion_row = suggestion_row
+        self.layout_.addWidget(instance)
+
+        self.group.edit.textEdited.connect(lambda _t: self.cache_name.recheck())
+
+    # -- availability ------------------------------------------
+    def _group_checker(
+        self, name: str, done: Callable[[str, Availability | None, str], None]
+    ) -> None:
+        probe = DeploymentSpec()
+        probe.resource_group.name = name
+
+        def answer(exists: bool) -> None:
+            self._group_exists[name.lower()] = exists
+            if exists:
+                done(name, Availability("yours", "Existing group; it will be used"), "")
+            else:
+                done(name, Availability("available", "A new group will be created"), "")
+
+        self.session.submit(lambda b: b.group_exists(probe), answer,
+                            lambda e: done(name, None, plain(e)))
+
+    def _set_groups(self, groups: list[str]) -> None:
+        self._known_groups = sorted(groups, key=str.lower)
+        current = self.existing_groups.currentText()
+        self.existing_groups.blockSignals(True)
+        self.existing_groups.clear()
+        self.existing_groups.addItem("Existing groups\u2026", "")
+        for g in self._known_groups:
+            self.existing_groups.addItem(g, g)
+        index = self.existing_groups.findText(current)
+        self.existing_groups.setCurrentIndex(max(index, 0))
+        self.existing_groups.blockSignals(False)
+        self.existing_groups.setVisible(bool(self._known_groups))
+
+    def on_shown(self) -> None:
+        self._refresh_subscription()
+        self.session.submit(lambda b: b.resource_groups(), self._set_groups, lambda _e: None)
+
+        def set_regions(regions: list[str]) -> None:
+            if not regions:
+                return
+            current = self.location.currentText()
+            self.location.blockSignals(True)
+            self.location.clear()
+            self.location.addItems(regions)
+            self.location.setCurrentText(current)
+            self.location.blockSignals(False)
+
+        self.session.submit(lambda b: b.locations(), set_regions, lambda _e: None)
+
+    def _refresh_subscription(self) -> None:
+        self.subscription.clear()
+        backend = self.session.backend
+        if backend is None:
+            self.subscription.addItem("Connecting\u2026")
+            self.subscription.setEnabled(False)
+            return
+        sub = backend.subscription()
+        text = f"{sub.name} ({sub.id})" if sub.id else sub.name
+        self.subscription.addItem(text, sub.id)
+        # The subscription follows the target; change it with "Sign in to Azure".
+        self.subscription.setEnabled(False)
+        self.subscription.setToolTip("Change the subscription from the toolbar's target menu")
+
+    # -- events ------------------------------------------
+    def _kind(self) -> str:
+        data = self.cache_type.currentData()
+        return str(data[0]) if data else CLASSIC
+
+    def _tier(self) -> str:
+        data = self.cache_type.currentData()
+        return str(data[1]) if data else "Standard"
+
+    def _on_existing_group(self, index: int) -> None:
+        name = self.existing_groups.itemData(index)
+        if name:
+            self.group.set_text(str(name))
+            self.group.recheck()
+            self.cache_name.recheck()
+            self._on_edit()
+
+    def _on_location(self, _text: str) -> None:
+        self._update_suffix()
+        self._on_edit()
+
+    def _on_type(self, _index: int) -> None:
+        previous = self.size.currentText().split(" ")[0]
+        self._fill_sizes(previous)
+        self._update_suffix()
+        self._update_notes()
+        self.cache_name.recheck()
+        self._on_edit()
+
+    def _fill_sizes(self, preferred: str) -> None:
+        sizes = sizes_for(self._kind(), self._tier())
+        self.size.blockSignals(True)
+        self.size.clear()
+        for s in sizes:
+            self.size.addItem(size_label(s), s)
+        if preferred in sizes:
+            self.size.setCurrentIndex(sizes.index(preferred))
+        elif self._tier() == "Standard" and "C1" in sizes:
+            self.size.setCurrentIndex(sizes.index("C1"))
+        self.size.blockSignals(False)
+
+    def _update_suffix(self) -> None:
+        region = self.location.currentText().strip() or "<region>"
+        if self._kind() == MANAGED:
+            self.host_suffix.setText(f"Host name: <name>.{region}.redis.azure.net, port 10000")
+        else:
+            self.host_suffix.setText("Host name: <name>.redis.cache.windows.net, port 6380")
+
+    def _update_notes(self) -> None:
+        classic = self._kind() == CLASSIC
+        self._suggestion_row.setVisible(classic)
+        if classic:
+            size = self.size.currentData() or ""
+            managed = MANAGED_SUGGESTION.get(str(size), "B1")
+            self.suggestion.setText(
+                f"Suggested equivalent: Azure Managed Redis Balanced {size_label(managed)}"
+                f" for {self._tier()} {size_label(str(size))}."
+            )
+
+    def _on_switch(self) -> None:
+        size = str(self.size.currentData() or "")
+        managed = MANAGED_SUGGESTION.get(size, "B1")
+        self.cache_type.setCurrentIndex(0)  # Balanced
+        index = self.size.findData(managed)
+        if index >= 0:
+            self.size.setCurrentIndex(index)
+        self._on_edit()
+
+    # -- spec ------------------------------------------
+    def load(self, spec: DeploymentSpec) -> None:
+        self._refresh_subscription()
+        self.group.set_text(spec.resource_group.name)
+        self.cache_name.set_text(spec.cache.name)
+        self.location.setCurrentText(spec.location)
+        for i, (kind, tier, _text) in enumerate(CACHE_TYPES):
+            if kind == spec.cache.kind and tier == spec.cache.tier:
+                self.cache_type.blockSignals(True)
+                self.cache_type.setCurrentIndex(i)
+                self.cache_type.blockSignals(False)
+                break
+        self._fill_sizes(spec.cache.size)
+        self._update_suffix()
+        self._update_notes()
+
+    def store(self, spec: DeploymentSpec) -> None:
+        spec.resource_group.name = self.group.text()
+        lowered = spec.resource_group.name.lower()
+        exists = self._group_exists.get(lowered) or any(
+            g.lower() == lowered for g in self._known_groups)
+        spec.resource_group.create = not exists
+        spec.cache.name = self.cache_name.text()
+        spec.location = self.location.currentText().strip()
+        kind, tier = self._kind(), self._tier()
+        if kind != spec.cache.kind:
+            # The options of one kind do not exist on the other: reset them.
+            spec.cache.redis_version = None if kind == MANAGED else "6"
+            spec.cache.shards = None
+            spec.cache.persistence = None
+            spec.cache.zones = []
+            spec.cache.non_tls_port = False
+        if tier != "Premium" and kind == CLASSIC:
+            spec.cache.shards = None
+            spec.cache.persistence = None
+        if tier == "Basic":
+            spec.cache.zones = []
+        spec.cache.kind = kind
+        spec.cache.tier = tier
+        spec.cache.size = str(self.size.currentData() or "")
+        self._update_notes()
+

@@ -1,0 +1,337 @@
+"""Test: call the deployed function with a JSON payload, see status, body,
+latency and whether Redis answered; repeat and chart the latencies."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCharts import QChart, QChartView, QScatterSeries, QValueAxis
+from PySide6.QtCore import QObject, QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFontDatabase, QPainter
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.paths import resources_dir
+from app.spec import DeploymentSpec
+from app.wizard.backend import CallResult
+from app.wizard.errors_view import plain
+from app.wizard.logpane import LogPane
+from app.wizard.pages.base import Page
+from app.wizard.widgets import ERROR_COLOR, OK_COLOR
+
+HIT_COLOR = OK_COLOR
+MISS_COLOR = "#ca5010"
+SAMPLE_REQUEST = "sample-request.json"
+
+
+def sample_payload(spec: DeploymentSpec) -> str:
+    """The package's sample request: the model folder's, else the bundled sample's."""
+    candidates = []
+    if spec.image.build_from:
+        candidates.append(Path(spec.image.build_from).expanduser() / SAMPLE_REQUEST)
+    candidates.append(resources_dir() / "sample-model" / SAMPLE_REQUEST)
+    for path in candidates:
+        try:
+            return json.dumps(json.loads(path.read_text(encoding="utf-8")), indent=2)
+        except (OSError, ValueError):
+            continue
+    return "{\n  \"data\": []\n}"
+
+
+class _RepeatSignals(QObject):
+    result = Signal(int, object)  # call number, CallResult | Exception
+    finished = Signal()
+
+
+class EndpointPage(Page):
+    key = "test"
+    title = "Test"
+    heading = "Test the endpoint"
+    intro = ("Send a request to the function's scoring endpoint. The first call for a "
+             "payload computes the prediction (cache MISS); repeating it is answered "
+             "from Redis (cache HIT).")
+
+    def build(self) -> None:
+        self.results: list[CallResult] = []
+        self._stop = threading.Event()
+        self._repeating = False
+        self._log_offset = 0
+
+        splitter = QSplitter(Qt.Orientation.Horizontal, self.body)
+        left = QWidget(splitter)
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(QLabel("Request body (JSON)"))
+        self.payload = QPlainTextEdit(left)
+        self.payload.setAccessibleName("Request body")
+        self.payload.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.payload.setTabChangesFocus(True)
+        column.addWidget(self.payload, 1)
+        self.payload_message = self.message_for()
+        column.addWidget(self.payload_message)
+        buttons = QHBoxLayout()
+        self.send_button = QPushButton("&Send", left)
+        self.send_button.setAccessibleName("Send request")
+        self.send_button.setDefault(True)
+        self.repeat = QSpinBox(left)
+        self.repeat.setRange(2, 500)
+        self.repeat.setValue(20)
+        self.repeat.setAccessibleName("Number of calls")
+        self.repeat_button = QPushButton("R&un N times", left)
+        self.repeat_button.setAccessibleName("Run N times")
+        self.stop_button = QPushButton("Sto&p", left)
+        self.stop_button.setAccessibleName("Stop repeated calls")
+        self.stop_button.setEnabled(False)
+        buttons.addWidget(self.send_button)
+        buttons.addStretch(1)
+        buttons.addWidget(QLabel("N ="))
+        buttons.addWidget(self.repeat)
+        buttons.addWidget(self.repeat_button)
+        buttons.addWidget(self.stop_button)
+        column.addLayout(buttons)
+
+        right = QWidget(splitter)
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        result = QGroupBox("Response", right)
+        form = QFormLayout(result)
+        self.status_label = QLabel("\u2014", result)
+        self.status_label.setAccessibleName("Response status")
+        self.latency_label = QLabel("\u2014", result)
+        self.latency_label.setAccessibleName("Latency")
+        self.cache_label = QLabel("\u2014", result)
+        self.cache_label.setAccessibleName("Cache result")
+        self.cache_label.setObjectName("cacheBadge")
+        form.addRow("Status", self.status_label)
+        form.addRow("Latency", self.latency_label)
+        form.addRow("Cache", self.cache_label)
+        self.body_view = QPlainTextEdit(result)
+        self.body_view.setReadOnly(True)
+        self.body_view.setAccessibleName("Response body")
+        self.body_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.body_view.setMaximumHeight(110)
+        form.addRow("Body", self.body_view)
+        column.addWidget(result)
+
+        self.chart = QChart()
+        self.chart.setTitle("Latency per call (ms)")
+        self.chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
+        self.hits = QScatterSeries()
+        self.hits.setName("HIT (from Redis)")
+        self.hits.setColor(QColor(HIT_COLOR))
+        self.hits.setMarkerSize(9)
+        self.misses = QScatterSeries()
+        self.misses.setName("MISS (model ran)")
+        self.misses.setColor(QColor(MISS_COLOR))
+        self.misses.setMarkerShape(QScatterSeries.MarkerShape.MarkerShapeRectangle)
+        self.misses.setMarkerSize(10)
+        self.chart.addSeries(self.hits)
+        self.chart.addSeries(self.misses)
+        self.axis_x = QValueAxis()
+        self.axis_x.setTitleText("call")
+        self.axis_x.setLabelFormat("%d")
+        self.axis_y = QValueAxis()
+        self.axis_y.setTitleText("ms")
+        self.chart.addAxis(self.axis_x, Qt.AlignmentFlag.AlignBottom)
+        self.chart.addAxis(self.axis_y, Qt.AlignmentFlag.AlignLeft)
+        for series in (self.hits, self.misses):
+            series.attachAxis(self.axis_x)
+            series.attachAxis(self.axis_y)
+        self.axis_x.setRange(0, 10)
+        self.axis_y.setRange(0, 100)
+        self.chart_view = QChartView(self.chart, right)
+        self.chart_view.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.chart_view.setAccessibleName("Latency chart")
+        self.chart_view.setMinimumHeight(220)
+        column.addWidget(self.chart_view, 1)
+        self.stats = QLabel("", right)
+        self.stats.setAccessibleName("Latency summary")
+        column.addWidget(self.stats)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        splitter.setMinimumHeight(360)
+        self.layout_.addWidget(splitter, 1)
+
+        self.function_log = LogPane("Function log", parent=self.body)
+        self.function_log.setMinimumHeight(140)
+        self.function_log.level.setCurrentIndex(0)
+        self.layout_.addWidget(QLabel("Function log stream"))
+        self.layout_.addWidget(self.function_log)
+
+        self._log_timer = QTimer(self)
+        self._log_timer.setInterval(2000)
+        self._log_timer.timeout.connect(self._poll_logs)
+        self._log_in_flight = False
+        self.send_button.clicked.connect(self.send)
+        self.repeat_button.clicked.connect(self.run_repeated)
+        self.stop_button.clicked.connect(self._stop.set)
+
+    def problems(self, spec: DeploymentSpec) -> list:
+        return []
+
+    def show_problems(self, spec: DeploymentSpec) -> list:
+        return []
+
+    # -- lifecycle ------------------------------------------
+    def on_shown(self) -> None:
+        if not self.payload.toPlainText().strip():
+            self.payload.setPlainText(sample_payload(self.session.spec))
+        self._log_timer.start()
+        self._poll_logs()
+
+    def on_hidden(self) -> None:
+        self._log_timer.stop()
+
+    def _poll_logs(self) -> None:
+        if self._log_in_flight or self.session.backend is None:
+            return
+        self._log_in_flight = True
+        spec = copy.deepcopy(self.session.spec)
+        since = self._log_offset
+
+        def show(answer: tuple[list[str], int]) -> None:
+            self._log_in_flight = False
+            lines, self._log_offset = answer
+            for line in lines:
+                level = "ERROR" if "error" in line.lower() else "INFO"
+                self.function_log.add(level, "function", line)
+
+        def failed(_exc: BaseException) -> None:
+            self._log_in_flight = False
+
+        self.session.submit(lambda b: b.function_logs(spec, since), show, failed)
+
+    # -- calls ------------------------------------------
+    def _parsed_payload(self) -> Any | None:
+        try:
+            payload = json.loads(self.payload.toPlainText())
+        except ValueError as exc:
+            self.payload_message.show_messages([f"not valid JSON: {exc}"])
+            return None
+        self.payload_message.show_messages([])
+        return payload
+
+    def send(self) -> None:
+        payload = self._parsed_payload()
+        if payload is None:
+            return
+        self.send_button.setEnabled(False)
+        self.status_label.setText("Sending\u2026")
+        spec = copy.deepcopy(self.session.spec)
+        self.session.submit(lambda b: b.call(spec, payload), self._on_single,
+                            self._on_call_error)
+
+    def _on_single(self, result: CallResult) -> None:
+        self.send_button.setEnabled(True)
+        self._show_result(result)
+        self._plot(result)
+
+    def _on_call_error(self, exc: BaseException) -> None:
+        self.send_button.setEnabled(True)
+        self.status_label.setText(f"Failed: {plain(exc)}")
+        self.status_label.setStyleSheet(f"color: {ERROR_COLOR};")
+        self.function_log.add("ERROR", "test", plain(exc))
+
+    def run_repeated(self) -> None:
+        payload = self._parsed_payload()
+        if payload is None or self._repeating:
+            return
+        count = self.repeat.value()
+        self._repeating = True
+        self._stop.clear()
+        self.repeat_button.setEnabled(False)
+        self.send_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        signals = _RepeatSignals(self)
+        signals.result.connect(self._on_repeat_result)
+        signals.finished.connect(self._on_repeat_done)
+        spec = copy.deepcopy(self.session.spec)
+        stop = self._stop
+
+        def loop(backend: Any) -> None:
+            try:
+                for i in range(count):
+                    if stop.is_set():
+                        break
+                    try:
+                        signals.result.emit(i, backend.call(spec, payload))
+                    except Exception as exc:
+                        signals.result.emit(i, exc)
+                        break
+            finally:
+                signals.finished.emit()
+
+        self.session.submit(loop, None, self._on_call_error)
+
+    def _on_repeat_result(self, _index: int, result: object) -> None:
+        if isinstance(result, Exception):
+            self._on_call_error(result)
+            return
+        assert isinstance(result, CallResult)
+        self._show_result(result)
+        self._plot(result)
+
+    def _on_repeat_done(self) -> None:
+        self._repeating = False
+        self.repeat_button.setEnabled(True)
+        self.send_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+
+    # -- display ------------------------------------------
+    def _show_result(self, result: CallResult) -> None:
+        ok = 200 <= result.status < 300
+        self.status_label.setText(str(result.status))
+        self.status_label.setStyleSheet(f"color: {OK_COLOR if ok else ERROR_COLOR};")
+        self.latency_label.setText(f"{result.latency_ms:.1f} ms")
+        cache = result.cache or "unknown"
+        color = HIT_COLOR if cache == "HIT" else MISS_COLOR if cache == "MISS" else "#605e5c"
+        self.cache_label.setText(cache)
+        self.cache_label.setStyleSheet(
+            f"color: white; background: {color}; padding: 1px 8px; border-radius: 3px;")
+        try:
+            shown = json.dumps(json.loads(result.body), indent=2)
+        except ValueError:
+            shown = result.body
+        self.body_view.setPlainText(shown)
+        self.function_log.add("INFO" if ok else "ERROR", "test",
+                              f"{result.status} {cache} {result.latency_ms:.1f} ms")
+
+    def _plot(self, result: CallResult) -> None:
+        self.results.append(result)
+        n = len(self.results)
+        series = self.hits if result.cache == "HIT" else self.misses
+        series.append(QPointF(n, result.latency_ms))
+        top = max(r.latency_ms for r in self.results)
+        self.axis_x.setRange(0, max(10, n + 1))
+        self.axis_y.setRange(0, max(10.0, top * 1.15))
+        hits = [r.latency_ms for r in self.results if r.cache == "HIT"]
+        misses = [r.latency_ms for r in self.results if r.cache != "HIT"]
+        parts = [f"{n} call{'s' if n != 1 else ''}"]
+        if hits:
+            parts.append(f"HIT {len(hits)} \u00d7, median {sorted(hits)[len(hits) // 2]:.1f} ms")
+        if misses:
+            parts.append(f"MISS {len(misses)} \u00d7, median "
+                         f"{sorted(misses)[len(misses) // 2]:.1f} ms")
+        self.stats.setText(" \u2022 ".join(parts))
+
+    def clear_results(self) -> None:
+        self.results.clear()
+        self.hits.clear()
+        self.misses.clear()
+        self.stats.clear()

@@ -1,0 +1,210 @@
+"""Review + create: every rule checked again, problems linked to their fields,
+a monthly cost estimate, and the plan exported as an ARM template or az script."""
+
+from __future__ import annotations
+
+import copy
+import html
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE, Problem
+from app.spec import DeploymentSpec
+from app.wizard.errors_view import plain
+from app.wizard.fields import PAGE_TITLES, label_of, owner_of, sentence
+from app.wizard.pages.base import Page
+from app.wizard.pages.basics import size_label
+
+
+class ReviewPage(Page):
+    key = "review"
+    title = "Review + create"
+    heading = "Review + create"
+
+    # A problem link was clicked: the field path to show.
+    jump_requested = Signal(str)
+
+    def build(self) -> None:
+        self.collect_problems: Callable[[], list[Problem]] = lambda: []
+        self.banner = QLabel(self.body)
+        self.banner.setObjectName("banner")
+        self.banner.setWordWrap(True)
+        self.banner.setAccessibleName("Validation result")
+        self.layout_.addWidget(self.banner)
+        self.problem_list = QLabel(self.body)
+        self.problem_list.setObjectName("problemList")
+        self.problem_list.setWordWrap(True)
+        self.problem_list.setTextFormat(Qt.TextFormat.RichText)
+        self.problem_list.setTextInteractionFlags(
+            Qt.TextInteractionFlag.LinksAccessibleByMouse
+            | Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
+        self.problem_list.setAccessibleName("Problems")
+        self.problem_list.linkActivated.connect(self._on_link)
+        self.layout_.addWidget(self.problem_list)
+
+        self.summary = QLabel(self.body)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary.setWordWrap(True)
+        self.summary.setObjectName("summary")
+        self.summary.setAccessibleName("Summary")
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.layout_.addWidget(self.summary)
+
+        cost_box = QGroupBox("Cost", self.body)
+        column = QVBoxLayout(cost_box)
+        self.cost = QLabel("Estimating\u2026", cost_box)
+        self.cost.setWordWrap(True)
+        self.cost.setAccessibleName("Monthly cost estimate")
+        column.addWidget(self.cost)
+        self.layout_.addWidget(cost_box)
+
+        export = QWidget(self.body)
+        row = QHBoxLayout(export)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.download_arm = QPushButton("Download &template (ARM)\u2026", export)
+        self.download_arm.setAccessibleName("Download ARM template")
+        self.download_cli = QPushButton("Download a&z CLI script\u2026", export)
+        self.download_cli.setAccessibleName("Download az CLI script")
+        self.download_arm.clicked.connect(lambda: self._on_export("arm"))
+        self.download_cli.clicked.connect(lambda: self._on_export("azcli"))
+        row.addWidget(self.download_arm)
+        row.addWidget(self.download_cli)
+        row.addStretch(1)
+        self.layout_.addWidget(export)
+        self.export_message = self.message_for()
+        self.layout_.addWidget(self.export_message)
+
+    # -- validation ------------------------------------------
+    def problems(self, spec: DeploymentSpec) -> list[Problem]:
+        return self.collect_problems()
+
+    def show_problems(self, spec: DeploymentSpec) -> list[Problem]:
+        problems = self.collect_problems()
+        if problems:
+            self.banner.setText(f"\u2717  Validation failed: {len(problems)} "
+                                f"problem{'s' if len(problems) != 1 else ''} to fix.")
+            self.banner.setProperty("state", "failed")
+            items = []
+            for p in problems:
+                page = PAGE_TITLES[owner_of(p.field)]
+                items.append(
+                    f'<li><a href="field:{html.escape(p.field)}">{html.escape(page)} \u203a '
+                    f'{html.escape(label_of(p.field))}</a>: {html.escape(sentence(p.message))}'
+                    "</li>")
+            self.problem_list.setText("<ul style='margin-left:-20px'>" + "".join(items)
+                                      + "</ul>")
+            self.problem_list.show()
+        else:
+            self.banner.setText("\u2713  Validation passed")
+            self.banner.setProperty("state", "passed")
+            self.problem_list.clear()
+            self.problem_list.hide()
+        self.banner.style().unpolish(self.banner)
+        self.banner.style().polish(self.banner)
+        self.download_arm.setEnabled(not problems)
+        self.download_cli.setEnabled(not problems)
+        return problems
+
+    def _on_link(self, link: str) -> None:
+        if link.startswith("field:"):
+            self.jump_requested.emit(link[len("field:"):])
+
+    # -- content ------------------------------------------
+    def on_shown(self) -> None:
+        spec = self.session.spec
+        self.summary.setText(summary_html(spec, self.session.target_label))
+        self.show_problems(spec)
+        self.cost.setText("Estimating\u2026")
+        snapshot = copy.deepcopy(spec)
+
+        def show_cost(text: str | None) -> None:
+            self.cost.setText(text or "No estimate is available for this target.")
+
+        self.session.submit(lambda b: b.monthly_cost(snapshot), show_cost,
+                            lambda e: self.cost.setText(f"No estimate: {plain(e)}"))
+
+    def _on_export(self, fmt: str) -> None:
+        spec = copy.deepcopy(self.session.spec)
+        suffix = ".json" if fmt == "arm" else ".sh"
+        kind = "template" if fmt == "arm" else "az"
+        default = f"{spec.resource_group.name or 'deployment'}-{kind}"
+        path, _filter = QFileDialog.getSaveFileName(
+            self, "Save template" if fmt == "arm" else "Save script",
+            default + suffix,
+            "ARM template (*.json)" if fmt == "arm" else "Shell script (*.sh)")
+        if path:
+            self.export_to(Path(path), fmt)
+
+    def export_to(self, path: Path, fmt: str) -> None:
+        spec = copy.deepcopy(self.session.spec)
+        self.export_message.show_note("Writing\u2026")
+
+        def write(text: str) -> None:
+            path.write_text(text, encoding="utf-8")
+            self.export_message.show_note(f"Saved {path}")
+
+        self.session.submit(lambda b: b.export(spec, fmt), write,
+                            lambda e: self.export_message.show_messages(
+                                [f"could not export: {plain(e)}"]))
+
+
+def summary_html(spec: DeploymentSpec, target: str) -> str:
+    """The review's key/value summary, grouped by page."""
+    cache = spec.cache
+    managed = cache.kind == "azure-managed-redis"
+    image = spec.image
+    tags = dict(spec.tags)
+    tags[CREATED_BY_TAG] = CREATED_BY_VALUE
+    sections: list[tuple[str, list[tuple[str, str]]]] = [
+        ("Basics", [
+            ("Target", target),
+            ("Subscription", spec.subscription_id or "(sandbox)"),
+            ("Resource group", f"{spec.resource_group.name} "
+                               f"({'new' if spec.resource_group.create else 'existing'})"),
+            ("Region", spec.location),
+            ("Cache", f"{cache.name} \u2014 "
+                      f"{'Azure Managed Redis' if managed else 'Azure Cache for Redis'} "
+                      f"{cache.tier} {size_label(cache.size)}"),
+        ]),
+        ("Networking", [("Connectivity", "Public endpoint" if cache.public_network_access
+                         else "Private endpoint")]),
+        ("Advanced", [
+            ("Non-TLS port", "Enabled" if cache.non_tls_port else "Disabled"),
+            ("Minimum TLS", cache.minimum_tls_version),
+            ("Redis version", cache.redis_version or "Managed by Azure"),
+            ("Authentication", "Microsoft Entra ID" if cache.auth == "entra" else "Access keys"),
+            *([("Shards", str(cache.shards))] if cache.shards else []),
+            *([("Persistence", cache.persistence.upper())] if cache.persistence else []),
+            *([("Zones", ", ".join(cache.zones))] if cache.zones else []),
+        ]),
+        ("Tags", [(k, v) for k, v in tags.items()]),
+        ("Model image", [("Image", image.reference)] if image.reference else [
+            ("Build from", image.build_from or ""),
+            ("Into", f"{image.registry}.azurecr.io/{image.repository}:{image.tag}"),
+        ]),
+        ("Function app", [
+            ("Name", spec.function_app.name),
+            ("Plan", f"{spec.function_app.plan_name} ({spec.function_app.plan_sku}, Linux)"),
+            ("Storage account", spec.function_app.storage_account),
+        ]),
+    ]
+    parts = ["<table cellspacing='0' cellpadding='3'>"]
+    for title, rows in sections:
+        parts.append(f"<tr><td colspan='2' style='padding-top:10px'><b>{html.escape(title)}"
+                     "</b></td></tr>")
+        for key, value in rows:
+            parts.append(f"<tr><td style='color:#605e5c; padding-right:24px'>"
+                         f"{html.escape(key)}</td><td>{html.escape(str(value))}</td></tr>")
+    parts.append("</table>")
+    return "".join(parts)

@@ -1,0 +1,308 @@
+"""The wizard's `Backend`, implemented on app.services (the Qt-free engine).
+
+This module is the only wizard module that imports app.services, and it does
+so lazily: nothing here loads before the window has painted. It translates
+between the engine's results and the small shapes the pages show; it makes no
+SDK call of its own. Where the engine offers no answer yet (a cost estimate,
+say) the method answers "unknown" and the page says so.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app.spec import DeploymentSpec
+from app.wizard.backend import (
+    Availability,
+    CallResult,
+    GroupInfo,
+    GroupResource,
+    PlannedStep,
+    Subscription,
+    Tenant,
+)
+
+PORTAL = "https://portal.azure.com"
+
+# Step name → (resource type shown on the deploy page, spec field holding its name).
+STEP_RESOURCES: dict[str, tuple[str, str]] = {
+    "resource-group": ("Microsoft.Resources/resourceGroups", "resource_group.name"),
+    "cache": ("Microsoft.Cache/redis", "cache.name"),
+    "storage": ("Microsoft.Storage/storageAccounts", "function_app.storage_account"),
+    "plan": ("Microsoft.Web/serverfarms", "function_app.plan_name"),
+    "registry": ("Microsoft.ContainerRegistry/registries", "image.registry"),
+    "image": ("Container image", "image.repository"),
+    "function-app": ("Microsoft.Web/sites", "function_app.name"),
+    "app-settings": ("Microsoft.Web/sites/config", "function_app.name"),
+    "endpoint": ("Health check", "function_app.name"),
+}
+
+# deployment_status kinds → step names.
+STATUS_STEPS = {
+    "resource group": "resource-group",
+    "Azure Cache for Redis": "cache",
+    "Azure Managed Redis": "cache",
+    "storage account": "storage",
+    "App Service plan": "plan",
+    "container registry": "registry",
+    "function app": "function-app",
+}
+
+
+def _field(spec: DeploymentSpec, path: str) -> str:
+    value: Any = spec
+    for part in path.split("."):
+        value = getattr(value, part, None)
+    return str(value or "")
+
+
+class ServicesBackend:
+    """One target (sandbox or Azure subscription) and its clients."""
+
+    def __init__(self, target: Any, label: str, subscription_name: str = "") -> None:
+        from app.services.clients import ClientFactory
+
+        self.target = target
+        self.clients = ClientFactory(target)
+        self.label = label
+        self.is_azure = target.kind == "azure"
+        self.spec_dir: Path | None = None
+        self._subscription_name = subscription_name
+        self._scoring: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    # -- construction ------------------------------------------
+    @classmethod
+    def for_sandbox(cls, state_dir: str | Path | None = None,
+                    latency: str = "fast") -> ServicesBackend:
+        from app.services.target import sandbox_target
+
+        target = sandbox_target(state_dir, start=True, latency=latency)
+        return cls(target, "Local sandbox", "Sandbox subscription")
+
+    def subscription(self) -> Subscription:
+        return Subscription(self.target.subscription_id,
+                            self._subscription_name or self.target.subscription_id,
+                            self.target.tenant_id or "")
+
+    # -- lookups ------------------------------------------
+    def name_available(self, kind: str, name: str, spec: DeploymentSpec) -> Availability:
+        try:
+            from app.services import names  # type: ignore[attr-defined]
+        except ImportError:
+            return Availability("unknown", "This version cannot check global names yet; "
+                                           "deploy reports a taken name.")
+        answer = names.check_availability(self.clients, kind, name, spec)
+        return Availability(answer.state, answer.message)
+
+    def resource_groups(self) -> list[str]:
+        return []
+
+    def group_exists(self, spec: DeploymentSpec) -> bool:
+        from app.services.status import deployment_status
+
+        rows = deployment_status(_only_group(spec), self.clients)
+        return bool(rows and rows[0].exists)
+
+    def locations(self) -> list[str]:
+        return []
+
+    def registries(self) -> list[str]:
+        return []
+
+    def repositories(self, registry: str) -> list[str]:
+        return []
+
+    def image_tags(self, registry: str, repository: str) -> list[str]:
+        return []
+
+    def monthly_cost(self, spec: DeploymentSpec) -> str | None:
+        return None
+
+    def export(self, spec: DeploymentSpec, fmt: str) -> str:
+        from app.services.export import export_text
+
+        return str(export_text(spec, fmt))
+
+    # -- deploy ------------------------------------------
+    def plan(self, spec: DeploymentSpec) -> list[PlannedStep]:
+        from app.services.plan import build_plan
+
+        out = []
+        for step in build_plan(spec):
+            rtype, path = STEP_RESOURCES.get(step.name, ("", ""))
+            if step.name == "cache" and spec.cache.kind == "azure-managed-redis":
+                rtype = "Microsoft.Cache/redisEnterprise"
+            name = _field(spec, path) if path else step.name
+            if step.name == "registry" and not spec.image.registry and spec.image.reference:
+                name = spec.image.reference.split(".", 1)[0]
+            if step.name == "image":
+                name = f"{spec.image.repository}:{spec.image.tag}"
+            if step.name == "app-settings":
+                name = f"{name} settings"
+            if step.name == "endpoint":
+                name = f"{name} /api/health"
+            out.append(PlannedStep(step.name, step.title, rtype, name,
+                                   self._resource_id(spec, rtype, name),
+                                   tuple(step.depends_on)))
+        return out
+
+    def _resource_id(self, spec: DeploymentSpec, rtype: str, name: str) -> str:
+        if not rtype.startswith("Microsoft."):
+            return ""
+        base = f"/subscriptions/{self.target.subscription_id}/resourceGroups/" \
+               f"{spec.resource_group.name}"
+        if rtype == "Microsoft.Resources/resourceGroups":
+            return base
+        if rtype.count("/") > 1:
+            return ""
+        return f"{base}/providers/{rtype}/{name}"
+
+    def existing(self, spec: DeploymentSpec) -> dict[str, str]:
+        from app.services.status import deployment_status
+
+        out = {}
+        for row in deployment_status(spec, self.clients):
+            step = STATUS_STEPS.get(row.kind)
+            if step and row.exists:
+                out[step] = f"Exists ({row.state})" if row.state else "Exists"
+        return out
+
+    def deploy(self, spec: DeploymentSpec, listener: Callable[[Any], None],
+               cancel: threading.Event) -> Any:
+        """Preflight, plan and run, as `mlcache-deploy deploy` does; blocks until done."""
+        from app.services.logs import DeploymentLog
+        from app.services.plan import build_plan, preflight
+        from app.services.runner import Runner
+        from app.services.steps import DeployContext
+
+        preflight(spec)
+        steps = build_plan(spec)
+        with DeploymentLog(spec.resource_group.name) as deployment_log:
+            ctx = DeployContext(spec, self.target, self.clients,
+                                spec_dir=self.spec_dir or Path.cwd())
+            runner = Runner(steps, ctx, [deployment_log, listener])
+            runner.log_path = str(deployment_log.path)
+            stop_watch = threading.Event()
+
+            def watch() -> None:
+                while not stop_watch.is_set():
+                    if cancel.wait(0.1):
+                        runner.cancel()
+                        return
+
+            watcher = threading.Thread(target=watch, name="mlcache-wizard-cancel", daemon=True)
+            watcher.start()
+            try:
+                result = runner.run()
+            finally:
+                stop_watch.set()
+                watcher.join(1)
+        with self._lock:
+            self._scoring.clear()
+        return result
+
+    # -- test ------------------------------------------
+    def call(self, spec: DeploymentSpec, payload: Any) -> CallResult:
+        from app.services.endpoint_test import ScoringClient, find_endpoint
+
+        key = (spec.resource_group.name, spec.function_app.name)
+        with self._lock:
+            client = self._scoring.get(key)
+        if client is None:
+            endpoint = find_endpoint(spec, self.target, self.clients)
+            client = ScoringClient(endpoint, self.target.verify)
+            with self._lock:
+                self._scoring[key] = client
+        result = client.call(json.dumps(payload).encode("utf-8"))
+        body = result.body if isinstance(result.body, str) else json.dumps(result.body)
+        if result.error and not body:
+            body = result.error
+        return CallResult(result.status, body or "", result.latency_ms, result.cache)
+
+    def function_logs(self, spec: DeploymentSpec, since: int) -> tuple[list[str], int]:
+        try:
+            from app.services import logstream  # type: ignore[attr-defined]
+        except ImportError:
+            return [], since
+        lines, offset = logstream.tail(spec, self.target, self.clients, since)
+        return list(lines), int(offset)
+
+    # -- clean up ------------------------------------------
+    def group_info(self, group: str) -> GroupInfo:
+        from app.services.cleanup import group_contents
+        from app.services.status import deployment_status
+
+        spec = DeploymentSpec()
+        spec.resource_group.name = group
+        rows = deployment_status(spec, self.clients)
+        if not rows or not rows[0].exists:
+            return GroupInfo(False)
+        items = group_contents(self.clients, group)
+        # The tag check happens in delete_group, which refuses with NotPermitted.
+        return GroupInfo(True, True, [GroupResource(i.name, i.type) for i in items])
+
+    def delete_group(self, group: str, progress: Callable[[str], None],
+                     force: bool = False) -> None:
+        from app.services.cleanup import delete_group
+
+        delete_group(self.clients, group, group, force=force, say=progress)
+
+    def portal_url(self, resource_id: str) -> str:
+        tenant = self.target.tenant_id or ""
+        return f"{PORTAL}/#@{tenant}/resource{resource_id}/overview"
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._scoring = list(self._scoring.values()), {}
+        for client in clients:
+            client.close()
+        self.clients.close()
+        self.target.close()
+
+
+def _only_group(spec: DeploymentSpec) -> DeploymentSpec:
+    only = DeploymentSpec()
+    only.resource_group.name = spec.resource_group.name
+    return only
+
+
+class AzureSignIn:
+    """The sign-in dialog's face on app.services.target."""
+
+    def sign_in(self, method: str, tenant_id: str | None,
+                prompt: Callable[[str], None]) -> Any:
+        from app.services.target import make_credential
+
+        params = inspect.signature(make_credential).parameters
+        if "prompt" in params:
+            credential = make_credential(method, tenant_id, prompt=prompt)
+        else:
+            credential = make_credential(method, tenant_id)
+        return credential
+
+    def tenants(self, credential: Any) -> list[Tenant]:
+        from app.services.target import list_tenants
+
+        tenants = list_tenants(credential)
+        return [Tenant(t.tenant_id, t.name or t.domain) for t in tenants]
+
+    def subscriptions(self, credential: Any, tenant_id: str | None) -> list[Subscription]:
+        from app.services.target import list_subscriptions
+
+        subs = list_subscriptions(credential)
+        return [Subscription(s.subscription_id, s.name, s.tenant_id) for s in subs
+                if not tenant_id or s.tenant_id == tenant_id]
+
+    def make_backend(self, credential: Any, subscription: Subscription,
+                     tenant_id: str | None) -> ServicesBackend:
+        from app.services.target import azure_target
+
+        target = azure_target(subscription.id, credential, tenant_id)
+        label = f"Azure \u2014 {subscription.name}"
+        return ServicesBackend(target, label, subscription.name)
