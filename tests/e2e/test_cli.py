@@ -1,0 +1,294 @@
+"""The headless CLI against a real sandbox (latency fast): deploy, test, cleanup, resume, faults.
+
+Each test starts its own sandbox in a tmp state dir, runs `python -m app ...` as a
+user would, and checks what exists afterwards with the real SDK clients.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.sandbox import Sandbox
+from app.sandbox.processes import processes_mentioning
+
+pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_MODEL = ROOT / "resources" / "sample-model"
+
+
+def make_spec(folder: Path, **cache: Any) -> tuple[Path, dict[str, Any]]:
+    """A spec with names unique to this test, building the sample model."""
+    tag = uuid.uuid4().hex[:8]
+    data: dict[str, Any] = {
+        "version": 1,
+        "target": "sandbox",
+        "location": "westeurope",
+        "resource_group": {"name": f"rg-e2e-{tag}", "create": True},
+        "cache": {"name": f"cache-e2e-{tag}", "tier": "Basic", "size": "C0", **cache},
+        "tags": {"suite": "e2e"},
+        "image": {
+            "build_from": str(SAMPLE_MODEL),
+            "registry": f"acre2e{tag}",
+            "repository": "digits-scoring",
+            "tag": "v1",
+        },
+        "function_app": {
+            "name": f"func-e2e-{tag}",
+            "plan_name": f"plan-e2e-{tag}",
+            "plan_sku": "B1",
+            "storage_account": f"ste2e{tag}",
+        },
+    }
+    path = folder / "spec.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path, data
+
+
+class Cli:
+    """Runs the CLI in a child process with its data dir under tmp."""
+
+    def __init__(self, state: Path, data_home: Path) -> None:
+        self.state = state
+        self.env = {**os.environ, "XDG_DATA_HOME": str(data_home)}
+
+    def __call__(self, *argv: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app", *argv, "--sandbox-state", str(self.state)],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def events(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def finished(stdout: str) -> dict[str, Any]:
+    last = events(stdout)[-1]
+    assert last["event"] == "run_finished"
+    return last
+
+
+@pytest.fixture
+def sandbox_factory(tmp_path: Path) -> Iterator[Any]:
+    started: list[Sandbox] = []
+
+    def start(faults: dict[str, Any] | None = None) -> Sandbox:
+        sandbox = Sandbox.start(tmp_path / "sandbox", latency="fast", faults=faults)
+        started.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "sandbox", tmp_path / "data")
+
+
+def resource_client(sandbox: Sandbox) -> Any:
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    return ResourceManagementClient(
+        sandbox.credential(),
+        sandbox.subscription_id,
+        base_url=sandbox.endpoint,
+        credential_scopes=[sandbox.credential_scope],
+        connection_verify=str(sandbox.ca_cert),
+    )
+
+
+def test_deploy_then_test_miss_hit_then_cleanup_leaves_nothing(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory()
+    spec, data = make_spec(tmp_path)
+    group = data["resource_group"]["name"]
+
+    deployed = cli("deploy", str(spec), "--json")
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    end = finished(deployed.stdout)
+    assert end["succeeded"] and not end["failed"]
+    assert set(end["done"]) == {
+        "resource-group", "cache", "storage", "plan", "registry", "image",
+        "function-app", "app-settings", "endpoint",
+    }
+    kinds = {e["event"] for e in events(deployed.stdout)}
+    assert {"step_started", "step_progress", "step_succeeded", "run_finished"} <= kinds
+
+    tested = cli("test", str(spec), "--json", "--repeat", "2")
+    assert tested.returncode == 0, tested.stderr
+    calls = events(tested.stdout)
+    assert len(calls) == 2
+    assert [c["status"] for c in calls] == [200, 200]
+    assert [c["cache"] for c in calls] == ["MISS", "HIT"]
+    assert calls[0]["body"] == calls[1]["body"] and "predictions" in calls[0]["body"]
+    assert all(c["latency_ms"] > 0 for c in calls)
+
+    # Every resource carries the spec's tags and created-by.
+    client = resource_client(sandbox)
+    listed = list(client.resources.list_by_resource_group(group, expand="tags"))
+    assert len(listed) == 5
+    for item in listed:
+        assert (item.tags or {}).get("created-by") == "mlcache-deploy", item.name
+        assert (item.tags or {}).get("suite") == "e2e", item.name
+
+    refused = cli("cleanup", str(spec))
+    assert refused.returncode == 2 and f"--confirm {group}" in refused.stderr
+    assert client.resource_groups.check_existence(group)
+
+    cleaned = cli("cleanup", str(spec), "--confirm", group)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert "is gone" in cleaned.stdout
+    assert not client.resource_groups.check_existence(group)
+    assert processes_mentioning(str(sandbox.state_dir)) == []
+
+    again = cli("cleanup", str(spec), "--confirm", group)
+    assert again.returncode == 0 and "nothing to delete" in again.stdout
+
+
+def test_resume_after_a_failed_provisioning(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    spec, data = make_spec(tmp_path)
+    cache = data["cache"]["name"]
+    sandbox_factory(
+        {
+            "rules": [
+                {
+                    "method": "PUT",
+                    "path": f"/redis/{cache}$",
+                    "count": 1,
+                    "fail_provisioning": True,
+                    "code": "ProvisioningDisabled",
+                    "message": "The cache could not be provisioned.",
+                }
+            ]
+        }
+    )
+    first = cli("deploy", str(spec), "--json")
+    assert first.returncode == 1
+    end = finished(first.stdout)
+    assert end["failed"] == ["cache"]
+    assert set(end["skipped"]) == {"app-settings", "endpoint"}
+    assert set(end["done"]) == {"resource-group", "storage", "plan", "registry", "image",
+                                "function-app"}
+    failure = next(e for e in events(first.stdout) if e["event"] == "step_failed")
+    assert failure["code"] == "ProvisioningDisabled"
+    assert "could not be provisioned" in failure["message"] and failure["hint"]
+
+    second = cli("deploy", str(spec), "--json")
+    assert second.returncode == 0, second.stdout[-3000:]
+    succeeded = {e["step"]: e for e in events(second.stdout) if e["event"] == "step_succeeded"}
+    for step in ("resource-group", "storage", "plan", "registry", "function-app"):
+        assert succeeded[step]["adopted"], step
+    assert not succeeded["cache"]["adopted"]
+    assert finished(second.stdout)["succeeded"]
+
+
+def test_throttling_5xx_and_a_dropped_poll_are_survived(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    spec, _ = make_spec(tmp_path)
+    sandbox = sandbox_factory(
+        {
+            "rules": [
+                {"method": "PUT", "path": "/resourcegroups/rg-e2e-", "count": 1,
+                 "status": 429, "retry_after": 1},
+                {"method": "PUT", "path": "/storageAccounts/", "count": 2,
+                 "status": 429, "retry_after": 1},
+                {"method": "PUT", "path": "/serverfarms/", "count": 2, "status": 503},
+                {"method": "POST", "path": "/redis/[^/]+/listKeys", "count": 1, "status": 503},
+                {"method": "POST", "path": "/listCredentials", "count": 1, "status": 500},
+                {"method": "GET", "path": "/asyncOperations/", "count": 1, "drop": True},
+            ]
+        }
+    )
+    deployed = cli("deploy", str(spec), "--json")
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-2000:]
+    assert finished(deployed.stdout)["succeeded"]
+    fired = [rule.fired for rule in sandbox.context.faults.rules]
+    assert fired == [1, 2, 2, 1, 1, 1]
+
+
+def test_options_not_supported_yet_stop_before_anything_is_created(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory()
+    spec, data = make_spec(tmp_path, public_network_access=False)
+    result = cli("deploy", str(spec))
+    assert result.returncode == 2
+    assert "cache.public_network_access" in result.stderr and "Traceback" not in result.stderr
+    assert not resource_client(sandbox).resource_groups.check_existence(
+        data["resource_group"]["name"]
+    )
+
+
+def test_an_incompatible_existing_cache_is_refused_with_what_differs(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    from azure.mgmt.redis import RedisManagementClient, models
+
+    sandbox = sandbox_factory()
+    spec, data = make_spec(tmp_path)
+    group, cache = data["resource_group"]["name"], data["cache"]["name"]
+    resource_client(sandbox).resource_groups.create_or_update(
+        group, {"location": "westeurope", "tags": {"created-by": "mlcache-deploy"}}
+    )
+    redis = RedisManagementClient(
+        sandbox.credential(), sandbox.subscription_id, base_url=sandbox.endpoint,
+        credential_scopes=[sandbox.credential_scope], connection_verify=str(sandbox.ca_cert),
+        polling_interval=0.1,
+    )
+    redis.redis.begin_create(
+        group, cache,
+        models.RedisCreateParameters(
+            location="westeurope", sku=models.Sku(name="Standard", family="C", capacity=2)
+        ),
+    ).result()
+    result = cli("deploy", str(spec))
+    assert result.returncode == 1
+    assert f"a cache named {cache} already exists in {group} as Standard C2" in result.stdout
+    assert "spec asks for Basic C0" in result.stdout
+
+
+def test_cleanup_refuses_a_group_it_did_not_create_unless_forced(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory()
+    spec, data = make_spec(tmp_path)
+    group = data["resource_group"]["name"]
+    client = resource_client(sandbox)
+    client.resource_groups.create_or_update(group, {"location": "westeurope"})
+    refused = cli("cleanup", str(spec), "--confirm", group)
+    assert refused.returncode == 1
+    assert "not created by mlcache-deploy" in refused.stderr and "--force" in refused.stderr
+    assert client.resource_groups.check_existence(group)
+    forced = cli("cleanup", str(spec), "--confirm", group, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert not client.resource_groups.check_existence(group)
+
+
+def test_bad_spec_and_flags_are_exit_2_without_traceback(cli: Cli, tmp_path: Path) -> None:
+    missing = cli("deploy", str(tmp_path / "nope.json"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    spec, _ = make_spec(tmp_path)
+    repeat = cli("test", str(spec), "--repeat", "0")
+    assert repeat.returncode == 2 and "--repeat" in repeat.stderr
+    for result in (missing, repeat):
+        assert "Traceback" not in result.stderr
