@@ -442,6 +442,23 @@ def test_log_stream(cloud: Cloud, group: str, tmp_path: Path) -> None:
             seen += next(lines) + "\n"
         assert f"Site {site.name} restart requested." in seen
 
+    # The log file itself, Kudu VFS style, with a range for what is new.
+    files_url = f"{sb.endpoint}/dataplane/sites/{site.name}/api/vfs/LogFiles/"
+    auth = {"Authorization": f"Bearer {sb.token}"}
+    listing = requests.get(files_url, headers=auth, verify=str(sb.ca_cert), timeout=10).json()
+    assert [entry["name"] for entry in listing] == ["site.log"]
+    whole = requests.get(files_url + "site.log", headers=auth, verify=str(sb.ca_cert), timeout=10)
+    assert whole.status_code == 200 and "manifest unknown" in whole.text
+    tail = requests.get(
+        files_url + "site.log",
+        headers={**auth, "Range": "bytes=10-"},
+        verify=str(sb.ca_cert),
+        timeout=10,
+    )
+    assert tail.status_code == 206
+    assert tail.content.startswith(whole.content[10:])  # the log may have grown since
+    assert requests.get(files_url, verify=str(sb.ca_cert), timeout=10).status_code == 401
+
 
 def test_group_delete_leaves_no_host(cloud: Cloud, tmp_path: Path) -> None:
     sb = cloud.sb
@@ -492,3 +509,30 @@ def test_sandbox_restart_brings_the_site_back(tmp_path: Path) -> None:
         wait_for(answers(sb, host, key, "v1 nobody"), what="the function after the restart")
         pid = host_pid(sb, site.name)
     assert not pid_alive(pid)
+
+
+def test_faults_on_synchronous_writes(tmp_path: Path) -> None:
+    faults = {
+        "rules": [
+            {"method": "PUT", "path": "/serverfarms/", "count": 1, "status": 429, "retry_after": 0},
+            {
+                "method": "PUT",
+                "path": "/sites/broken-",
+                "fail_provisioning": True,
+                "code": "SiteProvisioningFailed",
+                "message": "The site could not be provisioned.",
+            },
+        ]
+    }
+    with Sandbox.start(tmp_path / "state", latency="fast", faults=faults) as sb:
+        cloud = Cloud(sb)
+        group = unique("rg-test-")
+        cloud.rm.resource_groups.create_or_update(group, {"location": "westeurope"})
+        # The SDK's retry policy absorbs the throttled first attempt.
+        plan = cloud.plan(group)
+        assert plan.properties.provisioning_state == "Succeeded"
+        with pytest.raises(HttpResponseError) as caught:
+            cloud.site(group, plan.id, "nothere01.azurecr.io/app:v1", {}, name=unique("broken-"))
+        assert caught.value.error is not None
+        assert caught.value.error.code == "SiteProvisioningFailed"
+        assert list(cloud.web.web_apps.list_by_resource_group(group)) == []

@@ -12,8 +12,10 @@ a failed pull shows in the site's log while the site answers 503.
 with a certificate from the sandbox CA, so `https://{defaultHostName}/api/...`
 works unchanged. Site names are global across the sandbox, as on Azure.
 
-Beyond ARM, the site's log stream (Kudu's `/api/logstream`) is served at
-`GET /dataplane/sites/<name>/api/logstream` with the sandbox token.
+Beyond ARM, the site's Kudu-style log endpoints take the sandbox token:
+`GET /dataplane/sites/<name>/api/logstream` streams the log as Kudu's
+`/api/logstream` does, and `GET /dataplane/sites/<name>/api/vfs/LogFiles/site.log`
+returns the file (with `Range: bytes=N-` for what is new since offset N).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from app.sandbox.arm import (
@@ -263,6 +265,16 @@ class WebProvider(Provider):
                 DATA_PLANE_ROOT + "sites/{siteName}/api/logstream",
                 self.logstream,
                 methods=["GET"],
+            ),
+            Route(
+                DATA_PLANE_ROOT + "sites/{siteName}/api/vfs/LogFiles/",
+                self.list_log_files,
+                methods=["GET"],
+            ),
+            Route(
+                DATA_PLANE_ROOT + "sites/{siteName}/api/vfs/LogFiles/{fileName}",
+                self.get_log_file,
+                methods=["GET", "HEAD"],
             ),
         ]
 
@@ -901,7 +913,8 @@ class WebProvider(Provider):
 
     # -- log stream (Kudu's /api/logstream) ------------------------------------------------
 
-    async def logstream(self, request: Request) -> Response:
+    def _kudu_site(self, request: Request) -> str | Response:
+        """The site a Kudu-style request is for, or the 401/404 to answer."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
@@ -916,7 +929,43 @@ class WebProvider(Provider):
         record = self.ctx.store.find_by_name(SITE_TYPE, name)
         if record is None:
             return PlainTextResponse(f"404 Not Found: no site named {name}.", status_code=404)
-        site_name = record["body"]["name"]
+        return str(record["body"]["name"])
+
+    async def list_log_files(self, request: Request) -> Response:
+        site = self._kudu_site(request)
+        if isinstance(site, Response):
+            return site
+        path = self.runtime.log_file(site)
+        entries = []
+        if path.exists():
+            stat = path.stat()
+            mtime = datetime.datetime.fromtimestamp(stat.st_mtime, datetime.UTC)
+            entries.append(
+                {
+                    "name": path.name,
+                    "size": stat.st_size,
+                    "mtime": mtime.isoformat().replace("+00:00", "Z"),
+                    "mime": "text/plain",
+                    "href": str(request.url).rstrip("/") + "/" + path.name,
+                    "path": f"/home/LogFiles/{path.name}",
+                }
+            )
+        return json_response(entries)
+
+    async def get_log_file(self, request: Request) -> Response:
+        """One log file; honours `Range: bytes=N-` so a reader can fetch only what is new."""
+        site = self._kudu_site(request)
+        if isinstance(site, Response):
+            return site
+        path = self.runtime.log_file(site)
+        if request.path_params["fileName"] != path.name or not path.exists():
+            return PlainTextResponse("404 Not Found: no such log file.", status_code=404)
+        return FileResponse(path, media_type="text/plain; charset=utf-8")
+
+    async def logstream(self, request: Request) -> Response:
+        site_name = self._kudu_site(request)
+        if isinstance(site_name, Response):
+            return site_name
         return StreamingResponse(
             self._follow_log(request, site_name),
             media_type="text/plain; charset=utf-8",
