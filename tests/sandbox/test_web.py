@@ -536,3 +536,39 @@ def test_faults_on_synchronous_writes(tmp_path: Path) -> None:
         assert caught.value.error is not None
         assert caught.value.error.code == "SiteProvisioningFailed"
         assert list(cloud.web.web_apps.list_by_resource_group(group)) == []
+
+
+def test_sample_model_package_scores_over_https(cloud: Cloud, group: str, tmp_path: Path) -> None:
+    """The product's own package (template + sample model) deployed as the deploy does it."""
+    import json
+
+    from app.paths import resources_dir
+    from app.services.packaging import build_package
+
+    sb, apps = cloud.sb, cloud.web.web_apps
+    sample = resources_dir() / "sample-model"
+    info = build_package(sample, tmp_path / "package")
+    registry, password = cloud.registry(group)
+    image = f"{registry}.azurecr.io/digits:{info.model_version}"
+    cloud.push(info.out_dir, image)
+    plan = cloud.plan(group)
+    site = cloud.site(group, plan.id, image, registry_settings(registry, password))
+    host = site.properties.default_host_name
+    key = apps.list_host_keys(group, site.name).function_keys["default"]
+    payload = json.loads((sample / "sample-request.json").read_text())
+
+    def score(code: str | None) -> requests.Response:
+        return requests.post(
+            f"https://{host}/api/score",
+            params={"code": code} if code else None,
+            json=payload,
+            verify=str(sb.ca_cert),
+            timeout=30,
+        )
+
+    scored = wait_for(
+        lambda: (r := score(key)).status_code == 200 and r, what="the sample model to score"
+    )
+    assert "predictions" in scored.json()
+    assert score(None).status_code == 401
+    assert score("not-the-key").status_code == 401
