@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import logging
 import os
@@ -214,6 +215,11 @@ class Sandbox:
             profile = resolve_latency(latency)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
+        if host != "localhost" and not _is_loopback(host):
+            raise BadInput(
+                f"the sandbox listens on loopback only, not on {host}",
+                "Use --host 127.0.0.1 (the default).",
+            )
         plan = _resolve_faults(faults)
         state = Path(state_dir).expanduser().resolve()
         return cls(state, profile, plan, host=host, port=port, owner=owner)
@@ -297,6 +303,13 @@ class Sandbox:
     def _write_files(self) -> None:
         _write_json_private(self.state_dir / CONNECTION_FILE, self.connection.as_json())
         _write_json_private(self.state_dir / PID_FILE, {"pid": os.getpid(), "owner": self._owner})
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _write_json_private(path: Path, data: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import BadInput
 from app.sandbox.arm import (
     ArmError,
     arm_route,
@@ -302,7 +303,14 @@ class SandboxServer:
     def start(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise BadInput(
+                f"the sandbox cannot listen on {self.host}:{self.port}: {exc.strerror}",
+                "Choose another --port (0 picks a free one).",
+            ) from None
         sock.listen(128)
         sock.set_inheritable(False)
         self._socket = sock

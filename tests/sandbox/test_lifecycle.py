@@ -137,6 +137,8 @@ def test_one_sandbox_per_state_dir_and_connect(state_dir: Path, tmp_path: Path) 
         connect(state_dir)
     with pytest.raises(BadInput, match="latency"):
         Sandbox.start(tmp_path / "other", latency="slowish")
+    with pytest.raises(BadInput, match="loopback only"):
+        Sandbox.start(tmp_path / "other", host="0.0.0.0")
 
 
 @pytest.fixture

@@ -681,7 +681,13 @@ class CacheProvider(Provider):
         if record is None:
             raise ArmError(404, "ResourceNotFound", "The cache was deleted while being created.")
         self._run_server(record, reuse_ports=True)
-        with self.ctx.store.transaction():
+        with self.ctx.store.transaction() as store:
+            if store.resource(op["resourceId"]) is not record:
+                # Deleted (e.g. with its group) while the server was starting.
+                self.teardown(record)
+                raise ArmError(
+                    404, "ResourceNotFound", "The cache was deleted while being created."
+                )
             record["body"]["properties"]["provisioningState"] = "Succeeded"
 
     def _create_failed(self, op: OpRecord, error: ArmError) -> None:
