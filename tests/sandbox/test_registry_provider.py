@@ -363,3 +363,32 @@ def test_cli_push(
     )
     out, err = capsys.readouterr()
     assert code == 2 and "no sandbox is running" in err
+
+
+def test_failed_provisioning_carries_the_arm_code(tmp_path: Path) -> None:
+    faults = {
+        "rules": [
+            {
+                "method": "PUT",
+                "path": "/registries/broken",
+                "fail_provisioning": True,
+                "code": "RegistryQuotaExceeded",
+                "message": "The registry quota was exceeded.",
+            }
+        ]
+    }
+    with Sandbox.start(tmp_path / "state", latency="fast", faults=faults) as sb:
+        kwargs = client_kwargs(sb)
+        rm = ResourceManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        acr = ContainerRegistryManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        rm.resource_groups.create_or_update("rg", {"location": "westeurope"})
+        name = unique("broken")
+        with pytest.raises(HttpResponseError) as caught:
+            acr.registries.begin_create(
+                "rg", name, {"location": "westeurope", "sku": {"name": "Basic"}}
+            ).result()
+        assert caught.value.error is not None
+        assert caught.value.error.code == "RegistryQuotaExceeded"
+        failed = acr.registries.get("rg", name)
+        assert failed.properties is not None
+        assert failed.properties.provisioning_state == "Failed"

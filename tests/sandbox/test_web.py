@@ -371,6 +371,16 @@ def test_missing_image_shows_in_log_until_pushed(cloud: Cloud, group: str, tmp_p
     key = apps.list_host_keys(group, site.name).function_keys["default"]
     wait_for(answers(sb, host, key, "v1 nobody"), what="the function after the push")
 
+    # Stopping the site on purpose: App Service's 403 page, then back on start.
+    pid = host_pid(sb, site.name)
+    apps.stop(group, site.name)
+    assert apps.get(group, site.name).properties.state == "Stopped"
+    wait_for(lambda: call(sb, host, key).status_code == 403, what="403 of a stopped site")
+    assert not pid_alive(pid)
+    apps.start(group, site.name)
+    assert apps.get(group, site.name).properties.state == "Running"
+    wait_for(answers(sb, host, key, "v1 nobody"), what="the function after start")
+
 
 def test_wrong_registry_credentials_fail_the_pull(cloud: Cloud, group: str, tmp_path: Path) -> None:
     sb, apps = cloud.sb, cloud.web.web_apps

@@ -122,25 +122,36 @@ def image_of(linux_fx_version: str) -> str | None:
     return None
 
 
+_UNAVAILABLE_PAGE = (
+    b"<html><head><title>Service Unavailable</title></head><body>"
+    b"<h1>:( Application Error</h1><p>The function app is not running. "
+    b"Its log stream says why.</p></body></html>"
+)
+# What App Service shows for a site that was stopped on purpose.
+_STOPPED_PAGE = (
+    b"<html><head><title>Site Disabled</title></head><body>"
+    b"<h1>Error 403 - This web app is stopped.</h1></body></html>"
+)
+
+
 class _UnavailableHandler(http.server.BaseHTTPRequestHandler):
     server_version = "Sandbox-Frontend"
-    body = (
-        b"<html><head><title>Service Unavailable</title></head><body>"
-        b"<h1>:( Application Error</h1><p>The function app is not running. "
-        b"Its log stream says why.</p></body></html>"
-    )
+    server: _TlsServer
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        self.send_response(503)
+        stopped = self.server.stopped
+        body = _STOPPED_PAGE if stopped else _UNAVAILABLE_PAGE
+        self.send_response(403 if stopped else 503)
         self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.send_header("Retry-After", "10")
+        self.send_header("Content-Length", str(len(body)))
+        if not stopped:
+            self.send_header("Retry-After", "10")
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(self.body)
+            self.wfile.write(body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _answer
 
@@ -151,8 +162,9 @@ class _UnavailableHandler(http.server.BaseHTTPRequestHandler):
 class _TlsServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], context: ssl.SSLContext) -> None:
+    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, stopped: bool) -> None:
         self._context = context
+        self.stopped = stopped
         super().__init__(address, _UnavailableHandler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -166,13 +178,20 @@ class _TlsServer(http.server.ThreadingHTTPServer):
 
 
 class UnavailableServer:
-    """An HTTPS listener answering 503 on a site's port while its host cannot run."""
+    """An HTTPS listener on a site's port while its host does not run.
 
-    def __init__(self, port: int, cert: LeafCertificate, host: str = "127.0.0.1") -> None:
+    It answers 503 (the host cannot start; the log says why), or 403 "This web
+    app is stopped" for a site stopped on purpose, as App Service's front end does.
+    """
+
+    def __init__(
+        self, port: int, cert: LeafCertificate, host: str = "127.0.0.1", stopped: bool = False
+    ) -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(str(cert.cert_file), str(cert.key_file))
-        self._server = _TlsServer((host, port), context)
+        self.stopped = stopped
+        self._server = _TlsServer((host, port), context, stopped)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"site-503-{port}", daemon=True
         )
@@ -341,12 +360,12 @@ class SiteRuntime:
     def _restart(self, key: str, site: _Site, spec: SiteSpec) -> None:
         self._stop_processes(key, site)
         site.spec = spec
-        # While the image is pulled and the host starts, the port answers 503.
-        self._serve_unavailable(spec, site)
         if not spec.enabled:
             self.write_log(spec.name, "INFO", f"Site {spec.name} is stopped.")
-            self._serve_unavailable(spec, site)
+            self._serve_unavailable(spec, site, stopped=True)
             return
+        # While the image is pulled and the host starts, the port answers 503.
+        self._serve_unavailable(spec, site)
         image_text = image_of(spec.linux_fx_version)
         if image_text is not None and not spec.linux_plan:
             self.write_log(
@@ -440,13 +459,15 @@ class SiteRuntime:
             site.placeholder.stop()
             site.placeholder = None
 
-    def _serve_unavailable(self, spec: SiteSpec, site: _Site) -> None:
-        site.state = "Unavailable"
+    def _serve_unavailable(self, spec: SiteSpec, site: _Site, stopped: bool = False) -> None:
+        site.state = "Stopped" if stopped else "Unavailable"
         if site.placeholder is not None:
-            return
+            if site.placeholder.stopped == stopped:
+                return
+            self._stop_placeholder(site)
         cert = self._ca.issue_leaf(self.site_dir(spec.name) / "tls")
         try:
-            placeholder = UnavailableServer(spec.port, cert)
+            placeholder = UnavailableServer(spec.port, cert, stopped=stopped)
         except OSError as exc:
             self.write_log(spec.name, "ERROR", f"Port {spec.port} is in use: {exc}")
             return
