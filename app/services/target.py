@@ -168,8 +168,15 @@ def sandbox_target(
 # --- Azure ------------------------------------------------------------------------
 
 
-def make_credential(method: str = "default", tenant_id: str | None = None) -> Any:
-    """An azure-identity credential: DefaultAzureCredential, browser or device code."""
+def make_credential(
+    method: str = "default",
+    tenant_id: str | None = None,
+    prompt: Callable[[str], None] | None = None,
+) -> Any:
+    """An azure-identity credential: DefaultAzureCredential, browser or device code.
+
+    `prompt` receives the device-code sign-in instructions (URL and code) to show.
+    """
     if method not in SIGN_IN_METHODS:
         raise BadInput(f"sign-in method must be one of {', '.join(SIGN_IN_METHODS)}")
     import azure.identity as identity
@@ -177,7 +184,14 @@ def make_credential(method: str = "default", tenant_id: str | None = None) -> An
     if method == "browser":
         return identity.InteractiveBrowserCredential(tenant_id=tenant_id)
     if method == "device-code":
-        return identity.DeviceCodeCredential(tenant_id=tenant_id)
+        if prompt is None:
+            return identity.DeviceCodeCredential(tenant_id=tenant_id)
+        show = prompt
+
+        def callback(verification_uri: str, user_code: str, expires_on: Any) -> None:
+            show(f"To sign in, open {verification_uri} and enter the code {user_code}.")
+
+        return identity.DeviceCodeCredential(tenant_id=tenant_id, prompt_callback=callback)
     if tenant_id:
         return identity.DefaultAzureCredential(
             interactive_browser_tenant_id=tenant_id, shared_cache_tenant_id=tenant_id,

@@ -113,6 +113,16 @@ def resource_client(sandbox: Sandbox) -> Any:
     )
 
 
+def tail_log(sandbox: Sandbox, spec_path: Path, since: int = 0) -> tuple[list[str], int]:
+    from app.services.clients import ClientFactory
+    from app.services.logstream import tail
+    from app.services.target import sandbox_target
+    from app.spec import load_spec
+
+    target = sandbox_target(sandbox.state_dir, start=False)
+    return tail(load_spec(spec_path), target, ClientFactory(target), since)
+
+
 def test_deploy_then_test_miss_hit_then_cleanup_leaves_nothing(
     sandbox_factory: Any, cli: Cli, tmp_path: Path
 ) -> None:
@@ -139,6 +149,11 @@ def test_deploy_then_test_miss_hit_then_cleanup_leaves_nothing(
     assert [c["cache"] for c in calls] == ["MISS", "HIT"]
     assert calls[0]["body"] == calls[1]["body"] and "predictions" in calls[0]["body"]
     assert all(c["latency_ms"] > 0 for c in calls)
+
+    # The function's log tells of the calls (what the GUI's log tail shows).
+    lines, offset = tail_log(sandbox, spec)
+    assert offset > 0 and any("/api/score" in line for line in lines)
+    assert tail_log(sandbox, spec, offset)[0] == []
 
     # Every resource carries the spec's tags and created-by.
     client = resource_client(sandbox)
