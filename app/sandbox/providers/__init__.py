@@ -45,6 +45,7 @@ log = logging.getLogger("mlcache.sandbox")
 PROVIDER_CLASSES: list[tuple[str, str]] = [
     ("app.sandbox.providers.resources", "ResourcesProvider"),
     ("app.sandbox.providers.cache", "CacheProvider"),
+    ("app.sandbox.providers.managed_redis", "ManagedRedisProvider"),
     ("app.sandbox.providers.storage", "StorageProvider"),
     ("app.sandbox.providers.web", "WebProvider"),
     ("app.sandbox.providers.registry", "RegistryProvider"),
@@ -86,6 +87,10 @@ class SandboxContext:
         return path
 
     def provider_for(self, rtype: str) -> Provider | None:
+        # Providers sharing a namespace (Microsoft.Cache) name their types.
+        for provider in self.providers:
+            if rtype.lower() in (t.lower() for t in provider.resource_types):
+                return provider
         namespace = rtype.split("/", 1)[0].lower()
         for provider in self.providers:
             if provider.namespace.lower() == namespace:
@@ -118,6 +123,8 @@ class Provider:
     """Base class of a resource provider (see the module docstring)."""
 
     namespace: ClassVar[str] = ""
+    # Resource types served, when another provider shares the namespace.
+    resource_types: ClassVar[tuple[str, ...]] = ()
     # Path prefixes of data planes this provider serves under the sandbox endpoint
     # (e.g. "/registries/"): no bearer token or api-version check there.
     data_plane_prefixes: ClassVar[tuple[str, ...]] = ()
