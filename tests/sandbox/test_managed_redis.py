@@ -32,7 +32,7 @@ def amr(sandbox: Sandbox) -> RedisEnterpriseManagementClient:
     )
 
 
-def _tls_client(host: str, port: int, ca: Path, password: str) -> redis.Redis:
+def _tls_client(host: Any, port: Any, ca: Path, password: Any) -> redis.Redis:
     return redis.Redis(
         host=host, port=port, ssl=True, ssl_ca_certs=str(ca), password=password,
         socket_timeout=5, socket_connect_timeout=5, retry=None,
