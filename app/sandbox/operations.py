@@ -108,7 +108,16 @@ class Operations:
         return op
 
     def resume_pending(self) -> None:
-        """After a restart: run what was still in progress, with its full delay again."""
+        """After a restart: run what was still in progress, with its full delay again.
+
+        Finished operations older than a day are forgotten, as ARM's status URLs expire.
+        """
+        cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+        with self._ctx.store.transaction() as store:
+            for op in store.operations():
+                ended = op.get("endTime")
+                if ended and _parse_time(ended) < cutoff:
+                    store.data["operations"].pop(op["id"], None)
         for op in self._ctx.store.operations():
             if op["status"] == "InProgress":
                 if op["kind"] in self._kinds:
@@ -234,6 +243,10 @@ class Operations:
         if op["status"] == "Failed":
             body["error"] = op["error"]
         return body
+
+
+def _parse_time(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _location_segment(location: str) -> str:

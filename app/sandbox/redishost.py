@@ -157,6 +157,14 @@ class RedisInstance:
             conn.config_set("tls-protocols", protocols)
         _write_config(self.spec, self._admin_password)
 
+    def save_snapshot(self) -> None:
+        """Best effort: write dump.rdb so the data survives a sandbox restart."""
+        try:
+            with self.admin() as conn:
+                conn.save()
+        except (redis.RedisError, OSError) as exc:
+            log.warning("redis-server pid %d: snapshot failed: %s", self.pid, exc)
+
     def stop(self) -> None:
         self._supervisor.stop(self.proc)
 
@@ -175,7 +183,8 @@ def _write_config(spec: RedisSpec, admin_password: str) -> None:
         "tls-auth-clients no",
         f'tls-protocols "{spec.tls_protocols}"',
         "daemonize no",
-        'save ""',
+        'save ""',  # no automatic snapshots; the sandbox saves when it stops
+        'dbfilename "dump.rdb"',
         "appendonly no",
         f'dir "{spec.directory}"',
         'logfile "redis.log"',

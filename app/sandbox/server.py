@@ -19,6 +19,7 @@ import secrets
 import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,13 @@ _SUBSCRIPTION_PATH = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
 _UNKNOWN_TYPE_PATH = re.compile(r"/providers/(?P<ns>[^/]+)/(?P<type>[^/]+)", re.IGNORECASE)
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 async def _send_arm_error(send: Send, error: ArmError) -> None:
     body = json.dumps(error.body()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -78,9 +86,18 @@ class ArmGate:
         started = time.monotonic()
         status_holder: dict[str, int] = {}
 
+        request_id = str(uuid.uuid4())
+        correlation = _header(scope, b"x-ms-correlation-request-id") or request_id
+
         async def logging_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                # ARM's tracing headers, which clients log and show with errors.
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-ms-request-id", request_id.encode()),
+                    (b"x-ms-correlation-request-id", correlation.encode()),
+                ]
             await send(message)
 
         request = Request(scope)

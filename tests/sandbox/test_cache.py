@@ -197,3 +197,35 @@ def test_delete_stops_the_server(
         redis_mgmt.redis.check_name_availability({"name": name, "type": "Microsoft.Cache/redis"})
         is None
     )
+
+
+def test_put_again_updates_in_place_and_scales_live(
+    sandbox: Sandbox, redis_mgmt: RedisManagementClient, group: str
+) -> None:
+    name = unique("cache-")
+    cache = _create(redis_mgmt, group, name).result()
+    keys = redis_mgmt.redis.list_keys(group, name)
+    statuses: list[int] = []
+    again = redis_mgmt.redis.begin_create(
+        group,
+        name,
+        RedisCreateParameters(
+            location="westeurope",
+            sku=Sku(name="Basic", family="C", capacity=1),
+            redis_configuration={"maxmemory_policy": "allkeys-lru"},
+        ),
+        raw_response_hook=lambda r: statuses.append(r.http_response.status_code),
+    ).result()
+    assert statuses[0] == 200
+    assert again.sku.capacity == 1
+    assert (again.ssl_port, again.port) == (cache.ssl_port, cache.port)
+    assert redis_mgmt.redis.list_keys(group, name).primary_key == keys.primary_key
+    assert again.redis_configuration.maxmemory_policy == "allkeys-lru"
+    with _tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, keys.primary_key) as conn:
+        assert int(conn.config_get("maxmemory")["maxmemory"]) == int(1 * 1024**3 / 32)
+        assert conn.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lru"
+    with pytest.raises(HttpResponseError) as info:
+        redis_mgmt.redis.begin_update(
+            group, name, RedisUpdateParameters(sku=Sku(name="Premium", family="P", capacity=1))
+        )
+    assert info.value.status_code == 400

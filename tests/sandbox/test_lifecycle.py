@@ -53,8 +53,11 @@ def test_group_delete_leaves_no_redis_server(state_dir: Path) -> None:
         pids = [_redis_pid(state_dir, cache.id) for cache in created]
         assert all(pid_alive(pid) for pid in pids)
         assert sorted(processes_mentioning(str(state_dir))) == sorted(pids)
+        cache_dirs = list(state_dir.rglob("redis.conf"))
+        assert len(cache_dirs) == 2
         resources.resource_groups.begin_delete("rg-cascade").result()
         assert not any(pid_alive(pid) for pid in pids)
+        assert not any(p.exists() for p in cache_dirs)
         assert processes_mentioning(str(state_dir)) == []
         assert list(resources.resources.list()) == []
 
@@ -73,6 +76,15 @@ def test_restart_brings_resources_and_processes_back(state_dir: Path) -> None:
             {"sku": {"name": "Standard_LRS"}, "kind": "StorageV2", "location": "westeurope"},
         ).result()
         key = caches.redis.list_keys("rg-keep", "kept-cache").secondary_key
+        with redis.Redis(
+            host=cache.host_name,
+            port=cache.ssl_port,
+            ssl=True,
+            ssl_ca_certs=str(sb.ca_cert),
+            password=key,
+            socket_timeout=5,
+        ) as conn:
+            conn.set("model:answer", "42")
         subscription, first_token = sb.subscription_id, sb.token
         first_pid = _redis_pid(state_dir, cache.id)
     assert not pid_alive(first_pid)
@@ -96,6 +108,8 @@ def test_restart_brings_resources_and_processes_back(state_dir: Path) -> None:
             socket_timeout=5,
         ) as conn:
             assert conn.ping()
+            # Contents are snapshotted when the sandbox stops and loaded when it starts.
+            assert conn.get("model:answer") == b"42"
         account = storage.storage_accounts.get_properties("rg-keep", "keptaccount")
         assert account.provisioning_state == "Succeeded"
 

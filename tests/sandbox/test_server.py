@@ -146,3 +146,15 @@ def test_sdk_error_carries_arm_code(resource_client: ResourceManagementClient) -
     assert info.value.status_code == 404
     assert info.value.error is not None
     assert info.value.error.code == "ResourceGroupNotFound"
+
+
+def test_responses_carry_arm_tracing_headers(sandbox: Sandbox) -> None:
+    response = requests.get(
+        _url(sandbox, "/subscriptions"),
+        headers={**_auth(sandbox), "x-ms-correlation-request-id": "corr-1"},
+        verify=str(sandbox.ca_cert),
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.headers["x-ms-correlation-request-id"] == "corr-1"
+    assert len(response.headers["x-ms-request-id"]) == 36

@@ -17,7 +17,9 @@ import base64
 import logging
 import re
 import secrets
+import shutil
 import threading
+from pathlib import Path
 from typing import Any
 
 from azure.mgmt.redis import models as redis_models
@@ -162,6 +164,20 @@ def validate_sku(sku: dict[str, Any]) -> dict[str, Any]:
     return {"name": canonical, "family": expected_family, "capacity": capacity}
 
 
+_TIER_MOVES = {("Basic", "Standard"), ("Standard", "Premium")}
+
+
+def check_scaling(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Azure's scaling rules: up one tier at a time (Basic -> Standard -> Premium), never down."""
+    if old["name"] == new["name"] or (old["name"], new["name"]) in _TIER_MOVES:
+        return
+    raise _bad(
+        f"A cache cannot be scaled from the '{old['name']}' tier to the '{new['name']}' tier. "
+        "Scale Basic to Standard and Standard to Premium; scaling down a tier is not supported.",
+        "sku.name",
+    )
+
+
 class CacheProvider(Provider):
     namespace = "Microsoft.Cache"
 
@@ -214,17 +230,31 @@ class CacheProvider(Provider):
                     log.error("cache %s did not come back: %s", record["body"]["name"], exc)
 
     def teardown(self, record: Record) -> None:
+        """The cache is going away: stop its server and drop its files and data."""
+        self._stop_server(record)
+        shutil.rmtree(self._cache_dir(record), ignore_errors=True)
+
+    def stop(self) -> None:
+        """Sandbox shutdown: snapshot each cache's data, then stop its server.
+
+        The snapshot (dump.rdb in the cache's directory) is loaded when the
+        server comes back, so a restarted sandbox keeps cache contents.
+        """
+        with self._lock:
+            instances = list(self._instances.values())
+            self._instances.clear()
+        for instance in instances:
+            instance.save_snapshot()
+            instance.stop()
+
+    def _stop_server(self, record: Record) -> None:
         with self._lock:
             instance = self._instances.pop(record["body"]["id"].lower(), None)
         if instance is not None:
             instance.stop()
 
-    def stop(self) -> None:
-        with self._lock:
-            instances = list(self._instances.values())
-            self._instances.clear()
-        for instance in instances:
-            instance.stop()
+    def _cache_dir(self, record: Record) -> Path:
+        return self.ctx.provider_dir(self.namespace) / "redis" / record["body"]["name"].lower()
 
     def instance(self, rid: str) -> RedisInstance | None:
         with self._lock:
@@ -247,7 +277,7 @@ class CacheProvider(Provider):
         private = record["private"]
         maxmemory, maxclients = _memory(props["sku"])
         config = props.get("redisConfiguration") or {}
-        directory = self.ctx.provider_dir(self.namespace) / record["body"]["name"].lower()
+        directory = self._cache_dir(record)
         directory.mkdir(parents=True, exist_ok=True)
         return RedisSpec(
             directory=directory,
@@ -265,7 +295,7 @@ class CacheProvider(Provider):
 
     def _run_server(self, record: Record, reuse_ports: bool) -> RedisInstance:
         rid = record["body"]["id"]
-        self.teardown(record)
+        self._stop_server(record)
         private = record["private"]
         for attempt in range(3):
             if (
@@ -541,15 +571,7 @@ class CacheProvider(Provider):
                 f"The cache '{record['body']['name']}' is busy ({state}); retry when the "
                 "operation has finished.",
             )
-        old_tier = props["sku"]["name"]
-        if old_tier != sku["name"] and "Premium" in (old_tier, sku["name"]):
-            raise _bad(
-                f"Scaling between the '{old_tier}' and '{sku['name']}' tiers is not supported "
-                "in the sandbox.",
-                "sku",
-            )
-        if old_tier == "Standard" and sku["name"] == "Basic":
-            raise _bad("A Standard cache cannot be scaled down to Basic.", "sku")
+        check_scaling(props["sku"], sku)
         new_props = self._validated_properties(params, sku, props)
         await self._apply(rid, record, new_props, tags_of(body) if "tags" in body else None)
         return json_response(record["body"], 200)
@@ -571,6 +593,7 @@ class CacheProvider(Provider):
                 f"The cache '{record['body']['name']}' is busy ({props['provisioningState']}).",
             )
         sku = validate_sku(dict(params.sku.serialize())) if params.sku else dict(props["sku"])
+        check_scaling(props["sku"], sku)
         new_props = self._validated_properties(params, sku, props)
         await self._apply(rid, record, new_props, tags_of(body) if "tags" in body else None)
         return json_response(record["body"], 200)
@@ -694,7 +717,7 @@ class CacheProvider(Provider):
         record = self.ctx.store.resource(op["resourceId"])
         if record is None:
             return
-        self.teardown(record)
+        self._stop_server(record)
         with self.ctx.store.transaction():
             record["body"]["properties"]["provisioningState"] = "Failed"
 
