@@ -643,6 +643,11 @@ class WebProvider(Provider):
         with self.ctx.store.transaction() as store:
             record = store.resource(sid)
             if record is None:
+                # Checked again under the lock: a concurrent create may have taken the name.
+                if self._site_name_problem(name, sid) is not None:
+                    raise ArmError(
+                        409, "Conflict", f"Website with given name {name} already exists."
+                    )
                 port = free_port()
                 record = {
                     "body": self._new_site_body(sid, name, group_record, location, body, plan),
