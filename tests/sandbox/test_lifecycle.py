@@ -185,8 +185,9 @@ def _cache_in(state_dir: Path, info: dict[str, str]) -> tuple[RedisManagementCli
     return caches, _redis_pid(state_dir, cache.id)
 
 
-def test_serve_prints_one_json_line_and_sigterm_stops_everything(
-    state_dir: Path, served: tuple[subprocess.Popen[str], dict[str, str]]
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serve_prints_one_json_line_and_a_signal_stops_everything(
+    state_dir: Path, served: tuple[subprocess.Popen[str], dict[str, str]], signum: int
 ) -> None:
     proc, info = served
     assert set(info) == {"endpoint", "ca_cert", "subscription_id", "token"}
@@ -195,7 +196,7 @@ def test_serve_prints_one_json_line_and_sigterm_stops_everything(
     assert json.loads((state_dir / CONNECTION_FILE).read_text()) == info
     _, redis_pid = _cache_in(state_dir, info)
     assert pid_alive(redis_pid)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     assert proc.wait(20) == 0
     assert proc.stdout is not None and proc.stdout.read() == ""
     assert _wait_gone([redis_pid])
