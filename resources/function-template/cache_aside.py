@@ -111,12 +111,17 @@ class RedisSettings:
             raise ValueError(f"REDIS_PORT and REDIS_TTL_SECONDS must be integers: {exc}") from None
         if ttl <= 0:
             raise ValueError("REDIS_TTL_SECONDS must be a positive number of seconds")
+        username = env.get("REDIS_USERNAME", "").strip()
+        if auth == "entra" and not username:
+            raise ValueError(
+                "REDIS_AUTH=entra needs REDIS_USERNAME, the managed identity's object id"
+            )
         return cls(
             host=host,
             port=port,
             key=env.get("REDIS_KEY", ""),
             auth=auth,
-            username=env.get("REDIS_USERNAME", ""),
+            username=username,
             ca_bundle=env.get("REDIS_CA_BUNDLE", ""),
             ttl_seconds=ttl,
         )
@@ -263,7 +268,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, redis.TimeoutError):
         return "timed out"
     if isinstance(exc, redis.ConnectionError):
-        text = str(exc).split(".")[0]
+        text = str(exc).strip().rstrip(".")
         return f"connection failed ({text})" if text else "connection failed"
     return type(exc).__name__
 
@@ -288,10 +293,12 @@ class CacheAsideScorer:
         cache: RedisCache | None,
         *,
         pass_raw_text: bool = True,
+        no_cache_reason: str = "no cache configured",
     ) -> None:
         self._run = run
         self.model_version = model_version
         self.cache = cache
+        self.no_cache_reason = no_cache_reason
         self._pass_raw_text = pass_raw_text
 
     def score(self, body: bytes) -> ScoreResult:
@@ -301,7 +308,7 @@ class CacheAsideScorer:
         key = cache_key(self.model_version, canonical_json(value))
         detail = ""
         if self.cache is None:
-            detail = "no cache configured"
+            detail = self.no_cache_reason
         else:
             try:
                 cached = self.cache.get(key)

@@ -107,10 +107,21 @@ class _Model:
                 or str(info.get("model_version", ""))
                 or model_files_version(str(MODEL_DIR))
             )
-            settings = RedisSettings.from_environment()
-            cache = RedisCache(settings) if settings is not None else None
+            cache, no_cache_reason = None, "no cache configured"
+            try:
+                settings = RedisSettings.from_environment()
+            except ValueError as exc:
+                # Bad cache settings must not take the model down: score without the cache.
+                no_cache_reason = f"cache settings invalid: {exc}"
+                log.error("%s", no_cache_reason)
+            else:
+                cache = RedisCache(settings) if settings is not None else None
             self.scorer = CacheAsideScorer(
-                module.run, self.version, cache, pass_raw_text=not _wants_parsed_input(module)
+                module.run,
+                self.version,
+                cache,
+                pass_raw_text=not _wants_parsed_input(module),
+                no_cache_reason=no_cache_reason,
             )
             self.error = ""
             log.info("model %s loaded (version %s)", entry.name, self.version)
@@ -164,8 +175,11 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     body: dict[str, Any] = {"model_loaded": scorer is not None, "model_version": MODEL.version}
     if scorer is None:
         body["model_error"] = MODEL.error
-    if scorer is None or scorer.cache is None:
-        body["cache"] = "not configured" if scorer is not None else "unknown"
+    if scorer is None:
+        body["cache"] = "unknown"
+    elif scorer.cache is None:
+        body["cache"] = "not configured"
+        body["cache_detail"] = scorer.no_cache_reason
     else:
         try:
             scorer.cache.ping()

@@ -234,6 +234,8 @@ def test_restart_keeps_the_port_and_stop_leaves_no_process(env: Env, redis_port:
     assert _pid_gone(first_pid)
     host.stop()  # idempotent
 
+    # New settings take effect on restart; broken cache settings do not stop scoring.
+    host.app_settings = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "tls"}
     host.start()
     try:
         assert host.port == port and host.pid != first_pid
@@ -243,10 +245,9 @@ def test_restart_keeps_the_port_and_stop_leaves_no_process(env: Env, redis_port:
             f"/api/score?code={FUNCTION_KEY}",
             (SAMPLE / "sample-request.json").read_bytes(),
         )
-        # No cache settings on this site: scoring still answers and says why.
         assert status == 200
         assert headers["x-cache"] == "BYPASS"
-        assert headers["x-cache-detail"] == "no cache configured"
+        assert headers["x-cache-detail"].startswith("cache settings invalid: REDIS_PORT")
     finally:
         second_pid = host.pid
         host.stop()

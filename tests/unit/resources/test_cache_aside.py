@@ -167,6 +167,9 @@ def test_no_cache_configured_scores_and_says_so() -> None:
     assert result.cache == "BYPASS"
     assert result.cache_detail == "no cache configured"
     assert json.loads(result.body) == {"predictions": [6]}
+    reason = "cache settings invalid: REDIS_PORT and REDIS_TTL_SECONDS must be integers"
+    other = CacheAsideScorer(CountingModel(), "v1", None, no_cache_reason=reason)
+    assert other.score(b'{"data": [3]}').cache_detail == reason
 
 
 @pytest.mark.parametrize(
@@ -230,5 +233,15 @@ def test_settings_from_environment_contract() -> None:
     assert settings == RedisSettings("c.redis.cache.windows.net", 6380, "k", ttl_seconds=60)
     with pytest.raises(ValueError, match="REDIS_AUTH"):
         RedisSettings.from_environment({"REDIS_HOST": "h", "REDIS_AUTH": "password"})
+    entra = RedisSettings.from_environment(
+        {"REDIS_HOST": "h", "REDIS_AUTH": "entra", "REDIS_USERNAME": "0000-oid"}
+    )
+    assert entra is not None and (entra.auth, entra.username, entra.key) == (
+        "entra",
+        "0000-oid",
+        "",
+    )
+    with pytest.raises(ValueError, match="needs REDIS_USERNAME"):
+        RedisSettings.from_environment({"REDIS_HOST": "h", "REDIS_AUTH": "entra"})
     with pytest.raises(ValueError, match="integers"):
         RedisSettings.from_environment({"REDIS_HOST": "h", "REDIS_PORT": "tls"})
