@@ -118,6 +118,8 @@ def main() -> int:
     print(f"critical_path_s={critical:.2f}")
     print(f"sequential_s={sequential:.2f}")
     print(f"ratio={wall / critical:.3f}")
+    if len(runs) > 1:
+        print("deploy_wall_s_runs=" + ",".join(f"{r['deploy_wall_s']:.2f}" for r in runs))
     return 0
 
 
