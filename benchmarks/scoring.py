@@ -11,7 +11,9 @@ again (a hit: answered from Redis). Prints one `name=value` line per figure.
 `--target sandbox` (default) deploys through the sandbox cloud with the real
 Azure SDK clients: resource group, cache, registry push, plan, function app,
 then calls the site the sandbox runs. `--target local` skips ARM and wires a
-redis-server and a FunctionHost directly (same host code, same package).
+redis-server and a FunctionHost directly (same host code, same package), and
+afterwards stops the redis-server to report what scoring costs with the cache
+down (`bypass_*`).
 """
 
 from __future__ import annotations
@@ -54,8 +56,12 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 @contextmanager
-def local_target(work: Path) -> Iterator[Endpoint]:
-    """redis-server (TLS) + FunctionHost on the built sample package, no ARM."""
+def local_target(work: Path, bypass: dict[str, float]) -> Iterator[Endpoint]:
+    """redis-server (TLS) + FunctionHost on the built sample package, no ARM.
+
+    After the caller's measurement the redis-server is stopped and `bypass` is
+    filled with the latency of scoring while the cache is down.
+    """
     import redis
 
     from app.sandbox.certs import CertificateAuthority
@@ -109,12 +115,18 @@ def local_target(work: Path) -> Iterator[Endpoint]:
             log_file=work / "host.log",
         )
         host.start()
-        yield Endpoint("127.0.0.1", host.port, f"/api/score?code={function_key}", ca.cert_file)
+        endpoint = Endpoint("127.0.0.1", host.port, f"/api/score?code={function_key}", ca.cert_file)
+        yield endpoint
+        # Then the cache dies: what does scoring cost without it?
+        server.terminate()
+        server.wait(10)
+        bypass.update(measure_bypass(endpoint, 100))
     finally:
         if host is not None:
             host.stop()
-        server.terminate()
-        server.wait(10)
+        if server.poll() is None:
+            server.terminate()
+            server.wait(10)
 
 
 @contextmanager
@@ -284,6 +296,32 @@ def measure(endpoint: Endpoint, calls: int) -> dict[str, float]:
     }
 
 
+def measure_bypass(endpoint: Endpoint, calls: int) -> dict[str, float]:
+    """Round trips while redis-server is down: each must answer BYPASS from the model."""
+    context = ssl.create_default_context(cafile=str(endpoint.ca_file))
+    conn = http.client.HTTPSConnection(endpoint.host, endpoint.port, context=context, timeout=30)
+    sample = json.loads((SAMPLE / "sample-request.json").read_text())
+    timings: list[float] = []
+    for i in range(calls):
+        body = json.dumps({**sample, "bypass": [time.time_ns(), i]}).encode()
+        started = time.perf_counter()
+        conn.request("POST", endpoint.path, body=body)
+        response = conn.getresponse()
+        response.read()
+        timings.append((time.perf_counter() - started) * 1000)
+        if response.status != 200 or response.getheader("X-Cache") != "BYPASS":
+            raise SystemExit(
+                f"with the cache down: HTTP {response.status}, "
+                f"X-Cache {response.getheader('X-Cache')}"
+            )
+    conn.close()
+    return {
+        "bypass_p50_ms": statistics.median(timings),
+        "bypass_p95_ms": percentile(timings, 95),
+        "bypass_max_ms": max(timings),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200, help="miss/hit pairs to time")
@@ -292,8 +330,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mlcache-bench-") as tmp:
         work = Path(tmp)
         if args.target == "local":
-            with local_target(work) as endpoint:
+            bypass: dict[str, float] = {}
+            with local_target(work, bypass) as endpoint:
                 figures = measure(endpoint, args.calls)
+            figures.update(bypass)
         else:
             with sandbox_target(work) as endpoint:
                 figures = measure(endpoint, args.calls)
