@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from app.errors import BadInput
 from app.rules import validate_spec
+from app.services.managed_redis import BlockAwareRedisCacheStep, managed_redis_steps
 from app.services.runner import Step, check_plan
 from app.services.steps import (
     AppServicePlanStep,
@@ -16,8 +17,6 @@ from app.services.steps import (
     FunctionAppStep,
     FunctionSettingsStep,
     ImageBuildStep,
-    ManagedRedisStep,
-    RedisCacheStep,
     RegistryCredentialsStep,
     RegistryStep,
     ResourceGroupStep,
@@ -30,10 +29,9 @@ def build_plan(spec: DeploymentSpec) -> list[Step]:
     """The steps that create (or adopt) everything `spec` describes, with dependencies."""
     steps: list[Step] = [ResourceGroupStep(spec)]
     if spec.cache.kind == "azure-managed-redis":
-        # Issue 7: cluster + default database steps replace this placeholder.
-        steps.append(ManagedRedisStep(spec))
+        steps += managed_redis_steps(spec)
     else:
-        steps.append(RedisCacheStep(spec))
+        steps.append(BlockAwareRedisCacheStep(spec))
     steps += [StorageAccountStep(spec), AppServicePlanStep(spec)]
     if spec.image.build_from:
         steps += [RegistryStep(spec), ImageBuildStep(spec)]
@@ -55,11 +53,6 @@ _NOT_YET = (
         lambda s: s.cache.auth == "entra",
         "cache.auth",
         "entra (Microsoft Entra authentication) is not supported by deploy yet",
-    ),
-    (
-        lambda s: s.cache.kind == "azure-managed-redis",
-        "cache.kind",
-        "azure-managed-redis is not supported by deploy yet",
     ),
 )
 

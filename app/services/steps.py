@@ -299,28 +299,6 @@ class RedisCacheStep(Step):
             raise
 
 
-class ManagedRedisStep(Step):
-    """Azure Managed Redis (Microsoft.Cache/redisEnterprise): cluster + `default` database.
-
-    Not deployable yet; `preflight` stops before anything is created. The step
-    exists so the plan has its shape and the wizard can show it.
-    """
-
-    name = "cache"
-    depends_on = ("resource-group",)
-    nominal_s = 20.0
-
-    def __init__(self, spec: DeploymentSpec) -> None:
-        cache = spec.cache
-        self.title = f"Azure Managed Redis {cache.name} ({cache.tier}_{cache.size})"
-
-    def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:
-        raise BadInput(
-            "cache.kind azure-managed-redis cannot be deployed by this version yet",
-            "Use cache.kind azure-cache-for-redis for now.",
-        )
-
-
 # --- storage account --------------------------------------------------------------
 
 
@@ -776,9 +754,16 @@ class FunctionSettingsStep(Step):
 
     def desired(self, ctx: DeployContext) -> dict[str, str]:
         cache = ctx.spec.cache
-        keys = ctx.clients.redis().redis.list_keys(ctx.group, cache.name)
-        key = ctx.secret("cache_key", keys.primary_key)
-        register_secret(keys.secondary_key)
+        if cache.kind == "azure-managed-redis":
+            from app.services.managed_redis import list_access_keys
+
+            primary, secondary = list_access_keys(ctx)
+        else:
+            keys = ctx.clients.redis().redis.list_keys(ctx.group, cache.name)
+            primary, secondary = keys.primary_key, keys.secondary_key
+        key = ctx.secret("cache_key", primary)
+        if secondary:
+            register_secret(secondary)
         wanted = {
             "REDIS_HOST": ctx.output("cache", "host"),
             "REDIS_PORT": ctx.output("cache", "ssl_port"),
