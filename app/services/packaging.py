@@ -534,10 +534,11 @@ def build_image_in_acr(
     log_line(f"Queued ACR Tasks run {run_id}")
 
     log_url = client.runs.get_log_sas_url(resource_group, registry_name, run_id).log_link
-    offset, status = 0, "Queued"
+    offset, status, pending = 0, "Queued", ""
     deadline = time.monotonic() + timeout_seconds + 300
-    pending = ""
+    polls_after_finish = 0
     while True:
+        complete = False
         if log_url:
             response = requests.get(log_url, headers={"Range": f"bytes={offset}-"}, timeout=60)
             if response.status_code in (200, 206) and response.content:
@@ -546,13 +547,15 @@ def build_image_in_acr(
                 *lines, pending = pending.split("\n")
                 for line in lines:
                     log_line(line.rstrip("\r"))
-            complete = response.headers.get("x-ms-meta-Complete", "")
-        else:
-            complete = ""
+            # ACR marks the log blob complete with metadata once the run has written it all.
+            complete = bool(response.headers.get("x-ms-meta-Complete"))
         current = client.runs.get(resource_group, registry_name, run_id)
         status = str(current.properties.status if current.properties else "") or status
-        if status in _FINISHED and (complete or not log_url or response.status_code == 416):
-            break
+        if status in _FINISHED:
+            polls_after_finish += 1
+            # Give the log a few more reads to catch up, but never wait on it forever.
+            if complete or not log_url or polls_after_finish > 5:
+                break
         if time.monotonic() > deadline:
             raise ServiceFailure(f"ACR Tasks run {run_id} did not finish in time (last: {status})")
         time.sleep(poll_seconds)
