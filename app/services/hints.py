@@ -92,7 +92,14 @@ HINTS: dict[str, Hint] = {
     "ZonesNotSupported": Hint(
         QuotaOrRegion, "Availability zones are not offered for this region or tier: turn them off."
     ),
-    # Azure Cache for Redis blocked for tenants that had none before 2026-04-01
+    # Azure Cache for Redis blocked for tenants that had none before 2026-04-01.
+    # Microsoft documents no code of its own for it. What Azure is reported to
+    # answer (az redis create, template deployments) is 400 with the generic
+    # "BadRequest" and the message "Azure Cache for Redis is retiring, create
+    # Azure Managed Redis instance instead. Learn more: https://aka.ms/
+    # AzureCacheForRedisRetirement", so `hint_for` recognises it by its message
+    # (`_BLOCKED_TEXT`); the codes below are plausible names kept in case a
+    # dedicated code appears, not codes seen from Azure.
     "CacheCreationBlocked": _BLOCKED,
     "RedisCacheCreationBlocked": _BLOCKED,
     "AzureCacheForRedisCreationBlocked": _BLOCKED,
@@ -172,7 +179,7 @@ HINTS: dict[str, Hint] = {
 
 _BLOCKED_TEXT = re.compile(
     r"(creation|create).{0,80}(blocked|no longer (allowed|available|supported))"
-    r"|azure managed redis",
+    r"|azure managed redis|azure cache for redis is retiring",
     re.IGNORECASE,
 )
 
