@@ -78,6 +78,15 @@ def terminate_pid(pid: int, timeout: float = 5.0) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def _set_pdeathsig() -> None:
+    """In the child, before exec: die with the parent (fallback when setpriv is missing)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
 class ProcessSupervisor:
     """Starts and stops the sandbox's children; `close()` stops every one."""
 
@@ -103,6 +112,7 @@ class ProcessSupervisor:
             if self._closed:
                 raise RuntimeError("the sandbox is stopping; no new processes")
         full = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv] if _SETPRIV else list(argv)
+        preexec = None if _SETPRIV else _set_pdeathsig
 
         def start() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
@@ -114,6 +124,7 @@ class ProcessSupervisor:
                 stderr=stderr,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=preexec,
             )
 
         proc = self._spawner.submit(start).result()
