@@ -1,0 +1,143 @@
+"""Azure Managed Redis: Microsoft's SKU mapping, the spec switch, the plan, the blocked tenant."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+
+from app.errors import BadInput, NotPermitted
+from app.rules import CLASSIC_SIZES, MANAGED_SIZES, validate_spec
+from app.services.hints import describe, is_cache_blocked
+from app.services.managed_redis import (
+    BLOCKED_CODE,
+    BLOCKED_MESSAGE,
+    SKU_MAPPING,
+    CacheCreationBlocked,
+    blocked_error,
+    managed_redis_options,
+    spec_changes,
+    suggest_managed_redis,
+    switch_text,
+    switch_to_managed_redis,
+)
+from app.services.plan import build_plan, preflight
+from app.spec import DeploymentSpec, load_spec
+from tests.unit.services.test_hints import arm_error
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+@pytest.fixture
+def classic() -> DeploymentSpec:
+    spec = load_spec(EXAMPLES / "digits-sandbox.json")
+    spec.cache.kind = "azure-cache-for-redis"
+    spec.cache.tier, spec.cache.size = "Standard", "C0"
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("tier", "size", "expected"),
+    [
+        ("Basic", "C0", ("Balanced", "B0")),
+        ("Standard", "C0", ("Balanced", "B0")),
+        ("Standard", "C1", ("Balanced", "B1")),
+        ("Standard", "C2", ("Balanced", "B3")),
+        ("Basic", "C3", ("Balanced", "B5")),
+        ("Standard", "C4", ("MemoryOptimized", "M20")),
+        ("Standard", "C5", ("MemoryOptimized", "M50")),
+        ("Standard", "C6", ("MemoryOptimized", "M50")),
+        ("Premium", "P1", ("Balanced", "B5")),
+        ("Premium", "P2", ("Balanced", "B20")),
+        ("Premium", "P3", ("Balanced", "B50")),
+        ("Premium", "P4", ("Balanced", "B50")),
+        ("Premium", "P5", ("Balanced", "B100")),
+    ],
+)
+def test_microsofts_mapping(tier: str, size: str, expected: tuple[str, str]) -> None:
+    assert suggest_managed_redis(tier, size) == expected
+
+
+def test_mapping_covers_every_classic_size_with_valid_managed_skus() -> None:
+    for tier, sizes in CLASSIC_SIZES.items():
+        for size in sizes:
+            for managed_tier, managed_size in managed_redis_options(tier, size):
+                assert managed_size in MANAGED_SIZES[managed_tier], (tier, size)
+    assert len(SKU_MAPPING) == sum(len(s) for s in CLASSIC_SIZES.values())
+    # The cost-efficient alternatives Microsoft lists come second.
+    assert managed_redis_options("Standard", "C4") == (
+        ("MemoryOptimized", "M20"), ("MemoryOptimized", "M10"),
+    )
+
+
+@pytest.mark.parametrize(("tier", "size"), [("Premium", "C1"), ("Basic", "P1"), ("Gold", "C0")])
+def test_unknown_classic_sizes_are_bad_input(tier: str, size: str) -> None:
+    with pytest.raises(BadInput):
+        suggest_managed_redis(tier, size)
+
+
+def test_switch_is_pure_and_yields_a_valid_spec(classic: DeploymentSpec) -> None:
+    classic.cache.tier, classic.cache.size = "Premium", "P2"
+    classic.cache.shards = 2
+    classic.cache.zones = ["1", "2"]
+    classic.cache.persistence = "rdb"
+    classic.cache.name = "a" * 63
+    before = copy.deepcopy(classic)
+    switched = switch_to_managed_redis(classic)
+    assert classic == before
+    cache = switched.cache
+    assert (cache.kind, cache.tier, cache.size) == ("azure-managed-redis", "Balanced", "B20")
+    assert cache.redis_version is None and cache.shards is None and cache.zones == []
+    assert cache.persistence == "rdb" and cache.name == "a" * 60
+    assert validate_spec(switched) == []
+    assert switch_to_managed_redis(switched) == switched
+
+
+def test_the_switch_text_names_the_exact_change(classic: DeploymentSpec) -> None:
+    switched = switch_to_managed_redis(classic)
+    assert spec_changes(classic, switched) == [
+        'cache.kind = "azure-managed-redis"',
+        'cache.tier = "Balanced"',
+        'cache.size = "B0"',
+        "cache.redis_version = null",
+    ]
+    text = switch_text(classic)
+    assert "Standard C0 maps to Balanced_B0" in text
+    assert 'cache.kind = "azure-managed-redis", cache.tier = "Balanced"' in text
+
+
+def test_plan_for_managed_redis(classic: DeploymentSpec) -> None:
+    spec = switch_to_managed_redis(classic)
+    preflight(spec)
+    steps = {s.name: s for s in build_plan(spec)}
+    assert steps["cache-cluster"].depends_on == ("resource-group",)
+    assert steps["cache"].depends_on == ("cache-cluster",)
+    assert "cache" in steps["app-settings"].depends_on
+    assert "Balanced_B0" in steps["cache-cluster"].title
+    entra = copy.deepcopy(spec)
+    entra.cache.auth = "entra"
+    with pytest.raises(BadInput, match=r"cache\.auth"):
+        preflight(entra)
+
+
+def test_azures_refusal_becomes_a_plain_message_with_the_switch(classic: DeploymentSpec) -> None:
+    exc = arm_error(400, BLOCKED_CODE, BLOCKED_MESSAGE)
+    assert is_cache_blocked(BLOCKED_CODE, BLOCKED_MESSAGE)
+    blocked = blocked_error(exc, classic)
+    assert isinstance(blocked, CacheCreationBlocked) and isinstance(blocked, NotPermitted)
+    assert "blocked for this tenant" in blocked.message and "2026-04-01" in blocked.message
+    assert 'cache.kind = "azure-managed-redis"' in blocked.recommendation
+    assert 'cache.size = "B0"' in blocked.recommendation
+    assert blocked.suggested_spec.cache.kind == "azure-managed-redis"
+    explained = describe(blocked)
+    assert explained.code == "BadRequest" and explained.hint == blocked.recommendation
+    assert is_cache_blocked(explained.code, explained.message)
+
+
+def test_other_refusals_are_left_alone(classic: DeploymentSpec) -> None:
+    assert blocked_error(arm_error(400, "BadRequest", "P3 is not valid for Basic"), classic) is None
+    assert blocked_error(ValueError("no"), classic) is None
+    assert blocked_error(HttpResponseError(message="boom"), classic) is None
+
