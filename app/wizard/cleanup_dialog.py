@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.errors import NotPermitted
 from app.wizard.backend import GroupInfo
 from app.wizard.errors_view import plain, recommendation
 from app.wizard.session import Session
@@ -208,6 +209,10 @@ class CleanupDialog(QDialog):
             self.status.setText(f"Could not delete {name}: {plain(exc)}"
                                 + (f"\n{hint}" if hint else ""))
             self.status.setToolTip(str(exc))
+            if isinstance(exc, NotPermitted) and self.info is not None:
+                # Not tagged created-by: mlcache-deploy: deleting needs an explicit choice.
+                self.info.created_by_us = False
+                self.force.show()
             self._update_button()
 
         self.session.submit(run, finished, failed)

@@ -357,14 +357,14 @@ class MainWindow(QMainWindow):
             self.next_button.setText("&Next >")
         enabled = not problems and not busy and index + 1 < len(ALL_PAGES)
         self.next_button.setEnabled(enabled)
-        if busy:
-            self.nav_status.setText("Checking name availability\u2026")
-        elif problems and key in CONFIG_PAGES:
+        if problems and key in CONFIG_PAGES:
             n = len(problems)
             self.nav_status.setText(f"Fix {n} problem{'s' if n != 1 else ''} on this page "
                                     "to continue.")
         elif problems and key == "review":
             self.nav_status.setText("Fix the problems above to create.")
+        elif busy:
+            self.nav_status.setText("Checking name availability\u2026")
         else:
             self.nav_status.clear()
         # Mark pages that have problems in the step list.

@@ -104,10 +104,19 @@ class ServicesBackend:
         return []
 
     def group_exists(self, spec: DeploymentSpec) -> bool:
-        from app.services.status import deployment_status
+        return self._group_items(spec.resource_group.name) is not None
 
-        rows = deployment_status(_only_group(spec), self.clients)
-        return bool(rows and rows[0].exists)
+    def _group_items(self, group: str) -> list[Any] | None:
+        """The group's contents, or None when the group does not exist."""
+        from app.services.cleanup import group_contents
+
+        try:
+            return list(group_contents(self.clients, group))
+        except Exception as exc:
+            # azure-core maps ARM's 404 (ResourceGroupNotFound) to this class.
+            if type(exc).__name__ == "ResourceNotFoundError":
+                return None
+            raise
 
     def locations(self) -> list[str]:
         return []
@@ -235,16 +244,10 @@ class ServicesBackend:
 
     # -- clean up ------------------------------------------
     def group_info(self, group: str) -> GroupInfo:
-        from app.services.cleanup import group_contents
-        from app.services.status import deployment_status
-
-        spec = DeploymentSpec()
-        spec.resource_group.name = group
-        rows = deployment_status(spec, self.clients)
-        if not rows or not rows[0].exists:
+        items = self._group_items(group)
+        if items is None:
             return GroupInfo(False)
-        items = group_contents(self.clients, group)
-        # The tag check happens in delete_group, which refuses with NotPermitted.
+        # The created-by tag is checked by delete_group, which refuses with NotPermitted.
         return GroupInfo(True, True, [GroupResource(i.name, i.type) for i in items])
 
     def delete_group(self, group: str, progress: Callable[[str], None],
@@ -264,12 +267,6 @@ class ServicesBackend:
             client.close()
         self.clients.close()
         self.target.close()
-
-
-def _only_group(spec: DeploymentSpec) -> DeploymentSpec:
-    only = DeploymentSpec()
-    only.resource_group.name = spec.resource_group.name
-    return only
 
 
 class AzureSignIn:

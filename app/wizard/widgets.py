@@ -182,7 +182,7 @@ class NameField(QWidget):
 
     def problem(self) -> str | None:
         """A taken name is a problem; rule problems are reported by the page."""
-        if self.availability is not None and not self.availability.usable \
+        if self.availability is not None and self.availability.state == "taken" \
                 and self._checked_name == self.text():
             return self.availability.message or "this name is already taken"
         return None

@@ -2,26 +2,22 @@
 
 Every network call the wizard makes (availability checks, lists, deploy, test,
 cleanup) goes through `run_task`, so the window never freezes. Results arrive
-on the UI thread through a queued signal; a caller that may be superseded
-(a debounced check) compares the task's `token` with its latest one.
+on the UI thread through one long-lived dispatcher object and a queued signal.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
 
 log = logging.getLogger("mlcache.wizard")
 
 _POOL: QThreadPool | None = None
-# Tasks whose signals object must outlive the call (Qt owns the runnable).
-_live: set[Task] = set()
-_live_lock = threading.Lock()
+_DISPATCHER: _Dispatcher | None = None
 
 
 def pool() -> QThreadPool:
@@ -33,59 +29,77 @@ def pool() -> QThreadPool:
     return _POOL
 
 
-class _TaskSignals(QObject):
-    done = Signal(object, object)  # token, result
-    failed = Signal(object, object)  # token, exception
+class _Dispatcher(QObject):
+    """Lives on the UI thread for the whole run; a worker emits `deliver` and Qt
+    queues the call to the UI thread. (A per-task QObject could be collected
+    before its queued signal arrives, silently dropping the answer.)"""
+
+    deliver = Signal(object, object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deliver.connect(self._on_deliver, Qt.ConnectionType.QueuedConnection)
+
+    @Slot(object, object)
+    def _on_deliver(self, callback: Callable[[Any], None], value: object) -> None:
+        try:
+            callback(value)
+        except RuntimeError as exc:
+            # The widget the answer was meant for has been deleted.
+            log.debug("dropped a late answer: %s", exc)
+
+
+def dispatcher() -> _Dispatcher:
+    """Create (on the UI thread, at the first request) the object answers go through."""
+    global _DISPATCHER
+    if _DISPATCHER is None:
+        _DISPATCHER = _Dispatcher()
+    return _DISPATCHER
+
+
+def call_on_ui(callback: Callable[[Any], None], value: object = None) -> None:
+    """From any thread: run `callback(value)` on the UI thread, soon."""
+    with contextlib.suppress(RuntimeError):
+        dispatcher().deliver.emit(callback, value)
 
 
 class Task(QRunnable):
-    """One blocking call; emits `signals.done(token, result)` or `signals.failed`."""
+    """One blocking call; its callbacks run on the UI thread."""
 
-    def __init__(self, fn: Callable[[], Any], token: object = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None] | None,
+        on_failed: Callable[[BaseException], None] | None,
+    ) -> None:
         super().__init__()
         self.setAutoDelete(True)
         self.fn = fn
-        self.token = token
-        self.signals = _TaskSignals()
+        self.on_done = on_done
+        self.on_failed = on_failed
 
     def run(self) -> None:
         try:
             result = self.fn()
         except Exception as exc:  # every failure goes back to the UI, never lost
             log.debug("background task failed: %s", exc)
-            self._emit(self.signals.failed, exc)
+            if self.on_failed is not None:
+                call_on_ui(self.on_failed, exc)
+            else:
+                log.warning("background task failed: %s", exc)
         else:
-            self._emit(self.signals.done, result)
-        finally:
-            with _live_lock:
-                _live.discard(self)
-
-    def _emit(self, signal: Any, value: object) -> None:
-        # RuntimeError: the receiver (and the signals object) went away with its window.
-        with contextlib.suppress(RuntimeError):
-            signal.emit(self.token, value)
+            if self.on_done is not None:
+                call_on_ui(self.on_done, result)
 
 
 def run_task(
     fn: Callable[[], Any],
     on_done: Callable[[Any], None] | None = None,
     on_failed: Callable[[BaseException], None] | None = None,
-    token: object = None,
-    on_done_token: Callable[[object, Any], None] | None = None,
-    on_failed_token: Callable[[object, BaseException], None] | None = None,
 ) -> Task:
     """Start `fn` in the pool; the callbacks run on the UI thread."""
-    task = Task(fn, token)
-    if on_done is not None:
-        task.signals.done.connect(lambda _t, r: on_done(r))
-    if on_failed is not None:
-        task.signals.failed.connect(lambda _t, e: on_failed(e))
-    if on_done_token is not None:
-        task.signals.done.connect(on_done_token)
-    if on_failed_token is not None:
-        task.signals.failed.connect(on_failed_token)
-    with _live_lock:
-        _live.add(task)
+    dispatcher()
+    task = Task(fn, on_done, on_failed)
     pool().start(task)
     return task
 

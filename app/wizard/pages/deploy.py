@@ -184,8 +184,8 @@ class DeployPage(Page):
         self.session.submit(lambda b: b.plan(spec), self._show_plan,
                             lambda e: self._show_error("Could not plan the deployment", e))
 
-    def _show_plan(self, steps: list[PlannedStep]) -> None:
-        if self.running:
+    def _show_plan(self, steps: list[PlannedStep], during_run: bool = False) -> None:
+        if self.running and not during_run:
             return
         self.tree.clear()
         self.rows.clear()
@@ -206,6 +206,8 @@ class DeployPage(Page):
                 self.tree.setItemWidget(item, COL_LINK, link)
         self.progress.setRange(0, max(len(steps), 1))
         self.progress.setValue(0)
+        if during_run:
+            return
         spec = copy.deepcopy(self.session.spec)
         # Reattach: show what already exists from an earlier (or interrupted) run.
         self.session.submit(lambda b: b.existing(spec), self._show_existing, lambda _e: None)
@@ -232,10 +234,6 @@ class DeployPage(Page):
         self._cancel = threading.Event()
         self._run_started = time.monotonic()
         self.error_box.hide()
-        for item in self.rows.values():
-            item.setText(COL_STATE, "Waiting")
-            item.setText(COL_ELAPSED, "")
-            item.setForeground(COL_STATE, self.palette().text())
         self.progress.setValue(0)
         self.status.setText("Deploying\u2026")
         self.deploy_button.setEnabled(False)
@@ -247,8 +245,16 @@ class DeployPage(Page):
         cancel = self._cancel
         bridge = self.bridge
         self.run_state_changed.emit()
-        self.session.submit(lambda b: b.deploy(spec, bridge, cancel), self._on_result,
-                            self._on_run_error)
+
+        def planned(steps: list[PlannedStep]) -> None:
+            # Rows first (all Waiting), then the run whose events fill them.
+            self._show_plan(steps, during_run=True)
+            for item in self.rows.values():
+                item.setText(COL_STATE, "Waiting")
+            self.session.submit(lambda b: b.deploy(spec, bridge, cancel), self._on_result,
+                                self._on_run_error)
+
+        self.session.submit(lambda b: b.plan(spec), planned, self._on_run_error)
 
     def cancel(self) -> None:
         if self.running:

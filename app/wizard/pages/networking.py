@@ -45,6 +45,7 @@ class NetworkingPage(Page):
         self.layout_.addWidget(box)
         self.bind("cache.public_network_access", self.public, self.message)
         self.public.toggled.connect(self._on_toggle)
+        self.private.toggled.connect(self._on_toggle)
 
     def _on_toggle(self, _checked: bool) -> None:
         self.private_note.setVisible(self.private.isChecked())

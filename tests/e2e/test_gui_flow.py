@@ -1,0 +1,167 @@
+"""The whole wizard against a local sandbox, driven as a user drives it: type names
+(a wrong one first), walk every page, deploy, test (MISS then HIT), clean up,
+and check that nothing is left — no resource group, no process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+from app.wizard.launch import configure_app, sandbox_factory
+from app.wizard.mainwindow import MainWindow
+from app.wizard.settings import Settings
+from app.wizard.workers import wait_for_tasks
+from tests.unit.wizard.helpers import click, type_into
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.sandbox,
+    pytest.mark.qt_log_level_fail("WARNING"),
+    # The headless platform cannot size dialogs from their hints; harmless there.
+    pytest.mark.qt_log_ignore("does not support propagateSizeHints"),
+]
+
+GROUP = "rg-gui-e2e"
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line mentions `text` (the sandbox's state dir)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def gui(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
+    # Deployment logs go to the user's data dir: keep them in the test's folder.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    configure_app(QApplication.instance())  # type: ignore[arg-type]
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(backend_factory=sandbox_factory(tmp_path / "sandbox"), settings=settings)
+    qtbot.addWidget(window)
+    window.show_when_ready()
+    qtbot.waitUntil(lambda: window.session.backend is not None, timeout=60_000)
+    yield window
+    if window.isVisible():
+        window.close()
+    window.session.close()
+    wait_for_tasks(10_000)
+
+
+def next_page(qtbot, window: MainWindow, expected: str) -> None:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(window.next_button.isEnabled, timeout=10_000)
+    click(qtbot, window.next_button)
+    assert window.current == expected
+
+
+def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    window = gui
+    assert window.target_label.text().strip() == "Target: Local sandbox"
+
+    # -- Basics: a wrong name first, then a good one.
+    basics = window.pages["basics"]
+    type_into(qtbot, basics.group.edit, GROUP)
+    type_into(qtbot, basics.cache_name.edit, "Bad_Cache--")
+    assert "May contain only letters, digits and hyphens" in basics.cache_name.message.text()
+    assert not window.next_button.isEnabled()
+    type_into(qtbot, basics.cache_name.edit, "gui-e2e-cache")
+    basics.cache_type.setCurrentIndex(
+        basics.cache_type.findText("Azure Cache for Redis \u2014 Basic"))
+    basics.size.setCurrentIndex(basics.size.findData("C0"))
+    # The group does not exist yet: the check says a new one will be created.
+    qtbot.waitUntil(lambda: basics.group.availability is not None, timeout=10_000)
+    assert basics.group.availability.state == "available"
+    next_page(qtbot, window, "networking")
+    next_page(qtbot, window, "advanced")
+    next_page(qtbot, window, "tags")
+
+    tags = window.pages["tags"]
+    click(qtbot, tags.add_button)
+    tags.set_row(0, "env", "e2e")
+    next_page(qtbot, window, "image")
+
+    image = window.pages["image"]
+    image._on_sample()
+    type_into(qtbot, image.registry.edit, "guie2eacr")
+    next_page(qtbot, window, "function_app")
+
+    app = window.pages["function_app"]
+    type_into(qtbot, app.name.edit, "gui-e2e-app")
+    assert app.storage.text() == "guie2eappstor"
+    next_page(qtbot, window, "review")
+
+    review = window.pages["review"]
+    assert "Validation passed" in review.banner.text()
+    export = tmp_path / "template.json"
+    review.export_to(export, "arm")
+    qtbot.waitUntil(export.exists, timeout=10_000)
+    assert "Microsoft.Cache/redis" in export.read_text()
+
+    # -- Create: deploy with live rows.
+    deploy = window.deploy
+    with qtbot.waitSignal(window.bridge.run_finished, timeout=120_000) as finished:
+        click(qtbot, window.next_button)
+        assert window.current == "deploy"
+    assert finished.args[0].succeeded, deploy.log.text()
+    qtbot.waitUntil(lambda: not deploy.running, timeout=10_000)
+    states = {name: item.text(2) for name, item in deploy.rows.items()}
+    assert set(states) >= {"resource-group", "cache", "storage", "plan", "function-app"}
+    assert all(state == "Succeeded" for state in states.values()), states
+    assert deploy.progress.value() == deploy.progress.maximum()
+    assert "gui-e2e-app" in deploy.log.text()
+
+    # -- Test: MISS, then HIT, then a repeated run charted.
+    next_page(qtbot, window, "test")
+    test_page = window.test_page
+    assert '"data"' in test_page.payload.toPlainText()
+    click(qtbot, test_page.send_button)
+    qtbot.waitUntil(lambda: len(test_page.results) == 1, timeout=30_000)
+    first = test_page.results[0]
+    assert first.status == 200, first.body
+    assert first.cache == "MISS"
+    click(qtbot, test_page.send_button)
+    qtbot.waitUntil(lambda: len(test_page.results) == 2, timeout=30_000)
+    assert test_page.results[1].cache == "HIT"
+    assert test_page.cache_label.text() == "HIT"
+    test_page.repeat.setValue(3)
+    click(qtbot, test_page.repeat_button)
+    qtbot.waitUntil(lambda: len(test_page.results) == 5 and test_page.repeat_button.isEnabled(),
+                    timeout=30_000)
+    assert test_page.hits.count() == 4
+    assert test_page.misses.count() == 1
+
+    # -- Clean up: typed confirmation, delete, confirmed gone.
+    dialog = window.open_cleanup()
+    qtbot.waitUntil(lambda: dialog.info is not None, timeout=10_000)
+    listed = [dialog.contents.item(i).text() for i in range(dialog.contents.count())]
+    assert any("gui-e2e-cache" in line for line in listed)
+    assert not dialog.delete_button.isEnabled()
+    type_into(qtbot, dialog.confirm, GROUP[:-1])
+    assert not dialog.delete_button.isEnabled()
+    type_into(qtbot, dialog.confirm, GROUP)
+    assert dialog.delete_button.isEnabled()
+    click(qtbot, dialog.delete_button)
+    qtbot.waitUntil(lambda: dialog.gone, timeout=60_000)
+    assert "is gone" in dialog.status.text()
+    backend = window.session.backend
+    assert backend is not None
+    assert not backend.group_info(GROUP).exists
+    dialog.close()
+
+    # -- Closing the window stops the sandbox it started, and every process with it.
+    state_dir = str(tmp_path / "sandbox")
+    window.close()
+    qtbot.waitUntil(lambda: not processes_mentioning(state_dir), timeout=20_000)

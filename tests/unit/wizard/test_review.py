@@ -1,0 +1,54 @@
+"""Review + create: every problem listed with a link to its field, or "Validation passed"."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.spec import CacheSpec, DeploymentSpec, FunctionAppSpec, ImageSpec, ResourceGroupSpec
+from app.wizard.pages.image import SAMPLE_MODEL
+
+pytestmark = [
+    pytest.mark.qt_log_level_fail("WARNING"),
+    # The headless platform cannot size dialogs from their hints; harmless there.
+    pytest.mark.qt_log_ignore("does not support propagateSizeHints"),
+]
+
+
+def valid_spec() -> DeploymentSpec:
+    return DeploymentSpec(
+        resource_group=ResourceGroupSpec("rg-review"),
+        cache=CacheSpec(name="review-cache", tier="Basic", size="C0"),
+        image=ImageSpec(build_from=str(SAMPLE_MODEL), registry="reviewacr",
+                        repository="digits", tag="v1"),
+        function_app=FunctionAppSpec("review-app", "review-plan", "B1", "reviewstor"),
+        tags={"env": "test"},
+    )
+
+
+def test_problems_link_to_their_fields(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    window.go("review")
+    review = window.pages["review"]
+    assert "Validation failed" in review.banner.text()
+    assert not window.next_button.isEnabled()
+    text = review.problem_list.text()
+    assert 'href="field:cache.name"' in text
+    assert 'href="field:function_app.storage_account"' in text
+    review.problem_list.linkActivated.emit("field:function_app.storage_account")
+    assert window.current == "function_app"
+    qtbot.waitUntil(lambda: window.pages["function_app"].storage.edit.hasFocus(), timeout=2000)
+
+
+def test_valid_spec_passes_and_exports_need_a_target(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    window.session.replace_spec(valid_spec())
+    window.go("review")
+    review = window.pages["review"]
+    assert "Validation passed" in review.banner.text()
+    assert not review.problem_list.isVisible()
+    assert window.next_button.text().replace("&", "") == "Create"
+    assert window.next_button.isEnabled()
+    assert "review-cache" in review.summary.text()
+    assert "created-by" in review.summary.text()
+    # With no target connected, export says so in plain words.
+    review.export_to(tmp_path / "t.json", "arm")
+    assert "could not export" in review.export_message.text().lower()
+    assert not (tmp_path / "t.json").exists()
