@@ -58,13 +58,13 @@ def _package(root: Path, text: str = "v1") -> Path:
     return root
 
 
-def _get(sb: Sandbox, registry: str, path: str, **kwargs: Any) -> requests.Response:
+def _get(sb: Any, registry: str, path: str, **kwargs: Any) -> requests.Response:
     return requests.get(
         data_plane_url(sb.endpoint, registry, path), verify=str(sb.ca_cert), timeout=10, **kwargs
     )
 
 
-def _bearer(sb: Sandbox) -> dict[str, str]:
+def _bearer(sb: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {sb.token}"}
 
 
@@ -392,3 +392,56 @@ def test_failed_provisioning_carries_the_arm_code(tmp_path: Path) -> None:
         failed = acr.registries.get("rg", name)
         assert failed.properties is not None
         assert failed.properties.provisioning_state == "Failed"
+
+
+def test_cli_push_to_a_sandbox_in_another_process(tmp_path: Path) -> None:
+    """`sandbox serve` in one process, `sandbox push` in another: the push goes over HTTPS."""
+    import json
+    import subprocess
+    import sys
+
+    from app.sandbox import connect
+
+    state = tmp_path / "state"
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "app", "sandbox", "serve", "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        info = json.loads(serve.stdout.readline())
+        conn = connect(state)
+        assert conn.endpoint == info["endpoint"]
+        kwargs = client_kwargs(conn)
+        rm = ResourceManagementClient(conn.credential(), conn.subscription_id, **kwargs)
+        acr = ContainerRegistryManagementClient(conn.credential(), conn.subscription_id, **kwargs)
+        rm.resource_groups.create_or_update("rg", {"location": "westeurope"})
+        name = _registry(acr, "rg")
+        package = _package(tmp_path / "pkg")
+
+        pushed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "sandbox",
+                "push",
+                str(package),
+                "--image",
+                f"{name}.azurecr.io/app:v1",
+                "--state-dir",
+                str(state),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert pushed.returncode == 0, pushed.stderr
+        assert pushed.stdout.strip() == f"{name}.azurecr.io/app:v1@{package_digest(package)}"
+        tags = _get(conn, name, "app/tags/list", headers=_bearer(conn))
+        assert tags.json() == {"name": "app", "tags": ["v1"]}
+    finally:
+        serve.terminate()
+        serve.wait(30)
