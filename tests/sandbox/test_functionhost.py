@@ -186,6 +186,10 @@ def test_health_reports_model_and_cache_without_a_key(env: Env, sample_host: Fun
     health = json.loads(body)
     assert health["model_loaded"] is True
     assert health["cache"] == "reachable"
+    # The v2 programming model's decorators were indexed as Azure indexes them.
+    log_text = sample_host.log_file.read_text()
+    assert "Found function score: POST /api/score (auth level function)" in log_text
+    assert "Found function health: GET /api/health (auth level anonymous)" in log_text
 
 
 def test_bad_json_is_a_400_with_a_message(env: Env, sample_host: FunctionHost) -> None:
