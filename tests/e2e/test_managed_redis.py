@@ -1,0 +1,145 @@
+"""Azure Managed Redis end to end through the CLI on a real sandbox (latency fast).
+
+The same flow as the classic cache's (deploy, test MISS then HIT, cleanup leaves
+nothing), plus the blocked tenant: Azure refuses an Azure Cache for Redis, the
+run says why and names the switch, and the switched spec deploys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.mgmt.redisenterprise import RedisEnterpriseManagementClient
+from azure.mgmt.web import WebSiteManagementClient
+
+from app.sandbox import Sandbox
+from app.sandbox.processes import processes_mentioning
+from app.services.managed_redis import BLOCKED_CODE, BLOCKED_MESSAGE, switch_to_managed_redis
+from app.spec import load_spec, save_spec
+from tests.e2e.test_cli import Cli, events, finished, make_spec, resource_client
+
+pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
+
+MANAGED = {"kind": "azure-managed-redis", "tier": "Balanced", "size": "B0", "redis_version": None}
+
+
+@pytest.fixture
+def start_sandbox(tmp_path: Path) -> Iterator[Any]:
+    started: list[Sandbox] = []
+
+    def start(faults: dict[str, Any] | None = None) -> Sandbox:
+        sandbox = Sandbox.start(tmp_path / "sandbox", latency="fast", faults=faults)
+        started.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "sandbox", tmp_path / "data")
+
+
+def _client(cls: Any, sandbox: Sandbox) -> Any:
+    return cls(
+        sandbox.credential(), sandbox.subscription_id, base_url=sandbox.endpoint,
+        credential_scopes=[sandbox.credential_scope], connection_verify=str(sandbox.ca_cert),
+    )
+
+
+def test_managed_redis_deploy_test_cleanup_leaves_nothing(
+    start_sandbox: Any, run: Cli, tmp_path: Path
+) -> None:
+    sandbox = start_sandbox()
+    spec, data = make_spec(tmp_path, **MANAGED)
+    group, cache, app = (data["resource_group"]["name"], data["cache"]["name"],
+                         data["function_app"]["name"])
+
+    deployed = run("deploy", str(spec), "--json")
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    end = finished(deployed.stdout)
+    assert end["succeeded"] and not end["failed"]
+    assert set(end["done"]) == {
+        "resource-group", "cache-cluster", "cache", "storage", "plan", "registry", "image",
+        "function-app", "app-settings", "endpoint",
+    }
+
+    # The function's settings point at the database's real port, read from ARM.
+    amr = _client(RedisEnterpriseManagementClient, sandbox)
+    cluster = amr.redis_enterprise.get(group, cache)
+    database = amr.databases.get(group, cache, "default")
+    assert cluster.sku.name == "Balanced_B0" and cluster.minimum_tls_version == "1.2"
+    assert database.client_protocol == "Encrypted"
+    assert database.access_keys_authentication == "Enabled"
+    settings = _client(WebSiteManagementClient, sandbox).web_apps.list_application_settings(
+        group, app
+    ).properties
+    assert settings["REDIS_HOST"] == cluster.host_name
+    assert settings["REDIS_PORT"] == str(database.port) != "10000"
+    assert settings["REDIS_KEY"] == amr.databases.list_keys(group, cache, "default").primary_key
+    assert settings["REDIS_KEY"] not in deployed.stdout + deployed.stderr
+
+    tested = run("test", str(spec), "--json", "--repeat", "2")
+    assert tested.returncode == 0, tested.stderr
+    calls = events(tested.stdout)
+    assert [c["status"] for c in calls] == [200, 200]
+    assert [c["cache"] for c in calls] == ["MISS", "HIT"]
+    assert calls[0]["body"] == calls[1]["body"] and "predictions" in calls[0]["body"]
+
+    client = resource_client(sandbox)
+    listed = list(client.resources.list_by_resource_group(group, expand="tags"))
+    assert "Microsoft.Cache/redisEnterprise" in {item.type for item in listed}
+    assert len(listed) == 5
+    for item in listed:
+        assert (item.tags or {}).get("created-by") == "mlcache-deploy", item.name
+    assert processes_mentioning(f"{cache.lower()}-default") != []
+
+    cleaned = run("cleanup", str(spec), "--confirm", group)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert not client.resource_groups.check_existence(group)
+    assert list(amr.redis_enterprise.list()) == []
+    assert processes_mentioning(str(sandbox.state_dir)) == []
+
+
+def test_blocked_tenant_explains_and_the_suggested_switch_deploys(
+    start_sandbox: Any, run: Cli, tmp_path: Path
+) -> None:
+    spec, data = make_spec(tmp_path, tier="Standard", size="C0")
+    cache = data["cache"]["name"]
+    # Azure's answer to a tenant that may no longer create Azure Cache for Redis.
+    start_sandbox({"rules": [{
+        "method": "PUT", "path": f"/providers/Microsoft.Cache/redis/{cache}$",
+        "status": 400, "code": BLOCKED_CODE, "message": BLOCKED_MESSAGE,
+    }]})
+
+    first = run("deploy", str(spec), "--json")
+    assert first.returncode == 1
+    end = finished(first.stdout)
+    assert end["failed"] == ["cache"]
+    failure = next(e for e in events(first.stdout) if e["event"] == "step_failed")
+    assert failure["code"] == "BadRequest"
+    assert "blocked for this tenant" in failure["message"]
+    assert "Azure Cache for Redis is retiring" in failure["message"]
+    assert "Standard C0 maps to Balanced_B0" in failure["hint"]
+    assert 'cache.kind = "azure-managed-redis"' in failure["hint"]
+    assert 'cache.size = "B0"' in failure["hint"]
+
+    # A person reading the terminal gets the same sentence and the exact change.
+    plain = run("deploy", str(spec))
+    assert plain.returncode == 1
+    assert "blocked for this tenant" in plain.stdout
+    assert 'cache.tier = "Balanced", cache.size = "B0"' in plain.stdout
+
+    save_spec(switch_to_managed_redis(load_spec(spec)), spec)
+    switched = run("deploy", str(spec), "--json")
+    assert switched.returncode == 0, switched.stdout[-3000:] + switched.stderr[-3000:]
+    done = {e["step"]: e for e in events(switched.stdout) if e["event"] == "step_succeeded"}
+    assert not done["cache-cluster"]["adopted"] and not done["cache"]["adopted"]
+    assert done["function-app"]["adopted"]
+    tested = run("test", str(spec), "--json")
+    assert tested.returncode == 0 and events(tested.stdout)[0]["cache"] == "MISS"
