@@ -178,9 +178,9 @@ def site_log(sb: Any, name: str) -> str:
 
 
 def host_pid(sb: Any, name: str) -> int:
-    site = web_provider(sb).runtime._sites[name.lower()]
-    assert site.host is not None, "the site has no running host"
-    return int(site.host.pid)
+    pid = web_provider(sb).runtime.host_pid(name)
+    assert pid is not None, "the site has no running host"
+    return int(pid)
 
 
 @pytest.fixture(scope="module")

@@ -315,6 +315,13 @@ class SiteRuntime:
         for name in names:
             self.stop_site(name)
 
+    def host_pid(self, name: str) -> int | None:
+        """The pid of the site's running host process, if it has one."""
+        with self._lock:
+            site = self._sites.get(name.lower())
+        pid = getattr(site.host, "pid", None) if site is not None else None
+        return pid if isinstance(pid, int) else None
+
     def running_pids(self) -> list[int]:
         pids = []
         with self._lock:
