@@ -77,21 +77,28 @@ def _wants_parsed_input(module: ModuleType) -> bool:
     return False
 
 
+# A failed init() is retried, but not on every request: loading a model can be slow.
+LOAD_RETRY_SECONDS = 30.0
+
+
 class _Model:
-    """The loaded entry script and its scorer; retried on the next request if init failed."""
+    """The loaded entry script and its scorer; loading is retried if init() failed."""
 
     def __init__(self) -> None:
         self.scorer: CacheAsideScorer | None = None
         self.error = ""
         self.version = ""
         self._lock = threading.Lock()
+        self._next_attempt = 0.0
 
     def ensure_loaded(self) -> CacheAsideScorer | None:
         if self.scorer is not None:
             return self.scorer
         with self._lock:
-            if self.scorer is None:
+            if self.scorer is None and time.monotonic() >= self._next_attempt:
                 self._load()
+                if self.scorer is None:
+                    self._next_attempt = time.monotonic() + LOAD_RETRY_SECONDS
         return self.scorer
 
     def _load(self) -> None:
