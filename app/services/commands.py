@@ -113,23 +113,27 @@ def deploy(args: argparse.Namespace) -> int:
 def _run_interruptibly(runner: Any) -> Any:
     """Run in a worker thread so Ctrl-C in the main thread can cancel cleanly."""
     box: dict[str, Any] = {}
+    # An Event, not Thread.join: a join interrupted by Ctrl-C can report a live
+    # thread as finished on CPython 3.11.
+    done = threading.Event()
 
     def work() -> None:
         try:
             box["result"] = runner.run()
         except BaseException as exc:
             box["error"] = exc
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=work, name="mlcache-runner", daemon=True)
-    worker.start()
+    threading.Thread(target=work, name="mlcache-runner", daemon=True).start()
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        while not done.wait(0.2):
+            pass
     except KeyboardInterrupt:
         print("cancelling: no new resources are started; waiting for the runner to stop",
               file=sys.stderr, flush=True)
         runner.cancel()
-        worker.join(30)
+        done.wait(30)
     if "error" in box:
         raise box["error"]
     return box.get("result")

@@ -307,3 +307,66 @@ def test_bad_spec_and_flags_are_exit_2_without_traceback(cli: Cli, tmp_path: Pat
     assert repeat.returncode == 2 and "--repeat" in repeat.stderr
     for result in (missing, repeat):
         assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_cancels_names_what_is_still_creating_and_a_rerun_adopts_it(
+    tmp_path: Path, cli: Cli
+) -> None:
+    import signal
+
+    spec, _ = make_spec(tmp_path)
+    # A quarter of the realistic profile: the cache takes 5 s, long enough to cancel.
+    with Sandbox.start(tmp_path / "sandbox", latency="0.25"):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "deploy", str(spec), "--json",
+             "--sandbox-state", str(cli.state)],
+            cwd=ROOT, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            event = json.loads(line)
+            if event["event"] == "step_progress" and event["step"] == "cache":
+                process.send_signal(signal.SIGINT)
+                break
+        rest, stderr = process.communicate(timeout=60)
+        assert process.returncode == 1, stderr
+        assert rest.strip(), stderr
+        end = finished("".join(lines) + rest)
+        assert end["cancelled"] and not end["succeeded"]
+        assert "cache" in end["still_creating"]
+        assert "cancelling" in stderr and "Traceback" not in stderr
+
+        again = cli("deploy", str(spec), "--json")
+        assert again.returncode == 0, again.stdout[-2000:]
+        succeeded = {e["step"]: e for e in events(again.stdout) if e["event"] == "step_succeeded"}
+        assert succeeded["resource-group"]["adopted"]
+        assert finished(again.stdout)["succeeded"]
+
+
+def test_a_tenant_blocked_from_azure_cache_for_redis_is_told_about_azure_managed_redis(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    spec, data = make_spec(tmp_path)
+    sandbox_factory(
+        {
+            "rules": [
+                {
+                    "method": "PUT",
+                    "path": f"/redis/{data['cache']['name']}$",
+                    "status": 400,
+                    "code": "BadRequest",
+                    "message": "Creating new Azure Cache for Redis instances is blocked for "
+                    "this tenant. Use Azure Managed Redis.",
+                }
+            ]
+        }
+    )
+    result = cli("deploy", str(spec), "--json")
+    assert result.returncode == 1
+    failure = next(e for e in events(result.stdout) if e["event"] == "step_failed")
+    assert failure["step"] == "cache"
+    assert "Azure Managed Redis" in failure["hint"] and "azure-managed-redis" in failure["hint"]
+    end = finished(result.stdout)
+    assert "function-app" in end["done"]
