@@ -14,6 +14,8 @@ import shlex
 from typing import Any
 
 from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE
+from app.services.managed_redis import KIND as MANAGED_KIND
+from app.services.managed_redis import arm_cache_parts, azcli_cache_lines
 from app.services.steps import DEFAULT_TTL_SECONDS, classic_sku, image_reference, plan_tier
 from app.spec import DeploymentSpec
 
@@ -101,6 +103,15 @@ def arm_template(spec: DeploymentSpec) -> dict[str, Any]:
         f"listKeys({storage_id[1:-1]}, '{API['storage']}').keys[0].value, "
         "environment().suffixes.storage)]"
     )
+    cache_settings = [
+        {"name": "REDIS_HOST", "value": f"[reference({cache_id[1:-1]}).hostName]"},
+        {"name": "REDIS_PORT", "value": f"[string(reference({cache_id[1:-1]}).sslPort)]"},
+        {"name": "REDIS_KEY",
+         "value": f"[listKeys({cache_id[1:-1]}, '{API['redis']}').primaryKey]"},
+    ]
+    cache_resources: list[dict[str, Any]] = [redis]
+    if cache.kind == MANAGED_KIND:
+        cache_resources, cache_settings, cache_id = arm_cache_parts(spec)
     settings = [
         {"name": "FUNCTIONS_EXTENSION_VERSION", "value": "~4"},
         {"name": "FUNCTIONS_WORKER_RUNTIME", "value": "python"},
@@ -114,10 +125,7 @@ def arm_template(spec: DeploymentSpec) -> dict[str, Any]:
         {"name": "DOCKER_REGISTRY_SERVER_PASSWORD",
          "value": f"[listCredentials({registry_id[1:-1]}, '{API['registry']}')"
                   ".passwords[0].value]"},
-        {"name": "REDIS_HOST", "value": f"[reference({cache_id[1:-1]}).hostName]"},
-        {"name": "REDIS_PORT", "value": f"[string(reference({cache_id[1:-1]}).sslPort)]"},
-        {"name": "REDIS_KEY",
-         "value": f"[listKeys({cache_id[1:-1]}, '{API['redis']}').primaryKey]"},
+        *cache_settings,
         {"name": "REDIS_AUTH", "value": cache.auth},
         {"name": "REDIS_TTL_SECONDS", "value": DEFAULT_TTL_SECONDS},
     ]
@@ -143,7 +151,7 @@ def arm_template(spec: DeploymentSpec) -> dict[str, Any]:
             },
         },
     }
-    resources: list[dict[str, Any]] = [redis, storage, plan]
+    resources: list[dict[str, Any]] = [*cache_resources, storage, plan]
     registry_group = "[resourceGroup().name]"
     if spec.image.build_from:
         resources.append(
@@ -236,8 +244,20 @@ def azcli_script(spec: DeploymentSpec) -> str:
         redis += " --redis-configuration '{\"rdb-backup-enabled\":\"true\"}'"
     elif cache.persistence == "aof":
         redis += " --redis-configuration '{\"aof-backup-enabled\":\"true\"}'"
+    redis_read = [
+        f"az redis wait --resource-group {rg} --name {q(cache.name)} --created",
+        f"redis_host=$(az redis show --resource-group {rg} --name {q(cache.name)} "
+        "--query hostName -o tsv)",
+        f"redis_port=$(az redis show --resource-group {rg} --name {q(cache.name)} "
+        "--query sslPort -o tsv)",
+        f"redis_key=$(az redis list-keys --resource-group {rg} --name {q(cache.name)} "
+        "--query primaryKey -o tsv)",
+    ]
+    redis += " --no-wait"
+    if cache.kind == MANAGED_KIND:
+        redis, redis_read = azcli_cache_lines(spec, rg, tag_args)
     lines += [
-        redis + " --no-wait",
+        redis,
         "",
         f"az storage account create --resource-group {rg} --name {q(app.storage_account)} "
         f"--location {q(spec.location)} --sku Standard_LRS --kind StorageV2 "
@@ -265,13 +285,7 @@ def azcli_script(spec: DeploymentSpec) -> str:
         "--registry-username \"$acr_user\" --registry-password \"$acr_password\" "
         f"--https-only true --tags {tag_args}",
         "",
-        f"az redis wait --resource-group {rg} --name {q(cache.name)} --created",
-        f"redis_host=$(az redis show --resource-group {rg} --name {q(cache.name)} "
-        "--query hostName -o tsv)",
-        f"redis_port=$(az redis show --resource-group {rg} --name {q(cache.name)} "
-        "--query sslPort -o tsv)",
-        f"redis_key=$(az redis list-keys --resource-group {rg} --name {q(cache.name)} "
-        "--query primaryKey -o tsv)",
+        *redis_read,
         f"az functionapp config appsettings set --resource-group {rg} --name {q(app.name)} "
         "--settings REDIS_HOST=\"$redis_host\" REDIS_PORT=\"$redis_port\" "
         f"REDIS_KEY=\"$redis_key\" REDIS_AUTH={q(cache.auth)} "

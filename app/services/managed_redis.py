@@ -421,6 +421,108 @@ def list_access_keys(ctx: DeployContext) -> tuple[str | None, str | None]:
     return keys.primary_key, keys.secondary_key
 
 
+# --- export ---------------------------------------------------------------------
+
+API_VERSION = "2025-07-01"
+
+
+def _persistence_body(spec: DeploymentSpec) -> dict[str, Any] | None:
+    if spec.cache.persistence == "rdb":
+        return {"rdbEnabled": True, "rdbFrequency": "1h"}
+    if spec.cache.persistence == "aof":
+        return {"aofEnabled": True, "aofFrequency": "1s"}
+    return None
+
+
+def arm_cache_parts(spec: DeploymentSpec) -> tuple[list[dict[str, Any]], list[dict[str, str]], str]:
+    """ARM template resources, app settings and the id the site waits for (no secrets:
+    the key is read with listKeys() on the database when Azure deploys it)."""
+    cache = spec.cache
+    cluster_id = "resourceId('Microsoft.Cache/redisEnterprise', parameters('cacheName'))"
+    database_id = (
+        "resourceId('Microsoft.Cache/redisEnterprise/databases', parameters('cacheName'), "
+        f"'{DATABASE}')"
+    )
+    database_properties: dict[str, Any] = {
+        "clientProtocol": "Encrypted",
+        "port": AZURE_PORT,
+        "clusteringPolicy": CLUSTERING_POLICY,
+        "evictionPolicy": EVICTION_POLICY,
+        "accessKeysAuthentication": "Enabled",
+    }
+    persistence = _persistence_body(spec)
+    if persistence:
+        database_properties["persistence"] = persistence
+    resources = [
+        {
+            "type": "Microsoft.Cache/redisEnterprise",
+            "apiVersion": API_VERSION,
+            "name": "[parameters('cacheName')]",
+            "location": "[parameters('location')]",
+            "tags": "[parameters('tags')]",
+            "sku": {"name": managed_sku(cache.tier, cache.size)},
+            "properties": {
+                "minimumTlsVersion": cache.minimum_tls_version,
+                "publicNetworkAccess": "Enabled" if cache.public_network_access else "Disabled",
+            },
+        },
+        {
+            "type": "Microsoft.Cache/redisEnterprise/databases",
+            "apiVersion": API_VERSION,
+            "name": f"[format('{{0}}/{DATABASE}', parameters('cacheName'))]",
+            "dependsOn": [f"[{cluster_id}]"],
+            "properties": database_properties,
+        },
+    ]
+    settings = [
+        {"name": "REDIS_HOST", "value": f"[reference({cluster_id}, '{API_VERSION}').hostName]"},
+        {"name": "REDIS_PORT",
+         "value": f"[string(reference({database_id}, '{API_VERSION}').port)]"},
+        {"name": "REDIS_KEY", "value": f"[listKeys({database_id}, '{API_VERSION}').primaryKey]"},
+    ]
+    return resources, settings, f"[{database_id}]"
+
+
+def azcli_cache_lines(spec: DeploymentSpec, rg: str, tag_args: str) -> tuple[str, list[str]]:
+    """The `az redisenterprise create` line (cluster + default database, --no-wait) and the
+    lines that wait for it and read host, port and key into shell variables."""
+    import shlex
+
+    q = shlex.quote
+    cache = spec.cache
+    name = q(cache.name)
+    create = (
+        f"az redisenterprise create --resource-group {rg} --cluster-name {name} "
+        f"--location {q(spec.location)} --sku {q(managed_sku(cache.tier, cache.size))} "
+        f"--minimum-tls-version {q(cache.minimum_tls_version)} "
+        f"--public-network-access {'Enabled' if cache.public_network_access else 'Disabled'} "
+        f"--client-protocol Encrypted --port {AZURE_PORT} "
+        f"--clustering-policy {CLUSTERING_POLICY} --eviction-policy {EVICTION_POLICY} "
+        "--access-keys-auth Enabled"
+    )
+    persistence = _persistence_body(spec)
+    if persistence:
+        create += " --persistence " + " ".join(
+            f"{'aof' if 'aofEnabled' in persistence else 'rdb'}-{key}" for key in (
+                "enabled=true",
+                f"frequency={persistence.get('aofFrequency') or persistence.get('rdbFrequency')}",
+            )
+        )
+    create += f" --tags {tag_args} --no-wait"
+    read = [
+        f"az redisenterprise wait --resource-group {rg} --cluster-name {name} --created",
+        f"az redisenterprise database wait --resource-group {rg} --cluster-name {name} "
+        "--created",
+        f"redis_host=$(az redisenterprise show --resource-group {rg} --cluster-name {name} "
+        "--query hostName -o tsv)",
+        f"redis_port=$(az redisenterprise database show --resource-group {rg} "
+        f"--cluster-name {name} --query port -o tsv)",
+        f"redis_key=$(az redisenterprise database list-keys --resource-group {rg} "
+        f"--cluster-name {name} --query primaryKey -o tsv)",
+    ]
+    return create, read
+
+
 __all__ = [
     "BLOCKED_CODE",
     "BLOCKED_MESSAGE",
@@ -429,6 +531,8 @@ __all__ = [
     "CacheCreationBlocked",
     "ManagedRedisClusterStep",
     "ManagedRedisDatabaseStep",
+    "arm_cache_parts",
+    "azcli_cache_lines",
     "blocked_error",
     "list_access_keys",
     "managed_redis_options",

@@ -141,3 +141,40 @@ def test_other_refusals_are_left_alone(classic: DeploymentSpec) -> None:
     assert blocked_error(ValueError("no"), classic) is None
     assert blocked_error(HttpResponseError(message="boom"), classic) is None
 
+
+
+def test_arm_template_for_managed_redis(classic: DeploymentSpec) -> None:
+    from app.services.export import arm_template
+
+    spec = switch_to_managed_redis(classic)
+    spec.cache.persistence = "aof"
+    template = arm_template(spec)
+    by_type = {r["type"]: r for r in template["resources"]}
+    assert "Microsoft.Cache/redis" not in by_type
+    cluster = by_type["Microsoft.Cache/redisEnterprise"]
+    assert cluster["sku"] == {"name": "Balanced_B0"}
+    assert cluster["properties"] == {"minimumTlsVersion": "1.2", "publicNetworkAccess": "Enabled"}
+    database = by_type["Microsoft.Cache/redisEnterprise/databases"]
+    assert database["name"] == "[format('{0}/default', parameters('cacheName'))]"
+    assert database["properties"]["accessKeysAuthentication"] == "Enabled"
+    assert database["properties"]["clientProtocol"] == "Encrypted"
+    assert database["properties"]["persistence"] == {"aofEnabled": True, "aofFrequency": "1s"}
+    site = by_type["Microsoft.Web/sites"]
+    settings = {s["name"]: s["value"] for s in site["properties"]["siteConfig"]["appSettings"]}
+    assert ".port)]" in settings["REDIS_PORT"] and "databases" in settings["REDIS_PORT"]
+    assert settings["REDIS_KEY"].startswith("[listKeys(resourceId('Microsoft.Cache/"
+                                            "redisEnterprise/databases'")
+    assert any("redisEnterprise/databases" in d for d in site["dependsOn"])
+
+
+def test_azcli_script_for_managed_redis(classic: DeploymentSpec) -> None:
+    from app.services.export import azcli_script
+
+    script = azcli_script(switch_to_managed_redis(classic))
+    assert "az redis create" not in script and "az redis wait" not in script
+    create = next(line for line in script.splitlines() if "az redisenterprise create" in line)
+    for part in ("--sku Balanced_B0", "--access-keys-auth Enabled", "--client-protocol Encrypted",
+                 "--public-network-access Enabled", "--minimum-tls-version 1.2", "--no-wait"):
+        assert part in create
+    assert "az redisenterprise database show" in script and "--query port" in script
+    assert "az redisenterprise database list-keys" in script
