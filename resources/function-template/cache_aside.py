@@ -130,10 +130,12 @@ class RedisSettings:
 class _EntraPassword:
     """A Microsoft Entra access token for Redis, renewed before it expires."""
 
-    def __init__(self) -> None:
-        from azure.identity import ManagedIdentityCredential
+    def __init__(self, credential: Any = None) -> None:
+        if credential is None:
+            from azure.identity import ManagedIdentityCredential
 
-        self._credential = ManagedIdentityCredential()
+            credential = ManagedIdentityCredential()
+        self._credential = credential
         self._token = ""
         self._expires_on = 0.0
 
@@ -177,10 +179,11 @@ class _Breaker:
 class RedisCache:
     """A TLS Redis client with short timeouts and a breaker; every failure is CacheUnavailable."""
 
-    def __init__(self, settings: RedisSettings) -> None:
+    def __init__(self, settings: RedisSettings, credential: Any = None) -> None:
+        """`credential`: a TokenCredential for `entra` (default: the managed identity)."""
         self.settings = settings
         self._breaker = _Breaker()
-        self._entra = _EntraPassword() if settings.auth == "entra" else None
+        self._entra = _EntraPassword(credential) if settings.auth == "entra" else None
         self._client: redis.Redis | None = None
         self._client_expires = float("inf")
         self._lock = threading.Lock()

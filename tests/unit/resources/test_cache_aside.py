@@ -8,6 +8,7 @@ from typing import Any
 
 import cache_aside
 import pytest
+from azure.core.credentials import AccessToken
 from cache_aside import (
     BadRequest,
     CacheAsideScorer,
@@ -245,3 +246,53 @@ def test_settings_from_environment_contract() -> None:
         RedisSettings.from_environment({"REDIS_HOST": "h", "REDIS_AUTH": "entra"})
     with pytest.raises(ValueError, match="integers"):
         RedisSettings.from_environment({"REDIS_HOST": "h", "REDIS_PORT": "tls"})
+
+
+class IssuedTokens:
+    """A TokenCredential issuing tokens that the test's redis ACL accepts, with a set lifetime."""
+
+    def __init__(self, tokens: list[str], lifetime: float) -> None:
+        self.tokens = tokens
+        self.lifetime = lifetime
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.scopes.append(scopes)
+        return AccessToken(self.tokens[len(self.scopes) - 1], int(time.time() + self.lifetime))
+
+
+def test_entra_authenticates_as_the_identity_with_its_token(tls_redis: Any) -> None:
+    # Azure Redis with Entra: user name = the identity's object id, password = the token.
+    admin = tls_redis.client()
+    admin.acl_setuser(
+        "oid-1234", enabled=True, passwords=["+token-one"], keys=["*"], commands=["+@all"]
+    )
+    credential = IssuedTokens(["token-one"], lifetime=3600)
+    cache = RedisCache(
+        settings_for(tls_redis, key="", auth="entra", username="oid-1234"), credential=credential
+    )
+    scorer = CacheAsideScorer(CountingModel(), "v1", cache)
+    assert scorer.score(b'{"data": [1]}').cache == "MISS"
+    assert scorer.score(b'{"data": [1]}').cache == "HIT"
+    assert credential.scopes == [("https://redis.azure.com/.default",)]
+    assert cache._get_client().acl_whoami() == "oid-1234"
+
+
+def test_entra_token_close_to_expiry_is_renewed_with_a_new_connection(tls_redis: Any) -> None:
+    admin = tls_redis.client()
+    admin.acl_setuser(
+        "oid-5678", enabled=True, passwords=["+first", "+renewed"], keys=["*"], commands=["+@all"]
+    )
+    # Renewal happens five minutes before expiry: this token is due for it in one second.
+    credential = IssuedTokens(["first", "renewed"], lifetime=301)
+    cache = RedisCache(
+        settings_for(tls_redis, key="", auth="entra", username="oid-5678"), credential=credential
+    )
+    cache.ping()
+    assert len(credential.scopes) == 1
+    admin.acl_setuser(  # revoke the first token
+        "oid-5678", enabled=True, passwords=["-first"], keys=["*"], commands=["+@all"]
+    )
+    time.sleep(1.1)
+    cache.ping()  # a new connection, authenticated with the renewed token
+    assert len(credential.scopes) == 2
