@@ -140,7 +140,7 @@ class LiveLines:
             seconds = None
         clock = f"{seconds:6.1f} s" if seconds is not None else " " * 8
         detail = self.detail[name] or state
-        return f" {_SYMBOL.get(state, '…')} {self.titles[name][:48]:<48} {clock}  {detail}"[:140]
+        return f" {_SYMBOL.get(state, '…')} {self.titles[name][:60]:<60} {clock}  {detail}"[:160]
 
     def _draw(self) -> None:
         out = []

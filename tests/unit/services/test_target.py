@@ -1,0 +1,87 @@
+"""The cloud target and the one client factory: every client gets the target's settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.errors import BadInput
+from app.sandbox import Sandbox
+from app.services.clients import ClientFactory
+from app.services.redaction import redact
+from app.services.target import (
+    AZURE_POLLING_S,
+    azure_target,
+    make_credential,
+    sandbox_target,
+    sandbox_target_from_connection,
+)
+
+CONNECTION = {
+    "endpoint": "https://127.0.0.1:4443/",
+    "ca_cert": "/tmp/sandbox-ca.pem",
+    "subscription_id": "00000000-0000-0000-0000-000000000001",
+    "token": "sandbox-token-0123456789",
+}
+
+
+def test_every_client_gets_endpoint_scopes_ca_polling_and_retry() -> None:
+    target = sandbox_target_from_connection(CONNECTION)
+    factory = ClientFactory(target)
+    for name in ("resources", "subscriptions", "redis", "redis_enterprise", "storage", "web",
+                 "registry"):
+        client = getattr(factory, name)()
+        config = client._config
+        assert config.polling_interval == pytest.approx(0.1), name
+        assert config.credential_scopes == ["https://127.0.0.1:4443/.default"], name
+        assert config.retry_policy.backoff_factor == pytest.approx(0.1), name
+        assert client._client._pipeline._transport.connection_config.verify == "/tmp/sandbox-ca.pem"
+        assert getattr(factory, name)() is client  # made once
+    assert factory.client_kwargs()["connection_verify"] == "/tmp/sandbox-ca.pem"
+    assert factory.client_kwargs()["base_url"] == "https://127.0.0.1:4443"
+    assert target.verify == "/tmp/sandbox-ca.pem"
+
+
+def test_the_sandbox_token_is_a_registered_secret() -> None:
+    sandbox_target_from_connection(CONNECTION)
+    assert "sandbox-token-0123456789" not in redact("Bearer sandbox-token-0123456789")
+
+
+def test_azure_target_defaults() -> None:
+    target = azure_target("11111111-1111-1111-1111-111111111111", credential=object())
+    assert target.arm_endpoint == "https://management.azure.com"
+    assert target.ca_bundle is None and target.verify is True
+    assert target.polling_interval == AZURE_POLLING_S < 30
+    kwargs = ClientFactory(target).client_kwargs()
+    assert "connection_verify" not in kwargs
+    assert kwargs["credential_scopes"] == ["https://management.azure.com/.default"]
+    with pytest.raises(BadInput, match="subscription"):
+        azure_target("", credential=object())
+
+
+def test_sign_in_methods() -> None:
+    import azure.identity as identity
+
+    assert isinstance(make_credential("device-code", prompt=print), identity.DeviceCodeCredential)
+    assert isinstance(make_credential("browser"), identity.InteractiveBrowserCredential)
+    with pytest.raises(BadInput, match="sign-in method"):
+        make_credential("carrier-pigeon")
+
+
+def test_sandbox_target_connects_to_a_running_sandbox_or_starts_one(tmp_path: Path) -> None:
+    state = tmp_path / "sandbox"
+    with pytest.raises(BadInput, match="no sandbox is running"):
+        sandbox_target(state, start=False)
+    with Sandbox.start(state, latency="fast") as sandbox:
+        target = sandbox_target(state, start=False)
+        assert target.arm_endpoint == sandbox.endpoint.rstrip("/")
+        groups = list(ClientFactory(target).resources().resource_groups.list())
+        assert groups == []
+    started = sandbox_target(state)  # none runs now: start one in this process
+    try:
+        assert list(ClientFactory(started).resources().resource_groups.list()) == []
+    finally:
+        started.close()
+    with pytest.raises(BadInput):
+        sandbox_target(state, start=False)
