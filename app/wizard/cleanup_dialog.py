@@ -37,6 +37,12 @@ TYPE_ICONS = {
 }
 
 
+def type_icon(resource_type: str) -> str:
+    """ARM type names are case-insensitive (the sandbox answers Microsoft.Cache/Redis)."""
+    lowered = {k.lower(): v for k, v in TYPE_ICONS.items()}
+    return lowered.get(resource_type.lower(), "settings")
+
+
 class _Progress(QObject):
     message = Signal(str)
 
@@ -129,7 +135,7 @@ class CleanupDialog(QDialog):
             self._update_button()
             return
         for res in info.resources:
-            item = QListWidgetItem(icon(TYPE_ICONS.get(res.type, "settings")),
+            item = QListWidgetItem(icon(type_icon(res.type)),
                                    f"{res.name}    {res.type}")
             self.contents.addItem(item)
         count = len(info.resources)

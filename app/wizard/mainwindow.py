@@ -35,7 +35,7 @@ from app.wizard.errors_view import show_error
 from app.wizard.fields import ALL_PAGES, CONFIG_PAGES, PAGE_TITLES, owner_of
 from app.wizard.pages.advanced import AdvancedPage
 from app.wizard.pages.base import Page
-from app.wizard.pages.basics import MANAGED_SUGGESTION, BasicsPage
+from app.wizard.pages.basics import BasicsPage
 from app.wizard.pages.deploy import DeployPage
 from app.wizard.pages.endpoint import EndpointPage
 from app.wizard.pages.function_app import FunctionAppPage
@@ -468,15 +468,11 @@ class MainWindow(QMainWindow):
             self.deploy.on_shown()
 
     def _on_switch_to_managed(self) -> None:
-        cache = self.session.spec.cache
-        cache.size = MANAGED_SUGGESTION.get(cache.size, "B1")
-        cache.kind = "azure-managed-redis"
-        cache.tier = "Balanced"
-        cache.redis_version = None
-        cache.shards = None
-        cache.persistence = None
-        cache.zones = []
-        cache.non_tls_port = False
+        from app.services.managed_redis import switch_to_managed_redis
+
+        self.pages[self._current].store(self.session.spec)
+        switched = switch_to_managed_redis(self.session.spec)
+        self.session.spec.cache = switched.cache
         for page in self.pages.values():
             page.do_load(self.session.spec)
         self.deploy.result = None

@@ -33,6 +33,7 @@ PORTAL = "https://portal.azure.com"
 STEP_RESOURCES: dict[str, tuple[str, str]] = {
     "resource-group": ("Microsoft.Resources/resourceGroups", "resource_group.name"),
     "cache": ("Microsoft.Cache/redis", "cache.name"),
+    "cache-cluster": ("Microsoft.Cache/redisEnterprise", "cache.name"),
     "storage": ("Microsoft.Storage/storageAccounts", "function_app.storage_account"),
     "plan": ("Microsoft.Web/serverfarms", "function_app.plan_name"),
     "registry": ("Microsoft.ContainerRegistry/registries", "image.registry"),
@@ -92,11 +93,8 @@ class ServicesBackend:
 
     # -- lookups ------------------------------------------
     def name_available(self, kind: str, name: str, spec: DeploymentSpec) -> Availability:
-        try:
-            from app.services import names  # type: ignore[attr-defined]
-        except ImportError:
-            return Availability("unknown", "This version cannot check global names yet; "
-                                           "deploy reports a taken name.")
+        from app.services import names
+
         answer = names.check_availability(self.clients, kind, name, spec)
         return Availability(answer.state, answer.message)
 
@@ -145,9 +143,10 @@ class ServicesBackend:
         out = []
         for step in build_plan(spec):
             rtype, path = STEP_RESOURCES.get(step.name, ("", ""))
-            if step.name == "cache" and spec.cache.kind == "azure-managed-redis":
-                rtype = "Microsoft.Cache/redisEnterprise"
             name = _field(spec, path) if path else step.name
+            if step.name == "cache" and spec.cache.kind == "azure-managed-redis":
+                rtype = "Microsoft.Cache/redisEnterprise/databases"
+                name = f"{name}/default"
             if step.name == "registry" and not spec.image.registry and spec.image.reference:
                 name = spec.image.reference.split(".", 1)[0]
             if step.name == "image":
@@ -235,10 +234,8 @@ class ServicesBackend:
         return CallResult(result.status, body or "", result.latency_ms, result.cache)
 
     def function_logs(self, spec: DeploymentSpec, since: int) -> tuple[list[str], int]:
-        try:
-            from app.services import logstream  # type: ignore[attr-defined]
-        except ImportError:
-            return [], since
+        from app.services import logstream
+
         lines, offset = logstream.tail(spec, self.target, self.clients, since)
         return list(lines), int(offset)
 

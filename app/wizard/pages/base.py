@@ -32,6 +32,8 @@ class Page(QWidget):
     title = ""
     heading = ""
     intro = ""
+    # Form pages keep their fields at the top; log-like pages fill the height.
+    fill_height = False
     # Emitted after every edit; the window stores, re-validates and updates Next.
     edited = Signal()
     # Emitted when only the page's state changed (an availability answer arrived).
@@ -72,7 +74,8 @@ class Page(QWidget):
             intro.setOpenExternalLinks(True)
             self.layout_.addWidget(intro)
         self.build()
-        self.layout_.addStretch(1)
+        if not self.fill_height:
+            self.layout_.addStretch(1)
 
     # -- for subclasses ------------------------------------------
     def build(self) -> None:

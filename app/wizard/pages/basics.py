@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
@@ -13,13 +11,12 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QVBoxLayout,
     QWidget,
 )
 
 from app.rules import sizes_for
 from app.spec import DeploymentSpec
-from app.wizard.backend import Availability
-from app.wizard.errors_view import plain
 from app.wizard.pages.base import Page, make_checker, stack
 from app.wizard.widgets import FieldMessage, NameField
 
@@ -48,13 +45,6 @@ SIZE_MEMORY_GB: dict[str, float] = {
     "X250": 240, "X350": 360, "X500": 480, "X700": 720,
 }
 
-# Microsoft's migration guidance: the Balanced size with the same memory or more
-# (e.g. Standard C0 → Balanced_B0).
-MANAGED_SUGGESTION: dict[str, str] = {
-    "C0": "B0", "C1": "B1", "C2": "B3", "C3": "B5", "C4": "B20", "C5": "B50", "C6": "B100",
-    "P1": "B5", "P2": "B20", "P3": "B50", "P4": "B100", "P5": "B150",
-}
-
 RETIREMENT_NOTE = (
     "Azure Cache for Redis (Basic, Standard, Premium) retires on 30 September 2028, "
     "and since 1 April 2026 a tenant that never had one cannot create one. "
@@ -67,6 +57,20 @@ DEFAULT_REGIONS = (
     "canadacentral", "brazilsouth", "japaneast", "koreacentral", "southeastasia",
     "eastasia", "australiaeast", "centralindia", "southafricanorth",
 )
+
+
+TIER_LABELS = {"MemoryOptimized": "Memory Optimized", "ComputeOptimized": "Compute Optimized"}
+
+
+def suggested_managed(tier: str, size: str) -> tuple[str, str] | None:
+    """The engine's copy of Microsoft's Basic/Standard/Premium → Managed Redis mapping."""
+    from app.errors import BadInput
+    from app.services.managed_redis import suggest_managed_redis
+
+    try:
+        return suggest_managed_redis(tier, size)
+    except BadInput:
+        return None
 
 
 def size_label(size: str) -> str:
@@ -97,14 +101,14 @@ class BasicsPage(Page):
         self.bind("subscription_id", self.subscription, self.subscription_message)
 
         self.group = NameField("Resource group", "e.g. rg-digits-demo")
-        self.group.checker = self._group_checker
+        self.group.checker = make_checker(self, lambda: "resource_group")
+        self.group.availability_changed.connect(self._on_group_answer)
         self.existing_groups = QComboBox(project)
         self.existing_groups.setAccessibleName("Existing resource groups")
         self.existing_groups.setToolTip("Pick an existing resource group")
         self.existing_groups.activated.connect(self._on_existing_group)
         self.existing_groups.hide()
         self._known_groups: list[str] = []
-        self._group_exists: dict[str, bool] = {}
         group_row = QWidget(project)
         row = QHBoxLayout(group_row)
         row.setContentsMargins(0, 0, 0, 0)
@@ -117,7 +121,9 @@ class BasicsPage(Page):
         self.layout_.addWidget(project)
 
         instance = QGroupBox("Cache details", self.body)
-        form = QFormLayout(instance)
+        instance_column = QVBoxLayout(instance)
+        form = QFormLayout()
+        instance_column.addLayout(form)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.cache_name = NameField("DNS name", "e.g. digits-cache")
         self.cache_name.checker = make_checker(
@@ -171,34 +177,29 @@ class BasicsPage(Page):
         self.switch_button = QPushButton("Switch to Azure Managed Redis", instance)
         self.switch_button.setAccessibleName("Switch to Azure Managed Redis")
         self.switch_button.clicked.connect(self._on_switch)
-        form.addRow("", self.retirement)
+        instance_column.addWidget(self.retirement)
         suggestion_row = QWidget(instance)
         row = QHBoxLayout(suggestion_row)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.suggestion, 1)
         row.addWidget(self.switch_button)
-        form.addRow("", suggestion_row)
+        instance_column.addWidget(suggestion_row)
         self._suggestion_row = suggestion_row
         self.layout_.addWidget(instance)
 
         self.group.edit.textEdited.connect(lambda _t: self.cache_name.recheck())
 
     # -- availability ------------------------------------------
-    def _group_checker(
-        self, name: str, done: Callable[[str, Availability | None, str], None]
-    ) -> None:
-        probe = DeploymentSpec()
-        probe.resource_group.name = name
+    def _group_exists(self) -> bool:
+        answer = self.group.availability
+        if answer is not None and answer.state == "yours":
+            return True
+        lowered = self.group.text().lower()
+        return any(g.lower() == lowered for g in self._known_groups)
 
-        def answer(exists: bool) -> None:
-            self._group_exists[name.lower()] = exists
-            if exists:
-                done(name, Availability("yours", "Existing group; it will be used"), "")
-            else:
-                done(name, Availability("available", "A new group will be created"), "")
-
-        self.session.submit(lambda b: b.group_exists(probe), answer,
-                            lambda e: done(name, None, plain(e)))
+    def _on_group_answer(self) -> None:
+        # The answer arrives after the edit was stored: record new/existing now.
+        self.session.spec.resource_group.create = not self._group_exists()
 
     def _set_groups(self, groups: list[str]) -> None:
         self._known_groups = sorted(groups, key=str.lower)
@@ -295,17 +296,26 @@ class BasicsPage(Page):
         classic = self._kind() == CLASSIC
         self._suggestion_row.setVisible(classic)
         if classic:
-            size = self.size.currentData() or ""
-            managed = MANAGED_SUGGESTION.get(str(size), "B1")
+            size = str(self.size.currentData() or "")
+            suggestion = suggested_managed(self._tier(), size)
+            if suggestion is None:
+                self.suggestion.clear()
+                return
+            tier, managed = suggestion
             self.suggestion.setText(
-                f"Suggested equivalent: Azure Managed Redis Balanced {size_label(managed)}"
-                f" for {self._tier()} {size_label(str(size))}."
+                f"Suggested equivalent (Microsoft's mapping): Azure Managed Redis "
+                f"{TIER_LABELS.get(tier, tier)} {size_label(managed)} for "
+                f"{self._tier()} {size_label(size)}."
             )
 
     def _on_switch(self) -> None:
-        size = str(self.size.currentData() or "")
-        managed = MANAGED_SUGGESTION.get(size, "B1")
-        self.cache_type.setCurrentIndex(0)  # Balanced
+        suggestion = suggested_managed(self._tier(), str(self.size.currentData() or ""))
+        if suggestion is None:
+            return
+        tier, managed = suggestion
+        for i, (kind, t, _text) in enumerate(CACHE_TYPES):
+            if kind == MANAGED and t == tier:
+                self.cache_type.setCurrentIndex(i)
         index = self.size.findData(managed)
         if index >= 0:
             self.size.setCurrentIndex(index)
@@ -329,10 +339,7 @@ class BasicsPage(Page):
 
     def store(self, spec: DeploymentSpec) -> None:
         spec.resource_group.name = self.group.text()
-        lowered = spec.resource_group.name.lower()
-        exists = self._group_exists.get(lowered) or any(
-            g.lower() == lowered for g in self._known_groups)
-        spec.resource_group.create = not exists
+        spec.resource_group.create = not self._group_exists()
         spec.cache.name = self.cache_name.text()
         spec.location = self.location.currentText().strip()
         kind, tier = self._kind(), self._tier()

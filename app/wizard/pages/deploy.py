@@ -54,6 +54,7 @@ class DeployPage(Page):
     key = "deploy"
     title = "Deploy"
     heading = "Deployment"
+    fill_height = True
 
     # The user asked to switch the spec to Azure Managed Redis after a blocked create.
     switch_to_managed = Signal()
@@ -138,9 +139,11 @@ class DeployPage(Page):
         self.log = LogPane("Deployment log", parent=splitter)
         splitter.addWidget(self.tree)
         splitter.addWidget(self.log)
-        splitter.setStretchFactor(0, 2)
-        splitter.setStretchFactor(1, 3)
-        splitter.setMinimumHeight(420)
+        self.tree.setMinimumHeight(215)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([230, 300])
+        splitter.setMinimumHeight(400)
         self.layout_.addWidget(splitter, 1)
 
         self._ticker = QTimer(self)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -46,7 +47,7 @@ def sample_payload(spec: DeploymentSpec) -> str:
     candidates.append(resources_dir() / "sample-model" / SAMPLE_REQUEST)
     for path in candidates:
         try:
-            return json.dumps(json.loads(path.read_text(encoding="utf-8")), indent=2)
+            return json.dumps(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             continue
     return "{\n  \"data\": []\n}"
@@ -61,6 +62,7 @@ class EndpointPage(Page):
     key = "test"
     title = "Test"
     heading = "Test the endpoint"
+    fill_height = True
     intro = ("Send a request to the function's scoring endpoint. The first call for a "
              "payload computes the prediction (cache MISS); repeating it is answered "
              "from Redis (cache HIT).")
@@ -80,6 +82,7 @@ class EndpointPage(Page):
         self.payload.setAccessibleName("Request body")
         self.payload.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.payload.setTabChangesFocus(True)
+        self.payload.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         column.addWidget(self.payload, 1)
         self.payload_message = self.message_for()
         column.addWidget(self.payload_message)
@@ -116,6 +119,7 @@ class EndpointPage(Page):
         self.cache_label = QLabel("\u2014", result)
         self.cache_label.setAccessibleName("Cache result")
         self.cache_label.setObjectName("cacheBadge")
+        self.cache_label.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         form.addRow("Status", self.status_label)
         form.addRow("Latency", self.latency_label)
         form.addRow("Cache", self.cache_label)
@@ -123,7 +127,7 @@ class EndpointPage(Page):
         self.body_view.setReadOnly(True)
         self.body_view.setAccessibleName("Response body")
         self.body_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.body_view.setMaximumHeight(110)
+        self.body_view.setMaximumHeight(70)
         form.addRow("Body", self.body_view)
         column.addWidget(result)
 
@@ -156,7 +160,7 @@ class EndpointPage(Page):
         self.chart_view = QChartView(self.chart, right)
         self.chart_view.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.chart_view.setAccessibleName("Latency chart")
-        self.chart_view.setMinimumHeight(220)
+        self.chart_view.setMinimumHeight(250)
         column.addWidget(self.chart_view, 1)
         self.stats = QLabel("", right)
         self.stats.setAccessibleName("Latency summary")
@@ -165,11 +169,11 @@ class EndpointPage(Page):
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
-        splitter.setMinimumHeight(360)
+        splitter.setMinimumHeight(400)
         self.layout_.addWidget(splitter, 1)
 
         self.function_log = LogPane("Function log", parent=self.body)
-        self.function_log.setMinimumHeight(140)
+        self.function_log.setMinimumHeight(120)
         self.function_log.level.setCurrentIndex(0)
         self.layout_.addWidget(QLabel("Function log stream"))
         self.layout_.addWidget(self.function_log)

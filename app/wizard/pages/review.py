@@ -11,11 +11,9 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -53,37 +51,39 @@ class ReviewPage(Page):
         self.problem_list.linkActivated.connect(self._on_link)
         self.layout_.addWidget(self.problem_list)
 
-        self.summary = QLabel(self.body)
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
-        self.summary.setWordWrap(True)
-        self.summary.setObjectName("summary")
-        self.summary.setAccessibleName("Summary")
-        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.layout_.addWidget(self.summary)
-
-        cost_box = QGroupBox("Cost", self.body)
-        column = QVBoxLayout(cost_box)
-        self.cost = QLabel("Estimating\u2026", cost_box)
+        actions = QWidget(self.body)
+        row = QHBoxLayout(actions)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.cost = QLabel("Estimating\u2026", actions)
         self.cost.setWordWrap(True)
         self.cost.setAccessibleName("Monthly cost estimate")
-        column.addWidget(self.cost)
-        self.layout_.addWidget(cost_box)
-
-        export = QWidget(self.body)
-        row = QHBoxLayout(export)
-        row.setContentsMargins(0, 0, 0, 0)
-        self.download_arm = QPushButton("Download &template (ARM)\u2026", export)
+        row.addWidget(self.cost, 1)
+        self.download_arm = QPushButton("Download &template (ARM)\u2026", actions)
         self.download_arm.setAccessibleName("Download ARM template")
-        self.download_cli = QPushButton("Download a&z CLI script\u2026", export)
+        self.download_cli = QPushButton("Download a&z CLI script\u2026", actions)
         self.download_cli.setAccessibleName("Download az CLI script")
         self.download_arm.clicked.connect(lambda: self._on_export("arm"))
         self.download_cli.clicked.connect(lambda: self._on_export("azcli"))
         row.addWidget(self.download_arm)
         row.addWidget(self.download_cli)
-        row.addStretch(1)
-        self.layout_.addWidget(export)
+        self.layout_.addWidget(actions)
         self.export_message = self.message_for()
         self.layout_.addWidget(self.export_message)
+
+        columns = QWidget(self.body)
+        row = QHBoxLayout(columns)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.summary = QLabel(columns)
+        self.summary_right = QLabel(columns)
+        for label in (self.summary, self.summary_right):
+            label.setTextFormat(Qt.TextFormat.RichText)
+            label.setWordWrap(True)
+            label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            row.addWidget(label, 1)
+        self.summary.setAccessibleName("Summary")
+        self.summary_right.setAccessibleName("Summary, continued")
+        self.layout_.addWidget(columns)
 
     # -- validation ------------------------------------------
     def problems(self, spec: DeploymentSpec) -> list[Problem]:
@@ -123,7 +123,11 @@ class ReviewPage(Page):
     # -- content ------------------------------------------
     def on_shown(self) -> None:
         spec = self.session.spec
-        self.summary.setText(summary_html(spec, self.session.target_label))
+        backend = self.session.backend
+        subscription = backend.subscription().id if backend is not None else ""
+        left, right = summary_html(spec, self.session.target_label, subscription)
+        self.summary.setText(left)
+        self.summary_right.setText(right)
         self.show_problems(spec)
         self.cost.setText("Estimating\u2026")
         snapshot = copy.deepcopy(spec)
@@ -159,8 +163,8 @@ class ReviewPage(Page):
                                 [f"could not export: {plain(e)}"]))
 
 
-def summary_html(spec: DeploymentSpec, target: str) -> str:
-    """The review's key/value summary, grouped by page."""
+def summary_html(spec: DeploymentSpec, target: str, subscription: str = "") -> tuple[str, str]:
+    """The review's key/value summary, grouped by page, in two columns."""
     cache = spec.cache
     managed = cache.kind == "azure-managed-redis"
     image = spec.image
@@ -169,7 +173,7 @@ def summary_html(spec: DeploymentSpec, target: str) -> str:
     sections: list[tuple[str, list[tuple[str, str]]]] = [
         ("Basics", [
             ("Target", target),
-            ("Subscription", spec.subscription_id or "(sandbox)"),
+            ("Subscription", spec.subscription_id or subscription or "(sandbox)"),
             ("Resource group", f"{spec.resource_group.name} "
                                f"({'new' if spec.resource_group.create else 'existing'})"),
             ("Region", spec.location),
@@ -199,12 +203,15 @@ def summary_html(spec: DeploymentSpec, target: str) -> str:
             ("Storage account", spec.function_app.storage_account),
         ]),
     ]
-    parts = ["<table cellspacing='0' cellpadding='3'>"]
-    for title, rows in sections:
-        parts.append(f"<tr><td colspan='2' style='padding-top:10px'><b>{html.escape(title)}"
-                     "</b></td></tr>")
-        for key, value in rows:
-            parts.append(f"<tr><td style='color:#605e5c; padding-right:24px'>"
-                         f"{html.escape(key)}</td><td>{html.escape(str(value))}</td></tr>")
-    parts.append("</table>")
-    return "".join(parts)
+    def table(chunk: list[tuple[str, list[tuple[str, str]]]]) -> str:
+        parts = ["<table cellspacing='0' cellpadding='3'>"]
+        for title, rows in chunk:
+            parts.append(f"<tr><td colspan='2' style='padding-top:10px'><b>{html.escape(title)}"
+                         "</b></td></tr>")
+            for key, value in rows:
+                parts.append(f"<tr><td style='color:#605e5c; padding-right:24px'>"
+                             f"{html.escape(key)}</td><td>{html.escape(str(value))}</td></tr>")
+        parts.append("</table>")
+        return "".join(parts)
+
+    return table(sections[:3]), table(sections[3:])

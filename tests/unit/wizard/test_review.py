@@ -47,7 +47,7 @@ def test_valid_spec_passes_and_exports_need_a_target(qtbot, window, tmp_path) ->
     assert window.next_button.text().replace("&", "") == "Create"
     assert window.next_button.isEnabled()
     assert "review-cache" in review.summary.text()
-    assert "created-by" in review.summary.text()
+    assert "created-by" in review.summary_right.text()
     # With no target connected, export says so in plain words.
     review.export_to(tmp_path / "t.json", "arm")
     assert "could not export" in review.export_message.text().lower()
