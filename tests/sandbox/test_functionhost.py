@@ -395,3 +395,52 @@ def test_host_exits_when_its_parent_dies(env: Env, tmp_path: Path) -> None:
 def test_azure_route_templates_map_to_starlette_paths(route: str, path: str) -> None:
     assert starlette_path("api", route) == path
     assert starlette_path("", "score") == "/score"
+
+
+GENERIC_APP = """\
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.route(route="items/{id:int}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def item(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(f"item {req.route_params['id']} q={req.params.get('q')}")
+
+
+@app.route(route="echo", auth_level=func.AuthLevel.ADMIN)
+async def echo(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(req.get_body(), status_code=202, headers={"X-Echo": req.method})
+
+
+@app.route(route="fails")
+def fails(req: func.HttpRequest) -> func.HttpResponse:
+    raise RuntimeError("handler bug")
+"""
+
+
+def test_generic_v2_app_routes_methods_auth_levels_and_failures(env: Env, tmp_path: Path) -> None:
+    package = tmp_path / "generic"
+    package.mkdir()
+    (package / "function_app.py").write_text(GENERIC_APP)
+    host = env.host(package, {}, "generic")
+    host.start()
+    try:
+        conn = env.connection(host)
+        assert call(conn, "GET", "/api/items/42?q=x")[2] == b"item 42 q=x"
+        assert call(conn, "GET", "/api/items/abc")[0] == 404  # the int constraint holds
+        assert call(conn, "POST", "/api/items/42")[0] == 405  # GET only
+
+        # Admin level: a function key is not enough, the master key is.
+        assert call(conn, "PUT", f"/api/echo?code={FUNCTION_KEY}", b"hi")[0] == 401
+        status, headers, body = call(conn, "PUT", f"/api/echo?code={MASTER_KEY}", b"hi")
+        assert (status, headers["x-echo"], body) == (202, "PUT", b"hi")
+
+        # No auth level on the route: the app's default (function) applies.
+        assert call(conn, "GET", "/api/fails")[0] == 401
+        status, _, body = call(conn, "GET", "/api/fails", headers={"x-functions-key": FUNCTION_KEY})
+        assert status == 500
+        assert body == b"Exception while executing function: Functions.fails"
+        assert "RuntimeError: handler bug" in host.log_file.read_text()
+    finally:
+        host.stop()
