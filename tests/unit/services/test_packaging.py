@@ -129,6 +129,18 @@ def test_requirements_are_parsed_and_merged() -> None:
     ]
     # A pin from the model wins over the template's range.
     assert merge_requirements(["redis>=5.0"], ["redis==5.2.1"]) == ["redis==5.2.1"]
+    # Extras and markers of the model's line are kept; a URL requirement wins.
+    assert merge_requirements(["redis>=5.0"], ['redis[hiredis]<9; python_version>"3.8"']) == [
+        'redis[hiredis]>=5.0,<9; python_version>"3.8"'
+    ]
+    assert merge_requirements(["redis>=5.0"], ["redis @ https://example.invalid/r.whl"]) == [
+        "redis @ https://example.invalid/r.whl"
+    ]
+    # Option lines come first, as pip expects them before the requirements.
+    assert merge_requirements(["redis>=5.0"], ["--extra-index-url https://x", "redis"]) == [
+        "--extra-index-url https://x",
+        "redis>=5.0",
+    ]
 
 
 def test_build_lays_out_a_function_app(tmp_path: Path) -> None:
