@@ -136,7 +136,7 @@ def test_requirements_are_parsed_and_merged() -> None:
     assert merge_requirements(["redis>=5.0"], ["redis @ https://example.invalid/r.whl"]) == [
         "redis @ https://example.invalid/r.whl"
     ]
-    # Option lines come first, as pip expects them before the requirements.
+    # Option lines are kept once, ahead of the requirements.
     assert merge_requirements(["redis>=5.0"], ["--extra-index-url https://x", "redis"]) == [
         "--extra-index-url https://x",
         "redis>=5.0",
