@@ -289,6 +289,7 @@ def test_function_app_end_to_end(cloud: Cloud, group: str, tmp_path: Path) -> No
     log = site_log(sb, name)
     assert f"Pull Image successful, Image: {image}, {digest}" in log
     assert password not in log
+    assert function_key not in log and keys.master_key not in log
 
     # App settings: list, then a PUT replaces the whole set and restarts the host.
     listed = apps.list_application_settings(group, name).properties
