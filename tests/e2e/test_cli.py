@@ -370,3 +370,50 @@ def test_a_tenant_blocked_from_azure_cache_for_redis_is_told_about_azure_managed
     assert "Azure Managed Redis" in failure["hint"] and "azure-managed-redis" in failure["hint"]
     end = finished(result.stdout)
     assert "function-app" in end["done"]
+
+
+def test_deploy_an_image_already_in_a_registry_of_another_group(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    """The AzureML package-location path: image.reference, the registry found by name."""
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+    from azure.mgmt.containerregistry import models as acr
+
+    from app.sandbox.registry import push_package
+    from app.services.packaging import build_package
+
+    sandbox = sandbox_factory()
+    spec_path, data = make_spec(tmp_path)
+    registry = data["image"]["registry"]
+    shared = f"rg-shared-{registry[-8:]}"
+    resource_client(sandbox).resource_groups.create_or_update(shared, {"location": "westeurope"})
+    registries = ContainerRegistryManagementClient(
+        sandbox.credential(), sandbox.subscription_id, base_url=sandbox.endpoint,
+        credential_scopes=[sandbox.credential_scope], connection_verify=str(sandbox.ca_cert),
+        polling_interval=0.1,
+    )
+    registries.registries.begin_create(
+        shared, registry,
+        acr.Registry(location="westeurope", sku=acr.Sku(name="Basic"),
+                     properties=acr.RegistryProperties(admin_user_enabled=True)),
+    ).result()
+    package = build_package(SAMPLE_MODEL, tmp_path / "package")
+    pushed = push_package(
+        package.out_dir, f"{registry}.azurecr.io/digits:v7",
+        endpoint=sandbox.endpoint, ca_cert=sandbox.ca_cert, token=sandbox.token,
+    )
+    data["image"] = {"reference": f"{registry}.azurecr.io/digits@{pushed.digest}"}
+    spec_path.write_text(json.dumps(data))
+
+    deployed = cli("deploy", str(spec_path), "--json")
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-2000:]
+    steps = {e["step"] for e in events(deployed.stdout) if e["event"] == "step_succeeded"}
+    assert "image" not in steps and "registry" in steps
+
+    no_payload = cli("test", str(spec_path))
+    assert no_payload.returncode == 2 and "--payload" in no_payload.stderr
+    payload = SAMPLE_MODEL / "sample-request.json"
+    tested = cli("test", str(spec_path), "--json", "--payload", str(payload))
+    assert tested.returncode == 0, tested.stderr
+    call = events(tested.stdout)[0]
+    assert call["status"] == 200 and call["cache"] == "MISS" and "predictions" in call["body"]
