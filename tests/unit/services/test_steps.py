@@ -1,0 +1,130 @@
+"""Steps against the sandbox: adopt what is compatible, refuse what is not, with a clear message."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.sandbox import Sandbox
+from app.services.clients import ClientFactory
+from app.services.events import Event, StepFailed, StepSucceeded
+from app.services.runner import Runner, Step
+from app.services.steps import (
+    AppServicePlanStep,
+    DeployContext,
+    RegistryStep,
+    ResourceGroupStep,
+    StorageAccountStep,
+)
+from app.services.target import CloudTarget, sandbox_target
+from app.spec import DeploymentSpec, spec_from_dict
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudTarget]:
+    state: Path = tmp_path_factory.mktemp("steps") / "sandbox"
+    with Sandbox.start(state, latency="fast"):
+        yield sandbox_target(state, start=False)
+
+
+def new_spec(**group: Any) -> DeploymentSpec:
+    tag = uuid.uuid4().hex[:8]
+    return spec_from_dict({
+        "version": 1,
+        "resource_group": {"name": f"rg-steps-{tag}", **group},
+        "cache": {"name": f"cache-steps-{tag}"},
+        "tags": {"team": "ml"},
+        "image": {"build_from": "model", "registry": f"acrsteps{tag}", "repository": "m",
+                  "tag": "v1"},
+        "function_app": {"name": f"func-steps-{tag}", "plan_name": f"plan-steps-{tag}",
+                         "storage_account": f"ststeps{tag}"},
+    })
+
+
+def run(spec: DeploymentSpec, target: CloudTarget, *steps: Step) -> dict[str, Event]:
+    seen: dict[str, Event] = {}
+
+    def keep(event: Event) -> None:
+        if isinstance(event, StepSucceeded | StepFailed):
+            seen[event.step] = event
+
+    Runner(list(steps), DeployContext(spec, target), [keep]).run()
+    return seen
+
+
+def test_created_resources_carry_tags_and_a_rerun_adopts_them(target: CloudTarget) -> None:
+    spec = new_spec()
+    steps = [ResourceGroupStep(spec), StorageAccountStep(spec), AppServicePlanStep(spec)]
+    first = run(spec, target, *steps)
+    assert all(isinstance(e, StepSucceeded) and not e.adopted for e in first.values())
+    clients = ClientFactory(target)
+    group = clients.resources().resource_groups.get(spec.resource_group.name)
+    assert group.tags == {"team": "ml", "created-by": "mlcache-deploy"}
+    web = clients.web()
+    plan = web.app_service_plans.get(spec.resource_group.name, spec.function_app.plan_name)
+    assert plan.reserved and plan.tags["created-by"] == "mlcache-deploy"
+    second = run(spec, target, *steps)
+    assert all(isinstance(e, StepSucceeded) and e.adopted for e in second.values())
+
+
+def test_a_windows_plan_of_the_same_name_is_refused(target: CloudTarget) -> None:
+    from azure.mgmt.web import models
+
+    spec = new_spec()
+    clients = ClientFactory(target)
+    clients.resources().resource_groups.create_or_update(
+        spec.resource_group.name, {"location": "westeurope"}
+    )
+    clients.web().app_service_plans.begin_create_or_update(
+        spec.resource_group.name, spec.function_app.plan_name,
+        models.AppServicePlan(location="westeurope", sku=models.SkuDescription(name="B1")),
+    ).result()
+    result = run(spec, target, ResourceGroupStep(spec), AppServicePlanStep(spec))
+    failed = result["plan"]
+    assert isinstance(failed, StepFailed) and failed.code == "BadInput"
+    assert "is a Windows plan" in failed.message and "plan_name" in failed.hint
+    assert isinstance(result["resource-group"], StepSucceeded) and result["resource-group"].adopted
+
+
+def test_a_storage_name_taken_elsewhere_is_refused_before_creating(target: CloudTarget) -> None:
+    owner, spec = new_spec(), new_spec()
+    spec.function_app.storage_account = owner.function_app.storage_account
+    run(owner, target, ResourceGroupStep(owner), StorageAccountStep(owner))
+    failed = run(spec, target, ResourceGroupStep(spec), StorageAccountStep(spec))["storage"]
+    assert isinstance(failed, StepFailed)
+    assert f"storage account name {spec.function_app.storage_account} is not available" in (
+        failed.message
+    )
+
+
+def test_a_missing_group_with_create_false_is_bad_input(target: CloudTarget) -> None:
+    spec = new_spec(create=False)
+    failed = run(spec, target, ResourceGroupStep(spec))["resource-group"]
+    assert isinstance(failed, StepFailed)
+    assert "does not exist and resource_group.create is false" in failed.message
+    assert not ClientFactory(target).resources().resource_groups.check_existence(
+        spec.resource_group.name
+    )
+
+
+def test_a_registry_without_admin_user_is_refused_with_the_fix(target: CloudTarget) -> None:
+    from azure.mgmt.containerregistry import models
+
+    spec = new_spec()
+    clients = ClientFactory(target)
+    clients.resources().resource_groups.create_or_update(
+        spec.resource_group.name, {"location": "westeurope"}
+    )
+    clients.registry().registries.begin_create(
+        spec.resource_group.name, spec.image.registry,
+        models.Registry(location="westeurope", sku=models.Sku(name="Basic")),
+    ).result()
+    failed = run(spec, target, ResourceGroupStep(spec), RegistryStep(spec))["registry"]
+    assert isinstance(failed, StepFailed) and failed.code == "NotPermitted"
+    assert "admin user disabled" in failed.message and "--admin-enabled true" in failed.hint
