@@ -444,3 +444,19 @@ def test_generic_v2_app_routes_methods_auth_levels_and_failures(env: Env, tmp_pa
         assert "RuntimeError: handler bug" in host.log_file.read_text()
     finally:
         host.stop()
+
+
+def test_entry_script_can_ask_for_parsed_input(env: Env, tmp_path: Path) -> None:
+    model = _write_model(tmp_path / "parsed-model", 'return {"type": type(raw_data).__name__}')
+    script = model / "score.py"
+    script.write_text(script.read_text() + '\nRUN_INPUT = "parsed"\n')
+    package = build_package(model, tmp_path / "parsed-package").out_dir
+    host = env.host(package, {}, "parsed")
+    host.start()
+    try:
+        status, _, body = call(
+            env.connection(host), "POST", f"/api/score?code={FUNCTION_KEY}", b'{"data": [1]}'
+        )
+        assert (status, json.loads(body)) == (200, {"type": "dict"})
+    finally:
+        host.stop()
