@@ -102,14 +102,23 @@ class ArmGate:
 
         request = Request(scope)
         path: str = scope["path"]
+        method: str = scope["method"]
+        data_plane = path.startswith(self._data_plane)
+        out: Send = logging_send
+        if scope["method"] == "HEAD" and not data_plane:
+            # ARM answers HEAD on any group or resource with 204 when it exists and
+            # 404 when not (what check_existence / check_existence_by_id expect):
+            # serve it as the GET of the same path, without the body.
+            scope = {**scope, "method": "GET"}
+            out = _head_answer(logging_send)
         try:
-            if not path.startswith(self._data_plane):
+            if not data_plane:
                 self._check_token(request)
                 check_api_version(request)
                 self._check_subscription(path)
-            rule = self.ctx.faults.match(scope["method"], path)
+            rule = self.ctx.faults.match(method, path)
             if rule is not None:
-                log.info("fault rule %d matches %s %s", rule.index + 1, scope["method"], path)
+                log.info("fault rule %d matches %s %s", rule.index + 1, method, path)
                 if rule.drop:
                     await _drop_connection(send)
                     status_holder["status"] = 0
@@ -126,13 +135,13 @@ class ArmGate:
                     raise ArmError(
                         rule.status or 500, rule.error_code(), rule.error_message(), headers
                     )
-            await self.app(scope, receive, logging_send)
+            await self.app(scope, receive, out)
         except ArmError as error:
-            await _send_arm_error(logging_send, error)
+            await _send_arm_error(out, error)
         finally:
             http_log.info(
                 "%s %s -> %s (%.0f ms)",
-                scope["method"],
+                method,
                 path,
                 status_holder.get("status", "-"),
                 (time.monotonic() - started) * 1000,
@@ -165,6 +174,29 @@ class ArmGate:
                 "SubscriptionNotFound",
                 f"The subscription '{match.group(1)}' could not be found.",
             )
+
+
+def _head_answer(send: Send) -> Send:
+    """Wrap `send` so a GET's answer goes out as ARM's answer to HEAD (no body, 2xx -> 204)."""
+
+    async def head_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status = 204 if 200 <= message["status"] < 300 else message["status"]
+            headers = [
+                (k, v)
+                for k, v in message.get("headers", [])
+                if k.lower() not in (b"content-length", b"content-type")
+            ]
+            if status != 204:
+                headers.append((b"content-length", b"0"))
+            await send({**message, "status": status, "headers": headers})
+        elif message["type"] == "http.response.body":
+            if not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": b""})
+        else:
+            await send(message)
+
+    return head_send
 
 
 async def _drop_connection(send: Send) -> None:

@@ -121,3 +121,41 @@ def test_group_delete_is_a_location_lro_and_cascades(
         {"name": account, "type": "Microsoft.Storage/storageAccounts"}
     )
     assert check.name_available is True
+
+
+def test_tenants_and_registered_providers(
+    sandbox: Sandbox,
+    subscription_client: SubscriptionClient,
+    resource_client: ResourceManagementClient,
+) -> None:
+    tenants = list(subscription_client.tenants.list())
+    assert len(tenants) == 1 and tenants[0].tenant_id
+    namespaces = {p.namespace for p in resource_client.providers.list()}
+    assert {"Microsoft.Cache", "Microsoft.Storage", "Microsoft.Resources"} <= namespaces
+    cache = resource_client.providers.get("microsoft.cache")
+    assert cache.namespace == "Microsoft.Cache"
+    assert cache.registration_state == "Registered"
+    assert "redis" in [t.resource_type for t in cache.resource_types]
+    assert resource_client.providers.register("Microsoft.Cache").registration_state == "Registered"
+    with pytest.raises(ResourceNotFoundError) as info:
+        resource_client.providers.get("Microsoft.Nothing")
+    assert info.value.error.code == "InvalidResourceNamespace"
+
+
+def test_generic_resource_operations_by_id(
+    resource_client: ResourceManagementClient,
+    storage_mgmt,
+    group: str,  # type: ignore[no-untyped-def]
+) -> None:
+    account = unique("st")
+    created = storage_mgmt.storage_accounts.begin_create(
+        group,
+        account,
+        {"sku": {"name": "Standard_LRS"}, "kind": "StorageV2", "location": "westeurope"},
+    ).result()
+    version = "2025-06-01"
+    assert resource_client.resources.check_existence_by_id(created.id, api_version=version) is True
+    generic = resource_client.resources.get_by_id(created.id, api_version=version)
+    assert generic.name == account and generic.type == "Microsoft.Storage/storageAccounts"
+    missing = created.id[:-3] + "zzz"
+    assert resource_client.resources.check_existence_by_id(missing, api_version=version) is False

@@ -52,6 +52,35 @@ REGIONS: list[tuple[str, str, str, str]] = [
     ("centralindia", "Central India", "India", "southindia"),
 ]
 
+# Resource types (and a few api-versions) that providers list for each namespace.
+PROVIDER_TYPES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "Microsoft.Resources": (
+        ("resourceGroups", ("2024-11-01", "2024-03-01")),
+        ("subscriptions", ("2022-12-01",)),
+        ("locations", ("2022-12-01",)),
+    ),
+    "Microsoft.Cache": (
+        ("redis", ("2024-11-01", "2024-03-01", "2023-08-01")),
+        ("redisEnterprise", ("2025-04-01", "2024-10-01")),
+        ("locations/asyncOperations", ("2024-11-01",)),
+        ("checkNameAvailability", ("2024-11-01",)),
+    ),
+    "Microsoft.Storage": (
+        ("storageAccounts", ("2025-06-01", "2024-01-01", "2023-05-01")),
+        ("checkNameAvailability", ("2025-06-01",)),
+        ("locations/asyncoperations", ("2025-06-01",)),
+    ),
+    "Microsoft.Web": (
+        ("sites", ("2024-11-01", "2024-04-01", "2023-12-01")),
+        ("serverfarms", ("2024-11-01", "2024-04-01", "2023-12-01")),
+        ("checknameavailability", ("2024-11-01",)),
+    ),
+    "Microsoft.ContainerRegistry": (
+        ("registries", ("2025-04-01", "2023-07-01")),
+        ("checkNameAvailability", ("2025-04-01",)),
+    ),
+}
+
 _REGION_BY_KEY = {name: name for name, *_ in REGIONS} | {
     display.replace(" ", "").lower(): name for name, display, *_ in REGIONS
 }
@@ -76,11 +105,14 @@ class ResourcesProvider(Provider):
         group = sub + "/resourcegroups/{resourceGroupName}"
         return [
             arm_route("/subscriptions", self.list_subscriptions, ["GET"]),
+            arm_route("/tenants", self.list_tenants, ["GET"]),
+            arm_route(sub + "/providers", self.list_providers, ["GET"]),
+            arm_route(sub + "/providers/{namespace}", self.get_provider, ["GET"]),
+            arm_route(sub + "/providers/{namespace}/register", self.get_provider, ["POST"]),
             arm_route(sub, self.get_subscription, ["GET"]),
             arm_route(sub + "/locations", self.list_locations, ["GET"]),
             arm_route(sub + "/resourcegroups", self.list_groups, ["GET"]),
-            # HEAD first: Starlette lets a GET route answer HEAD too.
-            arm_route(group, self.check_group, ["HEAD"]),
+            # HEAD (check existence) is answered by the server from this GET: 204/404.
             arm_route(group, self.get_group, ["GET"]),
             arm_route(group, self.put_group, ["PUT"]),
             arm_route(group, self.patch_group, ["PATCH"]),
@@ -144,6 +176,59 @@ class ResourcesProvider(Provider):
         ]
         return json_response({"value": value})
 
+    async def list_tenants(self, request: Request) -> Response:
+        tenant = self.ctx.store.tenant_id
+        return json_response(
+            {
+                "value": [
+                    {
+                        "id": f"/tenants/{tenant}",
+                        "tenantId": tenant,
+                        "tenantCategory": "Home",
+                        "displayName": "Sandbox tenant",
+                        "defaultDomain": "sandbox.onmicrosoft.com",
+                        "domains": ["sandbox.onmicrosoft.com"],
+                        "tenantType": "AAD",
+                    }
+                ]
+            }
+        )
+
+    # resource providers: every namespace the sandbox serves is registered
+
+    def _provider_body(self, namespace: str) -> dict[str, Any]:
+        sub = self.ctx.subscription_id
+        types = PROVIDER_TYPES.get(namespace, ())
+        displays = [display for _, display, *_ in REGIONS]
+        return {
+            "id": f"/subscriptions/{sub}/providers/{namespace}",
+            "namespace": namespace,
+            "registrationState": "Registered",
+            "registrationPolicy": "RegistrationRequired",
+            "resourceTypes": [
+                {"resourceType": rtype, "locations": displays, "apiVersions": list(versions)}
+                for rtype, versions in types
+            ],
+        }
+
+    def _served_namespaces(self) -> list[str]:
+        names = {p.namespace for p in self.ctx.providers if p.namespace}
+        return sorted(names)
+
+    async def list_providers(self, request: Request) -> Response:
+        return json_response({"value": [self._provider_body(n) for n in self._served_namespaces()]})
+
+    async def get_provider(self, request: Request) -> Response:
+        wanted = request.path_params["namespace"].lower()
+        for namespace in self._served_namespaces():
+            if namespace.lower() == wanted:
+                return json_response(self._provider_body(namespace))
+        raise ArmError(
+            404,
+            "InvalidResourceNamespace",
+            f"The resource namespace '{request.path_params['namespace']}' is invalid.",
+        )
+
     # resource groups
 
     async def list_groups(self, request: Request) -> Response:
@@ -157,10 +242,6 @@ class ResourcesProvider(Provider):
         if record is None:
             raise group_not_found(name)
         return json_response(record["body"])
-
-    async def check_group(self, request: Request) -> Response:
-        found = self.ctx.store.group(request.path_params["resourceGroupName"]) is not None
-        return empty_response(204 if found else 404)
 
     async def put_group(self, request: Request) -> Response:
         name = request.path_params["resourceGroupName"]
