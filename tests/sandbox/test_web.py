@@ -291,6 +291,15 @@ def test_function_app_end_to_end(cloud: Cloud, group: str, tmp_path: Path) -> No
     assert password not in log
     assert function_key not in log and keys.master_key not in log
 
+    # Functions as App Service lists them, with the URL to invoke.
+    functions = list(apps.list_functions(group, name))
+    assert [f.name for f in functions] == [f"{name}/hello"]
+    hello = apps.get_function(group, name, "hello")
+    assert hello.properties.invoke_url_template == f"https://{host}/api/hello"
+    assert hello.properties.config["bindings"][0]["authLevel"] == "function"
+    with pytest.raises(ResourceNotFoundError):
+        apps.get_function(group, name, "nope")
+
     # App settings: list, then a PUT replaces the whole set and restarts the host.
     listed = apps.list_application_settings(group, name).properties
     assert listed == settings

@@ -258,6 +258,8 @@ class WebProvider(Provider):
             arm_route(site + "/start", self.start_site, ["POST"]),
             arm_route(site + "/stop", self.stop_site, ["POST"]),
             arm_route(site + "/host/default/listkeys", self.list_host_keys, ["POST"]),
+            arm_route(site + "/functions", self.list_functions, ["GET"]),
+            arm_route(site + "/functions/{functionName}", self.get_function, ["GET"]),
             arm_route(
                 site + "/functions/{functionName}/listkeys", self.list_function_keys, ["POST"]
             ),
@@ -901,6 +903,71 @@ class WebProvider(Provider):
                 "functionKeys": {"default": private["functionKey"]},
                 "systemKeys": {},
             }
+        )
+
+    def _function_envelopes(self, record: Record) -> list[dict[str, Any]]:
+        """FunctionEnvelope resources for the functions of the package the site runs."""
+        body = record["body"]
+        name = body["name"]
+        functions = self.runtime.functions(name) or []
+        prefix = self.runtime.route_prefix(name)
+        host = body["properties"]["defaultHostName"]
+        base = f"{prefix}/" if prefix else ""
+        envelopes = []
+        for function in functions:
+            trigger: dict[str, Any] = {
+                "type": "httpTrigger",
+                "direction": "in",
+                "name": function.trigger_arg,
+                "authLevel": function.auth_level,
+                "route": function.route,
+            }
+            if function.methods:
+                trigger["methods"] = [m.lower() for m in function.methods]
+            envelopes.append(
+                {
+                    "id": f"{body['id']}/functions/{function.name}",
+                    "name": f"{name}/{function.name}",
+                    "type": "Microsoft.Web/sites/functions",
+                    "location": body["location"],
+                    "properties": {
+                        "name": function.name,
+                        "function_app_id": body["id"],
+                        "script_root_path_href": None,
+                        "script_href": None,
+                        "config_href": None,
+                        "test_data_href": None,
+                        "secrets_file_href": None,
+                        "href": f"https://{host}/admin/functions/{function.name}",
+                        "config": {
+                            "bindings": [
+                                trigger,
+                                {"type": "http", "direction": "out", "name": "$return"},
+                            ]
+                        },
+                        "invoke_url_template": f"https://{host}/{base}{function.route}",
+                        "language": "python",
+                        "isDisabled": False,
+                    },
+                }
+            )
+        return envelopes
+
+    async def list_functions(self, request: Request) -> Response:
+        record = self._site_record(request)
+        return json_response({"value": self._function_envelopes(record)})
+
+    async def get_function(self, request: Request) -> Response:
+        record = self._site_record(request)
+        wanted = request.path_params["functionName"]
+        for envelope in self._function_envelopes(record):
+            if envelope["properties"]["name"].lower() == wanted.lower():
+                return json_response(envelope)
+        raise ArmError(
+            404,
+            "NotFound",
+            f"Error retrieving function '{wanted}': it does not exist in the running app "
+            f"{record['body']['name']}.",
         )
 
     async def list_function_keys(self, request: Request) -> Response:
