@@ -223,7 +223,11 @@ def _operation_routes(ctx: SandboxContext) -> list[BaseRoute]:
         op = ops.get(request.path_params["operationId"])
         if request.query_params.get("monitor", "").lower() == "true":
             return _location_answer(ctx, op)
-        return json_response(ops.status_body(op))
+        headers = {}
+        if op["status"] == "InProgress" and not ctx.latency.is_fast:
+            # Pollers wait for Retry-After when present, else their own (30 s) interval.
+            headers["Retry-After"] = "1"
+        return json_response(ops.status_body(op), headers=headers)
 
     async def operation_result(request: Request) -> Response:
         return _location_answer(ctx, ops.get(request.path_params["operationId"]))

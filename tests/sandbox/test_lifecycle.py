@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 from azure.mgmt.redis import RedisManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.storage import StorageManagementClient
@@ -121,8 +122,18 @@ def test_operation_in_progress_resumes_after_restart(state_dir: Path) -> None:
         resources = ResourceManagementClient(sb.credential(), sb.subscription_id, **kwargs)
         caches = RedisManagementClient(sb.credential(), sb.subscription_id, **kwargs)
         resources.resource_groups.create_or_update("rg-resume", {"location": "westeurope"})
-        caches.redis.begin_create("rg-resume", "resumed", BASIC_C0)
+        poller = caches.redis.begin_create("rg-resume", "resumed", BASIC_C0)
         assert caches.redis.get("rg-resume", "resumed").provisioning_state == "Creating"
+        initial = poller.polling_method()._initial_response.http_response  # type: ignore[attr-defined]
+        status = requests.get(
+            initial.headers["Azure-AsyncOperation"],
+            headers={"Authorization": f"Bearer {sb.token}"},
+            verify=str(sb.ca_cert),
+            timeout=10,
+        )
+        # Outside the fast profile, pollers are told when to come back.
+        assert status.json()["status"] == "InProgress"
+        assert status.headers["Retry-After"] == "1"
     with Sandbox.start(state_dir, latency="fast") as sb:
         caches = RedisManagementClient(sb.credential(), sb.subscription_id, **client_kwargs(sb))
         sb.wait_idle(30)
