@@ -16,7 +16,7 @@ Packages travel as gzip'd tar archives (`pack_package` / `unpack_package`); the
 sandbox accepts them on its registry data plane
 (`PUT /dataplane/registries/<name>/v2/<repo>/manifests/<tag>`),
 which is what `push_package` calls, so a push works against a sandbox running in
-another process.
+another process. `list_repositories` / `list_tags` read the same data plane.
 """
 
 from __future__ import annotations
@@ -358,12 +358,7 @@ def push_package(
         reference.registry,
         f"{urllib.parse.quote(reference.repository)}/manifests/{urllib.parse.quote(reference.tag)}",
     )
-    headers = {"Content-Type": PACKAGE_MEDIA_TYPE}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    elif username and password:
-        basic = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-        headers["Authorization"] = f"Basic {basic}"
+    headers = {"Content-Type": PACKAGE_MEDIA_TYPE, **_auth_header(token, username, password)}
     request = urllib.request.Request(url, data=archive, method="PUT", headers=headers)
     context = ssl.create_default_context(cafile=str(ca_cert))
     try:
@@ -379,6 +374,98 @@ def push_package(
     if not digest.startswith("sha256:"):
         raise ServiceFailure("the sandbox registry answered without a content digest")
     return PushResult(reference, digest)
+
+
+def _auth_header(token: str | None, username: str | None, password: str | None) -> dict[str, str]:
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    if username and password:
+        basic = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {basic}"}
+    return {}
+
+
+def _get_json(
+    url: str, ca_cert: Path | str, headers: dict[str, str], timeout: float
+) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, headers=headers)
+    context = ssl.create_default_context(cafile=str(ca_cert))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            body = json.loads(exc.read() or b"{}")
+        except ValueError:
+            body = {}
+        return exc.code, body if isinstance(body, dict) else {}
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ServiceFailure(
+            f"cannot reach the sandbox registry: {getattr(exc, 'reason', exc)}",
+            "Start the sandbox with `mlcache-deploy sandbox serve`.",
+        ) from None
+
+
+def _listing_error(registry: str, status: int, body: dict[str, object]) -> Exception:
+    errors = body.get("errors")
+    detail = ""
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        detail = f" ({errors[0].get('code')}: {errors[0].get('message')})"
+    if status == 404:
+        return BadInput(f"registry {registry} does not exist in the sandbox{detail}")
+    if status == 401:
+        return BadInput(f"the sandbox registry {registry} refused the credentials{detail}")
+    return ServiceFailure(f"the sandbox registry {registry} answered HTTP {status}{detail}")
+
+
+def list_repositories(
+    registry: str,
+    *,
+    endpoint: str,
+    ca_cert: Path | str,
+    token: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Repositories of a sandbox registry (`GET /v2/_catalog` on its data plane)."""
+    url = data_plane_url(endpoint, registry, "_catalog")
+    status, body = _get_json(url, ca_cert, _auth_header(token, username, password), timeout)
+    if status != 200:
+        raise _listing_error(registry, status, body)
+    repositories = body.get("repositories") or []
+    return [str(r) for r in repositories] if isinstance(repositories, list) else []
+
+
+def list_tags(
+    registry: str,
+    repository: str,
+    *,
+    endpoint: str,
+    ca_cert: Path | str,
+    token: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Tags of one repository (`GET /v2/<repo>/tags/list`); [] when the repository is unknown."""
+    url = data_plane_url(endpoint, registry, f"{urllib.parse.quote(repository)}/tags/list")
+    status, body = _get_json(url, ca_cert, _auth_header(token, username, password), timeout)
+    # Both an unknown registry and an unknown repository are NAME_UNKNOWN; only the
+    # repository case means "no tags yet".
+    if status == 404 and _first_code(body) == "NAME_UNKNOWN" and "repository name" in str(body):
+        return []
+    if status != 200:
+        raise _listing_error(registry, status, body)
+    tags = body.get("tags") or []
+    return [str(t) for t in tags] if isinstance(tags, list) else []
+
+
+def _first_code(body: dict[str, object]) -> str:
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("code", ""))
+    return ""
 
 
 def _push_error(reference: ImageReference, exc: urllib.error.HTTPError) -> Exception:

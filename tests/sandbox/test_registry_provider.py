@@ -19,7 +19,13 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from app.cli import main
 from app.errors import BadInput
 from app.sandbox import Sandbox
-from app.sandbox.registry import data_plane_url, package_digest, push_package
+from app.sandbox.registry import (
+    data_plane_url,
+    list_repositories,
+    list_tags,
+    package_digest,
+    push_package,
+)
 
 from .conftest import client_kwargs, unique
 
@@ -445,3 +451,24 @@ def test_cli_push_to_a_sandbox_in_another_process(tmp_path: Path) -> None:
     finally:
         serve.terminate()
         serve.wait(30)
+
+
+def test_listing_helpers(
+    sandbox: Sandbox, acr: ContainerRegistryManagementClient, group: str, tmp_path: Path
+) -> None:
+    name = _registry(acr, group)
+    where = {"endpoint": sandbox.endpoint, "ca_cert": sandbox.ca_cert}
+    assert list_repositories(name, token=sandbox.token, **where) == []
+    assert list_tags(name, "app", token=sandbox.token, **where) == []
+    push_package(
+        _package(tmp_path / "p"), f"{name}.azurecr.io/app:v1", token=sandbox.token, **where
+    )
+    creds = acr.registries.list_credentials(group, name)
+    assert creds.passwords is not None
+    basic = {"username": name, "password": creds.passwords[1].value}
+    assert list_repositories(name, **basic, **where) == ["app"]
+    assert list_tags(name, "app", **basic, **where) == ["v1"]
+    with pytest.raises(BadInput, match="refused the credentials"):
+        list_repositories(name, username=name, password="wrong", **where)
+    with pytest.raises(BadInput, match="does not exist"):
+        list_tags(unique("ghost"), "app", token=sandbox.token, **where)

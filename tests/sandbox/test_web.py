@@ -299,6 +299,8 @@ def test_function_app_end_to_end(cloud: Cloud, group: str, tmp_path: Path) -> No
     assert hello.properties.config["bindings"][0]["authLevel"] == "function"
     with pytest.raises(ResourceNotFoundError):
         apps.get_function(group, name, "nope")
+    with pytest.raises(ResourceNotFoundError):
+        apps.list_function_keys(group, name, "nope")
 
     # App settings: list, then a PUT replaces the whole set and restarts the host.
     listed = apps.list_application_settings(group, name).properties

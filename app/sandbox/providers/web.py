@@ -973,6 +973,14 @@ class WebProvider(Provider):
     async def list_function_keys(self, request: Request) -> Response:
         record = self._site_record(request)
         function = request.path_params["functionName"]
+        known = self.runtime.functions(record["body"]["name"])
+        if known is not None and function.lower() not in {f.name.lower() for f in known}:
+            raise ArmError(
+                404,
+                "NotFound",
+                f"Error retrieving function keys: function '{function}' does not exist in "
+                f"the running app {record['body']['name']}.",
+            )
         # The sandbox host accepts the app's default function key for every function.
         return json_response(
             {
