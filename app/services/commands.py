@@ -32,6 +32,9 @@ def _clean_errors(command: Command) -> Command:
 
     @functools.wraps(command)
     def wrapper(args: argparse.Namespace) -> int:
+        from app.services.logs import configure_cli_logging
+
+        configure_cli_logging()
         try:
             return command(args)
         except MlcacheError as exc:
@@ -90,6 +93,7 @@ def deploy(args: argparse.Namespace) -> int:
     live: LiveLines | None = None
     with _target(spec, args) as target, DeploymentLog(spec.resource_group.name) as deployment_log:
         clients = ClientFactory(target)
+        _check_access(clients, spec)
         ctx = DeployContext(spec, target, clients, spec_dir=spec_dir)
         listeners: list[Listener] = [deployment_log]
         if args.json:
@@ -107,7 +111,22 @@ def deploy(args: argparse.Namespace) -> int:
         clients.close()
     if result is None:
         raise ServiceFailure("the deployment ended without a result")
+    if result.succeeded and not args.json:
+        host = result.outcomes["function-app"].outputs.get("default_host_name", "")
+        print(f"Scoring endpoint: https://{host}/api/score\n"
+              f"Try it:   mlcache-deploy test {args.spec}\n"
+              f"Tear down: mlcache-deploy cleanup {args.spec} --confirm {spec.resource_group.name}")
     return 0 if result.succeeded else 1
+
+
+def _check_access(clients: Any, spec: DeploymentSpec) -> None:
+    """One cheap read before creating anything: signed in, subscription visible, ARM reachable."""
+    from app.services.hints import as_error
+
+    try:
+        clients.resources().resource_groups.check_existence(spec.resource_group.name)
+    except Exception as exc:
+        raise as_error(exc, prefix="before creating anything, ARM could not be used: ") from None
 
 
 def _run_interruptibly(runner: Any) -> Any:

@@ -71,6 +71,43 @@ class LogBuffer(logging.Handler):
         self.records.append(self.format(record))
 
 
+class OneLineFormatter(logging.Formatter):
+    """`level: message`, first line only: no traceback ever reaches a person's terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        lines = record.getMessage().strip().splitlines() or [""]
+        return f"{record.levelname.lower()}: {redact(lines[0])}"
+
+
+_console_lock = threading.Lock()
+_console_handlers: list[logging.Handler] = []
+
+
+def configure_cli_logging(stream: Any = None) -> None:
+    """Warnings of ours to stderr as one line; the Azure SDK's own logging kept quiet.
+
+    The SDK logs recoverable oddities (e.g. a failsafe deserialization of an empty
+    error body) with tracebacks; those belong in a debug log, not on a terminal.
+    """
+    import sys
+
+    with _console_lock:
+        if _console_handlers:
+            return
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.addFilter(_FILTER)
+        # Events are shown by the command's own display; only plain records go here.
+        handler.addFilter(lambda record: not getattr(record, EVENT_MARK, False))
+        handler.setFormatter(OneLineFormatter())
+        logging.getLogger(ROOT).addHandler(handler)
+        quiet = logging.NullHandler()
+        azure = logging.getLogger("azure")
+        azure.addHandler(quiet)
+        azure.propagate = False
+        _console_handlers.extend([handler, quiet])
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "deployment"
 

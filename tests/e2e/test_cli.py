@@ -417,3 +417,20 @@ def test_deploy_an_image_already_in_a_registry_of_another_group(
     assert tested.returncode == 0, tested.stderr
     call = events(tested.stdout)[0]
     assert call["status"] == 200 and call["cache"] == "MISS" and "predictions" in call["body"]
+
+
+def test_no_permission_stops_before_anything_is_created(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    spec, data = make_spec(tmp_path)
+    group = data["resource_group"]["name"]
+    sandbox = sandbox_factory(
+        {"rules": [{"method": "HEAD", "path": f"/resourcegroups/{group}$", "count": 1,
+                    "status": 403, "code": "AuthorizationFailed",
+                    "message": "The client does not have authorization to perform action."}]}
+    )
+    result = cli("deploy", str(spec))
+    assert result.returncode == 1
+    assert "before creating anything" in result.stderr and "AuthorizationFailed" in result.stderr
+    assert "Contributor" in result.stderr and "Traceback" not in result.stderr
+    assert not resource_client(sandbox).resource_groups.check_existence(group)
