@@ -22,7 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app.errors import BadInput
+
 STORE_NAME = "store.json"
+_KEYS = ("subscription_id", "tenant_id", "groups", "resources", "operations")
 
 Record = dict[str, Any]
 
@@ -34,7 +37,22 @@ class Store:
         self.path = state_dir / STORE_NAME
         self.lock = threading.RLock()
         if self.path.exists():
-            self.data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+            problem = ""
+            try:
+                self.data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                problem = str(exc)
+            else:
+                missing = [
+                    k for k in _KEYS if not isinstance(self.data, dict) or k not in self.data
+                ]
+                if missing:
+                    problem = f"missing {', '.join(missing)}"
+            if problem:
+                raise BadInput(
+                    f"the sandbox state {self.path} is unreadable ({problem})",
+                    "Move the state directory away to start an empty sandbox.",
+                )
         else:
             self.data = {
                 "subscription_id": str(uuid.uuid4()),

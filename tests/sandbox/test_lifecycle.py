@@ -251,3 +251,29 @@ def test_killed_sandbox_leaves_no_orphans(
     # The parent-death signal takes redis-server down with the sandbox.
     assert _wait_gone([redis_pid])
     assert processes_mentioning(str(state_dir)) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "store_text", "message"),
+    [
+        (["--latency", "sluggish"], None, "latency must be"),
+        (["--host", "0.0.0.0"], None, "loopback only"),
+        ([], "{not json", "is unreadable"),
+    ],
+)
+def test_serve_refuses_bad_input_with_exit_2(
+    state_dir: Path, extra: list[str], store_text: str | None, message: str
+) -> None:
+    if store_text is not None:
+        (state_dir / "store.json").write_text(store_text, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "sandbox", "serve", "--state-dir", str(state_dir), *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
