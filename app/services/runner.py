@@ -48,6 +48,23 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
+_current = threading.local()
+
+
+def current_report() -> StepReport | None:
+    """The report of the step running on this thread (None outside a step)."""
+    return getattr(_current, "report", None)
+
+
+def note(message: str, level: str = "warning") -> None:
+    """Tell the person watching: a StepLog event inside a step, else a log record."""
+    report = current_report()
+    if report is not None:
+        report.log(message, level)
+    else:
+        log.log(logging.getLevelName(level.upper()), "%s", message)
+
+
 class RunContext:
     """What steps share during one run: outputs of finished steps and secrets.
 
@@ -356,6 +373,7 @@ class Runner:
         outcome = self.outcomes[step.name]
         outcome.started = time.monotonic()
         report = StepReport(self, step, outcome.started)
+        _current.report = report
         self.emit(StepStarted(step.name, step.title or step.name))
         try:
             while True:

@@ -22,7 +22,7 @@ from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE
 from app.services.clients import ClientFactory
 from app.services.logs import get_logger
 from app.services.redaction import register_secret
-from app.services.runner import RunContext, Step, StepReport
+from app.services.runner import RunContext, Step, StepReport, note
 from app.services.target import CloudTarget
 from app.spec import DeploymentSpec
 
@@ -215,11 +215,10 @@ class RedisCacheStep(Step):
                 "Choose another cache name, or set cache.tier and cache.size to match it.",
             )
         if bool(cache.enable_non_ssl_port) != spec.non_tls_port:
-            log.warning(
-                "cache %s has the non-TLS port %s; the spec asks for it %s (left as is)",
-                spec.name,
-                "enabled" if cache.enable_non_ssl_port else "disabled",
-                "enabled" if spec.non_tls_port else "disabled",
+            note(
+                f"cache {spec.name} has the non-TLS port "
+                f"{'enabled' if cache.enable_non_ssl_port else 'disabled'}; the spec asks for it "
+                f"{'enabled' if spec.non_tls_port else 'disabled'} (left as is)"
             )
 
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
@@ -403,10 +402,8 @@ class AppServicePlanStep(Step):
             )
         sku = getattr(getattr(plan, "sku", None), "name", None)
         if sku and sku != app.plan_sku:
-            log.warning(
-                "plan %s runs on %s; the spec asks for %s (left as is)",
-                app.plan_name, sku, app.plan_sku,
-            )
+            note(f"plan {app.plan_name} runs on {sku}; the spec asks for {app.plan_sku} "
+                 "(left as is)")
         return self._outputs(plan)
 
     def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:

@@ -205,3 +205,20 @@ def test_a_broken_listener_does_not_break_the_run() -> None:
     recorder = Recorder()
     result = Runner([Tiny("a")], RunContext(), [broken, recorder]).run()
     assert result.succeeded and recorder.of(RunFinished)
+
+
+def test_notes_inside_a_step_become_its_log_events() -> None:
+    from app.services.events import StepLog
+    from app.services.runner import note
+
+    class Noting(Tiny):
+        def find_existing(self, ctx: Any) -> dict[str, str] | None:
+            note("plan p1 runs on S1; the spec asks for B1 (left as is)")
+            return {"id": self.name}
+
+    recorder, result, _ = run([Noting("n")])
+    logs = recorder.of(StepLog)
+    assert result.succeeded
+    assert [(e.step, e.level, e.message) for e in logs] == [
+        ("n", "WARNING", "plan p1 runs on S1; the spec asks for B1 (left as is)")
+    ]
