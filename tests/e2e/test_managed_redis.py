@@ -81,8 +81,8 @@ def test_managed_redis_deploy_test_cleanup_leaves_nothing(
     ).properties
     assert settings["REDIS_HOST"] == cluster.host_name
     assert settings["REDIS_PORT"] == str(database.port) != "10000"
-    assert settings["REDIS_KEY"] == amr.databases.list_keys(group, cache, "default").primary_key
-    assert settings["REDIS_KEY"] not in deployed.stdout + deployed.stderr
+    keys = amr.databases.list_keys(group, cache, "default")
+    assert settings["REDIS_KEY"] == keys.primary_key
 
     tested = run("test", str(spec), "--json", "--repeat", "2")
     assert tested.returncode == 0, tested.stderr
@@ -104,6 +104,16 @@ def test_managed_redis_deploy_test_cleanup_leaves_nothing(
     assert not client.resource_groups.check_existence(group)
     assert list(amr.redis_enterprise.list()) == []
     assert processes_mentioning(str(sandbox.state_dir)) == []
+
+    # Neither key reached the terminal or a file of ours (deployment logs live under
+    # the data dir); the function's app settings hold it, as Azure's do.
+    written = "".join(r.stdout + r.stderr for r in (deployed, tested, cleaned))
+    written += "".join(
+        p.read_text(errors="replace") for p in (tmp_path / "data").rglob("*") if p.is_file()
+    )
+    assert list((tmp_path / "data").rglob("*.jsonl")), "the deployment log was not written"
+    for secret in (keys.primary_key, keys.secondary_key):
+        assert secret and secret not in written
 
 
 def test_blocked_tenant_explains_and_the_suggested_switch_deploys(
