@@ -38,6 +38,7 @@ def _configure_logging() -> None:
     root = logging.getLogger("mlcache")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    logging.getLogger("mlcache.sandbox.http").setLevel(logging.DEBUG)
     uv = logging.getLogger("uvicorn")
     uv.addHandler(handler)
     uv.setLevel(logging.WARNING)

@@ -139,7 +139,9 @@ class ArmGate:
         except ArmError as error:
             await _send_arm_error(out, error)
         finally:
-            http_log.info(
+            # DEBUG: an embedding program's log pane should not list every request;
+            # `sandbox serve` turns this logger up to INFO on stderr.
+            http_log.debug(
                 "%s %s -> %s (%.0f ms)",
                 method,
                 path,

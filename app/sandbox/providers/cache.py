@@ -180,6 +180,7 @@ def check_scaling(old: dict[str, Any], new: dict[str, Any]) -> None:
 
 class CacheProvider(Provider):
     namespace = "Microsoft.Cache"
+    resource_types = (RTYPE,)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
