@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from app.errors import NotPermitted
 from app.wizard.backend import GroupInfo
 from app.wizard.errors_view import plain, recommendation
+from app.wizard.qtcompat import emit
 from app.wizard.session import Session
 from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon
 
@@ -179,7 +180,7 @@ class CleanupDialog(QDialog):
 
         def report(text: str) -> None:
             if not done.is_set():
-                progress.message.emit(text)
+                emit(progress.message, text)
 
         def run(backend: object) -> GroupInfo:
             backend.delete_group(name, report, force)  # type: ignore[attr-defined]
@@ -201,7 +202,7 @@ class CleanupDialog(QDialog):
                 self.contents.clear()
                 self.summary.setText(f"{name} and everything in it were deleted.")
                 self.prompt.clear()
-                self.deleted.emit(name)
+                emit(self.deleted, name)
             self._update_button()
 
         def failed(exc: BaseException) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPaintEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self.spec_path: Path | None = None
         self._current = ""
         self._dirty = False
+        self._start_after_paint = False
 
         self.setWindowTitle(WINDOW_TITLE)
         self.setWindowIcon(icon("app"))
@@ -515,8 +516,16 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     def show_when_ready(self) -> None:
+        """Show now; connect to the target once the first frame is on screen, so the
+        SDK imports and the sandbox start never delay the first paint."""
+        self._start_after_paint = True
         self.show()
-        QTimer.singleShot(0, self.start_backend)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self._start_after_paint:
+            self._start_after_paint = False
+            QTimer.singleShot(0, self.start_backend)
 
 
 def _default_azure_sign_in() -> object:

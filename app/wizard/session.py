@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.spec import DeploymentSpec
 from app.wizard.backend import Backend
+from app.wizard.qtcompat import emit
 from app.wizard.workers import run_task
 
 log = logging.getLogger("mlcache.wizard")
@@ -75,8 +76,8 @@ class Session(QObject):
             self.spec.subscription_id = None
         if old is not None and old is not backend:
             run_task(old.close)
-        self.target_changed.emit()
-        self.backend_ready.emit()
+        emit(self.target_changed)
+        emit(self.backend_ready)
         self._flush()
 
     def _on_backend_made(self, backend: Backend) -> None:
@@ -91,7 +92,7 @@ class Session(QObject):
         for _fn, _done, failed in waiting:
             if failed is not None:
                 failed(exc)
-        self.backend_failed.emit(self.backend_error)
+        emit(self.backend_failed, self.backend_error)
 
     # -- calls ------------------------------------------
     def submit(
@@ -122,7 +123,7 @@ class Session(QObject):
             spec.subscription_id = self.backend.subscription().id if self.backend.is_azure \
                 else None
         self.spec = spec
-        self.spec_replaced.emit()
+        emit(self.spec_replaced)
 
     def close(self) -> None:
         if self.backend is not None:

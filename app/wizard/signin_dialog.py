@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from app.wizard.backend import Subscription, Tenant
 from app.wizard.errors_view import plain, recommendation
+from app.wizard.qtcompat import emit
 from app.wizard.settings import Settings
 from app.wizard.widgets import ERROR_COLOR, icon
 from app.wizard.workers import run_task
@@ -111,7 +112,8 @@ class SignInDialog(QDialog):
         tenant = self.settings.get("azure/tenant_id") or None
 
         def work() -> tuple[Any, list[Tenant]]:
-            credential = self.azure.sign_in(method, tenant, prompt.message.emit)
+            credential = self.azure.sign_in(
+                method, tenant, lambda text: emit(prompt.message, text))
             return credential, self.azure.tenants(credential)
 
         run_task(work, self._on_signed_in, self._on_failed)

@@ -3,6 +3,7 @@ and the name field that checks rules as you type and availability after a pause.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
 from app.paths import resources_dir
 from app.wizard.backend import Availability
 from app.wizard.fields import sentence
+from app.wizard.qtcompat import emit
 from app.wizard.workers import Debouncer
 
 ERROR_COLOR = "#c50f1f"
@@ -27,8 +29,10 @@ OK_COLOR = "#107c10"
 MUTED_COLOR = "#605e5c"
 
 
+@functools.cache
 def icon(name: str) -> QIcon:
-    """An icon from resources/icons (SVG scales cleanly on high-DPI screens)."""
+    """An icon from resources/icons (SVG scales cleanly on high-DPI screens); one
+    QIcon per name, so its rendered pixmaps are cached across rows and repaints."""
     path: Path = resources_dir() / "icons" / f"{name}.svg"
     return QIcon(str(path))
 
@@ -190,7 +194,7 @@ class NameField(QWidget):
     # -- internals ------------------------------------------
     def _on_text_edited(self, text: str) -> None:
         self._reset_availability()
-        self.edited.emit(text)
+        emit(self.edited, text)
 
     def _reset_availability(self) -> None:
         changed = self.availability is not None or self._checked_name is not None \
@@ -201,7 +205,7 @@ class NameField(QWidget):
         self.mark.clear()
         self.mark.setToolTip("")
         if changed:
-            self.availability_changed.emit()
+            emit(self.availability_changed)
 
     def _on_quiet(self) -> None:
         name = self.text()
@@ -209,7 +213,7 @@ class NameField(QWidget):
             return
         self._in_flight = name
         self.spinner.start()
-        self.availability_changed.emit()
+        emit(self.availability_changed)
         self.checker(name, self._on_answer)
 
     def _on_answer(self, name: str, answer: Availability | None, error: str) -> None:
@@ -218,7 +222,7 @@ class NameField(QWidget):
         self._in_flight = None
         self.spinner.stop()
         if name != self.text():
-            self.availability_changed.emit()
+            emit(self.availability_changed)
             if not self._rule_messages:
                 self._debounce.poke()
             return
@@ -226,7 +230,7 @@ class NameField(QWidget):
         self.availability = answer
         self.check_error = error
         self._show_availability()
-        self.availability_changed.emit()
+        emit(self.availability_changed)
 
     def _show_availability(self) -> None:
         answer = self.availability

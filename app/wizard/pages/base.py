@@ -20,6 +20,7 @@ from app.spec import DeploymentSpec
 from app.wizard.backend import Availability
 from app.wizard.errors_view import plain
 from app.wizard.fields import owned_by
+from app.wizard.qtcompat import emit
 from app.wizard.session import Session
 from app.wizard.widgets import FieldMessage, NameField
 
@@ -116,10 +117,10 @@ class Page(QWidget):
 
     def _on_edit(self, *_args: object) -> None:
         if not self._loading:
-            self.edited.emit()
+            emit(self.edited)
 
     def _on_availability(self) -> None:
-        self.status_changed.emit()
+        emit(self.status_changed)
 
     def do_load(self, spec: DeploymentSpec) -> None:
         self._loading = True

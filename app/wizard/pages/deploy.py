@@ -31,6 +31,7 @@ from app.wizard.bridge import EngineBridge
 from app.wizard.errors_view import details, plain, recommendation
 from app.wizard.logpane import LogPane
 from app.wizard.pages.base import Page
+from app.wizard.qtcompat import emit
 from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon
 
 COL_NAME, COL_TYPE, COL_STATE, COL_ELAPSED, COL_LINK = range(5)
@@ -113,7 +114,7 @@ class DeployPage(Page):
         self.details_button.setCheckable(True)
         self.details_button.toggled.connect(self._on_details)
         self.switch_button = QPushButton("Switch to Azure Managed Redis", self.error_box)
-        self.switch_button.clicked.connect(self.switch_to_managed.emit)
+        self.switch_button.clicked.connect(lambda: emit(self.switch_to_managed))
         self.switch_button.hide()
         buttons.addWidget(self.details_button)
         buttons.addWidget(self.switch_button)
@@ -247,7 +248,7 @@ class DeployPage(Page):
         spec = copy.deepcopy(self.session.spec)
         cancel = self._cancel
         bridge = self.bridge
-        self.run_state_changed.emit()
+        emit(self.run_state_changed)
 
         def planned(steps: list[PlannedStep]) -> None:
             # Rows first (all Waiting), then the run whose events fill them.
@@ -283,8 +284,8 @@ class DeployPage(Page):
         failed = [n for n, s in self.finished.items() if s in ("Failed", "Skipped", "Cancelled")]
         self.retry_button.setEnabled(bool(failed) or self.result is None or
                                      not getattr(self.result, "succeeded", False))
-        self.run_state_changed.emit()
-        self.edited.emit()
+        emit(self.run_state_changed)
+        emit(self.edited)
 
     # -- events (UI thread, through the bridge) ----------------------------------------------
     def _set_state(self, step: str, state: str, color: str | None = None) -> None:

@@ -32,6 +32,7 @@ from app.wizard.backend import CallResult
 from app.wizard.errors_view import plain
 from app.wizard.logpane import LogPane
 from app.wizard.pages.base import Page
+from app.wizard.qtcompat import emit
 from app.wizard.widgets import ERROR_COLOR, OK_COLOR
 
 HIT_COLOR = OK_COLOR
@@ -160,7 +161,7 @@ class EndpointPage(Page):
         self.chart_view = QChartView(self.chart, right)
         self.chart_view.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.chart_view.setAccessibleName("Latency chart")
-        self.chart_view.setMinimumHeight(250)
+        self.chart_view.setMinimumHeight(230)
         column.addWidget(self.chart_view, 1)
         self.stats = QLabel("", right)
         self.stats.setAccessibleName("Latency summary")
@@ -169,7 +170,7 @@ class EndpointPage(Page):
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
-        splitter.setMinimumHeight(400)
+        splitter.setMinimumHeight(330)
         self.layout_.addWidget(splitter, 1)
 
         self.function_log = LogPane("Function log", parent=self.body)
@@ -274,12 +275,12 @@ class EndpointPage(Page):
                     if stop.is_set():
                         break
                     try:
-                        signals.result.emit(i, backend.call(spec, payload))
+                        emit(signals.result, i, backend.call(spec, payload))
                     except Exception as exc:
-                        signals.result.emit(i, exc)
+                        emit(signals.result, i, exc)
                         break
             finally:
-                signals.finished.emit()
+                emit(signals.finished)
 
         self.session.submit(loop, None, self._on_call_error)
 

@@ -23,6 +23,7 @@ from app.wizard.errors_view import plain
 from app.wizard.fields import PAGE_TITLES, label_of, owner_of, sentence
 from app.wizard.pages.base import Page
 from app.wizard.pages.basics import size_label
+from app.wizard.qtcompat import emit
 
 
 class ReviewPage(Page):
@@ -118,7 +119,7 @@ class ReviewPage(Page):
 
     def _on_link(self, link: str) -> None:
         if link.startswith("field:"):
-            self.jump_requested.emit(link[len("field:"):])
+            emit(self.jump_requested, link[len("field:"):])
 
     # -- content ------------------------------------------
     def on_shown(self) -> None:
@@ -133,7 +134,13 @@ class ReviewPage(Page):
         snapshot = copy.deepcopy(spec)
 
         def show_cost(text: str | None) -> None:
-            self.cost.setText(text or "No estimate is available for this target.")
+            if text:
+                self.cost.setText(f"Estimated monthly cost: {text}")
+            elif self.session.is_azure:
+                self.cost.setText("No monthly cost estimate is available; see the Azure "
+                                  "pricing calculator for these sizes.")
+            else:
+                self.cost.setText("Local sandbox: nothing is billed.")
 
         self.session.submit(lambda b: b.monthly_cost(snapshot), show_cost,
                             lambda e: self.cost.setText(f"No estimate: {plain(e)}"))

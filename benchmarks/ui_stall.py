@@ -1,0 +1,114 @@
+"""The longest time the wizard's UI thread is unresponsive while a sandbox deploy runs.
+
+Runs the real main window headless against a sandbox started in a temporary
+folder, fills the demo spec, presses Create, and while the deployment runs a
+5 ms QTimer on the UI thread records when each tick is delivered. A stall is
+the gap between two ticks minus the 5 ms interval: the time the event loop
+could not react (to a click, a repaint, a key). The deploy's own events
+(rows, progress, log lines) are drawn meanwhile, so their cost counts.
+
+Prints: latency, deploy_s, ticks, max_stall_ms, p99_stall_ms, stalls_over_16ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+INTERVAL_MS = 5
+sys.setswitchinterval(float(os.environ.get("SWITCH", "0.005")))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", default="fast",
+                        help="sandbox profile (fast | realistic-scaled)")
+    args = parser.parse_args()
+
+    from PySide6.QtCore import QSettings, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.wizard.launch import configure_app, sandbox_factory
+    from app.wizard.mainwindow import MainWindow
+    from app.wizard.screenshots import demo_spec
+    from app.wizard.settings import Settings
+    from app.wizard.workers import wait_for_tasks
+
+    app = QApplication(sys.argv[:1])
+    configure_app(app)
+    with tempfile.TemporaryDirectory(prefix="mlcache-stall-") as tmp:
+        os.environ["XDG_DATA_HOME"] = str(Path(tmp) / "data")
+        settings = Settings(QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
+        window = MainWindow(
+            backend_factory=sandbox_factory(Path(tmp) / "sandbox", latency=args.latency),
+            settings=settings)
+        window.resize(1180, 740)
+        window.show_when_ready()
+
+        def pump_until(condition, timeout: float) -> None:  # type: ignore[no-untyped-def]
+            deadline = time.monotonic() + timeout
+            while not condition():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("benchmark step timed out")
+                app.processEvents()
+                time.sleep(0.005)
+
+        pump_until(lambda: window.session.backend is not None, 60)
+        window.session.replace_spec(demo_spec())  # type: ignore[arg-type]
+        window.go("review")
+        pump_until(lambda: window.next_button.isEnabled(), 30)
+
+        ticks: list[float] = []
+        timer = QTimer()
+        timer.setTimerType(Qt.TimerType.PreciseTimer)
+        timer.setInterval(INTERVAL_MS)
+        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        finished: list[object] = []
+        window.bridge.run_finished.connect(finished.append)
+
+        started = time.perf_counter()
+        timer.start()
+        window.next()  # Create: go to Deploy and start the run
+        app_exec_deadline = time.monotonic() + 600
+        while not finished or window.deploy.running:
+            if time.monotonic() > app_exec_deadline:
+                raise TimeoutError("the deployment did not finish")
+            app.processEvents()
+            # Sleep like an idle event loop would, so ticks come from the timer.
+            time.sleep(0.001)
+        timer.stop()
+        deploy_s = time.perf_counter() - started
+        ok = bool(getattr(window.deploy.result, "succeeded", False))
+
+        # Leave nothing behind: delete the group, stop the sandbox.
+        group = window.session.spec.resource_group.name
+        backend = window.session.backend
+        assert backend is not None
+        backend.delete_group(group, lambda _m: None)
+        window.close()
+        window.session.close()
+        wait_for_tasks(10_000)
+
+    gaps = [(b - a) * 1000 - INTERVAL_MS for a, b in itertools.pairwise(ticks)]
+    stalls = sorted(max(0.0, g) for g in gaps)
+    p99 = stalls[int(0.99 * (len(stalls) - 1))] if stalls else 0.0
+    print(f"latency={args.latency}")
+    print(f"deploy_ok={str(ok).lower()}")
+    print(f"deploy_s={deploy_s:.1f}")
+    print(f"ticks={len(ticks)}")
+    print(f"max_stall_ms={max(stalls, default=0.0):.1f}")
+    print(f"p99_stall_ms={p99:.1f}")
+    print(f"stalls_over_16ms={sum(1 for s in stalls if s > 16)}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
