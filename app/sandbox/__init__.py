@@ -4,6 +4,7 @@ Public API (stable; others build on it):
 
     Sandbox.start(state_dir, latency="fast", faults=None) -> Sandbox   (context manager)
     connect(state_dir) -> SandboxConnection                            (BadInput if none runs)
+    SandboxProcess.start(state_dir, latency=...) -> SandboxProcess     (`sandbox serve` as a child)
     both: .endpoint .ca_cert .token .subscription_id .state_dir .credential()
     LATENCY: app.sandbox.latency.REALISTIC_SECONDS / FAST_SECONDS / resolve_latency
     CA leaf certificates for child processes: SandboxContext.ca.issue_leaf(dir, stem)
@@ -13,6 +14,12 @@ This package never imports app.services or app.wizard.
 
 from __future__ import annotations
 
-from app.sandbox.api import Sandbox, SandboxConnection, SandboxCredential, connect
+from app.sandbox.api import (
+    Sandbox,
+    SandboxConnection,
+    SandboxCredential,
+    SandboxProcess,
+    connect,
+)
 
-__all__ = ["Sandbox", "SandboxConnection", "SandboxCredential", "connect"]
+__all__ = ["Sandbox", "SandboxConnection", "SandboxCredential", "SandboxProcess", "connect"]

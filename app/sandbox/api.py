@@ -9,6 +9,9 @@
 
     conn = connect(state_dir)   # a sandbox served by `mlcache-deploy sandbox serve`
 
+    with SandboxProcess.start(state_dir) as proc:   # `sandbox serve` as a child process
+        proc.connection.endpoint
+
 Both objects carry `endpoint`, `ca_cert` (Path), `token`, `subscription_id`,
 `state_dir` and `credential()`. `Sandbox.start` runs the server in a thread of
 the calling process and stops it (and every process it started) on exit.
@@ -25,6 +28,10 @@ import ipaddress
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +40,7 @@ from typing import IO, Any
 
 from azure.core.credentials import AccessToken
 
-from app.errors import BadInput
+from app.errors import BadInput, ServiceFailure
 from app.sandbox.faults import FaultFileError, FaultPlan, load_faults, parse_rules
 from app.sandbox.latency import LatencyProfile, resolve_latency
 from app.sandbox.processes import pid_alive
@@ -303,6 +310,101 @@ class Sandbox:
     def _write_files(self) -> None:
         _write_json_private(self.state_dir / CONNECTION_FILE, self.connection.as_json())
         _write_json_private(self.state_dir / PID_FILE, {"pid": os.getpid(), "owner": self._owner})
+
+
+class SandboxProcess:
+    """`mlcache-deploy sandbox serve` running as a separate process (for tests and tools).
+
+        with SandboxProcess.start(state_dir, latency="fast") as proc:
+            proc.connection.endpoint, proc.pid ...
+
+    Its stderr goes to `DIR/sandbox.log`. `stop()` sends SIGTERM and waits, as
+    `mlcache-deploy sandbox stop` does; `kill()` is SIGKILL (children still die
+    through their parent-death signal).
+    """
+
+    def __init__(
+        self, popen: subprocess.Popen[str], connection: SandboxConnection, ready_line: str
+    ) -> None:
+        self.popen = popen
+        self.connection = connection
+        self.ready_line = ready_line  # the JSON line `serve` printed, verbatim
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @classmethod
+    def start(
+        cls,
+        state_dir: Path | str,
+        latency: str | float = "fast",
+        faults: Path | str | None = None,
+        *,
+        timeout: float = 60.0,
+    ) -> SandboxProcess:
+        state = Path(state_dir).expanduser().resolve()
+        state.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "app", "sandbox", "serve", "--state-dir", str(state)]
+        argv += ["--latency", str(latency)]
+        if faults is not None:
+            argv += ["--faults", str(faults)]
+        log_path = state / "sandbox.log"
+        with open(log_path, "ab") as log_file:
+            popen = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                cwd=Path(__file__).resolve().parents[2],
+            )
+        assert popen.stdout is not None
+        ready: list[str] = []
+        reader = threading.Thread(
+            target=lambda: ready.append(popen.stdout.readline() if popen.stdout else ""),
+            daemon=True,
+        )
+        reader.start()
+        reader.join(timeout)
+        line = ready[0] if ready else ""
+        if not line:
+            popen.kill()
+            popen.wait()
+            tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+            raise ServiceFailure(f"the sandbox process did not start: {tail.strip()}")
+        data = json.loads(line)
+        connection = SandboxConnection(
+            endpoint=data["endpoint"],
+            ca_cert=Path(data["ca_cert"]),
+            token=data["token"],
+            subscription_id=data["subscription_id"],
+            state_dir=state,
+        )
+        return cls(popen, connection, line)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return int(self.popen.returncode)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait()
+
+    def __enter__(self) -> SandboxProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
 
 
 def _is_loopback(host: str) -> bool:

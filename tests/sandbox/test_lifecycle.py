@@ -19,7 +19,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.storage import StorageManagementClient
 
 from app.errors import BadInput
-from app.sandbox import Sandbox, connect
+from app.sandbox import Sandbox, SandboxProcess, connect
 from app.sandbox.api import CONNECTION_FILE
 from app.sandbox.processes import pid_alive, processes_mentioning
 from tests.sandbox.conftest import client_kwargs
@@ -168,21 +168,12 @@ def test_one_sandbox_per_state_dir_and_connect(state_dir: Path, tmp_path: Path) 
 
 @pytest.fixture
 def served(state_dir: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    """`mlcache-deploy sandbox serve` as a real separate process."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "sandbox", "serve", "--state-dir", str(state_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    """`mlcache-deploy sandbox serve` as a real separate process, and its JSON line."""
+    proc = SandboxProcess.start(state_dir)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        yield proc, json.loads(line)
+        yield proc.popen, json.loads(proc.ready_line)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
+        proc.kill()
 
 
 def _cache_in(state_dir: Path, info: dict[str, str]) -> tuple[RedisManagementClient, int]:
@@ -209,6 +200,7 @@ def test_serve_prints_one_json_line_and_a_signal_stops_everything(
     assert pid_alive(redis_pid)
     proc.send_signal(signum)
     assert proc.wait(20) == 0
+    # Nothing but the one JSON line ever reaches stdout.
     assert proc.stdout is not None and proc.stdout.read() == ""
     assert _wait_gone([redis_pid])
     assert processes_mentioning(str(state_dir)) == []
