@@ -177,9 +177,10 @@ HINTS: dict[str, Hint] = {
     "Failed": _TRANSIENT,
 }
 
+# Not any mention of Azure Managed Redis: its own errors name it too.
 _BLOCKED_TEXT = re.compile(
-    r"(creation|create).{0,80}(blocked|no longer (allowed|available|supported))"
-    r"|azure managed redis|azure cache for redis is retiring",
+    r"creat\w*.{0,80}(blocked|no longer (allowed|available|supported))"
+    r"|azure cache for redis is retiring|(use|create|switch to) (an )?azure managed redis",
     re.IGNORECASE,
 )
 

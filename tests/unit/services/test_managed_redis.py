@@ -140,6 +140,10 @@ def test_other_refusals_are_left_alone(classic: DeploymentSpec) -> None:
     assert blocked_error(arm_error(400, "BadRequest", "P3 is not valid for Basic"), classic) is None
     assert blocked_error(ValueError("no"), classic) is None
     assert blocked_error(HttpResponseError(message="boom"), classic) is None
+    # Azure Managed Redis's own errors name it without being the blocked tenant.
+    taken = "an Azure Managed Redis cluster with this name already exists."
+    assert not is_cache_blocked("NameNotAvailable", taken)
+    assert blocked_error(arm_error(409, "NameNotAvailable", taken), classic) is None
 
 
 
