@@ -258,3 +258,26 @@ def test_restart_brings_the_database_back(tmp_path: Path) -> None:
             assert conn.ping()
         amr.close()
     assert processes_mentioning(str(state)) == []
+
+
+def test_failed_provisioning_surfaces_the_arm_code(tmp_path: Path) -> None:
+    faults = {"rules": [{
+        "method": "PUT", "path": "/redisEnterprise/amr-broken$", "fail_provisioning": True,
+        "code": "ProvisioningDisabled", "message": "The cluster could not be provisioned.",
+    }]}
+    with Sandbox.start(tmp_path / "state", latency="fast", faults=faults) as sb:
+        amr = RedisEnterpriseManagementClient(
+            sb.credential(), sb.subscription_id, **client_kwargs(sb)
+        )
+        rm = ResourceManagementClient(sb.credential(), sb.subscription_id, **client_kwargs(sb))
+        rm.resource_groups.create_or_update("rg-broken", {"location": "westeurope"})
+        with pytest.raises(HttpResponseError) as info:
+            amr.redis_enterprise.begin_create("rg-broken", "amr-broken", _cluster()).result()
+        assert info.value.error.code == "ProvisioningDisabled"
+        failed = amr.redis_enterprise.get("rg-broken", "amr-broken")
+        assert failed.provisioning_state == "Failed" and failed.resource_state == "CreateFailed"
+        # A failed cluster can be deleted, and the name is free again.
+        amr.redis_enterprise.begin_delete("rg-broken", "amr-broken").result()
+        assert list(amr.redis_enterprise.list_by_resource_group("rg-broken")) == []
+        amr.close()
+        rm.close()
