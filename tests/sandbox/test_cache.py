@@ -229,3 +229,39 @@ def test_put_again_updates_in_place_and_scales_live(
             group, name, RedisUpdateParameters(sku=Sku(name="Premium", family="P", capacity=1))
         )
     assert info.value.status_code == 400
+
+
+def test_parallel_creates_in_one_group(
+    sandbox: Sandbox,
+    redis_mgmt: RedisManagementClient,
+    storage_mgmt,
+    group: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """The deploy engine creates independent resources at once; none may trip over another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [unique("par-") for _ in range(3)]
+    accounts = [unique("stpar") for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        caches = [pool.submit(lambda n=n: _create(redis_mgmt, group, n).result()) for n in names]
+        stores = [
+            pool.submit(
+                lambda a=a: storage_mgmt.storage_accounts.begin_create(
+                    group,
+                    a,
+                    {
+                        "sku": {"name": "Standard_LRS"},
+                        "kind": "StorageV2",
+                        "location": "westeurope",
+                    },
+                ).result()
+            )
+            for a in accounts
+        ]
+        created = [f.result() for f in caches]
+        assert [s.result().provisioning_state for s in stores] == ["Succeeded", "Succeeded"]
+    ports = {c.ssl_port for c in created} | {c.port for c in created}
+    assert len(ports) == 2 * len(created)
+    for cache in created:
+        key = redis_mgmt.redis.list_keys(group, cache.name).primary_key
+        assert _tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, key).ping()

@@ -214,7 +214,8 @@ class StorageProvider(Provider):
         rid = resource_id(self.ctx.subscription_id, group_record["body"]["name"], RTYPE, name)
         existing = self.ctx.store.resource(rid)
         if existing is not None:
-            self._apply(existing, fields, body)
+            with self.ctx.store.transaction():
+                self._apply(existing, fields, body)
             return json_response(existing["body"], 200)
         problem = name_problem(name)
         if problem:
@@ -275,7 +276,7 @@ class StorageProvider(Provider):
             "private": {"key1": _new_key(), "key2": _new_key()},
             "group": group_record["body"]["name"],
         }
-        self._apply(record, fields, body, save=False)
+        self._apply(record, fields, body)
         with self.ctx.store.transaction() as store:
             if store.find_by_name(RTYPE, name) is not None:
                 raise ArmError(
@@ -292,9 +293,8 @@ class StorageProvider(Provider):
         headers["Location"] = self.ctx.operations.async_operation_url(op) + "&monitor=true"
         return empty_response(202, headers)
 
-    def _apply(
-        self, record: Record, fields: dict[str, Any], body: dict[str, Any], save: bool = True
-    ) -> None:
+    def _apply(self, record: Record, fields: dict[str, Any], body: dict[str, Any]) -> None:
+        """Change a record in place; callers hold the store's transaction."""
         account = record["body"]
         props = account["properties"]
         if fields["sku"]:
@@ -311,15 +311,13 @@ class StorageProvider(Provider):
             props["accessTier"] = fields["access_tier"]
         if "tags" in body:
             account["tags"] = tags_of(body)
-        if save:
-            self.ctx.store.save()
 
     async def patch(self, request: Request) -> Response:
         _, record = self._lookup(request)
         body = await read_json(request)
         fields = self._parse(body, create=False)
         with self.ctx.store.transaction():
-            self._apply(record, fields, body, save=False)
+            self._apply(record, fields, body)
         return json_response(record["body"])
 
     async def delete(self, request: Request) -> Response:
