@@ -26,6 +26,10 @@ log = get_logger("cli")
 
 Command = Callable[[argparse.Namespace], int]
 
+# How long `test` lets a (re)starting function app take before calling it anyway.
+HEALTH_WAIT_SANDBOX_S = 60.0
+HEALTH_WAIT_AZURE_S = 300.0
+
 
 def _clean_errors(command: Command) -> Command:
     """Every error leaves as an `app.errors` class with redacted text, never a traceback."""
@@ -61,7 +65,16 @@ def _load(args: argparse.Namespace) -> tuple[DeploymentSpec, Path]:
 def _target(spec: DeploymentSpec, args: argparse.Namespace) -> Any:
     from app.services.target import target_for_spec
 
-    return target_for_spec(spec.target, spec.subscription_id, getattr(args, "sandbox_state", None))
+    state = getattr(args, "sandbox_state", None)
+    target = target_for_spec(spec.target, spec.subscription_id, state)
+    if target.started_here:
+        print(
+            f"note: no sandbox was running on {target.state_dir}; started one for this command "
+            "(it stops when the command ends; `mlcache-deploy sandbox serve` keeps one running)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return target
 
 
 def _say(args: argparse.Namespace) -> Callable[[str], None]:
@@ -170,6 +183,7 @@ def test(args: argparse.Namespace) -> int:
         find_endpoint,
         percentile,
         read_payload,
+        wait_until_healthy,
     )
 
     spec, spec_dir = _load(args)
@@ -182,6 +196,10 @@ def test(args: argparse.Namespace) -> int:
     with _target(spec, args) as target:
         clients = ClientFactory(target)
         endpoint = find_endpoint(spec, target, clients)
+        startup = HEALTH_WAIT_SANDBOX_S if target.is_sandbox else HEALTH_WAIT_AZURE_S
+        if not wait_until_healthy(endpoint, target.verify, startup, say):
+            say(f"the function app did not answer {endpoint.health_url} within {startup:.0f} s; "
+                "calling it anyway")
         if not args.json:
             say(f"POST {endpoint.url} ({len(payload)} bytes), {args.repeat} call(s)")
         with ScoringClient(endpoint, target.verify) as client:

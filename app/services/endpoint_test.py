@@ -159,6 +159,33 @@ class ScoringClient:
         self.close()
 
 
+def wait_until_healthy(
+    endpoint: Endpoint, verify: str | bool, timeout: float, say: Any = None
+) -> bool:
+    """GET the health route until it answers 200; True at once when it already does.
+
+    A host that was just (re)started, by a sandbox starting or by Azure after a
+    settings change, refuses connections or answers 503 for a moment.
+    """
+    import requests
+
+    deadline = time.monotonic() + timeout
+    told = False
+    with requests.Session() as session:
+        while True:
+            try:
+                if session.get(endpoint.health_url, timeout=10, verify=verify).status_code == 200:
+                    return True
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                return False
+            if not told and say is not None:
+                say("waiting for the function app to start ...")
+                told = True
+            time.sleep(0.25)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:

@@ -69,6 +69,11 @@ class CloudTarget:
         return self.kind == "sandbox"
 
     @property
+    def started_here(self) -> bool:
+        """True when this target started its sandbox in this process."""
+        return self._closer is not None
+
+    @property
     def verify(self) -> str | bool:
         """What to pass as `verify=` to requests (the CA path, or the system store)."""
         return str(self.ca_bundle) if self.ca_bundle else True
