@@ -117,3 +117,27 @@ def test_an_oss_clustered_database_is_refused(target: CloudTarget) -> None:
     refused = run(spec, target)
     failure = refused["cache"]
     assert isinstance(failure, StepFailed) and "OSS clustering" in failure.message
+
+
+def test_a_failed_cluster_is_recreated_on_the_next_run(tmp_path: Path) -> None:
+    spec = new_spec()
+    name = spec.cache.name
+    faults = {"rules": [{
+        "method": "PUT", "path": f"/redisEnterprise/{name}$", "count": 1,
+        "fail_provisioning": True, "code": "ProvisioningDisabled",
+        "message": "The cluster could not be provisioned.",
+    }]}
+    state = tmp_path / "sandbox"
+    with Sandbox.start(state, latency="fast", faults=faults):
+        target = sandbox_target(state, start=False)
+        first = run(spec, target)
+        failure = first["cache-cluster"]
+        assert isinstance(failure, StepFailed) and failure.code == "ProvisioningDisabled"
+        second = run(spec, target)
+        assert isinstance(second["cache-cluster"], StepSucceeded)
+        assert isinstance(second["cache"], StepSucceeded)
+        cluster = ClientFactory(target).redis_enterprise().redis_enterprise.get(
+            spec.resource_group.name, name
+        )
+        assert cluster.provisioning_state == "Succeeded"
+        target.close()
