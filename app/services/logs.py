@@ -45,6 +45,12 @@ class RedactFilter(logging.Filter):
 
 
 _FILTER = RedactFilter()
+
+
+def _from_sandbox(record: logging.LogRecord) -> bool:
+    """A sandbox started in this process logs as `mlcache.sandbox.*`: the cloud's
+    own diary, not the deployment's (it has its own log in its state dir)."""
+    return record.name.startswith(f"{ROOT}.sandbox")
 _lock = threading.Lock()
 
 
@@ -98,7 +104,9 @@ def configure_cli_logging(stream: Any = None) -> None:
         handler.setLevel(logging.WARNING)
         handler.addFilter(_FILTER)
         # Events are shown by the command's own display; only plain records go here.
-        handler.addFilter(lambda record: not getattr(record, EVENT_MARK, False))
+        handler.addFilter(
+            lambda record: not getattr(record, EVENT_MARK, False) and not _from_sandbox(record)
+        )
         handler.setFormatter(OneLineFormatter())
         logging.getLogger(ROOT).addHandler(handler)
         quiet = logging.NullHandler()
@@ -159,7 +167,7 @@ class DeploymentLog(logging.Handler):
         self._write(event_to_dict(event))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, EVENT_MARK, False):
+        if getattr(record, EVENT_MARK, False) or _from_sandbox(record):
             return
         data: dict[str, Any] = {
             "event": "log",
