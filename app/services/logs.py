@@ -48,8 +48,8 @@ _FILTER = RedactFilter()
 
 
 def _from_sandbox(record: logging.LogRecord) -> bool:
-    """A sandbox started in this process logs as `mlcache.sandbox.*`: the cloud's
-    own diary, not the deployment's (it has its own log in its state dir)."""
+    """A sandbox started in this process logs as `mlcache.sandbox.*`: that is the
+    cloud's own diary, not the deployment's."""
     return record.name.startswith(f"{ROOT}.sandbox")
 _lock = threading.Lock()
 
