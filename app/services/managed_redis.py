@@ -19,7 +19,7 @@ a plain message that offers exactly that switch.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import json
 from typing import Any
 
 from app.errors import BadInput, NotPermitted
@@ -140,8 +140,6 @@ def switch_to_managed_redis(spec: DeploymentSpec) -> DeploymentSpec:
 
 def spec_changes(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
     """The cache fields that differ, as `cache.field = value` lines (JSON values)."""
-    import json
-
     lines = []
     for field in ("kind", "name", "tier", "size", "redis_version", "shards", "zones",
                   "non_tls_port"):
@@ -226,14 +224,9 @@ def _text(value: Any) -> str:
     return str(getattr(value, "value", value) or "")
 
 
-@dataclass(frozen=True)
-class _Names:
-    group: str
-    cluster: str
-
-
-def _names(ctx: DeployContext) -> _Names:
-    return _Names(ctx.group, ctx.spec.cache.name)
+def _names(ctx: DeployContext) -> tuple[str, str]:
+    """Resource group and cluster name."""
+    return ctx.group, ctx.spec.cache.name
 
 
 class ManagedRedisClusterStep(Step):
@@ -268,9 +261,9 @@ class ManagedRedisClusterStep(Step):
             )
 
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
-        n = _names(ctx)
-        cluster = get_or_none(ctx.clients.redis_enterprise().redis_enterprise.get, n.group,
-                              n.cluster)
+        group, cluster_name = _names(ctx)
+        cluster = get_or_none(ctx.clients.redis_enterprise().redis_enterprise.get, group,
+                              cluster_name)
         if cluster is None:
             return None
         self._check_compatible(ctx, cluster)
@@ -282,21 +275,21 @@ class ManagedRedisClusterStep(Step):
         from azure.mgmt.redisenterprise import models
 
         client = ctx.clients.redis_enterprise().redis_enterprise
-        n = _names(ctx)
+        group, cluster_name = _names(ctx)
         spec = ctx.spec.cache
-        existing = get_or_none(client.get, n.group, n.cluster)
+        existing = get_or_none(client.get, group, cluster_name)
         if existing is not None:
             settled = wait_until_settled(
-                lambda: get_or_none(client.get, n.group, n.cluster), report,
+                lambda: get_or_none(client.get, group, cluster_name), report,
                 ctx.target.polling_interval,
             )
             if settled is not None and state_of(settled).lower() in _SUCCEEDED:
                 self._check_compatible(ctx, settled)
-                report.log(f"{n.cluster} finished creating")
+                report.log(f"{cluster_name} finished creating")
                 return self._outputs(settled)
             if settled is not None and state_of(settled).lower() in _FAILED:
-                report.log(f"{n.cluster} is in state {state_of(settled)}; deleting it to retry")
-                wait_lro(client.begin_delete(n.group, n.cluster), report, "Deleting")
+                report.log(f"{cluster_name} is in state {state_of(settled)}; deleting it to retry")
+                wait_lro(client.begin_delete(group, cluster_name), report, "Deleting")
         cluster = models.Cluster(
             location=ctx.spec.location,
             sku=models.Sku(name=self.sku),
@@ -304,9 +297,9 @@ class ManagedRedisClusterStep(Step):
             public_network_access="Enabled" if spec.public_network_access else "Disabled",
             tags=ctx.tags,
         )
-        created = wait_lro(client.begin_create(n.group, n.cluster, cluster), report)
+        created = wait_lro(client.begin_create(group, cluster_name, cluster), report)
         if created is None or state_of(created).lower() not in _SUCCEEDED:
-            created = client.get(n.group, n.cluster)
+            created = client.get(group, cluster_name)
         return self._outputs(created)
 
 
@@ -352,8 +345,8 @@ class ManagedRedisDatabaseStep(Step):
         return _text(database.access_keys_authentication) == "Enabled"
 
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
-        n = _names(ctx)
-        database = get_or_none(ctx.clients.redis_enterprise().databases.get, n.group, n.cluster,
+        group, cluster_name = _names(ctx)
+        database = get_or_none(ctx.clients.redis_enterprise().databases.get, group, cluster_name,
                                DATABASE)
         if database is None:
             return None
@@ -366,11 +359,11 @@ class ManagedRedisDatabaseStep(Step):
         from azure.mgmt.redisenterprise import models
 
         client = ctx.clients.redis_enterprise().databases
-        n = _names(ctx)
-        existing = get_or_none(client.get, n.group, n.cluster, DATABASE)
+        group, cluster_name = _names(ctx)
+        existing = get_or_none(client.get, group, cluster_name, DATABASE)
         if existing is not None:
             settled = wait_until_settled(
-                lambda: get_or_none(client.get, n.group, n.cluster, DATABASE), report,
+                lambda: get_or_none(client.get, group, cluster_name, DATABASE), report,
                 ctx.target.polling_interval,
             )
             if settled is not None and state_of(settled).lower() in _SUCCEEDED:
@@ -379,7 +372,7 @@ class ManagedRedisDatabaseStep(Step):
                     report.log(f"enabling access keys on the database {DATABASE}")
                     settled = wait_lro(
                         client.begin_update(
-                            n.group, n.cluster, DATABASE,
+                            group, cluster_name, DATABASE,
                             models.DatabaseUpdate(access_keys_authentication="Enabled"),
                         ),
                         report, "Updating",
@@ -387,7 +380,7 @@ class ManagedRedisDatabaseStep(Step):
                 return self._outputs(ctx, settled)
             if settled is not None and state_of(settled).lower() in _FAILED:
                 report.log(f"the database is in state {state_of(settled)}; deleting it to retry")
-                wait_lro(client.begin_delete(n.group, n.cluster, DATABASE), report, "Deleting")
+                wait_lro(client.begin_delete(group, cluster_name, DATABASE), report, "Deleting")
         persistence = None
         if ctx.spec.cache.persistence == "rdb":
             persistence = models.Persistence(rdb_enabled=True, rdb_frequency="1h")
@@ -402,9 +395,9 @@ class ManagedRedisDatabaseStep(Step):
             # Azure's default is Disabled (Entra only); the function uses a key.
             access_keys_authentication="Enabled",
         )
-        created = wait_lro(client.begin_create(n.group, n.cluster, DATABASE, database), report)
+        created = wait_lro(client.begin_create(group, cluster_name, DATABASE, database), report)
         if created is None or not created.port:
-            created = client.get(n.group, n.cluster, DATABASE)
+            created = client.get(group, cluster_name, DATABASE)
         return self._outputs(ctx, created)
 
 
