@@ -20,6 +20,8 @@ from app.sandbox import Sandbox
 from app.sandbox.processes import pid_alive
 from tests.sandbox.conftest import unique
 
+pytestmark = pytest.mark.sandbox
+
 BASIC_C0 = Sku(name="Basic", family="C", capacity=0)
 
 

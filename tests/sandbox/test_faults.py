@@ -20,6 +20,8 @@ from app.sandbox.faults import FaultFileError, load_faults, parse_rules
 from app.sandbox.processes import processes_mentioning
 from tests.sandbox.conftest import client_kwargs
 
+pytestmark = pytest.mark.sandbox
+
 BASIC_C0 = {"location": "westeurope", "sku": {"name": "Basic", "family": "C", "capacity": 0}}
 
 

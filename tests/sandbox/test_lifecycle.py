@@ -24,6 +24,8 @@ from app.sandbox.api import CONNECTION_FILE
 from app.sandbox.processes import pid_alive, processes_mentioning
 from tests.sandbox.conftest import client_kwargs
 
+pytestmark = pytest.mark.sandbox
+
 BASIC_C0 = {"location": "westeurope", "sku": {"name": "Basic", "family": "C", "capacity": 0}}
 
 

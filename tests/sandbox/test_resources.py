@@ -10,6 +10,8 @@ from azure.mgmt.resource.subscriptions import SubscriptionClient
 from app.sandbox import Sandbox
 from tests.sandbox.conftest import unique
 
+pytestmark = pytest.mark.sandbox
+
 
 def test_subscriptions_and_locations(
     sandbox: Sandbox, subscription_client: SubscriptionClient

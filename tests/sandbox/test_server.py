@@ -14,6 +14,8 @@ from cryptography import x509
 from app.sandbox import Sandbox, SandboxCredential
 from tests.sandbox.conftest import client_kwargs
 
+pytestmark = pytest.mark.sandbox
+
 
 def _url(sb: Sandbox, path: str, api_version: str | None = "2024-11-01") -> str:
     query = f"?api-version={api_version}" if api_version else ""

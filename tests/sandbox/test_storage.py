@@ -9,6 +9,8 @@ from azure.mgmt.storage import models as sm
 
 from tests.sandbox.conftest import unique
 
+pytestmark = pytest.mark.sandbox
+
 RTYPE = "Microsoft.Storage/storageAccounts"
 
 

@@ -13,6 +13,8 @@ from app.sandbox import Sandbox
 from app.sandbox.latency import FAST_SECONDS, REALISTIC_SECONDS, resolve_latency
 from tests.sandbox.conftest import unique
 
+pytestmark = pytest.mark.sandbox
+
 
 def _flatten(body: dict[str, Any], prefix: str = "") -> set[str]:
     keys = set()
