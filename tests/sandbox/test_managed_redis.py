@@ -54,6 +54,13 @@ def _database(**kwargs: Any) -> Database:
     return Database(**values)
 
 
+def _files(sandbox: Sandbox, cluster: str) -> Path:
+    """Where the database's redis-server keeps its config, certificate and log."""
+    return sandbox.state_dir / "providers" / "microsoft.cache.redisenterprise" / (
+        f"{cluster.lower()}-default"
+    )
+
+
 @pytest.fixture
 def cluster(amr: RedisEnterpriseManagementClient, group: str) -> Iterator[str]:
     name = unique("amr-")
@@ -162,10 +169,14 @@ def test_database_default_with_both_keys_over_tls(
     with _tls_client(host, port, sandbox.ca_cert, new.secondary_key) as conn:
         assert conn.ping()
 
+    files = _files(sandbox, cluster)
+    assert (files / "redis.conf").exists()
+    assert keys.primary_key not in (files / "redis.conf").read_text()
     amr.databases.begin_delete(group, cluster, "default").result()
     with pytest.raises(ResourceNotFoundError):
         amr.databases.get(group, cluster, "default")
     assert list(amr.databases.list_by_cluster(group, cluster)) == []
+    assert not files.exists()
 
 
 def test_database_defaults_and_refusals(
@@ -228,8 +239,9 @@ def test_cluster_delete_and_group_delete_stop_the_server(
         amr.redis_enterprise.get(group, first)
     assert not pid_alive(pids[first]) and pid_alive(pids[second])
 
+    assert not _files(sandbox, first).exists() and _files(sandbox, second).exists()
     resource_client.resource_groups.begin_delete(group).result()
-    assert not pid_alive(pids[second])
+    assert not pid_alive(pids[second]) and not _files(sandbox, second).exists()
     assert processes_mentioning(f"{first}-default") == []
     assert processes_mentioning(f"{second}-default") == []
 

@@ -35,7 +35,9 @@ import base64
 import logging
 import re
 import secrets
+import shutil
 import threading
+from pathlib import Path
 from typing import Any
 
 from azure.mgmt.redisenterprise import models as re_models
@@ -236,6 +238,7 @@ class ManagedRedisProvider(Provider):
     def teardown(self, record: Record) -> None:
         for name in list(record["private"].get("databases", {})):
             self._stop_database(record, name)
+            shutil.rmtree(self._directory(record, name), ignore_errors=True)
 
     def stop(self) -> None:
         with self._lock:
@@ -287,14 +290,17 @@ class ManagedRedisProvider(Provider):
     def _database_id(self, record: Record, name: str) -> str:
         return f"{record['body']['id']}/databases/{name}"
 
+    def _directory(self, record: Record, name: str) -> Path:
+        return (
+            self.ctx.provider_dir("Microsoft.Cache.redisEnterprise")
+            / f"{record['body']['name'].lower()}-{name.lower()}"
+        )
+
     def _spec(self, record: Record, name: str) -> RedisSpec:
         database = record["private"]["databases"][name]
         props = database["body"]["properties"]
         cluster = record["body"]
-        directory = (
-            self.ctx.provider_dir("Microsoft.Cache.redisEnterprise")
-            / f"{cluster['name'].lower()}-{name.lower()}"
-        )
+        directory = self._directory(record, name)
         directory.mkdir(parents=True, exist_ok=True)
         keys_enabled = props.get("accessKeysAuthentication") == "Enabled"
         hashes = (
@@ -834,6 +840,7 @@ class ManagedRedisProvider(Provider):
             return
         record, _ = found
         self._stop_database(record, op["args"]["database"])
+        shutil.rmtree(self._directory(record, op["args"]["database"]), ignore_errors=True)
         with self.ctx.store.transaction():
             record["private"]["databases"].pop(op["args"]["database"], None)
 
