@@ -150,6 +150,12 @@ def test_deploy_then_test_miss_hit_then_cleanup_leaves_nothing(
     assert calls[0]["body"] == calls[1]["body"] and "predictions" in calls[0]["body"]
     assert all(c["latency_ms"] > 0 for c in calls)
 
+    status = cli("status", str(spec), "--json")
+    assert status.returncode == 0, status.stderr
+    rows = {row["kind"]: row for row in events(status.stdout)}
+    assert all(row["exists"] for row in rows.values()) and len(rows) == 6
+    assert rows["Azure Cache for Redis"]["state"] == "Succeeded"
+
     # The function's log tells of the calls (what the GUI's log tail shows).
     lines, offset = tail_log(sandbox, spec)
     assert offset > 0 and any("/api/score" in line for line in lines)
