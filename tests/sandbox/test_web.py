@@ -378,10 +378,11 @@ def test_missing_image_shows_in_log_until_pushed(cloud: Cloud, group: str, tmp_p
     wait_for(unavailable(sb, host), what="503 while the image is missing")
     wait_for(lambda: "manifest unknown" in site_log(sb, site.name), what="the pull failure")
 
+    # The push alone starts the site: no restart needed.
     cloud.push(write_package(tmp_path / "pkg"), image)
-    apps.restart(group, site.name)
     key = apps.list_host_keys(group, site.name).function_keys["default"]
     wait_for(answers(sb, host, key, "v1 nobody"), what="the function after the push")
+    assert "retrying" in site_log(sb, site.name)
 
     # Stopping the site on purpose: App Service's 403 page, then back on start.
     pid = host_pid(sb, site.name)

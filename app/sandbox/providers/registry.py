@@ -532,6 +532,11 @@ class RegistryProvider(Provider):
             )
         except PackageError as exc:
             return _DataPlaneError(400, "MANIFEST_INVALID", str(exc)).response()
+        # Sites waiting for this image start now (providers that care define the hook).
+        for provider in self.ctx.providers:
+            hook = getattr(provider, "on_image_pushed", None)
+            if callable(hook):
+                hook(name, repository)
         location = f"{DATA_PLANE_ROOT}registries/{name.lower()}/v2/{repository}/manifests/{digest}"
         return Response(
             status_code=201,

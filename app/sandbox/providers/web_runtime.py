@@ -93,11 +93,21 @@ class _Site:
     host: HostProcess | None = None
     placeholder: UnavailableServer | None = None
     state: str = "Starting"
+    # (registry, repository) whose missing image keeps the site down, if that is why.
+    waiting_for: tuple[str, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class PullError(Exception):
-    """The image cannot be pulled; the message is what Azure's log would say."""
+    """The image cannot be pulled; the message is what Azure's log would say.
+
+    `missing` names the (registry, repository) when the image is simply not there
+    yet, so a later push can start the site.
+    """
+
+    def __init__(self, message: str, missing: tuple[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -283,6 +293,24 @@ class SiteRuntime:
             self._workers[key] = worker
         worker.start()
 
+    def image_pushed(self, registry: str, repository: str) -> None:
+        """A package landed in `registry/repository`: start the sites that waited for it.
+
+        App Service starts a container again when it is asked to serve; the sandbox
+        does it when the missing image arrives, so a site created before its image
+        comes up without a manual restart.
+        """
+        wanted = (registry.lower(), repository)
+        with self._lock:
+            waiting = [
+                site.spec
+                for site in self._sites.values()
+                if site.waiting_for == wanted and site.spec is not None
+            ]
+        for spec in waiting:
+            self.write_log(spec.name, "INFO", f"Image pushed to {registry}/{repository}; retrying.")
+            self.apply(spec)
+
     def wait(self, name: str, timeout: float = 60.0) -> None:
         """Block until pending work on the site is done (tests, restart ?synchronous=true)."""
         with self._lock:
@@ -385,6 +413,7 @@ class SiteRuntime:
     def _restart(self, key: str, site: _Site, spec: SiteSpec) -> None:
         self._stop_processes(key, site)
         site.spec = spec
+        site.waiting_for = None
         if not spec.enabled:
             self.write_log(spec.name, "INFO", f"Site {spec.name} is stopped.")
             self._serve_unavailable(spec, site, stopped=True)
@@ -419,6 +448,7 @@ class SiteRuntime:
             self.write_log(
                 spec.name, "ERROR", "Image pull failed: site will answer 503 until this is fixed."
             )
+            site.waiting_for = exc.missing
             self._serve_unavailable(spec, site)
             return
         self.write_log(spec.name, "INFO", f"Pull Image successful, Image: {image_text}, {digest}")
@@ -504,11 +534,13 @@ class SiteRuntime:
             image = parse_image_reference(image_text)
         except ImageReferenceError as exc:
             raise PullError(f"invalid reference format: {exc}") from None
+        missing = (image.registry.lower(), image.repository)
         registry = self._lookup_registry(image.registry)
         if registry is None:
             raise PullError(
                 f'Get "https://{image.login_server}/v2/": dial tcp: lookup {image.login_server}: '
-                "no such host"
+                "no such host",
+                missing,
             )
         self._check_pull_credentials(spec, image, registry)
         found = self._packages.resolve_image(image)
@@ -517,7 +549,8 @@ class SiteRuntime:
             raise PullError(
                 f"manifest for {image.login_server}/{image.repository}:{reference} not found: "
                 "manifest unknown: manifest tagged by "
-                f'"{reference}" is not found'
+                f'"{reference}" is not found',
+                missing,
             )
         return found.path, found.digest
 
