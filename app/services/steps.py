@@ -599,7 +599,15 @@ class ImageBuildStep(Step):
         finally:
             shutil.rmtree(work, ignore_errors=True)
         report.log(f"pushed {image} ({digest})")
-        return {"image": str(image), "digest": digest, "model_version": info.model_version}
+        # The site runs the pushed digest, not the tag: a changed package under the
+        # same tag then changes the site's image, so the site pulls it again.
+        pinned = f"{image.login_server}/{image.repository}@{digest}" if digest else str(image)
+        return {
+            "image": pinned,
+            "tag": str(image),
+            "digest": digest,
+            "model_version": info.model_version,
+        }
 
 
 # --- function app -----------------------------------------------------------------

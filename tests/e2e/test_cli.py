@@ -440,3 +440,30 @@ def test_no_permission_stops_before_anything_is_created(
     assert "before creating anything" in result.stderr and "AuthorizationFailed" in result.stderr
     assert "Contributor" in result.stderr and "Traceback" not in result.stderr
     assert not resource_client(sandbox).resource_groups.check_existence(group)
+
+
+def test_a_changed_model_is_redeployed_and_misses_the_old_cache(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    import shutil
+
+    sandbox_factory()
+    model = tmp_path / "model"
+    shutil.copytree(SAMPLE_MODEL, model)
+    spec, data = make_spec(tmp_path)
+    data["image"]["build_from"] = str(model)
+    spec.write_text(json.dumps(data))
+    assert cli("deploy", str(spec)).returncode == 0
+    first = events(cli("test", str(spec), "--json", "--repeat", "2").stdout)
+    assert [c["cache"] for c in first] == ["MISS", "HIT"]
+
+    with (model / "score.py").open("a") as script:
+        script.write("\n# retrained\n")
+    redeployed = cli("deploy", str(spec), "--json")
+    assert redeployed.returncode == 0, redeployed.stdout[-2000:]
+    succeeded = {e["step"]: e for e in events(redeployed.stdout) if e["event"] == "step_succeeded"}
+    assert not succeeded["function-app"]["adopted"]  # new digest: the site runs the new image
+    assert succeeded["function-app"]["outputs"]["name"] == data["function_app"]["name"]
+    assert succeeded["storage"]["adopted"] and succeeded["cache"]["adopted"]
+    after = events(cli("test", str(spec), "--json").stdout)
+    assert after[0]["status"] == 200 and after[0]["cache"] == "MISS"
