@@ -162,6 +162,15 @@ def test_one_sandbox_per_state_dir_and_connect(state_dir: Path, tmp_path: Path) 
         assert list(client.resource_groups.list()) == []
     with pytest.raises(BadInput):
         connect(state_dir)
+    status = subprocess.run(
+        [sys.executable, "-m", "app", "sandbox", "status", "--state-dir", str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 1
+    assert "no sandbox is running" in status.stdout
     with pytest.raises(BadInput, match="latency"):
         Sandbox.start(tmp_path / "other", latency="slowish")
     with pytest.raises(BadInput, match="loopback only"):

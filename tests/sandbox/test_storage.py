@@ -61,6 +61,16 @@ def test_create_is_a_location_lro_then_get_keys_delete(
         group, name, sm.StorageAccountRegenerateKeyParameters(key_name="key1")
     ).keys_property
     assert regenerated[0].value != keys[0].value and regenerated[1].value == keys[1].value
+    patched = accounts.update(
+        group,
+        name,
+        sm.StorageAccountUpdateParameters(
+            tags={"app": "fn", "tier": "cool"},
+            properties=sm.StorageAccountPropertiesUpdateParameters(access_tier="Cool"),
+        ),
+    )
+    assert patched.tags == {"app": "fn", "tier": "cool"}
+    assert patched.access_tier == "Cool"
     accounts.delete(group, name)
     with pytest.raises(ResourceNotFoundError):
         accounts.get_properties(group, name)
