@@ -24,6 +24,8 @@ from app.sandbox import Sandbox
 from app.sandbox.processes import pid_alive, processes_mentioning
 from tests.sandbox.conftest import client_kwargs, unique
 
+pytestmark = pytest.mark.sandbox
+
 
 @pytest.fixture(scope="module")
 def amr(sandbox: Sandbox) -> RedisEnterpriseManagementClient:
