@@ -12,6 +12,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.redisenterprise import RedisEnterpriseManagementClient
 from azure.mgmt.redisenterprise.models import (
     Cluster,
+    ClusterUpdate,
     Database,
     DatabaseUpdate,
     Persistence,
@@ -295,3 +296,21 @@ def test_failed_provisioning_surfaces_the_arm_code(tmp_path: Path) -> None:
         assert list(amr.redis_enterprise.list_by_resource_group("rg-broken")) == []
         amr.close()
         rm.close()
+
+
+def test_cluster_update_and_create_or_update(
+    amr: RedisEnterpriseManagementClient, group: str, cluster: str
+) -> None:
+    updated = amr.redis_enterprise.begin_update(
+        group, cluster, ClusterUpdate(tags={"app": "mlcache", "env": "test"})
+    ).result()
+    assert updated.tags == {"app": "mlcache", "env": "test"}
+    # PUT on an existing cluster is an update in place (200), same host and SKU.
+    again = amr.redis_enterprise.begin_create(group, cluster, _cluster(tags={"v": "2"})).result()
+    assert again.tags == {"v": "2"} and again.sku.name == "Balanced_B0"
+    with pytest.raises(HttpResponseError) as info:
+        amr.redis_enterprise.begin_update(
+            group, cluster, ClusterUpdate(sku=Sku(name="Balanced_B1"))
+        ).result()
+    assert info.value.status_code == 400
+    assert amr.redis_enterprise.get(group, cluster).sku.name == "Balanced_B0"
