@@ -595,3 +595,48 @@ def test_sample_model_package_scores_over_https(cloud: Cloud, group: str, tmp_pa
     assert "predictions" in scored.json()
     assert score(None).status_code == 401
     assert score("not-the-key").status_code == 401
+
+
+def test_killed_sandbox_leaves_no_host(tmp_path: Path) -> None:
+    """Even a SIGKILLed `sandbox serve` takes its function hosts along."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from app.sandbox import connect
+    from app.sandbox.processes import processes_mentioning
+
+    state = tmp_path / "state"
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "app", "sandbox", "serve", "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        json.loads(serve.stdout.readline())
+        conn = connect(state)
+        cloud = Cloud(conn)
+        group = unique("rg-test-")
+        cloud.rm.resource_groups.create_or_update(group, {"location": "westeurope"})
+        registry, password = cloud.registry(group)
+        image = f"{registry}.azurecr.io/app:v1"
+        cloud.push(write_package(tmp_path / "pkg"), image)
+        plan = cloud.plan(group)
+        site = cloud.site(group, plan.id, image, registry_settings(registry, password))
+        key = cloud.web.web_apps.list_host_keys(group, site.name).function_keys["default"]
+        wait_for(answers(conn, site.properties.default_host_name, key, "v1 nobody"))
+        children = processes_mentioning(str(state))
+        assert children, "the function host should mention the state directory"
+    finally:
+        os.kill(serve.pid, signal.SIGKILL)
+        serve.wait(30)
+    wait_for(
+        lambda: not [pid for pid in children if pid_alive(pid)],
+        timeout=30,
+        what="the hosts to exit",
+    )
+    assert port_closed(site.properties.default_host_name)
