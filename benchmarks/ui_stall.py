@@ -24,7 +24,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 INTERVAL_MS = 5
-sys.setswitchinterval(float(os.environ.get("SWITCH", "0.005")))
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from app.spec import DeploymentSpec
@@ -83,6 +84,7 @@ class Backend(Protocol):
 
     label: str
     is_azure: bool
+    spec_dir: Path | None
 
     def subscription(self) -> Subscription: ...
 

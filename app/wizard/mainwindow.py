@@ -398,7 +398,7 @@ class MainWindow(QMainWindow):
             return False
         self.spec_path = path
         self.settings.set("spec/last_path", str(path))
-        self.session.replace_spec(spec)
+        self.session.replace_spec(spec, path.resolve().parent)
         self.statusBar().showMessage(f"Opened {path}", 5000)
         return True
 

@@ -1,50 +1,55 @@
-"""Work-arounds for defects of the Qt binding, kept in one place.
+"""Work-around for a defect of the Qt binding, kept in one place.
 
-PySide6 6.12.0 on Python 3.11 hands back the bool of `SignalInstance.emit()`
-without a reference of its own, so each emit from Python lowers the refcount
-of True (or False) by one; after some thousands of emits the interpreter
-aborts with "bool_dealloc: deallocating True or False". Every emit in the
-wizard goes through `emit()`, which keeps the returned object, balancing the
-count. Kept objects are the two bool singletons, a pointer each.
+PySide6 6.12.0 on Python 3.11 returns None from every void call (and the bool of
+`SignalInstance.emit()`) without taking a reference, as if None, True and False
+were immortal — which they are only from Python 3.12 on. Each call lowers their
+reference count by one, and after a few thousand calls the interpreter aborts
+with "none_dealloc: deallocating None". `keep_singletons_alive()` gives the
+three singletons the huge reference count Python 3.12 gives them, once, when
+the defect is detected; nothing else changes. Checked by
+tests/unit/wizard/test_qtcompat.py.
 """
 
 from __future__ import annotations
 
+import ctypes
 import sys
-import threading
 from typing import Any
 
-_kept: list[object] = []
-_lock = threading.Lock()
-_defect: bool | None = None
+# What Python 3.12 gives immortal objects is of this order; no session comes near.
+_BOOST = 1 << 40
+_done = False
 
 
-def _probe() -> bool:
-    """True when emitting from Python drops a reference (the 6.12.0 defect)."""
-    from PySide6.QtCore import QObject, Signal
+def _defect_present() -> bool:
+    from PySide6.QtCore import QObject
 
-    class _Probe(QObject):
-        ping = Signal()
+    probe = QObject()
+    before = sys.getrefcount(None)
+    results = [probe.setObjectName("probe") for _ in range(16)]
+    lost = before + len(results) - sys.getrefcount(None)
+    del results
+    return lost > 0
 
-    probe = _Probe()
-    before = (sys.getrefcount(True), sys.getrefcount(False))
-    for _ in range(8):
-        probe.ping.emit()
-    lost_true = before[0] - sys.getrefcount(True)
-    lost_false = before[1] - sys.getrefcount(False)
-    # Put back what the probe itself took.
-    _kept.extend([True] * max(0, lost_true) + [False] * max(0, lost_false))
-    return lost_true > 0 or lost_false > 0
+
+def keep_singletons_alive() -> bool:
+    """Make None, True and False effectively immortal when the binding needs it.
+
+    Returns True when the defect was found and compensated. Safe to call often.
+    """
+    global _done
+    if _done:
+        return True
+    if sys.version_info >= (3, 12) or not _defect_present():
+        return False
+    for singleton in (None, True, False):
+        # ob_refcnt is the first field of every PyObject; id() is its address.
+        ctypes.c_ssize_t.from_address(id(singleton)).value += _BOOST
+    _done = True
+    return True
 
 
 def emit(signal: Any, *args: object) -> None:
-    """`signal.emit(*args)`, safe on the affected binding; callable from any thread."""
-    global _defect
-    if _defect is None:
-        with _lock:
-            if _defect is None:
-                _defect = _probe()
-    result = signal.emit(*args)
-    if _defect:
-        with _lock:
-            _kept.append(result)
+    """`signal.emit(*args)`; kept as the one place emits go through."""
+    keep_singletons_alive()
+    signal.emit(*args)

@@ -37,7 +37,8 @@ class Session(QObject):
         self.spec = spec or DeploymentSpec()
         self.backend: Backend | None = None
         self.backend_error = ""
-        self.sandbox_state: Path | None = None
+        # Relative paths in a spec opened from a file are relative to its folder.
+        self.spec_dir: Path | None = None
         self._starting = False
         self._waiting: list[tuple[Callable[[Backend], Any], Callable[[Any], None] | None,
                                   Callable[[BaseException], None] | None]] = []
@@ -68,6 +69,7 @@ class Session(QObject):
     def use_backend(self, backend: Backend) -> None:
         old = self.backend
         self.backend = backend
+        backend.spec_dir = self.spec_dir
         self.backend_error = ""
         self.spec.target = "azure" if backend.is_azure else "sandbox"
         if backend.is_azure:
@@ -116,7 +118,7 @@ class Session(QObject):
         for fn, done, failed in waiting:
             self.submit(fn, done, failed)
 
-    def replace_spec(self, spec: DeploymentSpec) -> None:
+    def replace_spec(self, spec: DeploymentSpec, spec_dir: Path | None = None) -> None:
         """A spec opened from a file; the target stays the one the toolbar shows."""
         if self.backend is not None:
             spec.target = "azure" if self.backend.is_azure else "sandbox"

@@ -215,7 +215,8 @@ class ImagePage(Page):
         out = super().extra_problems()
         if self.use_build.isChecked():
             folder = self.folder.text().strip()
-            if folder and not Path(folder).expanduser().is_dir():
+            base = self.session.spec_dir or Path.cwd()
+            if folder and not (base / Path(folder).expanduser()).is_dir():
                 out.append(Problem("image.build_from", "this folder does not exist"))
         return out
 

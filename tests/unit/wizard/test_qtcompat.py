@@ -1,5 +1,5 @@
-"""Emitting through app.wizard.qtcompat.emit keeps the bool singletons' refcounts
-balanced, so a long session cannot abort the interpreter (PySide6 6.12.0 defect)."""
+"""The wizard survives the binding's lost references to None and True: many void
+calls and emits leave the interpreter alive and the singletons' counts sane."""
 
 from __future__ import annotations
 
@@ -7,24 +7,24 @@ import sys
 
 from PySide6.QtCore import QObject, Signal
 
-from app.wizard.qtcompat import emit
+import app.wizard  # noqa: F401 - importing the wizard applies the work-around
+from app.wizard.qtcompat import emit, keep_singletons_alive
 
 
 class _Source(QObject):
     ping = Signal(object)
 
 
-def test_many_emits_leave_true_and_false_balanced(qtbot) -> None:  # type: ignore[no-untyped-def]
+def test_many_void_calls_and_emits_do_not_exhaust_none_or_true(qtbot) -> None:  # type: ignore[no-untyped-def]
+    keep_singletons_alive()
     source = _Source()
     received: list[object] = []
     source.ping.connect(received.append)
-    emit(source.ping, 0)  # first call probes the binding
-    before = (sys.getrefcount(True), sys.getrefcount(False))
-    for i in range(20_000):
+    for i in range(60_000):
+        source.setObjectName("x")  # a void call
         emit(source.ping, i)
-    after = (sys.getrefcount(True), sys.getrefcount(False))
-    assert len(received) == 20_001
-    # Compensated: every emit's returned bool is kept, so the net change per emit
-    # is +1 (kept) - 1 (binding) or +1 (kept) on a binding without the defect.
-    assert after[0] - before[0] in (0, 20_000)
-    assert after[1] - before[1] in (0, 20_000)
+    assert len(received) == 60_000
+    # On the affected binding the counts were raised far above what a session uses;
+    # on a sound one (or Python 3.12+) they stay whatever Python keeps them at.
+    assert sys.getrefcount(None) > 1000
+    assert sys.getrefcount(True) > 100
