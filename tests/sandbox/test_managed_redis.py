@@ -314,3 +314,24 @@ def test_cluster_update_and_create_or_update(
         ).result()
     assert info.value.status_code == 400
     assert amr.redis_enterprise.get(group, cluster).sku.name == "Balanced_B0"
+
+
+def test_plaintext_database_and_live_eviction_policy(
+    amr: RedisEnterpriseManagementClient, group: str, cluster: str
+) -> None:
+    database = amr.databases.begin_create(
+        group, cluster, "default",
+        _database(client_protocol="Plaintext", eviction_policy="NoEviction"),
+    ).result()
+    assert database.client_protocol == "Plaintext"
+    key = amr.databases.list_keys(group, cluster, "default").secondary_key
+    plain = redis.Redis(host="127.0.0.1", port=database.port, password=key, socket_timeout=5,
+                        retry=None)
+    with plain:
+        assert plain.ping()
+        assert plain.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        amr.databases.begin_update(
+            group, cluster, "default", DatabaseUpdate(eviction_policy="AllKeysLRU")
+        ).result()
+        assert plain.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+    assert amr.databases.get(group, cluster, "default").eviction_policy == "AllKeysLRU"
