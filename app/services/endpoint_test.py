@@ -174,7 +174,9 @@ def wait_until_healthy(
     with requests.Session() as session:
         while True:
             try:
-                if session.get(endpoint.health_url, timeout=10, verify=verify).status_code == 200:
+                status = session.get(endpoint.health_url, timeout=10, verify=verify).status_code
+                # 401/403/404: the app answers, it just has no open health route.
+                if status in (200, 401, 403, 404):
                     return True
             except requests.RequestException:
                 pass

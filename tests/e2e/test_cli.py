@@ -467,3 +467,52 @@ def test_a_changed_model_is_redeployed_and_misses_the_old_cache(
     assert succeeded["storage"]["adopted"] and succeeded["cache"]["adopted"]
     after = events(cli("test", str(spec), "--json").stdout)
     assert after[0]["status"] == 200 and after[0]["cache"] == "MISS"
+
+
+def test_an_image_without_a_health_route_deploys_with_a_note(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    """Packages built elsewhere (e.g. by AzureML) may have no open /api/health."""
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+    from azure.mgmt.containerregistry import models as acr
+
+    from app.sandbox.registry import push_package
+
+    sandbox = sandbox_factory()
+    spec_path, data = make_spec(tmp_path)
+    registry, group = data["image"]["registry"], data["resource_group"]["name"]
+    resource_client(sandbox).resource_groups.create_or_update(
+        group, {"location": "westeurope", "tags": {"created-by": "mlcache-deploy"}}
+    )
+    ContainerRegistryManagementClient(
+        sandbox.credential(), sandbox.subscription_id, base_url=sandbox.endpoint,
+        credential_scopes=[sandbox.credential_scope], connection_verify=str(sandbox.ca_cert),
+        polling_interval=0.1,
+    ).registries.begin_create(
+        group, registry,
+        acr.Registry(location="westeurope", sku=acr.Sku(name="Basic"),
+                     properties=acr.RegistryProperties(admin_user_enabled=True)),
+    ).result()
+    package = tmp_path / "legacy"
+    package.mkdir()
+    (package / "host.json").write_text('{"version": "2.0"}')
+    (package / "requirements.txt").write_text("azure-functions\n")
+    (package / "function_app.py").write_text(
+        "import azure.functions as func\n"
+        "app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)\n\n"
+        "@app.route(route='score', methods=['POST'])\n"
+        "def score(req: func.HttpRequest) -> func.HttpResponse:\n"
+        "    return func.HttpResponse('{\"predictions\": [0]}', mimetype='application/json')\n"
+    )
+    push_package(package, f"{registry}.azurecr.io/legacy:v1", endpoint=sandbox.endpoint,
+                 ca_cert=sandbox.ca_cert, token=sandbox.token)
+    data["image"] = {"reference": f"{registry}.azurecr.io/legacy:v1"}
+    spec_path.write_text(json.dumps(data))
+
+    deployed = cli("deploy", str(spec_path), "--json")
+    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+    notes = [e["message"] for e in events(deployed.stdout) if e["event"] == "step_log"]
+    assert any("no open health route" in n for n in notes)
+    payload = SAMPLE_MODEL / "sample-request.json"
+    call = events(cli("test", str(spec_path), "--json", "--payload", str(payload)).stdout)[0]
+    assert call["status"] == 200 and call["body"] == {"predictions": [0]}
