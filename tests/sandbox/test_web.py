@@ -395,6 +395,27 @@ def test_missing_image_shows_in_log_until_pushed(cloud: Cloud, group: str, tmp_p
     wait_for(answers(sb, host, key, "v1 nobody"), what="the function after start")
 
 
+def test_continuous_deployment_restarts_on_push(cloud: Cloud, group: str, tmp_path: Path) -> None:
+    sb, apps = cloud.sb, cloud.web.web_apps
+    registry, password = cloud.registry(group)
+    image = f"{registry}.azurecr.io/app:latest"
+    cloud.push(write_package(tmp_path / "v1"), image)
+    plan = cloud.plan(group)
+    settings = {**registry_settings(registry, password), "DOCKER_ENABLE_CI": "true"}
+    site = cloud.site(group, plan.id, image, settings)
+    plain = cloud.site(group, plan.id, image, registry_settings(registry, password))
+    key = apps.list_host_keys(group, site.name).function_keys["default"]
+    plain_key = apps.list_host_keys(group, plain.name).function_keys["default"]
+    wait_for(answers(sb, site.properties.default_host_name, key, "v1 nobody"))
+    wait_for(answers(sb, plain.properties.default_host_name, plain_key, "v1 nobody"))
+
+    cloud.push(write_package(tmp_path / "v2", "v2"), image)
+    wait_for(answers(sb, site.properties.default_host_name, key, "v2 nobody"), what="redeploy")
+    assert "Continuous deployment" in site_log(sb, site.name)
+    # Without DOCKER_ENABLE_CI the site keeps the image it pulled, as on Azure.
+    assert call(sb, plain.properties.default_host_name, plain_key).text == "v1 nobody"
+
+
 def test_wrong_registry_credentials_fail_the_pull(cloud: Cloud, group: str, tmp_path: Path) -> None:
     sb, apps = cloud.sb, cloud.web.web_apps
     registry, password = cloud.registry(group)

@@ -536,7 +536,7 @@ class RegistryProvider(Provider):
         for provider in self.ctx.providers:
             hook = getattr(provider, "on_image_pushed", None)
             if callable(hook):
-                hook(name, repository)
+                hook(name, repository, tag)
         location = f"{DATA_PLANE_ROOT}registries/{name.lower()}/v2/{repository}/manifests/{digest}"
         return Response(
             status_code=201,

@@ -300,9 +300,9 @@ class WebProvider(Provider):
         if record["body"]["type"].lower() == SITE_TYPE.lower():
             self.runtime.remove_site(record["body"]["name"])
 
-    def on_image_pushed(self, registry: str, repository: str) -> None:
+    def on_image_pushed(self, registry: str, repository: str, tag: str) -> None:
         """Called by the registry provider after a push (see `RegistryProvider`)."""
-        self.runtime.image_pushed(registry, repository)
+        self.runtime.image_pushed(registry, repository, tag)
 
     # -- helpers ---------------------------------------------------------------
 

@@ -293,22 +293,37 @@ class SiteRuntime:
             self._workers[key] = worker
         worker.start()
 
-    def image_pushed(self, registry: str, repository: str) -> None:
-        """A package landed in `registry/repository`: start the sites that waited for it.
+    def image_pushed(self, registry: str, repository: str, tag: str) -> None:
+        """A package landed in `registry/repository:tag`: start or update the sites concerned.
 
-        App Service starts a container again when it is asked to serve; the sandbox
-        does it when the missing image arrives, so a site created before its image
-        comes up without a manual restart.
+        A site that waits for a missing image starts (App Service starts a container
+        again when asked to serve; the sandbox does it when the image arrives). A
+        running site whose image is exactly this tag restarts on it when its
+        `DOCKER_ENABLE_CI` setting is true, as App Service's continuous deployment does.
         """
         wanted = (registry.lower(), repository)
+        pushed = f"{registry.lower()}.azurecr.io/{repository}:{tag}"
+        retry: list[SiteSpec] = []
+        redeploy: list[SiteSpec] = []
         with self._lock:
-            waiting = [
-                site.spec
-                for site in self._sites.values()
-                if site.waiting_for == wanted and site.spec is not None
-            ]
-        for spec in waiting:
+            for site in self._sites.values():
+                spec = site.spec
+                if spec is None:
+                    continue
+                if site.waiting_for == wanted:
+                    retry.append(spec)
+                elif (
+                    spec.app_settings.get("DOCKER_ENABLE_CI", "").lower() == "true"
+                    and (image_of(spec.linux_fx_version) or "").lower() == pushed.lower()
+                ):
+                    redeploy.append(spec)
+        for spec in retry:
             self.write_log(spec.name, "INFO", f"Image pushed to {registry}/{repository}; retrying.")
+            self.apply(spec)
+        for spec in redeploy:
+            self.write_log(
+                spec.name, "INFO", f"Continuous deployment: {pushed} was pushed; restarting."
+            )
             self.apply(spec)
 
     def wait(self, name: str, timeout: float = 60.0) -> None:
