@@ -185,7 +185,7 @@ class CleanupDialog(QDialog):
         def run(backend: object) -> GroupInfo:
             backend.delete_group(name, report, force)  # type: ignore[attr-defined]
             # Confirm: ask again rather than trusting the delete's answer.
-            return backend.group_info(name)  # type: ignore[attr-defined, no-any-return]
+            return backend.group_info(name)  # type: ignore[attr-defined]
 
         def finished(info: GroupInfo) -> None:
             done.set()

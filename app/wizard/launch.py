@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from PySide6.QtWidgets import QApplication
 
     from app.wizard.backend import Backend
@@ -31,7 +33,9 @@ def configure_app(app: QApplication) -> None:
         app.setStyleSheet(style.read_text(encoding="utf-8"))
 
 
-def sandbox_factory(sandbox_state: str | Path | None, latency: str = "fast"):  # type: ignore[no-untyped-def]
+def sandbox_factory(
+    sandbox_state: str | Path | None, latency: str = "fast"
+) -> Callable[[], Backend]:
     """A backend factory for the local sandbox; runs in a worker."""
 
     def make() -> Backend:

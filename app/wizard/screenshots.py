@@ -64,6 +64,7 @@ def render(out_dir: Path) -> list[Path]:
 
     from app.wizard.launch import configure_app, sandbox_factory
     from app.wizard.mainwindow import MainWindow
+    from app.wizard.pages.basics import BasicsPage
     from app.wizard.settings import Settings
     from app.wizard.workers import wait_for_tasks
 
@@ -103,6 +104,7 @@ def render(out_dir: Path) -> list[Path]:
             go("basics")
             shot("01-basics")
             basics = window.pages["basics"]
+            assert isinstance(basics, BasicsPage)
             good = basics.cache_name.text()
             basics.cache_name.edit.setText("Digits_Cache--")
             emit(basics.cache_name.edit.textEdited, "Digits_Cache--")
@@ -118,7 +120,7 @@ def render(out_dir: Path) -> list[Path]:
             shot("04-advanced-premium")
             window.go("basics")
             basics.cache_type.setCurrentIndex(standard)
-            basics.size.setCurrentIndex(basics.size.findData("C1"))
+            basics.size_combo.setCurrentIndex(basics.size_combo.findData("C1"))
             go("tags")
             shot("05-tags")
             go("image")
@@ -131,7 +133,8 @@ def render(out_dir: Path) -> list[Path]:
 
             window.next()  # Create
             _wait(app, lambda: window.deploy.result is not None or
-                  (not window.deploy.running and window.deploy.finished), 180, "the deployment")
+                  (not window.deploy.running and bool(window.deploy.finished)), 180,
+                  "the deployment")
             _wait(app, lambda: not window.deploy.running, 30, "the run to end")
             if not getattr(window.deploy.result, "succeeded", False):
                 raise RuntimeError("the demo deployment failed:\n" + window.deploy.log.text())

@@ -80,7 +80,7 @@ def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Pa
     type_into(qtbot, basics.cache_name.edit, "gui-e2e-cache")
     basics.cache_type.setCurrentIndex(
         basics.cache_type.findText("Azure Cache for Redis \u2014 Basic"))
-    basics.size.setCurrentIndex(basics.size.findData("C0"))
+    basics.size_combo.setCurrentIndex(basics.size_combo.findData("C0"))
     # The group does not exist yet: the check says a new one will be created.
     qtbot.waitUntil(lambda: basics.group.availability is not None, timeout=10_000)
     assert basics.group.availability.state == "available"

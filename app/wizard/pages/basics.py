@@ -159,14 +159,14 @@ class BasicsPage(Page):
         self.bind("cache.tier", self.cache_type, self.type_message)
         self.bind("cache.kind", self.cache_type, self.type_message)
 
-        self.size = QComboBox(instance)
-        self.size.setAccessibleName("Cache size")
-        self.size.currentIndexChanged.connect(self._on_edit)
+        self.size_combo = QComboBox(instance)
+        self.size_combo.setAccessibleName("Cache size")
+        self.size_combo.currentIndexChanged.connect(self._on_edit)
         self.size_message = FieldMessage(instance)
         label = QLabel("Cache si&ze")
-        label.setBuddy(self.size)
-        form.addRow(label, stack(self.size, self.size_message))
-        self.bind("cache.size", self.size, self.size_message)
+        label.setBuddy(self.size_combo)
+        form.addRow(label, stack(self.size_combo, self.size_message))
+        self.bind("cache.size", self.size_combo, self.size_message)
 
         self.retirement = QLabel(RETIREMENT_NOTE, instance)
         self.retirement.setWordWrap(True)
@@ -266,7 +266,7 @@ class BasicsPage(Page):
         self._on_edit()
 
     def _on_type(self, _index: int) -> None:
-        previous = self.size.currentText().split(" ")[0]
+        previous = self.size_combo.currentText().split(" ")[0]
         self._fill_sizes(previous)
         self._update_suffix()
         self._update_notes()
@@ -275,15 +275,15 @@ class BasicsPage(Page):
 
     def _fill_sizes(self, preferred: str) -> None:
         sizes = sizes_for(self._kind(), self._tier())
-        self.size.blockSignals(True)
-        self.size.clear()
+        self.size_combo.blockSignals(True)
+        self.size_combo.clear()
         for s in sizes:
-            self.size.addItem(size_label(s), s)
+            self.size_combo.addItem(size_label(s), s)
         if preferred in sizes:
-            self.size.setCurrentIndex(sizes.index(preferred))
+            self.size_combo.setCurrentIndex(sizes.index(preferred))
         elif self._tier() == "Standard" and "C1" in sizes:
-            self.size.setCurrentIndex(sizes.index("C1"))
-        self.size.blockSignals(False)
+            self.size_combo.setCurrentIndex(sizes.index("C1"))
+        self.size_combo.blockSignals(False)
 
     def _update_suffix(self) -> None:
         region = self.location.currentText().strip() or "<region>"
@@ -296,7 +296,7 @@ class BasicsPage(Page):
         classic = self._kind() == CLASSIC
         self._suggestion_row.setVisible(classic)
         if classic:
-            size = str(self.size.currentData() or "")
+            size = str(self.size_combo.currentData() or "")
             suggestion = suggested_managed(self._tier(), size)
             if suggestion is None:
                 self.suggestion.clear()
@@ -309,16 +309,16 @@ class BasicsPage(Page):
             )
 
     def _on_switch(self) -> None:
-        suggestion = suggested_managed(self._tier(), str(self.size.currentData() or ""))
+        suggestion = suggested_managed(self._tier(), str(self.size_combo.currentData() or ""))
         if suggestion is None:
             return
         tier, managed = suggestion
         for i, (kind, t, _text) in enumerate(CACHE_TYPES):
             if kind == MANAGED and t == tier:
                 self.cache_type.setCurrentIndex(i)
-        index = self.size.findData(managed)
+        index = self.size_combo.findData(managed)
         if index >= 0:
-            self.size.setCurrentIndex(index)
+            self.size_combo.setCurrentIndex(index)
         self._on_edit()
 
     # -- spec ------------------------------------------
@@ -357,6 +357,6 @@ class BasicsPage(Page):
             spec.cache.zones = []
         spec.cache.kind = kind
         spec.cache.tier = tier
-        spec.cache.size = str(self.size.currentData() or "")
+        spec.cache.size = str(self.size_combo.currentData() or "")
         self._update_notes()
 

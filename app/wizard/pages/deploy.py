@@ -89,8 +89,8 @@ class DeployPage(Page):
         self.cancel_button.setAccessibleName("Cancel deployment")
         self.retry_button = QPushButton("&Retry failed", top)
         self.retry_button.setAccessibleName("Retry failed steps")
-        for b in (self.deploy_button, self.cancel_button, self.retry_button):
-            row.addWidget(b)
+        for button in (self.deploy_button, self.cancel_button, self.retry_button):
+            row.addWidget(button)
         self.layout_.addWidget(top)
         self.progress = QProgressBar(self.body)
         self.progress.setAccessibleName("Overall progress")

@@ -70,7 +70,9 @@ class TagsPage(Page):
         self.table.setItem(row, 1, QTableWidgetItem(""))
         self._loading = False
         self.table.setCurrentCell(row, 0)
-        self.table.editItem(self.table.item(row, 0))
+        first = self.table.item(row, 0)
+        if first is not None:
+            self.table.editItem(first)
 
     def _on_remove(self) -> None:
         rows = sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True)
@@ -98,8 +100,10 @@ class TagsPage(Page):
         """Fill one row (used by keyboard users' paste and by tests)."""
         while self.table.rowCount() <= row:
             self._on_add()
-        self.table.item(row, 0).setText(name)
-        self.table.item(row, 1).setText(value)
+        for col, text in ((0, name), (1, value)):
+            item = self.table.item(row, col)
+            if item is not None:
+                item.setText(text)
 
     def _mark_rows(self) -> None:
         """Colour the cells that break a rule, with the message as tooltip."""

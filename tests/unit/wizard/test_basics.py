@@ -53,7 +53,7 @@ def test_managed_redis_offered_with_retirement_note(qtbot, window) -> None:  # t
     assert "1 April 2026" in page.retirement.text()
     # Standard C0 suggests Balanced B0, as Microsoft's mapping does.
     page.cache_type.setCurrentIndex(page.cache_type.findText(STANDARD))
-    page.size.setCurrentIndex(page.size.findData("C0"))
+    page.size_combo.setCurrentIndex(page.size_combo.findData("C0"))
     assert "Balanced B0" in page.suggestion.text()
     click(qtbot, page.switch_button)
     spec = window.session.spec
@@ -73,7 +73,7 @@ def test_premium_options_only_for_premium(qtbot, window) -> None:  # type: ignor
     assert advanced.zones_box.isVisible()
     window.go("basics")
     basics.cache_type.setCurrentIndex(basics.cache_type.findText(PREMIUM))
-    assert [basics.size.itemData(i) for i in range(basics.size.count())] == [
+    assert [basics.size_combo.itemData(i) for i in range(basics.size_combo.count())] == [
         "P1", "P2", "P3", "P4", "P5"]
     window.go("advanced")
     assert advanced.premium.isVisible()
