@@ -397,6 +397,8 @@ class SandboxProcess:
         if self.popen.poll() is None:
             self.popen.kill()
         self.popen.wait()
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
 
     def __enter__(self) -> SandboxProcess:
         return self

@@ -397,8 +397,8 @@ class SandboxServer:
             )
             self._server = uvicorn.Server(config)
             self._thread = threading.Thread(
-                target=self._server.run,
-                kwargs={"sockets": [sock]},
+                target=asyncio.run,
+                args=(self._serve(self._server, sock),),
                 name="sandbox-arm",
                 daemon=True,
             )
@@ -412,6 +412,17 @@ class SandboxServer:
             self.stop()
             raise
         log.info("sandbox listening on %s (state %s)", self.ctx.endpoint, self.state_dir)
+
+    @staticmethod
+    async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
+        await server.serve(sockets=[sock])
+        # A forced exit leaves idle keep-alive connections in their TLS shutdown,
+        # waiting for the peer; abort them so no transport outlives the loop.
+        for connection in list(server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
+        await asyncio.sleep(0)
 
     def stop(self) -> None:
         """Stop serving, then every provider's processes; safe to call twice."""
