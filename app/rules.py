@@ -173,7 +173,7 @@ def check_cache(spec: DeploymentSpec) -> list[Problem]:
         add("size", f"a {cache.tier} cache takes sizes "
                     f"{', '.join(sizes_for(cache.kind, cache.tier))} (got {cache.size!r})")
     add("minimum_tls_version", None if cache.minimum_tls_version in TLS_VERSIONS else
-        f"must be 1.2; TLS {cache.minimum_tls_version} is retired on Azure Cache for Redis")
+        f"must be 1.2; TLS {cache.minimum_tls_version} is retired on Azure's Redis caches")
     if managed:
         if cache.redis_version is not None:
             add("redis_version", "must be left empty: Azure Managed Redis manages the version")

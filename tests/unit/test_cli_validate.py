@@ -48,7 +48,7 @@ def test_rule_problems_exit_1_one_line_each(bad_spec: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         "cache.size: a Standard cache takes sizes C0, C1, C2, C3, C4, C5, C6 (got 'C7')",
-        "cache.minimum_tls_version: must be 1.2; TLS 1.0 is retired on Azure Cache for Redis",
+        "cache.minimum_tls_version: must be 1.2; TLS 1.0 is retired on Azure's Redis caches",
         "image: give either reference, or build_from with registry, repository and tag, "
         "not both",
         "function_app.name: must not be empty",
