@@ -20,13 +20,10 @@ from app.errors import BadInput, NotPermitted, ServiceFailure
 from app.imageref import ImageReference, parse_image_reference
 from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE
 from app.services.clients import ClientFactory
-from app.services.logs import get_logger
 from app.services.redaction import register_secret
 from app.services.runner import RunContext, Step, StepReport, note
 from app.services.target import CloudTarget
 from app.spec import DeploymentSpec
-
-log = get_logger("arm")
 
 # provisioningState values after which nothing more will happen by itself.
 _SUCCEEDED = {"succeeded", "running"}
