@@ -197,6 +197,11 @@ class CleanupDialog(QDialog):
                                     "resources. Try again in a moment.")
             else:
                 self.gone = True
+                self.info = info
+                self.contents.hide()
+                self.confirm.clear()
+                self.confirm.hide()
+                self.force.hide()
                 self.status.setStyleSheet(f"color: {OK_COLOR};")
                 self.status.setText(f"\u2713 {name} is gone: nothing is left.")
                 self.contents.clear()

@@ -157,6 +157,7 @@ def render(out_dir: Path) -> list[Path]:
             shot("11-cleanup-confirm", dialog)
             dialog.delete()
             _wait(app, lambda: dialog.gone, 60, "the deletion")
+            dialog.adjustSize()
             shot("12-cleanup-gone", dialog)
             dialog.close()
         finally:

@@ -142,6 +142,9 @@ def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Pa
                     timeout=30_000)
     assert test_page.hits.count() == 4
     assert test_page.misses.count() == 1
+    # The function's own log stream tails into the pane.
+    qtbot.waitUntil(lambda: any(e.source == "function" for e in test_page.function_log.entries),
+                    timeout=15_000)
 
     # -- Clean up: typed confirmation, delete, confirmed gone.
     dialog = window.open_cleanup()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCharts import QChart, QChartView, QScatterSeries, QValueAxis
-from PySide6.QtCore import QObject, QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QMargins, QObject, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFontDatabase, QPainter
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -128,13 +128,15 @@ class EndpointPage(Page):
         self.body_view.setReadOnly(True)
         self.body_view.setAccessibleName("Response body")
         self.body_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.body_view.setMaximumHeight(70)
+        self.body_view.setMaximumHeight(60)
         form.addRow("Body", self.body_view)
         column.addWidget(result)
 
+        column.addWidget(QLabel("Latency per call (ms)"))
         self.chart = QChart()
-        self.chart.setTitle("Latency per call (ms)")
-        self.chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
+        self.chart.setMargins(QMargins(2, 2, 2, 2))
+        self.chart.setBackgroundRoundness(0)
+        self.chart.legend().setAlignment(Qt.AlignmentFlag.AlignTop)
         self.hits = QScatterSeries()
         self.hits.setName("HIT (from Redis)")
         self.hits.setColor(QColor(HIT_COLOR))
@@ -147,10 +149,10 @@ class EndpointPage(Page):
         self.chart.addSeries(self.hits)
         self.chart.addSeries(self.misses)
         self.axis_x = QValueAxis()
-        self.axis_x.setTitleText("call")
         self.axis_x.setLabelFormat("%d")
+        self.axis_x.setTickCount(6)
         self.axis_y = QValueAxis()
-        self.axis_y.setTitleText("ms")
+        self.axis_y.setLabelFormat("%.0f")
         self.chart.addAxis(self.axis_x, Qt.AlignmentFlag.AlignBottom)
         self.chart.addAxis(self.axis_y, Qt.AlignmentFlag.AlignLeft)
         for series in (self.hits, self.misses):
@@ -161,7 +163,7 @@ class EndpointPage(Page):
         self.chart_view = QChartView(self.chart, right)
         self.chart_view.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.chart_view.setAccessibleName("Latency chart")
-        self.chart_view.setMinimumHeight(230)
+        self.chart_view.setMinimumHeight(200)
         column.addWidget(self.chart_view, 1)
         self.stats = QLabel("", right)
         self.stats.setAccessibleName("Latency summary")
@@ -170,11 +172,11 @@ class EndpointPage(Page):
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
-        splitter.setMinimumHeight(330)
+        splitter.setMinimumHeight(300)
         self.layout_.addWidget(splitter, 1)
 
         self.function_log = LogPane("Function log", parent=self.body)
-        self.function_log.setMinimumHeight(120)
+        self.function_log.setMinimumHeight(110)
         self.function_log.level.setCurrentIndex(0)
         self.layout_.addWidget(QLabel("Function log stream"))
         self.layout_.addWidget(self.function_log)
