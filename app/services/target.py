@@ -269,7 +269,7 @@ def list_subscriptions(credential: Any, target: CloudTarget | None = None) -> li
                 s.subscription_id or "",
                 s.display_name or "",
                 s.tenant_id or "",
-                str(s.state or ""),
+                str(getattr(s.state, "value", s.state) or ""),
             )
             for s in client.subscriptions.list()
         ]

@@ -13,6 +13,7 @@ from app.services.redaction import redact
 from app.services.target import (
     AZURE_POLLING_S,
     azure_target,
+    list_subscriptions,
     make_credential,
     sandbox_target,
     sandbox_target_from_connection,
@@ -78,6 +79,9 @@ def test_sandbox_target_connects_to_a_running_sandbox_or_starts_one(tmp_path: Pa
         assert target.arm_endpoint == sandbox.endpoint.rstrip("/")
         groups = list(ClientFactory(target).resources().resource_groups.list())
         assert groups == []
+        subscriptions = list_subscriptions(target.credential, target)
+        assert [s.subscription_id for s in subscriptions] == [sandbox.subscription_id]
+        assert subscriptions[0].state == "Enabled"
     started = sandbox_target(state)  # none runs now: start one in this process
     try:
         assert list(ClientFactory(started).resources().resource_groups.list()) == []
