@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.redis import RedisManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
+from azure.mgmt.storage import StorageManagementClient
 
 from app.errors import BadInput
 from app.sandbox import Sandbox
@@ -209,3 +211,47 @@ def test_serve_exits_2_on_unknown_fault_keys(tmp_path: Path, state_dir: Path) ->
     assert result.stdout == ""
     assert "unknown key(s) tpyo" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_failed_provisioning_can_be_retried_with_the_same_put(state_dir: Path) -> None:
+    """ARM re-provisions a resource whose creation failed when the same PUT comes again."""
+    faults = {
+        "rules": [
+            {"method": "PUT", "path": "/redis/retry-me$", "fail_provisioning": True, "count": 1},
+            {
+                "method": "PUT",
+                "path": "/storageAccounts/retryme1$",
+                "fail_provisioning": True,
+                "count": 1,
+            },
+        ]
+    }
+    with Sandbox.start(state_dir, faults=faults) as sb:
+        resources, caches = _clients(sb)
+        storage = StorageManagementClient(sb.credential(), sb.subscription_id, **client_kwargs(sb))
+        resources.resource_groups.create_or_update("rg-retry", {"location": "westeurope"})
+        with pytest.raises(HttpResponseError) as info:
+            caches.redis.begin_create("rg-retry", "retry-me", BASIC_C0).result()
+        assert info.value.error.code == "ProvisioningFailed"
+        account = {"sku": {"name": "Standard_LRS"}, "kind": "StorageV2", "location": "westeurope"}
+        with pytest.raises(HttpResponseError):
+            storage.storage_accounts.begin_create("rg-retry", "retryme1", account).result()
+        assert (
+            storage.storage_accounts.get_properties("rg-retry", "retryme1").provisioning_state
+            == "Failed"
+        )
+
+        cache = caches.redis.begin_create("rg-retry", "retry-me", BASIC_C0).result()
+        assert cache.provisioning_state == "Succeeded"
+        key = caches.redis.list_keys("rg-retry", "retry-me").primary_key
+        with redis.Redis(
+            host=cache.host_name,
+            port=cache.ssl_port,
+            ssl=True,
+            ssl_ca_certs=str(sb.ca_cert),
+            password=key,
+            socket_timeout=5,
+        ) as conn:
+            assert conn.ping()
+        again = storage.storage_accounts.begin_create("rg-retry", "retryme1", account).result()
+        assert again.provisioning_state == "Succeeded"

@@ -572,10 +572,39 @@ class CacheProvider(Provider):
                 f"The cache '{record['body']['name']}' is busy ({state}); retry when the "
                 "operation has finished.",
             )
+        if state == "Failed":
+            return self._reprovision(request, rid, record, params, sku, body)
         check_scaling(props["sku"], sku)
         new_props = self._validated_properties(params, sku, props)
         await self._apply(rid, record, new_props, tags_of(body) if "tags" in body else None)
         return json_response(record["body"], 200)
+
+    def _reprovision(
+        self,
+        request: Request,
+        rid: str,
+        record: Record,
+        params: Any,
+        sku: dict[str, Any],
+        body: dict[str, Any],
+    ) -> Response:
+        """A PUT on a cache whose provisioning failed provisions it again, as ARM retries do."""
+        new_props = self._validated_properties(params, sku, None)
+        with self.ctx.store.transaction():
+            props = record["body"]["properties"]
+            props.update(new_props)
+            props["provisioningState"] = "Creating"
+            record["body"]["tags"] = tags_of(body)
+            self._publish_ports(record)
+        op = self.ctx.operations.start(
+            request,
+            "redis.create",
+            namespace=self.namespace,
+            location=record["body"]["location"],
+            resource_id=rid,
+        )
+        headers = self.ctx.operations.headers(op, async_operation=True, location=False)
+        return json_response(record["body"], 201, headers)
 
     async def patch(self, request: Request) -> Response:
         rid, record = self._lookup(request)

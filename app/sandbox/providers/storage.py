@@ -216,6 +216,12 @@ class StorageProvider(Provider):
         if existing is not None:
             with self.ctx.store.transaction():
                 self._apply(existing, fields, body)
+                failed = existing["body"]["properties"]["provisioningState"] == "Failed"
+                if failed:
+                    existing["body"]["properties"]["provisioningState"] = "Creating"
+            if failed:
+                # A PUT on an account whose provisioning failed provisions it again.
+                return self._accepted(request, existing)
             return json_response(existing["body"], 200)
         problem = name_problem(name)
         if problem:
@@ -285,8 +291,16 @@ class StorageProvider(Provider):
                     f"The storage account named {name} is already taken.",
                 )
             store.put_resource(rid, record)
+        return self._accepted(request, record)
+
+    def _accepted(self, request: Request, record: Record) -> Response:
+        """Start the create operation and answer 202 the way the Storage RP does."""
         op = self.ctx.operations.start(
-            request, "storage.create", namespace=self.namespace, location=location, resource_id=rid
+            request,
+            "storage.create",
+            namespace=self.namespace,
+            location=record["body"]["location"],
+            resource_id=record["body"]["id"],
         )
         # The Storage RP's Location is its asyncoperations URL with monitor=true.
         headers = self.ctx.operations.headers(op, async_operation=False, location=False)
