@@ -280,3 +280,23 @@ def test_serve_refuses_bad_input_with_exit_2(
     assert result.stdout == ""
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_group_deleted_while_a_cache_is_still_creating(state_dir: Path) -> None:
+    # Factor 0.1: the group goes after 0.5 s, the cache would be ready after 2 s.
+    with Sandbox.start(state_dir, latency=0.1) as sb:
+        kwargs = client_kwargs(sb)
+        resources = ResourceManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        caches = RedisManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        resources.resource_groups.create_or_update("rg-race", {"location": "westeurope"})
+        caches.redis.begin_create("rg-race", "racing", BASIC_C0)
+        resources.resource_groups.begin_delete("rg-race").result()
+        assert resources.resource_groups.check_existence("rg-race") is False
+        sb.wait_idle(30)
+        assert processes_mentioning(str(state_dir)) == []
+        assert (
+            caches.redis.check_name_availability(
+                {"name": "racing", "type": "Microsoft.Cache/redis"}
+            )
+            is None
+        )
