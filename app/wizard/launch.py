@@ -47,9 +47,11 @@ def sandbox_factory(
 
 
 def create_window(sandbox_state: str | Path | None = None) -> MainWindow:
+    from app.paths import user_data_dir
     from app.wizard.mainwindow import MainWindow
 
-    return MainWindow(backend_factory=sandbox_factory(sandbox_state))
+    return MainWindow(backend_factory=sandbox_factory(sandbox_state),
+                      working_spec=user_data_dir() / "wizard" / "last-spec.json")
 
 
 def run_gui(sandbox_state: str | None = None) -> int:

@@ -67,7 +67,10 @@ class MainWindow(QMainWindow):
         settings: Settings | None = None,
         spec: DeploymentSpec | None = None,
         azure_sign_in: Callable[[], object] | None = None,
+        working_spec: Path | None = None,
     ) -> None:
+        """`working_spec`: where the spec being deployed is kept between runs, so a
+        window reopened during or after a deploy shows the same deployment again."""
         super().__init__()
         self.settings = settings or Settings()
         self.session = Session(spec or default_spec(self.settings), self)
@@ -76,6 +79,7 @@ class MainWindow(QMainWindow):
         self.backend_factory = backend_factory
         self.azure_sign_in = azure_sign_in
         self.spec_path: Path | None = None
+        self.working_spec = working_spec
         self._current = ""
         self._dirty = False
         self._start_after_paint = False
@@ -115,6 +119,7 @@ class MainWindow(QMainWindow):
         self.session.target_changed.connect(self._update_target)
         self.session.spec_replaced.connect(self._on_spec_replaced)
         self._restore_geometry()
+        self._restore_working_spec()
         self.go("basics")
         self._update_target()
 
@@ -314,6 +319,7 @@ class MainWindow(QMainWindow):
         if not self.next_button.isEnabled():
             return
         if self._current == "review":
+            self.keep_working_spec()
             self.go("deploy")
             self.deploy.start()
             return
@@ -401,6 +407,30 @@ class MainWindow(QMainWindow):
         self.session.replace_spec(spec, path.resolve().parent)
         self.statusBar().showMessage(f"Opened {path}", 5000)
         return True
+
+    def _restore_working_spec(self) -> None:
+        if self.working_spec is None or not self.working_spec.exists():
+            return
+        try:
+            spec = load_spec(self.working_spec)
+        except MlcacheError as exc:
+            log.warning("could not restore the last spec: %s", exc)
+            return
+        last = self.settings.get("spec/last_path")
+        self.session.replace_spec(spec, Path(last).parent if last else None)
+        self.statusBar().showMessage(
+            f"Reopened the last deployment ({spec.resource_group.name}); the Deploy page "
+            "shows what of it exists.", 8000)
+
+    def keep_working_spec(self) -> None:
+        """Called as a deploy starts: the spec survives the window (no secrets in it)."""
+        if self.working_spec is None:
+            return
+        try:
+            self.working_spec.parent.mkdir(parents=True, exist_ok=True)
+            save_spec(self.session.spec, self.working_spec)
+        except (MlcacheError, OSError) as exc:
+            log.warning("could not keep the spec for next time: %s", exc)
 
     def _on_spec_replaced(self) -> None:
         for page in self.pages.values():

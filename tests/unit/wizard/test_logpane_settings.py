@@ -74,3 +74,21 @@ def test_choices_remembered_and_spec_round_trip(qtbot, window: MainWindow, setti
     text = Path(settings.file_name).read_text()
     assert "rg-roundtrip" not in text  # names live in spec files, not in settings
     again.close()
+
+
+def test_reopened_window_shows_the_last_deployment(qtbot, settings: Settings,
+                                                   tmp_path: Path) -> None:
+    from tests.unit.wizard.test_review import valid_spec
+
+    working = tmp_path / "wizard" / "last-spec.json"
+    first = MainWindow(backend_factory=None, settings=settings, working_spec=working)
+    qtbot.addWidget(first)
+    first.session.replace_spec(valid_spec())
+    first.keep_working_spec()  # what pressing Create does before the run starts
+    first.close()
+    assert "review-cache" in working.read_text()
+    second = MainWindow(backend_factory=None, settings=settings, working_spec=working)
+    qtbot.addWidget(second)
+    assert second.session.spec.cache.name == "review-cache"
+    assert second.pages["basics"].cache_name.text() == "review-cache"
+    second.close()
