@@ -55,10 +55,15 @@ def create_window(sandbox_state: str | Path | None = None) -> MainWindow:
 
 
 def run_gui(sandbox_state: str | None = None) -> int:
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
     from app.wizard.workers import wait_for_tasks
 
+    # Crisp at 125 % and 150 %: scale by the screen's exact factor, not a rounded one.
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+        Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
     configure_app(app)

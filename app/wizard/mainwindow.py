@@ -46,10 +46,11 @@ from app.wizard.pages.tags import TagsPage
 from app.wizard.session import BackendFactory, Session
 from app.wizard.settings import Settings
 from app.wizard.widgets import icon
+from app.wizard.workers import run_task
 
 log = logging.getLogger("mlcache.wizard")
 
-WINDOW_TITLE = "mlcache-deploy \u2014 serve a model on Azure Functions with Redis"
+WINDOW_TITLE = "mlcache-deploy"
 
 
 def default_spec(settings: Settings) -> DeploymentSpec:
@@ -87,7 +88,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(WINDOW_TITLE)
         self.setWindowIcon(icon("app"))
         self.setMinimumSize(QSize(900, 600))
-        self.resize(1180, 740)
+        self.resize(self._default_size())
 
         self.pages: dict[str, Page] = {
             "basics": BasicsPage(self.session),
@@ -122,6 +123,19 @@ class MainWindow(QMainWindow):
         self._restore_working_spec()
         self.go("basics")
         self._update_target()
+        self._update_title()
+
+    def _default_size(self) -> QSize:
+        """1180×740, or less on a small screen (a 1366×768 laptop keeps its taskbar)."""
+        screen = self.screen()
+        if screen is None:
+            return QSize(1180, 740)
+        free = screen.availableGeometry()
+        return QSize(min(1180, int(free.width() * 0.95)), min(740, int(free.height() * 0.95)))
+
+    def _update_title(self) -> None:
+        name = self.spec_path.name if self.spec_path else "new deployment"
+        self.setWindowTitle(f"{name}{' *' if self._dirty else ''} \u2014 {WINDOW_TITLE}")
 
     # -- construction ------------------------------------------
     def _build_actions(self) -> None:
@@ -343,7 +357,9 @@ class MainWindow(QMainWindow):
     def _on_page_edited(self, key: str) -> None:
         page = self.pages[key]
         page.store(self.session.spec)
-        self._dirty = True
+        if not self._dirty:
+            self._dirty = True
+            self._update_title()
         if key == self._current:
             page.show_problems(self.session.spec)
         self._update_navigation()
@@ -436,6 +452,7 @@ class MainWindow(QMainWindow):
         for page in self.pages.values():
             page.do_load(self.session.spec)
         self._dirty = False
+        self._update_title()
         self.go("basics" if self._current in ("deploy", "test") else self._current)
 
     def _on_save(self) -> None:
@@ -461,6 +478,7 @@ class MainWindow(QMainWindow):
             return False
         self.spec_path = path
         self._dirty = False
+        self._update_title()
         self.settings.set("spec/last_path", str(path))
         self.statusBar().showMessage(f"Saved {path}", 5000)
         return True
@@ -482,7 +500,9 @@ class MainWindow(QMainWindow):
     def _on_use_sandbox(self) -> None:
         self.settings.set("target", "sandbox")
         if self.backend_factory is not None:
-            self.session.backend = None
+            old, self.session.backend = self.session.backend, None
+            if old is not None:
+                run_task(old.close)
             self.session.start_backend(self.backend_factory)
             self._update_target()
 

@@ -145,8 +145,9 @@ class ServicesBackend:
     def locations(self) -> list[str]:
         return []
 
-    def registries(self) -> list[str]:
-        return []
+    def registries(self) -> list[str] | None:
+        """None: the engine offers no registry listing yet (paste a reference instead)."""
+        return None
 
     def repositories(self, registry: str) -> list[str]:
         return []

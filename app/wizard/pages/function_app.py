@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QPushButton
+from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QPushButton
 
 from app.rules import PLAN_SKUS
 from app.spec import DeploymentSpec
@@ -52,14 +52,13 @@ class FunctionAppPage(Page):
         form.addRow(label, stack(self.name, host))
         self.bind("function_app.name", self.name)
 
-        self.plan = QLineEdit(box)
-        self.plan.setAccessibleName("App Service plan name")
-        self.plan.textEdited.connect(self._on_manual)
-        self.plan_message = self.message_for()
+        self.plan = NameField("App Service plan name", "e.g. digits-scoring-plan")
+        self.plan.checker = make_checker(self, lambda: "plan")
+        self.plan.edit.textEdited.connect(self._on_manual)
         label = QLabel("App Service &plan")
-        label.setBuddy(self.plan)
-        form.addRow(label, stack(self.plan, self.plan_message))
-        self.bind("function_app.plan_name", self.plan, self.plan_message)
+        label.setBuddy(self.plan.edit)
+        form.addRow(label, self.plan)
+        self.bind("function_app.plan_name", self.plan)
 
         self.sku = QComboBox(box)
         self.sku.setAccessibleName("Pricing plan")
@@ -103,13 +102,13 @@ class FunctionAppPage(Page):
 
     def _apply_suggestion(self, app_name: str) -> None:
         plan, storage = suggest_names(app_name)
-        self.plan.setText(plan if app_name else "")
+        self.plan.set_text(plan if app_name else "")
         self.storage.set_text(storage)
 
     def load(self, spec: DeploymentSpec) -> None:
         app = spec.function_app
         self.name.set_text(app.name)
-        self.plan.setText(app.plan_name)
+        self.plan.set_text(app.plan_name)
         self.storage.set_text(app.storage_account)
         index = self.sku.findData(app.plan_sku)
         self.sku.setCurrentIndex(max(index, 0))
@@ -119,6 +118,6 @@ class FunctionAppPage(Page):
     def store(self, spec: DeploymentSpec) -> None:
         app = spec.function_app
         app.name = self.name.text()
-        app.plan_name = self.plan.text().strip()
+        app.plan_name = self.plan.text()
         app.plan_sku = str(self.sku.currentData() or "B1")
         app.storage_account = self.storage.text()

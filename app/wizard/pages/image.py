@@ -128,6 +128,7 @@ class ImagePage(Page):
         self.use_pick.setAccessibleName("Use the picked image")
         row.addWidget(self.use_pick)
         column.addWidget(pick)
+        self._pick_row = pick
         self.pick_message = self.message_for()
         column.addWidget(self.pick_message)
         self.pick_registry.activated.connect(self._on_pick_registry)
@@ -164,7 +165,13 @@ class ImagePage(Page):
     def _load_registries(self) -> None:
         self.pick_message.show_note("Loading registries\u2026")
 
-        def fill(names: list[str]) -> None:
+        def fill(names: list[str] | None) -> None:
+            if names is None:
+                self._pick_row.hide()
+                self.pick_message.show_note("This version cannot list registries yet: paste "
+                                            "the image reference.")
+                return
+            self._pick_row.show()
             self.pick_registry.clear()
             self.pick_registry.addItems(names)
             self.pick_message.show_note("" if names else "No registries in this subscription.")
