@@ -49,6 +49,7 @@ PROVIDER_CLASSES: list[tuple[str, str]] = [
     ("app.sandbox.providers.storage", "StorageProvider"),
     ("app.sandbox.providers.web", "WebProvider"),
     ("app.sandbox.providers.registry", "RegistryProvider"),
+    ("app.sandbox.providers.prices", "PricesProvider"),
 ]
 
 # Everything under this path skips bearer auth and the api-version check:

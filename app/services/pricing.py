@@ -1,0 +1,558 @@
+"""Monthly cost estimate of a spec, from the Azure Retail Prices API (portal's "Estimated cost").
+
+Review + create in the portal shows what a deployment will cost per month
+before anything exists; this module does the same for a `DeploymentSpec`.
+It asks the public, unauthenticated Retail Prices API
+(https://prices.azure.com/api/retail/prices, OData `$filter`, pages linked by
+`NextPageLink`) for the list price of every meter the spec's resources bill
+on, and multiplies by a month of 730 hours. The sandbox serves the same API
+shape from a sample price table, so the estimate works offline.
+
+Everything that decides *what* to ask and *which* answer to use is a pure
+function (`price_queries`, `build_filter`, `select_item`, `line_item`), so it
+is tested without a server. A meter the API does not list becomes a line
+"price not found" rather than a guessed number.
+
+Where the Retail Prices API's field values come from: Microsoft documents the
+API and its fields, not the value of every meter, so the values below are the
+ones the API answers today as seen in public tooling and billing exports.
+Where a value is less certain, the comment says so; `select_item` compares
+SKU names without spaces and case to absorb the known "P1 v3" / "P0v3" drift.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from app.errors import BadInput, ServiceFailure
+from app.spec import DeploymentSpec
+
+RETAIL_PRICES_URL = "https://prices.azure.com/api/retail/prices"
+# The version whose filter values are case-sensitive and which lists every meter.
+API_VERSION = "2023-01-01-preview"
+HOURS_PER_MONTH = 730
+DAYS_PER_MONTH = HOURS_PER_MONTH / 24
+# (connect, read) seconds: an estimate is a convenience and must not hold a page up.
+TIMEOUT = (3.05, 10.0)
+# Pages followed per query before giving up (the API pages 100 or 1000 items).
+MAX_PAGES = 20
+# The storage account holds the Functions runtime's state (host locks, keys,
+# timers): well under a gigabyte. One GB of Hot LRS blob data is the allowance
+# counted; transactions are not.
+STORAGE_ALLOWANCE_GB = 1.0
+
+REDIS_SERVICE = "Redis Cache"  # the portal says "Azure Cache for Redis"; the API does not
+CLASSIC_PRODUCTS = {
+    "Basic": "Azure Redis Cache Basic",
+    "Standard": "Azure Redis Cache Standard",
+    "Premium": "Azure Redis Cache Premium",
+}
+MANAGED_PRODUCTS = {
+    "Balanced": "Azure Managed Redis - Balanced",
+    "MemoryOptimized": "Azure Managed Redis - Memory Optimized",
+    "ComputeOptimized": "Azure Managed Redis - Compute Optimized",
+}
+# Azure Managed Redis runs with high availability by default (the deploy step
+# leaves it on): a primary and a replica node. Its meter is "<size> Cache
+# Instance", which for the classic tiers is the per-node half of "<size>
+# Cache"; we read the Managed Redis meter the same way and count two nodes.
+# Microsoft does not spell this out for the Managed Redis meters: if the meter
+# turns out to be the HA price already, this doubles it (see docs/sandbox.md).
+MANAGED_NODES = 2
+
+APP_SERVICE = "Azure App Service"
+# Linux plans carry " - Linux"; the Windows products (no suffix) cost more.
+PLAN_PRODUCTS = {
+    "B": "Azure App Service Basic Plan - Linux",
+    "S": "Azure App Service Standard Plan - Linux",
+    "v2": "Azure App Service Premium v2 Plan - Linux",
+    "v3": "Azure App Service Premium v3 Plan - Linux",
+}
+# Elastic Premium (EP1–EP3) has no per-SKU meter: it bills vCPU-hours and
+# GiB-hours of "Premium Functions", with one instance always allocated.
+ELASTIC_PREMIUM = {"EP1": (1, 3.5), "EP2": (2, 7.0), "EP3": (4, 14.0)}
+FUNCTIONS_SERVICE = "Functions"
+FUNCTIONS_PREMIUM_PRODUCT = "Premium Functions"
+
+STORAGE_SERVICE = "Storage"
+# A StorageV2 (general-purpose v2) account's block blobs. Some tooling reads
+# LRS prices from "Blob Storage" instead; both list "Hot LRS Data Stored".
+STORAGE_PRODUCT = "General Block Blob v2"
+
+REGISTRY_SERVICE = "Container Registry"
+REGISTRY_PRODUCT = "Container Registry"
+
+
+@dataclass(frozen=True)
+class PriceQuery:
+    """One meter to price: where it is in the API and how many units a month uses."""
+
+    resource: str  # what the user sees: "Azure Cache for Redis digits-cache"
+    sku: str  # the SKU in the portal's words: "Standard C1"
+    service_name: str
+    product_name: str
+    sku_name: str
+    unit_of_measure: str  # as the API spells it: "1 Hour", "1 GB/Month", "1/Day"
+    units: float  # units per month
+    unit_label: str  # the unit in words, singular: "hour", "GB", "day", "vCPU-hour"
+    meter_name: str | None = None  # None: any meter of the product/SKU
+    # False when the API's spelling of skuName is uncertain: filter on the
+    # product only and let `select_item` compare without spaces.
+    filter_sku: bool = True
+    note: str = ""
+
+
+@dataclass
+class LineItem:
+    resource: str
+    sku: str
+    meter: str
+    unit_price: float | None
+    unit: str
+    units: float
+    monthly: float | None
+    currency: str
+    note: str = ""
+
+    @property
+    def found(self) -> bool:
+        return self.monthly is not None
+
+
+@dataclass
+class CostEstimate:
+    items: list[LineItem]
+    currency: str
+    region: str
+    source: str  # the API's URL
+    retrieved: str  # ISO date the prices were read
+    sandbox: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return round(sum(item.monthly or 0.0 for item in self.items), 2)
+
+    @property
+    def priced(self) -> int:
+        return sum(1 for item in self.items if item.found)
+
+    @property
+    def missing(self) -> int:
+        return len(self.items) - self.priced
+
+    @property
+    def basis(self) -> str:
+        """One sentence saying what the figure is (and, in the sandbox, what it is not)."""
+        if self.sandbox:
+            return (f"Azure list-price estimate for {self.region} from the sandbox's sample "
+                    "price table, not a charge: the sandbox itself costs nothing")
+        return (f"Azure retail list prices for {self.region} on {self.retrieved}, pay-as-you-go, "
+                "before taxes, discounts and usage-based charges")
+
+    def summary(self) -> str:
+        """One line for the wizard's Review page: total, currency, what it rests on."""
+        text = f"{self.currency} {self.total:,.2f} per month ({self.basis}"
+        if self.missing:
+            text += f"; {self.missing} item(s) without a list price are not included"
+        return text + ")"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "currency": self.currency,
+            "region": self.region,
+            "total": self.total,
+            "items": [{**asdict(item), "found": item.found} for item in self.items],
+            "source": self.source,
+            "retrieved": self.retrieved,
+            "sandbox": self.sandbox,
+            "basis": self.basis,
+            "notes": list(self.notes),
+        }
+
+
+# --- what to price (pure) -----------------------------------------------------------
+
+
+def _plan_product(sku: str) -> str | None:
+    upper = sku.upper()
+    if upper.endswith("V3"):
+        return PLAN_PRODUCTS["v3"]
+    if upper.endswith("V2"):
+        return PLAN_PRODUCTS["v2"]
+    return PLAN_PRODUCTS.get(upper[:1])
+
+
+def cache_queries(spec: DeploymentSpec) -> list[PriceQuery]:
+    cache = spec.cache
+    if cache.kind == "azure-managed-redis":
+        product = MANAGED_PRODUCTS.get(cache.tier)
+        if product is None:
+            raise BadInput(f"cache.tier: no Azure Managed Redis tier {cache.tier!r}")
+        return [PriceQuery(
+            resource=f"Azure Managed Redis {cache.name}",
+            sku=f"{cache.tier} {cache.size}",
+            service_name=REDIS_SERVICE, product_name=product, sku_name=cache.size,
+            meter_name=f"{cache.size} Cache Instance", unit_of_measure="1 Hour",
+            units=HOURS_PER_MONTH * MANAGED_NODES, unit_label="node-hour",
+            note="high availability: 2 nodes",
+        )]
+    product = CLASSIC_PRODUCTS.get(cache.tier)
+    if product is None:
+        raise BadInput(f"cache.tier: no Azure Cache for Redis tier {cache.tier!r}")
+    # "<size> Cache" is the whole cache (primary + replica on Standard and
+    # Premium); a clustered Premium cache bills it once per shard.
+    shards = (cache.shards or 1) if cache.tier == "Premium" else 1
+    note = f"{shards} shards" if shards > 1 else ""
+    if cache.tier == "Premium" and cache.persistence:
+        note = ", ".join(filter(None, [note, "persistence storage not included"]))
+    return [PriceQuery(
+        resource=f"Azure Cache for Redis {cache.name}",
+        sku=f"{cache.tier} {cache.size}",
+        service_name=REDIS_SERVICE, product_name=product, sku_name=cache.size,
+        meter_name=f"{cache.size} Cache", unit_of_measure="1 Hour",
+        units=HOURS_PER_MONTH * shards, unit_label="hour", note=note,
+    )]
+
+
+def plan_queries(spec: DeploymentSpec) -> list[PriceQuery]:
+    app = spec.function_app
+    sku = app.plan_sku
+    resource = f"App Service plan {app.plan_name}"
+    if sku.upper() in ELASTIC_PREMIUM:
+        vcpus, gib = ELASTIC_PREMIUM[sku.upper()]
+        return [
+            PriceQuery(
+                resource=resource, sku=f"Elastic Premium {sku} (Linux)",
+                service_name=FUNCTIONS_SERVICE, product_name=FUNCTIONS_PREMIUM_PRODUCT,
+                sku_name="Premium", meter_name="Premium vCPU Duration",
+                unit_of_measure="1 Hour", units=vcpus * HOURS_PER_MONTH,
+                unit_label="vCPU-hour", note=f"{vcpus} vCPU, one instance always ready",
+            ),
+            PriceQuery(
+                resource=resource, sku=f"Elastic Premium {sku} (Linux)",
+                service_name=FUNCTIONS_SERVICE, product_name=FUNCTIONS_PREMIUM_PRODUCT,
+                sku_name="Premium", meter_name="Premium Memory Duration",
+                unit_of_measure="1 GiB Hour", units=gib * HOURS_PER_MONTH,
+                unit_label="GiB-hour", note=f"{gib:g} GiB, one instance always ready",
+            ),
+        ]
+    product = _plan_product(sku)
+    if product is None:
+        raise BadInput(f"function_app.plan_sku: no price mapping for plan SKU {sku!r}")
+    # The Linux meter names vary by tier ("B1", "S1 App", "P1 v3 App") and the
+    # skuName spelling too ("P1 v3" but "P0v3"): match product + SKU + unit.
+    return [PriceQuery(
+        resource=resource, sku=f"{sku} (Linux)", service_name=APP_SERVICE,
+        product_name=product, sku_name=sku, unit_of_measure="1 Hour",
+        units=HOURS_PER_MONTH, unit_label="hour", filter_sku=False,
+        note="one instance",
+    )]
+
+
+def storage_queries(spec: DeploymentSpec) -> list[PriceQuery]:
+    return [PriceQuery(
+        resource=f"Storage account {spec.function_app.storage_account}",
+        sku="Standard_LRS (StorageV2, Hot)", service_name=STORAGE_SERVICE,
+        product_name=STORAGE_PRODUCT, sku_name="Hot LRS", meter_name="Hot LRS Data Stored",
+        unit_of_measure="1 GB/Month", units=STORAGE_ALLOWANCE_GB, unit_label="GB",
+        note=f"allowance of {STORAGE_ALLOWANCE_GB:g} GB stored; transactions not counted",
+    )]
+
+
+def registry_queries(spec: DeploymentSpec) -> list[PriceQuery]:
+    if not spec.image.build_from:
+        return []
+    return [PriceQuery(
+        resource=f"Container registry {spec.image.registry}", sku="Basic",
+        service_name=REGISTRY_SERVICE, product_name=REGISTRY_PRODUCT, sku_name="Basic",
+        meter_name="Basic Registry Unit", unit_of_measure="1/Day",
+        units=round(DAYS_PER_MONTH, 4), unit_label="day",
+        note="includes 10 GB of image storage",
+    )]
+
+
+def price_queries(spec: DeploymentSpec) -> list[PriceQuery]:
+    """Every meter the resources `spec` creates bill on, in plan order."""
+    return [*cache_queries(spec), *storage_queries(spec), *plan_queries(spec),
+            *registry_queries(spec)]
+
+
+def estimate_notes(spec: DeploymentSpec) -> list[str]:
+    notes = ["Function executions, outbound data and logs are billed by use and not included."]
+    if not spec.image.build_from:
+        notes.append("The image's existing registry is not created by this deployment and "
+                     "is not counted.")
+    return notes
+
+
+# --- the OData filter and the choice of item (pure) -------------------------------
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: single quotes, an embedded quote doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def build_filter(query: PriceQuery, region: str) -> str:
+    """The `$filter` for one query: service, product, region, pay-as-you-go."""
+    parts = [
+        f"serviceName eq {odata_string(query.service_name)}",
+        f"productName eq {odata_string(query.product_name)}",
+    ]
+    if query.filter_sku:
+        parts.append(f"skuName eq {odata_string(query.sku_name)}")
+    parts += [f"armRegionName eq {odata_string(region)}", "priceType eq 'Consumption'"]
+    return " and ".join(parts)
+
+
+def _squash(text: Any) -> str:
+    return "".join(str(text or "").split()).lower()
+
+
+def select_item(items: Iterable[Mapping[str, Any]], query: PriceQuery, region: str,
+                currency: str) -> Mapping[str, Any] | None:
+    """The item that prices `query` in `region`, or None.
+
+    Pay-as-you-go only (not a reservation, savings plan or dev/test price), the
+    exact region, product and unit, the SKU compared without spaces, the first
+    price tier (tierMinimumUnits 0); among equals the newest effectiveStartDate.
+    """
+    candidates = []
+    for item in items:
+        if item.get("type") != "Consumption" or item.get("reservationTerm"):
+            continue
+        if str(item.get("armRegionName", "")).lower() != region.lower():
+            continue
+        if item.get("productName") != query.product_name:
+            continue
+        if _squash(item.get("skuName")) != _squash(query.sku_name):
+            continue
+        if query.meter_name is not None and _squash(item.get("meterName")) != _squash(
+                query.meter_name):
+            continue
+        if item.get("unitOfMeasure") != query.unit_of_measure:
+            continue
+        if str(item.get("currencyCode", currency)).upper() != currency.upper():
+            continue
+        if float(item.get("tierMinimumUnits") or 0) != 0:
+            continue
+        if not isinstance(item.get("retailPrice"), int | float):
+            continue
+        candidates.append(item)
+    if not candidates:
+        return None
+    return max(candidates, key=lambda item: str(item.get("effectiveStartDate", "")))
+
+
+def line_item(query: PriceQuery, item: Mapping[str, Any] | None, currency: str) -> LineItem:
+    if item is None:
+        return LineItem(
+            resource=query.resource, sku=query.sku, meter=query.meter_name or query.sku_name,
+            unit_price=None, unit=query.unit_label, units=query.units, monthly=None,
+            currency=currency, note="price not found",
+        )
+    price = float(item["retailPrice"])
+    return LineItem(
+        resource=query.resource, sku=query.sku, meter=str(item.get("meterName", "")),
+        unit_price=price, unit=query.unit_label, units=query.units,
+        monthly=round(price * query.units, 2), currency=currency, note=query.note,
+    )
+
+
+# --- asking the API ---------------------------------------------------------------
+
+
+Fetch = Callable[[str, Mapping[str, str] | None], Mapping[str, Any]]
+
+
+def _http_fetch(verify: str | bool, session: Any) -> Fetch:
+    import requests
+
+    def fetch(url: str, params: Mapping[str, str] | None) -> Mapping[str, Any]:
+        shown = url.split("?", 1)[0]
+        try:
+            response = session.get(url, params=params, timeout=TIMEOUT, verify=verify)
+        except requests.exceptions.SSLError as exc:
+            raise ServiceFailure(
+                f"the Retail Prices API at {shown} failed the TLS check: {exc}",
+                "No estimate is available; check the certificate bundle in use.",
+            ) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise ServiceFailure(
+                f"the Retail Prices API at {shown} could not be reached "
+                f"({type(exc).__name__})",
+                "No estimate is available; check the network connection and try again.",
+            ) from None
+        if response.status_code != 200:
+            raise ServiceFailure(
+                f"the Retail Prices API at {shown} answered {response.status_code}: "
+                f"{_error_text(response)}",
+                "No estimate is available; try again later.",
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            raise ServiceFailure(
+                f"the Retail Prices API at {shown} answered something that is not JSON",
+                "No estimate is available; check the prices URL.",
+            ) from None
+        if not isinstance(body, dict) or not isinstance(body.get("Items"), list):
+            raise ServiceFailure(
+                f"the Retail Prices API at {shown} answered without an Items list",
+                "No estimate is available; check the prices URL.",
+            )
+        return body
+
+    return fetch
+
+
+def _error_text(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason or ""
+    error = body.get("Error") or body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("Message") or error.get("message") or error)[:300]
+    return str(body)[:200]
+
+
+def fetch_items(fetch: Fetch, base_url: str, filter_text: str, currency: str) -> list[
+        dict[str, Any]]:
+    """Every item of one filtered query, following NextPageLink."""
+    params: Mapping[str, str] | None = {
+        "api-version": API_VERSION, "currencyCode": currency, "$filter": filter_text,
+    }
+    url = base_url
+    items: list[dict[str, Any]] = []
+    for _ in range(MAX_PAGES):
+        body = fetch(url, params)
+        items.extend(item for item in body["Items"] if isinstance(item, dict))
+        next_link = body.get("NextPageLink")
+        if not next_link:
+            return items
+        # The link carries the whole query (filter, currency, $skip).
+        url, params = str(next_link), None
+    raise ServiceFailure(
+        f"the Retail Prices API kept paging after {MAX_PAGES} pages for {filter_text}",
+        "No estimate is available; the query is broader than intended.",
+    )
+
+
+def estimate(spec: DeploymentSpec, prices_base_url: str = RETAIL_PRICES_URL,
+             verify: str | bool = True, *, currency: str = "USD", sandbox: bool = False,
+             fetch: Fetch | None = None) -> CostEstimate:
+    """Price every resource of `spec` at list prices for its location.
+
+    `verify` is passed to every request (the sandbox CA path, or True for the
+    system store). Raises ServiceFailure when the API cannot be used at all; a
+    meter it does not list becomes a "price not found" line.
+    """
+    import requests
+
+    queries = price_queries(spec)
+    region = spec.location.lower()
+    session = None
+    if fetch is None:
+        session = requests.Session()
+        fetch = _http_fetch(verify, session)
+    try:
+        results: dict[str, list[dict[str, Any]]] = {}
+        items = []
+        for query in queries:
+            filter_text = build_filter(query, region)
+            if filter_text not in results:
+                results[filter_text] = fetch_items(fetch, prices_base_url, filter_text, currency)
+            chosen = select_item(results[filter_text], query, region, currency)
+            items.append(line_item(query, chosen, currency))
+    finally:
+        if session is not None:
+            session.close()
+    return CostEstimate(
+        items=items, currency=currency, region=region, source=prices_base_url,
+        retrieved=_dt.datetime.now(_dt.UTC).date().isoformat(), sandbox=sandbox,
+        notes=estimate_notes(spec),
+    )
+
+
+def sandbox_prices_url(arm_endpoint: str) -> str:
+    """Where the sandbox serves the Retail Prices API (see docs/sandbox.md)."""
+    return arm_endpoint.rstrip("/") + "/retail/prices"
+
+
+def estimate_for_target(spec: DeploymentSpec, target: Any) -> CostEstimate:
+    """The estimate from the API that matches `target`: the sandbox's, or Azure's."""
+    if getattr(target, "is_sandbox", False):
+        return estimate(spec, sandbox_prices_url(target.arm_endpoint), target.verify,
+                        sandbox=True)
+    return estimate(spec, RETAIL_PRICES_URL, True)
+
+
+def monthly_cost_text(spec: DeploymentSpec, target: Any) -> str:
+    """The wizard's one line; ServiceFailure (shown as "No estimate: …") when nothing is priced."""
+    result = estimate_for_target(spec, target)
+    if result.priced == 0:
+        raise ServiceFailure(
+            f"the Retail Prices API lists none of this deployment's meters for {result.region}",
+            "See the Azure pricing calculator for these sizes.",
+        )
+    return result.summary()
+
+
+def _amount(units: float, unit: str) -> str:
+    plural = units != 1 and not unit.endswith("GB")
+    return f"{units:g} {unit}{'s' if plural else ''}"
+
+
+def format_table(result: CostEstimate) -> str:
+    """The CLI's table: one line per meter, then the total and what it rests on."""
+    header = ("Resource", "SKU", "Unit price", "Units / month", "Monthly")
+    rows = []
+    for item in result.items:
+        if item.found:
+            price = f"{item.unit_price:.4f}".rstrip("0").rstrip(".")
+            rows.append((item.resource, item.sku, f"{price} {item.currency}/{item.unit}",
+                         _amount(item.units, item.unit), f"{item.monthly:,.2f}"))
+        else:
+            rows.append((item.resource, item.sku, "-", _amount(item.units, item.unit),
+                         "price not found"))
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [str(cell).ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        return "  ".join([*cells, str(row[-1]).rjust(widths[-1])]).rstrip()
+
+    out = [line(header), line(tuple("-" * w for w in widths))]
+    for item, row in zip(result.items, rows, strict=True):
+        out.append(line(row))
+        if item.note and item.found:
+            out.append(" " * 2 + f"({item.note})")
+    total = f"Estimated monthly total: {result.currency} {result.total:,.2f}"
+    out += ["", total, f"Basis: {result.basis}.", f"Source: {result.source}"]
+    if result.missing:
+        out.append(f"{result.missing} item(s) had no list price and are not in the total.")
+    out += [f"Note: {note}" for note in result.notes]
+    return "\n".join(out) + "\n"
+
+
+__all__ = [
+    "API_VERSION",
+    "HOURS_PER_MONTH",
+    "RETAIL_PRICES_URL",
+    "CostEstimate",
+    "LineItem",
+    "PriceQuery",
+    "build_filter",
+    "estimate",
+    "estimate_for_target",
+    "format_table",
+    "monthly_cost_text",
+    "odata_string",
+    "price_queries",
+    "sandbox_prices_url",
+    "select_item",
+]
