@@ -1,0 +1,85 @@
+"""Sign in to Azure: tenant and subscription pickers, remembered ids (never a
+secret), and the window switching its target. Azure itself cannot be reached
+from the tests, so the sign-in face is a stand-in with the real one's methods."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtWidgets import QDialogButtonBox
+
+from app.wizard.backend import Subscription, Tenant
+from app.wizard.mainwindow import MainWindow
+from app.wizard.services_backend import AzureSignIn
+from app.wizard.settings import Settings
+from app.wizard.signin_dialog import SignInDialog
+
+pytestmark = [
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore("does not support propagateSizeHints"),
+]
+
+SUB_A = Subscription("11111111-1111-1111-1111-111111111111", "Team dev", "t-1")
+SUB_B = Subscription("22222222-2222-2222-2222-222222222222", "Team prod", "t-1")
+
+
+class _AzureBackend:
+    label = "Azure \u2014 Team prod"
+    is_azure = True
+    spec_dir: Path | None = None
+
+    def subscription(self) -> Subscription:
+        return SUB_B
+
+    def close(self) -> None:
+        pass
+
+
+class StandInSignIn:
+    """The four calls SignInDialog makes, answering as a signed-in user would."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def sign_in(self, method: str, tenant_id: str | None, prompt: Any) -> object:
+        if method == "device-code":
+            prompt("To sign in, open https://microsoft.com/devicelogin and enter ABCD-1234.")
+        return object()
+
+    def tenants(self, credential: object) -> list[Tenant]:
+        return [Tenant("t-1", "Contoso")]
+
+    def subscriptions(self, credential: object, tenant_id: str | None) -> list[Subscription]:
+        return [SUB_A, SUB_B]
+
+    def make_backend(self, credential: object, sub: Subscription, tenant: str | None) -> Any:
+        return _AzureBackend()
+
+
+def test_stand_in_matches_the_real_sign_in_face() -> None:
+    for name in ("sign_in", "tenants", "subscriptions", "make_backend"):
+        assert callable(getattr(AzureSignIn, name))
+
+
+def test_device_code_sign_in_picks_and_remembers_subscription(qtbot, window: MainWindow,  # type: ignore[no-untyped-def]
+                                                              settings: Settings) -> None:
+    dialog = SignInDialog(settings, StandInSignIn(), window)
+    qtbot.addWidget(dialog)
+    dialog.device.setChecked(True)
+    dialog.sign_in_button.click()
+    qtbot.waitUntil(lambda: dialog.subscription.count() == 2, timeout=5000)
+    assert "ABCD-1234" in dialog.device_message.text()
+    assert dialog.tenant.currentText() == "Contoso (t-1)"
+    dialog.subscription.setCurrentIndex(1)
+    dialog.accepted.connect(lambda: window.use_backend(dialog.backend))
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert window.session.spec.target == "azure"
+    assert window.session.spec.subscription_id == SUB_B.id
+    assert "Team prod" in window.target_label.text()
+    assert settings.get("azure/subscription_id") == SUB_B.id
+    assert settings.get("azure/tenant_id") == "t-1"
+    assert settings.get("azure/sign_in_method") == "device-code"
+    text = Path(settings.file_name).read_text()
+    assert "ABCD-1234" not in text
