@@ -73,6 +73,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return export(args)
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from app.services.pricing import estimate_command
+
+    return estimate_command(args)
+
+
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from app.sandbox.commands import serve
 
@@ -171,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["arm", "azcli"], default="arm")
     p.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("estimate", help="show what the spec's resources cost per month")
+    p.add_argument("spec", metavar="SPEC")
+    _add_target_options(p)
+    p.set_defaults(func=cmd_estimate)
 
     sandbox = sub.add_parser("sandbox", help="the local sandbox cloud")
     sandbox_sub = sandbox.add_subparsers(title="sandbox commands", metavar="COMMAND", required=True)

@@ -129,7 +129,8 @@ class CostEstimate:
     region: str
     source: str  # the API's URL
     retrieved: str  # ISO date the prices were read
-    sandbox: bool = False
+    sandbox: bool = False  # the prices came from the sandbox's sample table
+    billed: bool = True  # False when the spec deploys to the sandbox
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -148,8 +149,9 @@ class CostEstimate:
     def basis(self) -> str:
         """One sentence saying what the figure is (and, in the sandbox, what it is not)."""
         if self.sandbox:
-            return (f"Azure list-price estimate for {self.region} from the sandbox's sample "
-                    "price table, not a charge: the sandbox itself costs nothing")
+            text = (f"Azure list-price estimate for {self.region} from the sandbox's sample "
+                    "price table, not a quote")
+            return text + ("" if self.billed else "; the sandbox itself costs nothing")
         return (f"Azure retail list prices for {self.region} on {self.retrieved}, pay-as-you-go, "
                 "before taxes, discounts and usage-based charges")
 
@@ -169,6 +171,7 @@ class CostEstimate:
             "source": self.source,
             "retrieved": self.retrieved,
             "sandbox": self.sandbox,
+            "billed": self.billed,
             "basis": self.basis,
             "notes": list(self.notes),
         }
@@ -387,6 +390,11 @@ def _http_fetch(verify: str | bool, session: Any) -> Fetch:
                 f"({type(exc).__name__})",
                 "No estimate is available; check the network connection and try again.",
             ) from None
+        except requests.exceptions.RequestException as exc:
+            raise ServiceFailure(
+                f"the Retail Prices API at {shown} could not be asked: {exc}",
+                "No estimate is available; check the prices URL.",
+            ) from None
         if response.status_code != 200:
             raise ServiceFailure(
                 f"the Retail Prices API at {shown} answered {response.status_code}: "
@@ -475,7 +483,7 @@ def estimate(spec: DeploymentSpec, prices_base_url: str = RETAIL_PRICES_URL,
     return CostEstimate(
         items=items, currency=currency, region=region, source=prices_base_url,
         retrieved=_dt.datetime.now(_dt.UTC).date().isoformat(), sandbox=sandbox,
-        notes=estimate_notes(spec),
+        billed=spec.target != "sandbox", notes=estimate_notes(spec),
     )
 
 
@@ -539,6 +547,52 @@ def format_table(result: CostEstimate) -> str:
     return "\n".join(out) + "\n"
 
 
+# --- the CLI command ---------------------------------------------------------------
+
+
+def estimate_command(args: Any) -> int:
+    """`mlcache-deploy estimate SPEC [--json] [--sandbox-state DIR]`.
+
+    A sandbox spec, or any spec with --sandbox-state, is priced by the sandbox's
+    Retail Prices API (a sandbox is started for the command when none runs);
+    an Azure spec otherwise by Azure's. Exit 0 with prices, 1 when no meter
+    has a price or the API cannot be used, 2 for a bad spec.
+    """
+    import json
+    import sys
+    from pathlib import Path
+
+    from app.rules import validate_spec
+    from app.spec import load_spec
+
+    spec = load_spec(Path(args.spec))
+    problems = validate_spec(spec)
+    if problems:
+        listing = "\n  ".join(str(p) for p in problems)
+        raise BadInput(f"the spec has {len(problems)} problem(s):\n  {listing}",
+                       "Fix them (`mlcache-deploy validate SPEC` lists them) and try again.")
+    state = getattr(args, "sandbox_state", None)
+    if spec.target == "sandbox" or state:
+        from app.services.target import sandbox_target
+
+        with sandbox_target(state) as target:
+            if target.started_here:
+                print(f"note: no sandbox was running on {target.state_dir}; started one for "
+                      "this command", file=sys.stderr, flush=True)
+            result = estimate_for_target(spec, target)
+    else:
+        result = estimate(spec, RETAIL_PRICES_URL, True)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        sys.stdout.write(format_table(result))
+    if result.priced == 0:
+        print(f"error: no list price was found for any of this deployment's meters in "
+              f"{result.region}", file=sys.stderr)
+        return 1
+    return 0
+
+
 __all__ = [
     "API_VERSION",
     "HOURS_PER_MONTH",
@@ -548,6 +602,7 @@ __all__ = [
     "PriceQuery",
     "build_filter",
     "estimate",
+    "estimate_command",
     "estimate_for_target",
     "format_table",
     "monthly_cost_text",

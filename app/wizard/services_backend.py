@@ -156,7 +156,9 @@ class ServicesBackend:
         return []
 
     def monthly_cost(self, spec: DeploymentSpec) -> str | None:
-        return None
+        from app.services.pricing import monthly_cost_text
+
+        return monthly_cost_text(spec, self.target)
 
     def export(self, spec: DeploymentSpec, fmt: str) -> str:
         from app.services.export import export_text
