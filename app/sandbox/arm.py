@@ -50,10 +50,6 @@ class ArmError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
-def error_response(status: int, code: str, message: str, **headers: str) -> Response:
-    return ArmError(status, code, message, headers=dict(headers)).response()
-
-
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 

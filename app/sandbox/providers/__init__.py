@@ -24,7 +24,7 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from starlette.requests import Request
 from starlette.routing import BaseRoute
@@ -157,9 +157,6 @@ class Provider:
             raise ArmError(
                 404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found."
             )
-
-    def body_of(self, record: Record) -> dict[str, Any]:
-        return dict(record["body"])
 
 
 def load_providers(ctx: SandboxContext) -> list[Provider]:
