@@ -63,6 +63,23 @@ def deployment_status(spec: DeploymentSpec, clients: ClientFactory) -> list[Reso
                           f"{c.host_name}:{c.ssl_port} (TLS)",
             )
         )
+    else:
+        enterprise = clients.redis_enterprise()
+        out.append(
+            _probe(
+                "Azure Managed Redis", cache.name,
+                lambda: enterprise.redis_enterprise.get(group, cache.name),
+                lambda c: f"{getattr(c.sku, 'name', '')}, {c.host_name}",
+            )
+        )
+        if out[-1].exists:
+            out.append(
+                _probe(
+                    "Azure Managed Redis database", f"{cache.name}/default",
+                    lambda: enterprise.databases.get(group, cache.name, "default"),
+                    lambda d: f"port {d.port} (TLS)",
+                )
+            )
     app = spec.function_app
     storage = clients.storage()
     out.append(

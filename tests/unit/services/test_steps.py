@@ -128,3 +128,21 @@ def test_a_registry_without_admin_user_is_refused_with_the_fix(target: CloudTarg
     failed = run(spec, target, ResourceGroupStep(spec), RegistryStep(spec))["registry"]
     assert isinstance(failed, StepFailed) and failed.code == "NotPermitted"
     assert "admin user disabled" in failed.message and "--admin-enabled true" in failed.hint
+
+
+def test_status_reports_an_azure_managed_redis_cluster_and_database(target: CloudTarget) -> None:
+    from app.services.managed_redis import managed_redis_steps
+    from app.services.status import deployment_status
+
+    spec = new_spec()
+    spec.cache.kind = "azure-managed-redis"
+    spec.cache.tier, spec.cache.size, spec.cache.redis_version = "Balanced", "B0", None
+    results = run(spec, target, ResourceGroupStep(spec), *managed_redis_steps(spec))
+    assert all(isinstance(e, StepSucceeded) for e in results.values()), results
+    rows = {row.kind: row for row in deployment_status(spec, ClientFactory(target))}
+    cluster = rows["Azure Managed Redis"]
+    assert cluster.exists and "Balanced_B0" in cluster.detail
+    database = rows["Azure Managed Redis database"]
+    assert database.exists and database.name == f"{spec.cache.name}/default"
+    assert database.detail.startswith("port ") and "(TLS)" in database.detail
+    assert not rows["storage account"].exists
