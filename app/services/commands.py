@@ -126,9 +126,10 @@ def deploy(args: argparse.Namespace) -> int:
         raise ServiceFailure("the deployment ended without a result")
     if result.succeeded and not args.json:
         host = result.outcomes["function-app"].outputs.get("default_host_name", "")
+        group = spec.resource_group.name
         print(f"Scoring endpoint: https://{host}/api/score\n"
-              f"Try it:   mlcache-deploy test {args.spec}\n"
-              f"Tear down: mlcache-deploy cleanup {args.spec} --confirm {spec.resource_group.name}")
+              f"Try it:           mlcache-deploy test {args.spec}\n"
+              f"Tear down:        mlcache-deploy cleanup {args.spec} --confirm {group}")
     return 0 if result.succeeded else 1
 
 
