@@ -54,6 +54,25 @@ def create_window(sandbox_state: str | Path | None = None) -> MainWindow:
                       working_spec=user_data_dir() / "wizard" / "last-spec.json")
 
 
+def _close_on_signals(window: MainWindow) -> None:
+    """Ctrl-C or a TERM from the terminal closes the window properly (stopping the
+    sandbox it started). Python runs signal handlers only between bytecodes, so a
+    short timer gives it the chance while Qt's loop waits."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(_signum: int, _frame: object) -> None:
+        window.close()
+
+    signal.signal(signal.SIGINT, close)
+    signal.signal(signal.SIGTERM, close)
+    timer = QTimer(window)
+    timer.setInterval(250)
+    timer.timeout.connect(lambda: None)
+    timer.start()
+
+
 def run_gui(sandbox_state: str | None = None) -> int:
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication
@@ -68,6 +87,7 @@ def run_gui(sandbox_state: str | None = None) -> int:
     assert isinstance(app, QApplication)
     configure_app(app)
     window = create_window(sandbox_state)
+    _close_on_signals(window)
     window.show_when_ready()
     code = int(app.exec())
     wait_for_tasks(5000)

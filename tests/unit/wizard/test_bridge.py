@@ -6,11 +6,16 @@ from __future__ import annotations
 import logging
 import threading
 
+import pytest
 from PySide6.QtCore import QThread
 
 from app.services.events import RunFinished, StepLog, StepProgress, StepStarted, StepSucceeded
 from app.wizard.bridge import EngineBridge
 
+pytestmark = [
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore("does not support propagateSizeHints"),
+]
 
 def test_events_from_a_thread_arrive_on_the_ui_thread_in_order(qtbot) -> None:  # type: ignore[no-untyped-def]
     bridge = EngineBridge()

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from PySide6.QtCore import QObject, Signal
 
 import app.wizard  # noqa: F401 - importing the wizard applies the work-around
 from app.wizard.qtcompat import emit, keep_singletons_alive
 
+pytestmark = [
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore("does not support propagateSizeHints"),
+]
 
 class _Source(QObject):
     ping = Signal(object)
