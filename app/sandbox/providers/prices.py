@@ -167,7 +167,7 @@ class _Parser:
                               f"found {shown!r}")
         name = FIELDS.get(token.text.lower())
         if name is None:
-            raise FilterError(f"unknown field {token.text!r}")
+            raise FilterError(f"unknown field {token.text!r} at position {token.position}")
         return name
 
     def literal(self) -> Any:
