@@ -174,3 +174,22 @@ def test_an_api_error_is_a_service_failure(tmp_path: Path) -> None:
 
 def test_the_table_says_what_it_is() -> None:
     assert "Sample list prices" in LABEL and "westeurope" in LABEL
+
+
+def test_the_wizard_review_line_comes_from_the_sandbox(sandbox: Sandbox) -> None:
+    from app.services.target import sandbox_target_from_connection
+    from app.wizard.services_backend import ServicesBackend
+
+    target = sandbox_target_from_connection({
+        "endpoint": sandbox.endpoint, "ca_cert": str(sandbox.ca_cert),
+        "subscription_id": sandbox.subscription_id, "token": sandbox.token,
+    })
+    backend = ServicesBackend(target, "Local sandbox")
+    spec = load_spec(ROOT / "examples" / "digits-sandbox.json")
+    text = backend.monthly_cost(spec)
+    expected = pricing.estimate(spec, url(sandbox), str(sandbox.ca_cert), sandbox=True).total
+    assert text is not None and text.startswith(f"USD {expected:,.2f} per month")
+    assert "the sandbox itself costs nothing" in text
+    spec.location = "eastus"  # nothing priced: the page shows the reason instead
+    with pytest.raises(ServiceFailure, match="lists none of this deployment's meters"):
+        backend.monthly_cost(spec)
