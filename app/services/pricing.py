@@ -384,7 +384,13 @@ def _http_fetch(verify: str | bool, session: Any) -> Fetch:
                 f"the Retail Prices API at {shown} failed the TLS check: {exc}",
                 "No estimate is available; check the certificate bundle in use.",
             ) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        except requests.exceptions.Timeout:
+            raise ServiceFailure(
+                f"the Retail Prices API at {shown} did not answer in time "
+                f"({TIMEOUT[0]:g} s to connect, {TIMEOUT[1]:g} s to answer)",
+                "No estimate is available; check the network connection and try again.",
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
             raise ServiceFailure(
                 f"the Retail Prices API at {shown} could not be reached "
                 f"({type(exc).__name__})",

@@ -282,3 +282,13 @@ def test_a_closed_port_is_a_clear_service_failure() -> None:
     with pytest.raises(ServiceFailure, match="could not be reached") as caught:
         pricing.estimate(sandbox_spec(), f"https://127.0.0.1:{port}/retail/prices")
     assert "No estimate is available" in caught.value.recommendation
+
+
+def test_a_server_that_never_answers_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pricing, "TIMEOUT", (0.5, 0.5))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)  # the kernel accepts the connection; nobody ever answers
+        port = sock.getsockname()[1]
+        with pytest.raises(ServiceFailure, match="did not answer in time"):
+            pricing.estimate(sandbox_spec(), f"https://127.0.0.1:{port}/retail/prices")
