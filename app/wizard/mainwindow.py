@@ -368,6 +368,9 @@ class MainWindow(QMainWindow):
         key = self._current
         page = self.pages[key]
         spec = self.session.spec
+        if key == "review":
+            # A name check answered after the page was drawn: list it too.
+            self.review.show_problems(spec)
         problems = page.problems(spec)
         busy = page.busy
         index = ALL_PAGES.index(key)
