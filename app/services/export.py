@@ -57,12 +57,25 @@ def arm_template(spec: DeploymentSpec) -> dict[str, Any]:
         cache_properties["redisVersion"] = cache.redis_version
     if cache.shards:
         cache_properties["shardCount"] = cache.shards
+    # Premium persistence is written to a storage account Azure gets a connection
+    # string for: the function's account, its key read at deployment time.
+    persistence_connection = (
+        "[format('DefaultEndpointsProtocol=https;AccountName={0};AccountKey={1};"
+        "EndpointSuffix={2}', parameters('storageAccountName'), "
+        f"listKeys({storage_id[1:-1]}, '{API['storage']}').keys[0].value, "
+        "environment().suffixes.storage)]"
+    )
     if cache.persistence == "rdb":
         cache_properties["redisConfiguration"] = {
-            "rdb-backup-enabled": "true", "rdb-backup-frequency": "60"
+            "rdb-backup-enabled": "true",
+            "rdb-backup-frequency": "60",
+            "rdb-storage-connection-string": persistence_connection,
         }
     elif cache.persistence == "aof":
-        cache_properties["redisConfiguration"] = {"aof-backup-enabled": "true"}
+        cache_properties["redisConfiguration"] = {
+            "aof-backup-enabled": "true",
+            "aof-storage-connection-string-0": persistence_connection,
+        }
     redis: dict[str, Any] = {
         "type": "Microsoft.Cache/redis",
         "apiVersion": API["redis"],
@@ -73,6 +86,8 @@ def arm_template(spec: DeploymentSpec) -> dict[str, Any]:
     }
     if cache.zones:
         redis["zones"] = list(cache.zones)
+    if cache.persistence:
+        redis["dependsOn"] = [storage_id]
     storage = {
         "type": "Microsoft.Storage/storageAccounts",
         "apiVersion": API["storage"],
@@ -240,10 +255,29 @@ def azcli_script(spec: DeploymentSpec) -> str:
         redis += f" --shard-count {cache.shards}"
     if cache.zones:
         redis += " --zones " + " ".join(q(z) for z in cache.zones)
+    storage_create = (
+        f"az storage account create --resource-group {rg} --name {q(app.storage_account)} "
+        f"--location {q(spec.location)} --sku Standard_LRS --kind StorageV2 "
+        f"--min-tls-version TLS1_2 --allow-blob-public-access false --tags {tag_args}"
+    )
+    if cache.persistence:
+        # Premium persistence writes to the storage account, so it comes first.
+        lines += [
+            storage_create,
+            f"storage_connection=$(az storage account show-connection-string --resource-group "
+            f"{rg} --name {q(app.storage_account)} --query connectionString -o tsv)",
+        ]
+        storage_create = ""
     if cache.persistence == "rdb":
-        redis += " --redis-configuration '{\"rdb-backup-enabled\":\"true\"}'"
+        redis += (
+            " --redis-configuration \"{\\\"rdb-backup-enabled\\\":\\\"true\\\","
+            "\\\"rdb-storage-connection-string\\\":\\\"$storage_connection\\\"}\""
+        )
     elif cache.persistence == "aof":
-        redis += " --redis-configuration '{\"aof-backup-enabled\":\"true\"}'"
+        redis += (
+            " --redis-configuration \"{\\\"aof-backup-enabled\\\":\\\"true\\\","
+            "\\\"aof-storage-connection-string-0\\\":\\\"$storage_connection\\\"}\""
+        )
     redis_read = [
         f"az redis wait --resource-group {rg} --name {q(cache.name)} --created",
         f"redis_host=$(az redis show --resource-group {rg} --name {q(cache.name)} "
@@ -259,9 +293,7 @@ def azcli_script(spec: DeploymentSpec) -> str:
     lines += [
         redis,
         "",
-        f"az storage account create --resource-group {rg} --name {q(app.storage_account)} "
-        f"--location {q(spec.location)} --sku Standard_LRS --kind StorageV2 "
-        f"--min-tls-version TLS1_2 --allow-blob-public-access false --tags {tag_args}",
+        *([storage_create] if storage_create else []),
         f"az appservice plan create --resource-group {rg} --name {q(app.plan_name)} "
         f"--location {q(spec.location)} --is-linux --sku {q(app.plan_sku)} --tags {tag_args}",
     ]

@@ -182,7 +182,7 @@ def classic_sku(tier: str, size: str) -> tuple[str, str, int]:
 
 class RedisCacheStep(Step):
     name = "cache"
-    depends_on = ("resource-group",)
+    depends_on: tuple[str, ...] = ("resource-group",)
     nominal_s = 20.0
     progress_text = "Creating {title} (this takes about 20 minutes on Azure)"
     success_text = "{title} is running"
@@ -190,6 +190,10 @@ class RedisCacheStep(Step):
     def __init__(self, spec: DeploymentSpec) -> None:
         cache = spec.cache
         self.title = f"Azure Cache for Redis {cache.name} ({cache.tier} {cache.size})"
+        if cache.persistence:
+            # Azure writes Premium persistence (RDB/AOF) to a storage account it is
+            # given a connection string for; the function's account serves.
+            self.depends_on = ("resource-group", "storage")
 
     def _outputs(self, cache: Any) -> dict[str, str]:
         return {
@@ -253,11 +257,14 @@ class RedisCacheStep(Step):
         redis_configuration = None
         if spec.persistence == "rdb":
             redis_configuration = models.RedisCommonPropertiesRedisConfiguration(
-                rdb_backup_enabled="true", rdb_backup_frequency="60"
+                rdb_backup_enabled="true",
+                rdb_backup_frequency="60",
+                rdb_storage_connection_string=storage_connection(ctx),
             )
         elif spec.persistence == "aof":
             redis_configuration = models.RedisCommonPropertiesRedisConfiguration(
-                aof_backup_enabled="true"
+                aof_backup_enabled="true",
+                aof_storage_connection_string0=storage_connection(ctx),
             )
         parameters = models.RedisCreateParameters(
             location=ctx.spec.location,
@@ -610,18 +617,28 @@ class ImageBuildStep(Step):
 # --- function app -----------------------------------------------------------------
 
 
-def runtime_settings(ctx: DeployContext) -> dict[str, str]:
-    """The Functions runtime's own settings: extension version, storage, registry."""
+def storage_connection(ctx: DeployContext) -> str:
+    """The storage account's connection string (key read from ARM, kept as a secret)."""
+    if "storage_connection" in ctx.secrets:
+        return ctx.secrets["storage_connection"]
     account = ctx.output("storage", "name")
+    keys = ctx.clients.storage().storage_accounts.list_keys(ctx.group, account)
+    # The model is a mapping, so its `keys` list is `keys_property` (keys() is the method).
+    values = [k.value for k in (keys.keys_property or []) if k.value]
+    storage_key = ctx.secret("storage_key", values[0] if values else None)
     blob = ctx.output("storage", "blob_endpoint")
     match = re.match(r"https://[^.]+\.blob\.([^/]+)", blob)
     suffix = match.group(1) if match else "core.windows.net"
-    storage_key = ctx.secrets["storage_key"]
     connection = (
         f"DefaultEndpointsProtocol=https;AccountName={account};"
         f"AccountKey={storage_key};EndpointSuffix={suffix}"
     )
-    ctx.secret("storage_connection", connection)
+    return ctx.secret("storage_connection", connection)
+
+
+def runtime_settings(ctx: DeployContext) -> dict[str, str]:
+    """The Functions runtime's own settings: extension version, storage, registry."""
+    connection = storage_connection(ctx)
     login_server = ctx.output("registry", "login_server")
     return {
         "FUNCTIONS_EXTENSION_VERSION": "~4",
@@ -656,14 +673,6 @@ class FunctionAppStep(Step):
             "default_host_name": site.default_host_name or "",
         }
 
-    def _read_storage_key(self, ctx: DeployContext) -> None:
-        keys = ctx.clients.storage().storage_accounts.list_keys(
-            ctx.group, ctx.output("storage", "name")
-        )
-        # The model is a mapping, so its `keys` list is `keys_property` (keys() is the method).
-        values = [k.value for k in (keys.keys_property or []) if k.value]
-        ctx.secret("storage_key", values[0] if values else None)
-
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
         web = ctx.clients.web()
         app = ctx.spec.function_app
@@ -693,7 +702,6 @@ class FunctionAppStep(Step):
 
         web = ctx.clients.web()
         app = ctx.spec.function_app
-        self._read_storage_key(ctx)
         if get_or_none(web.web_apps.get, ctx.group, app.name) is None:
             availability = web.check_name_availability(
                 models.ResourceNameAvailabilityRequest(name=app.name, type="Microsoft.Web/sites")

@@ -49,7 +49,16 @@ def test_arm_template_for_premium_options() -> None:
     redis = template["resources"][0]
     assert redis["zones"] == ["1", "2"]
     assert redis["properties"]["shardCount"] == 2
-    assert redis["properties"]["redisConfiguration"]["rdb-backup-enabled"] == "true"
+    config = redis["properties"]["redisConfiguration"]
+    assert config["rdb-backup-enabled"] == "true"
+    assert "listKeys(" in config["rdb-storage-connection-string"]
+    assert redis["dependsOn"] == [
+        "[resourceId('Microsoft.Storage/storageAccounts', parameters('storageAccountName'))]"
+    ]
+    script = azcli_script(spec)
+    assert script.index("az storage account create") < script.index("az redis create")
+    assert '\\"rdb-storage-connection-string\\":\\"$storage_connection\\"' in script
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
     assert template["parameters"]["image"]["defaultValue"].startswith(
         "digitsprodacr.azurecr.io/package@sha256:"
     )

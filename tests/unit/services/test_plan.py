@@ -44,6 +44,8 @@ def test_build_plan_with_an_existing_image() -> None:
     assert plan["registry"] == ()  # the registry may live anywhere in the subscription
     assert "image" not in plan
     assert plan["function-app"] == ("plan", "registry", "resource-group", "storage")
+    # Premium persistence (this spec) is written to the storage account.
+    assert plan["cache"] == ("resource-group", "storage")
 
 
 def test_only_the_settings_wait_for_the_cache(sandbox_spec: DeploymentSpec) -> None:

@@ -146,3 +146,21 @@ def test_status_reports_an_azure_managed_redis_cluster_and_database(target: Clou
     assert database.exists and database.name == f"{spec.cache.name}/default"
     assert database.detail.startswith("port ") and "(TLS)" in database.detail
     assert not rows["storage account"].exists
+
+
+def test_premium_persistence_writes_to_the_storage_account(target: CloudTarget) -> None:
+    from app.services.redaction import MASK, redact
+    from app.services.steps import RedisCacheStep
+
+    spec = new_spec()
+    spec.cache.tier, spec.cache.size, spec.cache.persistence = "Premium", "P1", "rdb"
+    cache_step = RedisCacheStep(spec)
+    assert set(cache_step.depends_on) == {"resource-group", "storage"}
+    results = run(spec, target, ResourceGroupStep(spec), StorageAccountStep(spec), cache_step)
+    assert isinstance(results["cache"], StepSucceeded), results["cache"]
+    cache = ClientFactory(target).redis().redis.get(spec.resource_group.name, spec.cache.name)
+    config = cache.redis_configuration
+    assert config.rdb_backup_enabled == "true"
+    connection = config.rdb_storage_connection_string
+    assert f"AccountName={spec.function_app.storage_account};" in connection
+    assert redact(connection) == MASK  # registered as a secret the moment it was read
