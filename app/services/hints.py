@@ -195,11 +195,23 @@ class Explained:
     error_class: type[MlcacheError]
 
 
+_GENERIC_CODES = frozenset({"Conflict", "BadRequest", "InvalidParameter", "HTTP409"})
+_NAME_TAKEN_TEXT = re.compile(
+    r"name .{0,120}(already (exists|taken|in use)|is not available|is already)"
+    r"|already exists",
+    re.IGNORECASE,
+)
+
+
 def hint_for(code: str, message: str = "") -> Hint:
     # Azure answers the blocked-tenant refusal with a generic code on some API
     # versions; the message is what identifies it, so it is checked first.
     if _BLOCKED_TEXT.search(message) and "redis" in message.lower():
         return _BLOCKED
+    # App Service answers a taken site name with a bare 409 "Conflict" ("Website with
+    # given name ... already exists"); the message tells it from a busy resource.
+    if code in _GENERIC_CODES and _NAME_TAKEN_TEXT.search(message):
+        return _NAME_TAKEN
     hint = HINTS.get(code)
     if hint is None and "." in code:
         hint = HINTS.get(code.split(".")[0])

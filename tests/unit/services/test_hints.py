@@ -85,3 +85,10 @@ def test_as_error_keeps_code_message_and_hint() -> None:
     assert isinstance(error, NotPermitted)
     assert str(error).startswith("resource group: The scope is locked. (ScopeLocked)")
     assert error.recommendation and "lock" in error.recommendation
+
+
+def test_a_bare_conflict_about_a_taken_name_says_choose_another() -> None:
+    taken = describe(arm_error(409, "Conflict", "Website with given name func-x already exists."))
+    assert taken.error_class is BadInput and "choose another" in taken.hint
+    busy = describe(arm_error(409, "Conflict", "Another operation is in progress on the cache."))
+    assert busy.error_class is ServiceFailure and "wait" in busy.hint
