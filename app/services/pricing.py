@@ -156,8 +156,8 @@ class CostEstimate:
                 "before taxes, discounts and usage-based charges")
 
     def summary(self) -> str:
-        """One line for the wizard's Review page: total, currency, what it rests on."""
-        text = f"{self.currency} {self.total:,.2f} per month ({self.basis}"
+        """One line for the Review page ("Estimated monthly cost: …"): total and its basis."""
+        text = f"{self.currency} {self.total:,.2f} ({self.basis}"
         if self.missing:
             text += f"; {self.missing} item(s) without a list price are not included"
         return text + ")"
