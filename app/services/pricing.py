@@ -211,7 +211,8 @@ def cache_queries(spec: DeploymentSpec) -> list[PriceQuery]:
     shards = (cache.shards or 1) if cache.tier == "Premium" else 1
     note = f"{shards} shards" if shards > 1 else ""
     if cache.tier == "Premium" and cache.persistence:
-        note = ", ".join(filter(None, [note, "persistence storage not included"]))
+        # Persistence files go to the function's storage account, billed by size.
+        note = ", ".join(filter(None, [note, "persistence files in storage not included"]))
     return [PriceQuery(
         resource=f"Azure Cache for Redis {cache.name}",
         sku=f"{cache.tier} {cache.size}",
