@@ -88,7 +88,9 @@ class _BridgeLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(record, self._EVENT_MARK, False):
             return
-        if record.name.startswith("mlcache.wizard"):
+        # The wizard's own records, and the embedded sandbox's request log (it plays
+        # the cloud; Azure's servers do not write into the user's log either).
+        if record.name.startswith(("mlcache.wizard", "mlcache.sandbox")):
             return
         with contextlib.suppress(RuntimeError):
             emit(self._bridge.log_record,
