@@ -590,7 +590,7 @@ def estimate_command(args: Any) -> int:
     else:
         result = estimate(spec, RETAIL_PRICES_URL, True)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps(result.as_dict()))
     else:
         sys.stdout.write(format_table(result))
     if result.priced == 0:
