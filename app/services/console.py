@@ -6,6 +6,7 @@ All three are event listeners; the runner has already redacted what they get.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import threading
 import time
@@ -140,13 +141,17 @@ class LiveLines:
             seconds = None
         clock = f"{seconds:6.1f} s" if seconds is not None else " " * 8
         detail = self.detail[name] or state
-        return f" {_SYMBOL.get(state, '…')} {self.titles[name][:60]:<60} {clock}  {detail}"[:160]
+        line = f" {_SYMBOL.get(state, '…')} {self.titles[name][:60]:<60} {clock}  {detail}"
+        # A wrapped line would break the cursor-up redraw: never wider than the terminal.
+        width = shutil.get_terminal_size((160, 24)).columns - 1
+        return line[: max(20, width)]
 
     def _draw(self) -> None:
         out = []
         if self._drawn:
             out.append(f"\x1b[{self._drawn}F")
         for message in self.messages:
+            # Messages scroll above the block, so they may wrap freely.
             out.append("\x1b[2K" + message + "\n")
         self.messages.clear()
         for name in self.order:
