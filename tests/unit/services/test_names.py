@@ -74,3 +74,24 @@ def test_unknown_kinds_and_errors_answer_unknown(clients: ClientFactory) -> None
     # A storage name Azure itself rejects comes back as an answer, not an exception.
     answer = check_availability(clients, "storage_account", "NO", spec_in("rg-x"))
     assert answer.state in ("taken", "unknown") and answer.message
+
+
+def test_registry_plan_and_function_app_names(clients: ClientFactory) -> None:
+    from azure.mgmt.containerregistry import models as acr
+
+    tag = uuid.uuid4().hex[:8]
+    group, registry = f"rg-names-{tag}", f"acrnames{tag}"
+    mine = spec_in(group)
+    assert check_availability(clients, "registry", registry, mine).state == "available"
+    assert check_availability(clients, "function_app", f"func-names-{tag}", mine).state == (
+        "available"
+    )
+    assert check_availability(clients, "plan", f"plan-{tag}", mine).state == "available"
+    clients.resources().resource_groups.create_or_update(group, {"location": "westeurope"})
+    clients.registry().registries.begin_create(
+        group, registry, acr.Registry(location="westeurope", sku=acr.Sku(name="Basic"))
+    ).result()
+    assert check_availability(clients, "registry", registry, mine).state == "yours"
+    taken = check_availability(clients, "registry", registry, spec_in("rg-elsewhere"))
+    assert taken.state == "taken" and registry in taken.message
+    clients.resources().resource_groups.begin_delete(group).result()
