@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QBrush, QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -294,9 +294,6 @@ class DeployPage(Page):
             return
         item.setText(COL_STATE, state)
         if color:
-            item.setForeground(COL_STATE, Qt.GlobalColor.black)
-            from PySide6.QtGui import QBrush, QColor
-
             item.setForeground(COL_STATE, QBrush(QColor(color)))
 
     def _on_started(self, event: Any) -> None:
