@@ -507,3 +507,22 @@ def test_an_image_without_a_health_route_deploys_with_a_note(
     payload = SAMPLE_MODEL / "sample-request.json"
     call = events(cli("test", str(spec_path), "--json", "--payload", str(payload)).stdout)[0]
     assert call["status"] == 200 and call["body"] == {"predictions": [0]}
+
+
+def test_without_a_running_sandbox_each_command_starts_one_for_itself(
+    cli: Cli, tmp_path: Path
+) -> None:
+    spec, data = make_spec(tmp_path)
+    deployed = cli("deploy", str(spec))
+    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+    assert "started one for this command" in deployed.stderr
+    assert "Deployment succeeded" in deployed.stdout and "Scoring endpoint: https://" in (
+        deployed.stdout
+    )
+    # The state persists: the next command's sandbox brings the resources back.
+    status = cli("status", str(spec), "--json")
+    assert status.returncode == 0, status.stderr
+    assert all(json.loads(line)["exists"] for line in status.stdout.splitlines())
+    cleaned = cli("cleanup", str(spec), "--confirm", data["resource_group"]["name"])
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert processes_mentioning(str(cli.state)) == []
