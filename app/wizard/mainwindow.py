@@ -262,7 +262,8 @@ class MainWindow(QMainWindow):
                 field.recheck()
 
     def _on_backend_failed(self, message: str) -> None:
-        self.statusBar().showMessage(f"Could not reach the target: {message}")
+        self.statusBar().showMessage(f"Could not reach the target: {message}. "
+                                     "Target > Use the local sandbox tries again.")
         self._update_target()
 
     def _update_target(self) -> None:
@@ -276,7 +277,9 @@ class MainWindow(QMainWindow):
         else:
             text = f"Target: {self.session.target_label}"
         self.target_label.setText(text + "   ")
-        self.sandbox_action.setVisible(azure)
+        # Offered on Azure, and to try again when the sandbox could not start.
+        self.sandbox_action.setVisible(azure or (backend is None and not self.session.starting
+                                                 and bool(self.session.backend_error)))
         self.sign_in_action.setText("Change Azure subscription\u2026" if azure
                                     else "Sign in to Azure\u2026")
 
@@ -301,6 +304,9 @@ class MainWindow(QMainWindow):
         self.steps.setCurrentRow(ALL_PAGES.index(key))
         self.steps.blockSignals(False)
         page.on_shown()
+        # Names may have been taken (or deployed by us) since they were last checked.
+        for field in page._name_fields.values():
+            field.recheck()
         page.show_problems(self.session.spec)
         self._update_navigation()
 

@@ -146,6 +146,22 @@ def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Pa
     qtbot.waitUntil(lambda: any(e.source == "function" for e in test_page.function_log.entries),
                     timeout=15_000)
 
+    # -- Names are checked again when a page is shown: the app now exists in our
+    # group ("yours"), and for another group the same global name is taken.
+    window.go("function_app")
+    qtbot.waitUntil(lambda: app.name.availability is not None, timeout=10_000)
+    assert app.name.availability.state == "yours"
+    assert window.next_button.isEnabled()
+    window.go("basics")
+    type_into(qtbot, basics.group.edit, "rg-gui-other")
+    window.go("function_app")
+    qtbot.waitUntil(lambda: app.name.availability is not None, timeout=10_000)
+    assert app.name.availability.state == "taken"
+    assert app.name.mark.text() == "\u2717"
+    assert not window.next_button.isEnabled()
+    window.go("basics")
+    type_into(qtbot, basics.group.edit, GROUP)
+
     # -- Clean up: typed confirmation, delete, confirmed gone.
     dialog = window.open_cleanup()
     qtbot.waitUntil(lambda: dialog.info is not None, timeout=10_000)
