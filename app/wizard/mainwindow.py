@@ -524,8 +524,11 @@ class MainWindow(QMainWindow):
 
     def _on_group_deleted(self, name: str) -> None:
         self.statusBar().showMessage(f"Deleted {name}.", 8000)
+        # What the deploy page showed is gone with the group.
+        self.deploy.result = None
         if self._current == "deploy":
             self.deploy.on_shown()
+        self._update_navigation()
 
     def _on_switch_to_managed(self) -> None:
         from app.services.managed_redis import switch_to_managed_redis

@@ -74,6 +74,7 @@ class DeployPage(Page):
         self.result: Any = None
         self._cancel = threading.Event()
         self._run_started = 0.0
+        self._run_spec: object = None
 
         top = QWidget(self.body)
         row = QHBoxLayout(top)
@@ -184,6 +185,8 @@ class DeployPage(Page):
     def on_shown(self) -> None:
         if self.running:
             return
+        if self.result is not None and self._run_spec == self.session.spec:
+            return  # keep showing the last run of this same spec
         spec = copy.deepcopy(self.session.spec)
         self.session.submit(lambda b: b.plan(spec), self._show_plan,
                             lambda e: self._show_error("Could not plan the deployment", e))
@@ -246,6 +249,7 @@ class DeployPage(Page):
         self._ticker.start()
         self.log.add("INFO", "wizard", f"Deploying to {self.session.target_label}")
         spec = copy.deepcopy(self.session.spec)
+        self._run_spec = copy.deepcopy(spec)
         cancel = self._cancel
         bridge = self.bridge
         emit(self.run_state_changed)
