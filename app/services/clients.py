@@ -25,6 +25,11 @@ _CLIENTS: dict[str, tuple[str, str, bool]] = {
 }
 
 
+# The headers azure-core reads a delay from, and their unit per second.
+_RETRY_AFTER_HEADERS = (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0),
+                        ("Retry-After", 1.0))
+
+
 class ClientFactory:
     """Makes (once) and hands out the SDK clients for one target."""
 
@@ -43,7 +48,33 @@ class ClientFactory:
         }
         if target.ca_bundle is not None:
             kwargs["connection_verify"] = str(target.ca_bundle)
+        kwargs["raw_response_hook"] = self._cap_poll_delay
         return kwargs
+
+    def _cap_poll_delay(self, pipeline_response: Any) -> None:
+        """Long-running operations are polled at the target's interval at most.
+
+        The SDK sleeps for a status answer's Retry-After rather than its own
+        polling interval, and ARM asks for 10 s and more while a cache is being
+        created: progress would lag by that much. Only successful answers are
+        capped; a throttling 429's Retry-After is honoured by the retry policy.
+        """
+        response = pipeline_response.http_response
+        if response.status_code >= 400:
+            return
+        interval = self.target.polling_interval
+        for header, scale in _RETRY_AFTER_HEADERS:
+            value = response.headers.get(header)
+            if value is None:
+                continue
+            try:
+                seconds = float(value) / scale
+            except ValueError:
+                continue  # an HTTP date: rare on ARM, left as sent
+            if seconds > interval:
+                # Whole numbers: some operations deserialize the header as an int.
+                # A 0 makes the SDK fall back to its polling interval (the target's).
+                response.headers[header] = str(int(interval * scale))
 
     def _get(self, attribute: str) -> Any:
         with self._lock:

@@ -89,3 +89,41 @@ def test_sandbox_target_connects_to_a_running_sandbox_or_starts_one(tmp_path: Pa
         started.close()
     with pytest.raises(BadInput):
         sandbox_target(state, start=False)
+
+
+class _Response:
+    def __init__(self, status: int, headers: dict[str, str]) -> None:
+        from requests.structures import CaseInsensitiveDict
+
+        self.status_code = status
+        self.headers = CaseInsensitiveDict(headers)
+
+
+class _PipelineResponse:
+    def __init__(self, status: int, headers: dict[str, str]) -> None:
+        self.http_response = _Response(status, headers)
+
+
+def test_poll_delays_are_capped_at_the_target_interval_but_throttling_is_honoured() -> None:
+    from azure.core.pipeline.policies._utils import get_retry_after
+
+    factory = ClientFactory(sandbox_target_from_connection(CONNECTION))
+    hook = factory.client_kwargs()["raw_response_hook"]
+    poll = _PipelineResponse(200, {"Retry-After": "10"})
+    hook(poll)
+    # "0": azure-core then waits its own polling interval, the target's 0.1 s.
+    assert poll.http_response.headers["Retry-After"] == "0"
+    assert not get_retry_after(poll)  # type: ignore[arg-type]
+    in_ms = _PipelineResponse(202, {"retry-after-ms": "15000"})
+    hook(in_ms)
+    assert get_retry_after(in_ms) == pytest.approx(0.1)  # type: ignore[arg-type]
+    azure = ClientFactory(azure_target("11111111-1111-1111-1111-111111111111", object()))
+    slow = _PipelineResponse(202, {"Retry-After": "60"})
+    azure.client_kwargs()["raw_response_hook"](slow)
+    assert get_retry_after(slow) == pytest.approx(5.0)  # type: ignore[arg-type]
+    short = _PipelineResponse(202, {"Retry-After": "0.05"})
+    hook(short)
+    assert short.http_response.headers["Retry-After"] == "0.05"
+    throttled = _PipelineResponse(429, {"Retry-After": "7"})
+    hook(throttled)
+    assert get_retry_after(throttled) == pytest.approx(7.0)  # type: ignore[arg-type]
