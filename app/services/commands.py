@@ -66,6 +66,9 @@ def _target(spec: DeploymentSpec, args: argparse.Namespace) -> Any:
     from app.services.target import target_for_spec
 
     state = getattr(args, "sandbox_state", None)
+    if state and spec.target == "azure":
+        print("note: --sandbox-state is ignored: the spec's target is azure",
+              file=sys.stderr, flush=True)
     target = target_for_spec(spec.target, spec.subscription_id, state)
     if target.started_here:
         print(
