@@ -104,7 +104,7 @@ def deploy(args: argparse.Namespace) -> int:
     from app.services.steps import DeployContext
 
     spec, spec_dir = _load(args)
-    preflight(spec)
+    preflight(spec, spec_dir)
     steps = build_plan(spec)
     live: LiveLines | None = None
     with _target(spec, args) as target, DeploymentLog(spec.resource_group.name) as deployment_log:

@@ -7,6 +7,8 @@ created, so a run never stops half-way for a reason known up front.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from app.errors import BadInput
 from app.rules import validate_spec
 from app.services.managed_redis import BlockAwareRedisCacheStep, managed_redis_steps
@@ -21,6 +23,7 @@ from app.services.steps import (
     RegistryStep,
     ResourceGroupStep,
     StorageAccountStep,
+    resolve_spec_path,
 )
 from app.spec import DeploymentSpec
 
@@ -57,8 +60,12 @@ _NOT_YET = (
 )
 
 
-def preflight(spec: DeploymentSpec) -> None:
-    """Raise BadInput (exit 2) when the spec breaks a rule or asks for what is not supported."""
+def preflight(spec: DeploymentSpec, spec_dir: Path | None = None) -> None:
+    """Raise BadInput (exit 2) when the spec breaks a rule or asks for what is not supported.
+
+    With `spec_dir` (where relative paths in the spec are read from), a model folder
+    to build is checked too, so a broken folder stops the run before anything exists.
+    """
     problems = validate_spec(spec)
     if problems:
         listing = "\n  ".join(str(p) for p in problems)
@@ -72,3 +79,13 @@ def preflight(spec: DeploymentSpec) -> None:
                 f"{field}: {message}; nothing was created",
                 f"Change {field} in the spec to deploy with this version.",
             )
+    if spec_dir is not None and spec.image.build_from:
+        from app.services.packaging import validate_model_dir
+
+        try:
+            validate_model_dir(resolve_spec_path(spec.image.build_from, spec_dir))
+        except BadInput as exc:
+            raise BadInput(
+                f"image.build_from: {exc.message}; nothing was created",
+                exc.recommendation or "Fix the model folder and deploy again.",
+            ) from None

@@ -92,3 +92,22 @@ def test_preflight_lists_rule_problems(sandbox_spec: DeploymentSpec) -> None:
     text = str(info.value)
     assert "2 problem(s)" in text and "cache.size" in text
     assert "function_app.storage_account" in text
+
+
+def test_preflight_checks_the_model_folder_before_anything_is_created(
+    sandbox_spec: DeploymentSpec, tmp_path: Path
+) -> None:
+    preflight(sandbox_spec, EXAMPLES)  # resources/sample-model, found above examples/
+    broken = tmp_path / "model"
+    broken.mkdir()
+    (broken / "requirements.txt").write_text("scikit-learn\n")
+    spec = copy.deepcopy(sandbox_spec)
+    spec.image.build_from = str(broken)
+    with pytest.raises(BadInput) as info:
+        preflight(spec, tmp_path)
+    assert str(info.value).startswith("image.build_from: ") and "nothing was created" in str(
+        info.value
+    )
+    spec.image.build_from = "no/such/folder"
+    with pytest.raises(BadInput, match="does not exist"):
+        preflight(spec, tmp_path)
