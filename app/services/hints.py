@@ -202,6 +202,13 @@ _NAME_TAKEN_TEXT = re.compile(
     re.IGNORECASE,
 )
 
+_QUOTA_TEXT = re.compile(r"quota|exceed(s|ed|ing)? .{0,40}limit", re.IGNORECASE)
+_SKU_TEXT = re.compile(
+    r"(sku|size|tier|capacity).{0,80}not (available|supported|offered)"
+    r"|not available in (the )?(location|region)",
+    re.IGNORECASE,
+)
+
 
 def hint_for(code: str, message: str = "") -> Hint:
     # Azure answers the blocked-tenant refusal with a generic code on some API
@@ -212,6 +219,11 @@ def hint_for(code: str, message: str = "") -> Hint:
     # given name ... already exists"); the message tells it from a busy resource.
     if code in _GENERIC_CODES and _NAME_TAKEN_TEXT.search(message):
         return _NAME_TAKEN
+    # Region and quota refusals also come as a plain 400/409 on some providers.
+    if code in _GENERIC_CODES and _QUOTA_TEXT.search(message):
+        return _QUOTA
+    if code in _GENERIC_CODES and _SKU_TEXT.search(message):
+        return _SKU_REGION
     hint = HINTS.get(code)
     if hint is None and "." in code:
         hint = HINTS.get(code.split(".")[0])

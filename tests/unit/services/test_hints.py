@@ -92,3 +92,18 @@ def test_a_bare_conflict_about_a_taken_name_says_choose_another() -> None:
     assert taken.error_class is BadInput and "choose another" in taken.hint
     busy = describe(arm_error(409, "Conflict", "Another operation is in progress on the cache."))
     assert busy.error_class is ServiceFailure and "wait" in busy.hint
+
+
+@pytest.mark.parametrize(
+    ("message", "cls", "words"),
+    [
+        ("Operation results in exceeding quota limits of Core. Maximum allowed: 10",
+         QuotaOrRegion, "quota"),
+        ("The requested SKU Premium P5 is not available in location westeurope.",
+         QuotaOrRegion, "region"),
+        ("The property 'capacity' must be between 0 and 6.", BadInput, "settings"),
+    ],
+)
+def test_generic_codes_are_read_by_their_message(message: str, cls: type, words: str) -> None:
+    explained = describe(arm_error(400, "BadRequest", message))
+    assert explained.error_class is cls and words in explained.hint
