@@ -828,15 +828,18 @@ class EndpointCheckStep(Step):
     success_text = "The function answers its health route with the cache reachable"
     attempts = 1
 
-    def __init__(self, spec: DeploymentSpec) -> None:
+    def __init__(self, spec: DeploymentSpec, timeout_s: float | None = None) -> None:
         self.title = f"health of {spec.function_app.name}"
+        self.timeout_s = timeout_s
 
     def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:
         import requests
 
         host = ctx.output("function-app", "default_host_name")
         url = f"https://{host}/api/health"
-        timeout = HEALTH_TIMEOUT_SANDBOX_S if ctx.target.is_sandbox else HEALTH_TIMEOUT_AZURE_S
+        timeout = self.timeout_s or (
+            HEALTH_TIMEOUT_SANDBOX_S if ctx.target.is_sandbox else HEALTH_TIMEOUT_AZURE_S
+        )
         deadline = time.monotonic() + timeout
         interval = 0.1 if ctx.target.is_sandbox else 5.0
         last = "no answer yet"
@@ -861,12 +864,25 @@ class EndpointCheckStep(Step):
                     last = type(exc).__name__
                 report.progress("Starting", f"{url}: {last}")
                 if time.monotonic() > deadline:
+                    self._show_site_log(ctx, report)
                     raise ServiceFailure(
                         f"{url} did not answer within {timeout:.0f} s (last: {last})",
-                        "Look at the function app's log stream (image pull, missing "
-                        "requirements or a failing init() are the usual causes).",
+                        "Read the function app's log above (an image pull, a missing "
+                        "requirement or a failing init() are the usual causes).",
                     )
                 report.sleep(interval)
+
+    def _show_site_log(self, ctx: DeployContext, report: StepReport, lines: int = 12) -> None:
+        """The end of the site's log, where a failed pull or start explains itself."""
+        from app.services.logstream import tail
+
+        try:
+            text, _ = tail(ctx.spec, ctx.target, ctx.clients)
+        except Exception as exc:  # best effort: the timeout is the error that matters
+            report.log(f"could not read the function app's log: {type(exc).__name__}")
+            return
+        for line in text[-lines:]:
+            report.log(f"site log: {line}", level="warning")
 
 
 def _health_cache(response: Any) -> str:

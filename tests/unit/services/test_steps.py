@@ -164,3 +164,38 @@ def test_premium_persistence_writes_to_the_storage_account(target: CloudTarget) 
     connection = config.rdb_storage_connection_string
     assert f"AccountName={spec.function_app.storage_account};" in connection
     assert redact(connection) == MASK  # registered as a secret the moment it was read
+
+
+def test_a_site_that_never_answers_fails_with_its_log(target: CloudTarget) -> None:
+    from azure.mgmt.containerregistry import models as acr
+
+    from app.services.events import StepLog
+    from app.services.plan import build_plan
+    from app.services.steps import EndpointCheckStep
+
+    spec = new_spec()
+    registry = spec.image.registry or ""
+    spec.image = type(spec.image)(reference=f"{registry}.azurecr.io/missing:v1")
+    spec.cache.tier, spec.cache.size = "Basic", "C0"
+    clients = ClientFactory(target)
+    clients.resources().resource_groups.create_or_update(
+        spec.resource_group.name, {"location": "westeurope"}
+    )
+    clients.registry().registries.begin_create(
+        spec.resource_group.name, registry, models_registry(acr)
+    ).result()
+    steps = [s if s.name != "endpoint" else EndpointCheckStep(spec, timeout_s=3)
+             for s in build_plan(spec)]
+    events: list[Event] = []
+    result = Runner(steps, DeployContext(spec, target), [events.append]).run()
+    failed = result.outcomes["endpoint"]
+    assert failed.status == "failed" and failed.error is not None
+    assert "did not answer within 3 s" in failed.error.message
+    site_log = [e.message for e in events if isinstance(e, StepLog) and e.step == "endpoint"]
+    assert any("site log:" in m and "missing:v1" in m for m in site_log), site_log
+    assert all(o.ok for n, o in result.outcomes.items() if n != "endpoint")
+
+
+def models_registry(acr: Any) -> Any:
+    return acr.Registry(location="westeurope", sku=acr.Sku(name="Basic"),
+                        properties=acr.RegistryProperties(admin_user_enabled=True))
