@@ -485,11 +485,71 @@ class RegistryCredentialsStep(Step):
                 group = _group_of(registry.id)
                 outputs = _registry_outputs(ctx, registry, group)
                 outputs["image"] = str(image_reference(ctx.spec))
+                check_image_exists(ctx, outputs)
                 return outputs
         raise BadInput(
             f"no container registry named {wanted} in subscription {ctx.target.subscription_id}",
             "Check image.reference, or sign in to the subscription that holds the registry.",
         )
+
+
+_MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    )
+)
+
+
+def check_image_exists(ctx: DeployContext, registry: dict[str, str]) -> None:
+    """Ask the registry's data plane for the image before a site is made to pull it.
+
+    Azure would create the site anyway and the failed pull would only show in its
+    log after a long wait; a missing tag is better named now, with the tags there are.
+    """
+    import requests
+
+    image = image_reference(ctx.spec)
+    reference = image.digest or image.tag or "latest"
+    if ctx.target.is_sandbox:
+        from app.sandbox.registry import data_plane_url
+
+        def url(path: str) -> str:
+            return data_plane_url(ctx.target.arm_endpoint, image.registry, path)
+    else:
+        def url(path: str) -> str:
+            return f"https://{registry['login_server']}/v2/{path}"
+
+    auth = (registry["username"], ctx.secrets["registry_password"])
+    try:
+        answer = requests.head(
+            url(f"{image.repository}/manifests/{reference}"),
+            auth=auth, headers={"Accept": _MANIFEST_TYPES}, timeout=30, verify=ctx.target.verify,
+        )
+    except requests.RequestException as exc:
+        note(f"could not ask {image.login_server} for {image}: {type(exc).__name__}")
+        return
+    if answer.status_code == 200:
+        return
+    if answer.status_code != 404:
+        note(f"{image.login_server} answered HTTP {answer.status_code} for {image}; "
+             "the function app will try to pull it anyway")
+        return
+    tags: list[str] = []
+    try:
+        listing = requests.get(url(f"{image.repository}/tags/list"), auth=auth, timeout=30,
+                               verify=ctx.target.verify)
+        if listing.status_code == 200:
+            tags = list((listing.json() or {}).get("tags") or [])
+    except (requests.RequestException, ValueError):
+        pass
+    known = f"; tags there: {', '.join(sorted(tags)[:10])}" if tags else ""
+    raise BadInput(
+        f"image {image} is not in registry {image.registry}{known}",
+        "Check image.reference (repository, tag or digest), or push the image first.",
+    )
 
 
 def _group_of(resource_id: str | None) -> str:
@@ -881,7 +941,9 @@ class EndpointCheckStep(Step):
         except Exception as exc:  # best effort: the timeout is the error that matters
             report.log(f"could not read the function app's log: {type(exc).__name__}")
             return
-        for line in text[-lines:]:
+        # Our own health polls fill the log; what explains the failure is elsewhere.
+        telling = [line for line in text if "/api/health" not in line]
+        for line in telling[-lines:]:
             report.log(f"site log: {line}", level="warning")
 
 

@@ -166,24 +166,68 @@ def test_premium_persistence_writes_to_the_storage_account(target: CloudTarget) 
     assert redact(connection) == MASK  # registered as a secret the moment it was read
 
 
-def test_a_site_that_never_answers_fails_with_its_log(target: CloudTarget) -> None:
+def _registry_with(
+    target: CloudTarget, spec: DeploymentSpec, packages: dict[str, dict[str, str]]
+) -> str:
+    """Create the spec's registry (admin user on) and push `{repo:tag: {file: text}}`."""
     from azure.mgmt.containerregistry import models as acr
 
-    from app.services.events import StepLog
-    from app.services.plan import build_plan
-    from app.services.steps import EndpointCheckStep
+    from app.sandbox.registry import push_package
 
-    spec = new_spec()
     registry = spec.image.registry or ""
-    spec.image = type(spec.image)(reference=f"{registry}.azurecr.io/missing:v1")
-    spec.cache.tier, spec.cache.size = "Basic", "C0"
     clients = ClientFactory(target)
     clients.resources().resource_groups.create_or_update(
         spec.resource_group.name, {"location": "westeurope"}
     )
     clients.registry().registries.begin_create(
-        spec.resource_group.name, registry, models_registry(acr)
+        spec.resource_group.name, registry,
+        acr.Registry(location="westeurope", sku=acr.Sku(name="Basic"),
+                     properties=acr.RegistryProperties(admin_user_enabled=True)),
     ).result()
+    for image, files in packages.items():
+        folder = Path(f"/tmp/mlcache-steps-{uuid.uuid4().hex[:8]}")
+        folder.mkdir()
+        try:
+            for name, text in files.items():
+                (folder / name).write_text(text)
+            push_package(folder, f"{registry}.azurecr.io/{image}", endpoint=target.arm_endpoint,
+                         ca_cert=target.ca_bundle or "",
+                         token=target.credential.get_token().token)
+        finally:
+            for child in folder.iterdir():
+                child.unlink()
+            folder.rmdir()
+    return registry
+
+
+BROKEN_APP = {
+    "host.json": '{"version": "2.0"}',
+    "requirements.txt": "azure-functions\n",
+    "function_app.py": "raise RuntimeError('init-exploded-marker')\n",
+}
+
+
+def test_a_missing_image_is_named_with_the_tags_there_are(target: CloudTarget) -> None:
+    from app.services.steps import RegistryCredentialsStep
+
+    spec = new_spec()
+    registry = _registry_with(target, spec, {"scoring:v1": BROKEN_APP, "scoring:v2": BROKEN_APP})
+    spec.image = type(spec.image)(reference=f"{registry}.azurecr.io/scoring:v3")
+    failed = run(spec, target, RegistryCredentialsStep(spec))["registry"]
+    assert isinstance(failed, StepFailed) and failed.code == "BadInput"
+    assert f"image {registry}.azurecr.io/scoring:v3 is not in registry {registry}" in failed.message
+    assert "tags there: v1, v2" in failed.message
+
+
+def test_a_site_that_never_answers_fails_with_its_log(target: CloudTarget) -> None:
+    from app.services.events import StepLog
+    from app.services.plan import build_plan
+    from app.services.steps import EndpointCheckStep
+
+    spec = new_spec()
+    registry = _registry_with(target, spec, {"broken:v1": BROKEN_APP})
+    spec.image = type(spec.image)(reference=f"{registry}.azurecr.io/broken:v1")
+    spec.cache.tier, spec.cache.size = "Basic", "C0"
     steps = [s if s.name != "endpoint" else EndpointCheckStep(spec, timeout_s=3)
              for s in build_plan(spec)]
     events: list[Event] = []
@@ -192,10 +236,6 @@ def test_a_site_that_never_answers_fails_with_its_log(target: CloudTarget) -> No
     assert failed.status == "failed" and failed.error is not None
     assert "did not answer within 3 s" in failed.error.message
     site_log = [e.message for e in events if isinstance(e, StepLog) and e.step == "endpoint"]
-    assert any("site log:" in m and "missing:v1" in m for m in site_log), site_log
+    assert any("site log:" in m for m in site_log), site_log
+    assert any("init-exploded-marker" in m for m in site_log), site_log
     assert all(o.ok for n, o in result.outcomes.items() if n != "endpoint")
-
-
-def models_registry(acr: Any) -> Any:
-    return acr.Registry(location="westeurope", sku=acr.Sku(name="Basic"),
-                        properties=acr.RegistryProperties(admin_user_enabled=True))
