@@ -151,7 +151,8 @@ def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Pa
     window.go("function_app")
     qtbot.waitUntil(lambda: app.name.availability is not None, timeout=10_000)
     assert app.name.availability.state == "yours"
-    assert window.next_button.isEnabled()
+    # The plan and storage names are being checked too; then Next is allowed.
+    qtbot.waitUntil(window.next_button.isEnabled, timeout=10_000)
     window.go("basics")
     type_into(qtbot, basics.group.edit, "rg-gui-other")
     window.go("function_app")
