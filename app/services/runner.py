@@ -326,6 +326,15 @@ class Runner:
                     outcome.status = "skipped"
                     outcome.reason = "the run was cancelled"
                     self.emit(StepSkipped(outcome.name, outcome.reason))
+        # Anything still pending waits on a step that stopped without failing
+        # (e.g. it raised Cancelled on its own): say so rather than hang or hide it.
+        for step in self.steps:
+            outcome = self.outcomes[step.name]
+            if outcome.status == "pending":
+                blocker = next(d for d in step.depends_on if not self.outcomes[d].ok)
+                outcome.status = "skipped"
+                outcome.reason = f"needs {by_name[blocker].title or blocker}, which did not finish"
+                self.emit(StepSkipped(step.name, outcome.reason))
         # A step stopped while waiting has not stopped Azure: the resource is
         # still being created there, and a re-run will adopt it.
         still = tuple(

@@ -222,3 +222,13 @@ def test_notes_inside_a_step_become_its_log_events() -> None:
     assert [(e.step, e.level, e.message) for e in logs] == [
         ("n", "WARNING", "plan p1 runs on S1; the spec asks for B1 (left as is)")
     ]
+
+
+def test_a_step_that_stops_on_its_own_leaves_its_dependents_skipped_not_hanging() -> None:
+    from app.errors import Cancelled
+
+    a, b = Tiny("a", fail=Cancelled("the user declined")), Tiny("b", ("a",))
+    recorder, result, _ = run([a, b])
+    assert not result.succeeded
+    assert result.outcomes["b"].status == "skipped"
+    assert "thing a, which did not finish" in recorder.of(StepSkipped)[0].reason
