@@ -15,8 +15,6 @@ from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, Signal
 
-from app.wizard.qtcompat import emit
-
 
 class EngineBridge(QObject):
     """Listener for engine events and log records; re-emits them as signals."""
@@ -52,7 +50,7 @@ class EngineBridge(QObject):
             return
         # RuntimeError: the window closed while the engine was still reporting.
         with contextlib.suppress(RuntimeError):
-            emit(getattr(self, name), event)
+            getattr(self, name).emit(event)
 
     def attach_logging(self, logger_name: str = "mlcache") -> None:
         """Forward `mlcache.*` records (already redacted at the source) as signals."""
@@ -93,6 +91,6 @@ class _BridgeLogHandler(logging.Handler):
         if record.name.startswith(("mlcache.wizard", "mlcache.sandbox")):
             return
         with contextlib.suppress(RuntimeError):
-            emit(self._bridge.log_record,
+            self._bridge.log_record.emit(
                 record.levelname, record.name, record.getMessage(), record.created
             )

@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
 from app.errors import NotPermitted
 from app.wizard.backend import GroupInfo
 from app.wizard.errors_view import plain, recommendation
-from app.wizard.qtcompat import emit
 from app.wizard.session import Session
 from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon
 
@@ -180,7 +179,7 @@ class CleanupDialog(QDialog):
 
         def report(text: str) -> None:
             if not done.is_set():
-                emit(progress.message, text)
+                progress.message.emit(text)
 
         def run(backend: object) -> GroupInfo:
             backend.delete_group(name, report, force)  # type: ignore[attr-defined]
@@ -207,7 +206,7 @@ class CleanupDialog(QDialog):
                 self.contents.clear()
                 self.summary.setText(f"{name} and everything in it were deleted.")
                 self.prompt.clear()
-                emit(self.deleted, name)
+                self.deleted.emit(name)
             self._update_button()
 
         def failed(exc: BaseException) -> None:

@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from app.wizard.qtcompat import emit
-
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 WINDOW_SIZE = (1180, 740)
@@ -107,10 +105,10 @@ def render(out_dir: Path) -> list[Path]:
             assert isinstance(basics, BasicsPage)
             good = basics.cache_name.text()
             basics.cache_name.edit.setText("Digits_Cache--")
-            emit(basics.cache_name.edit.textEdited, "Digits_Cache--")
+            basics.cache_name.edit.textEdited.emit("Digits_Cache--")
             shot("02-basics-rule-messages")
             basics.cache_name.edit.setText(good)
-            emit(basics.cache_name.edit.textEdited, good)
+            basics.cache_name.edit.textEdited.emit(good)
             go("networking")
             shot("03-networking")
             premium = basics.cache_type.findText("Azure Cache for Redis \u2014 Premium")

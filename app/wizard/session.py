@@ -16,7 +16,6 @@ from PySide6.QtCore import QObject, Signal
 
 from app.spec import DeploymentSpec
 from app.wizard.backend import Backend
-from app.wizard.qtcompat import emit
 from app.wizard.workers import run_task
 
 log = logging.getLogger("mlcache.wizard")
@@ -78,8 +77,8 @@ class Session(QObject):
             self.spec.subscription_id = None
         if old is not None and old is not backend:
             run_task(old.close)
-        emit(self.target_changed)
-        emit(self.backend_ready)
+        self.target_changed.emit()
+        self.backend_ready.emit()
         self._flush()
 
     def _on_backend_made(self, backend: Backend) -> None:
@@ -94,7 +93,7 @@ class Session(QObject):
         for _fn, _done, failed in waiting:
             if failed is not None:
                 failed(exc)
-        emit(self.backend_failed, self.backend_error)
+        self.backend_failed.emit(self.backend_error)
 
     # -- calls ------------------------------------------
     def submit(
@@ -125,7 +124,7 @@ class Session(QObject):
             spec.subscription_id = self.backend.subscription().id if self.backend.is_azure \
                 else None
         self.spec = spec
-        emit(self.spec_replaced)
+        self.spec_replaced.emit()
 
     def close(self) -> None:
         if self.backend is not None:

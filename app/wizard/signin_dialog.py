@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
 
 from app.wizard.backend import Subscription, Tenant
 from app.wizard.errors_view import plain, recommendation
-from app.wizard.qtcompat import emit
 from app.wizard.settings import Settings
 from app.wizard.widgets import ERROR_COLOR, icon
 from app.wizard.workers import run_task
@@ -113,7 +112,7 @@ class SignInDialog(QDialog):
 
         def work() -> tuple[Any, list[Tenant]]:
             credential = self.azure.sign_in(
-                method, tenant, lambda text: emit(prompt.message, text))
+                method, tenant, lambda text: prompt.message.emit(text))
             return credential, self.azure.tenants(credential)
 
         run_task(work, self._on_signed_in, self._on_failed)

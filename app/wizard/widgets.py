@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
 from app.paths import resources_dir
 from app.wizard.backend import Availability
 from app.wizard.fields import sentence
-from app.wizard.qtcompat import emit
 from app.wizard.workers import Debouncer
 
 ERROR_COLOR = "#c50f1f"
@@ -194,7 +193,7 @@ class NameField(QWidget):
     # -- internals ------------------------------------------
     def _on_text_edited(self, text: str) -> None:
         self._reset_availability()
-        emit(self.edited, text)
+        self.edited.emit(text)
 
     def _reset_availability(self) -> None:
         changed = self.availability is not None or self._checked_name is not None \
@@ -205,7 +204,7 @@ class NameField(QWidget):
         self.mark.clear()
         self.mark.setToolTip("")
         if changed:
-            emit(self.availability_changed)
+            self.availability_changed.emit()
 
     def _on_quiet(self) -> None:
         name = self.text()
@@ -213,7 +212,7 @@ class NameField(QWidget):
             return
         self._in_flight = name
         self.spinner.start()
-        emit(self.availability_changed)
+        self.availability_changed.emit()
         self.checker(name, self._on_answer)
 
     def _on_answer(self, name: str, answer: Availability | None, error: str) -> None:
@@ -222,7 +221,7 @@ class NameField(QWidget):
         self._in_flight = None
         self.spinner.stop()
         if name != self.text():
-            emit(self.availability_changed)
+            self.availability_changed.emit()
             if not self._rule_messages:
                 self._debounce.poke()
             return
@@ -230,7 +229,7 @@ class NameField(QWidget):
         self.availability = answer
         self.check_error = error
         self._show_availability()
-        emit(self.availability_changed)
+        self.availability_changed.emit()
 
     def _show_availability(self) -> None:
         answer = self.availability

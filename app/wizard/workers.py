@@ -14,8 +14,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
 
-from app.wizard.qtcompat import emit
-
 log = logging.getLogger("mlcache.wizard")
 
 _POOL: QThreadPool | None = None
@@ -62,7 +60,7 @@ def dispatcher() -> _Dispatcher:
 def call_on_ui(callback: Callable[[Any], None], value: object = None) -> None:
     """From any thread: run `callback(value)` on the UI thread, soon."""
     with contextlib.suppress(RuntimeError):
-        emit(dispatcher().deliver, callback, value)
+        dispatcher().deliver.emit(callback, value)
 
 
 class Task(QRunnable):

@@ -20,7 +20,6 @@ from app.spec import DeploymentSpec
 from app.wizard.backend import Availability
 from app.wizard.errors_view import plain
 from app.wizard.fields import owned_by
-from app.wizard.qtcompat import emit
 from app.wizard.session import Session
 from app.wizard.widgets import FieldMessage, NameField
 
@@ -117,10 +116,10 @@ class Page(QWidget):
 
     def _on_edit(self, *_args: object) -> None:
         if not self._loading:
-            emit(self.edited)
+            self.edited.emit()
 
     def _on_availability(self) -> None:
-        emit(self.status_changed)
+        self.status_changed.emit()
 
     def do_load(self, spec: DeploymentSpec) -> None:
         self._loading = True

@@ -31,7 +31,6 @@ from app.wizard.bridge import EngineBridge
 from app.wizard.errors_view import details, plain, recommendation
 from app.wizard.logpane import LogPane
 from app.wizard.pages.base import Page
-from app.wizard.qtcompat import emit
 from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon
 
 COL_NAME, COL_TYPE, COL_STATE, COL_ELAPSED, COL_LINK = range(5)
@@ -115,7 +114,7 @@ class DeployPage(Page):
         self.details_button.setCheckable(True)
         self.details_button.toggled.connect(self._on_details)
         self.switch_button = QPushButton("Switch to Azure Managed Redis", self.error_box)
-        self.switch_button.clicked.connect(lambda: emit(self.switch_to_managed))
+        self.switch_button.clicked.connect(lambda: self.switch_to_managed.emit())
         self.switch_button.hide()
         buttons.addWidget(self.details_button)
         buttons.addWidget(self.switch_button)
@@ -252,7 +251,7 @@ class DeployPage(Page):
         self._run_spec = copy.deepcopy(spec)
         cancel = self._cancel
         bridge = self.bridge
-        emit(self.run_state_changed)
+        self.run_state_changed.emit()
 
         def planned(steps: list[PlannedStep]) -> None:
             # Rows first (all Waiting), then the run whose events fill them.
@@ -288,8 +287,8 @@ class DeployPage(Page):
         failed = [n for n, s in self.finished.items() if s in ("Failed", "Skipped", "Cancelled")]
         self.retry_button.setEnabled(bool(failed) or self.result is None or
                                      not getattr(self.result, "succeeded", False))
-        emit(self.run_state_changed)
-        emit(self.edited)
+        self.run_state_changed.emit()
+        self.edited.emit()
 
     # -- events (UI thread, through the bridge) ----------------------------------------------
     def _set_state(self, step: str, state: str, color: str | None = None) -> None:

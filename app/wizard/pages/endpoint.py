@@ -32,7 +32,6 @@ from app.wizard.backend import CallResult
 from app.wizard.errors_view import plain
 from app.wizard.logpane import LogPane
 from app.wizard.pages.base import Page
-from app.wizard.qtcompat import emit
 from app.wizard.widgets import ERROR_COLOR, OK_COLOR
 
 HIT_COLOR = OK_COLOR
@@ -277,12 +276,12 @@ class EndpointPage(Page):
                     if stop.is_set():
                         break
                     try:
-                        emit(signals.result, i, backend.call(spec, payload))
+                        signals.result.emit(i, backend.call(spec, payload))
                     except Exception as exc:
-                        emit(signals.result, i, exc)
+                        signals.result.emit(i, exc)
                         break
             finally:
-                emit(signals.finished)
+                signals.finished.emit()
 
         self.session.submit(loop, None, self._on_call_error)
 

@@ -23,7 +23,6 @@ from app.wizard.errors_view import plain
 from app.wizard.fields import PAGE_TITLES, label_of, owner_of, sentence
 from app.wizard.pages.base import Page
 from app.wizard.pages.basics import size_label
-from app.wizard.qtcompat import emit
 
 
 class ReviewPage(Page):
@@ -119,7 +118,7 @@ class ReviewPage(Page):
 
     def _on_link(self, link: str) -> None:
         if link.startswith("field:"):
-            emit(self.jump_requested, link[len("field:"):])
+            self.jump_requested.emit(link[len("field:"):])
 
     # -- content ------------------------------------------
     def on_shown(self) -> None:
