@@ -75,6 +75,7 @@ class ServicesBackend:
         self.spec_dir: Path | None = None
         self._subscription_name = subscription_name
         self._scoring: dict[tuple[str, str], Any] = {}
+        self._registries: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     # -- construction ------------------------------------------
@@ -103,6 +104,7 @@ class ServicesBackend:
             endpoint_test,
             export,
             logstream,
+            lookups,
             names,
             packaging,
             plan,
@@ -125,7 +127,9 @@ class ServicesBackend:
         return Availability(answer.state, answer.message)
 
     def resource_groups(self) -> list[str]:
-        return []
+        from app.services.lookups import list_resource_groups
+
+        return [g.name for g in list_resource_groups(self.clients)]
 
     def group_exists(self, spec: DeploymentSpec) -> bool:
         return self._group_items(spec.resource_group.name) is not None
@@ -146,14 +150,30 @@ class ServicesBackend:
         return []
 
     def registries(self) -> list[str] | None:
-        """None: the engine offers no registry listing yet (paste a reference instead)."""
-        return None
+        """Names of the subscription's registries (remembered for the data-plane calls)."""
+        from app.services.lookups import list_registries
+
+        found = list_registries(self.clients)
+        with self._lock:
+            self._registries = {r.name.lower(): r for r in found}
+        return [r.name for r in found]
+
+    def _registry(self, name: str) -> Any:
+        from app.services.lookups import RegistrySummary
+
+        with self._lock:
+            known = self._registries.get(name.lower())
+        return known or RegistrySummary(name, f"{name.lower()}.azurecr.io", "", False)
 
     def repositories(self, registry: str) -> list[str]:
-        return []
+        from app.services.lookups import list_repositories
+
+        return list_repositories(self.target, self._registry(registry))
 
     def image_tags(self, registry: str, repository: str) -> list[str]:
-        return []
+        from app.services.lookups import list_tags
+
+        return list_tags(self.target, self._registry(registry), repository)
 
     def monthly_cost(self, spec: DeploymentSpec) -> str | None:
         from app.services.pricing import monthly_cost_text
@@ -218,11 +238,11 @@ class ServicesBackend:
         from app.services.runner import Runner
         from app.services.steps import DeployContext
 
-        preflight(spec)
+        spec_dir = self.spec_dir or Path.cwd()
+        preflight(spec, spec_dir)
         steps = build_plan(spec)
         with DeploymentLog(spec.resource_group.name) as deployment_log:
-            ctx = DeployContext(spec, self.target, self.clients,
-                                spec_dir=self.spec_dir or Path.cwd())
+            ctx = DeployContext(spec, self.target, self.clients, spec_dir=spec_dir)
             runner = Runner(steps, ctx, [deployment_log, listener])
             runner.log_path = str(deployment_log.path)
             stop_watch = threading.Event()

@@ -124,6 +124,10 @@ class Session(QObject):
             spec.subscription_id = self.backend.subscription().id if self.backend.is_azure \
                 else None
         self.spec = spec
+        # Relative paths (a model folder to build) are read from the spec's folder.
+        self.spec_dir = spec_dir
+        if self.backend is not None:
+            self.backend.spec_dir = spec_dir
         self.spec_replaced.emit()
 
     def close(self) -> None:

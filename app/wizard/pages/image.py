@@ -187,8 +187,12 @@ class ImagePage(Page):
             return
 
         def fill(names: list[str]) -> None:
+            if self.pick_registry.currentText() != registry:
+                return  # another registry was picked meanwhile
             self.pick_repository.clear()
             self.pick_repository.addItems(names)
+            self.pick_tag.clear()
+            self.pick_message.show_note("" if names else f"No images in {registry} yet.")
             if names:
                 self._on_pick_repository(0)
 
@@ -202,8 +206,12 @@ class ImagePage(Page):
             return
 
         def fill(names: list[str]) -> None:
+            if self.pick_repository.currentText() != repository:
+                return
             self.pick_tag.clear()
             self.pick_tag.addItems(names)
+            self.pick_message.show_note(
+                "" if names else f"{repository} has no tags: paste a reference with its digest.")
 
         self.session.submit(lambda b: b.image_tags(registry, repository), fill,
                             lambda e: self.pick_message.show_note(plain(e)))

@@ -1,0 +1,206 @@
+"""Lists the wizard offers to pick from: resource groups, registries, repositories, tags.
+
+Resource groups and registries come from ARM (the management clients). Repositories
+and tags live on a registry's data plane, which ARM does not serve: on the sandbox
+that is its `/dataplane/registries/<name>/v2/` path (sandbox token, sandbox CA); on
+Azure it is the registry's own login server, reached with an ACR token obtained by
+exchanging the signed-in identity's Microsoft Entra token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import BadInput, NotPermitted, ServiceFailure
+from app.services.clients import ClientFactory
+from app.services.redaction import register_secret
+from app.services.target import CloudTarget
+
+CREATED_BY = ("created-by", "mlcache-deploy")
+# Pages of a data-plane listing followed at most (100 names per page).
+MAX_PAGES = 50
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    name: str
+    location: str
+    created_by_us: bool
+
+
+@dataclass(frozen=True)
+class RegistrySummary:
+    name: str
+    login_server: str
+    resource_group: str
+    admin_user_enabled: bool
+
+
+def list_resource_groups(clients: ClientFactory) -> list[GroupSummary]:
+    """The subscription's resource groups, sorted by name (case-insensitive)."""
+    out = []
+    for group in clients.resources().resource_groups.list():
+        tags = group.tags or {}
+        out.append(GroupSummary(group.name or "", group.location or "",
+                                tags.get(CREATED_BY[0]) == CREATED_BY[1]))
+    return sorted(out, key=lambda g: g.name.lower())
+
+
+def list_registries(clients: ClientFactory) -> list[RegistrySummary]:
+    """The subscription's container registries, sorted by name."""
+    import re
+
+    out = []
+    for registry in clients.registry().registries.list():
+        name = registry.name or ""
+        match = re.search(r"/resourceGroups/([^/]+)/", registry.id or "", re.IGNORECASE)
+        out.append(RegistrySummary(
+            name,
+            registry.login_server or f"{name.lower()}.azurecr.io",
+            match.group(1) if match else "",
+            bool(registry.admin_user_enabled),
+        ))
+    return sorted(out, key=lambda r: r.name.lower())
+
+
+def list_repositories(target: CloudTarget, registry: RegistrySummary) -> list[str]:
+    """Repositories of `registry` (`GET /v2/_catalog`), sorted."""
+    if target.is_sandbox:
+        from app.sandbox import registry as sandbox_registry
+
+        names = sandbox_registry.list_repositories(registry.name, **_sandbox_auth(target))
+    else:
+        names = AcrDataPlane(target, registry.login_server).repositories()
+    return sorted(names)
+
+
+def list_tags(target: CloudTarget, registry: RegistrySummary, repository: str) -> list[str]:
+    """Tags of one repository (`GET /v2/<repository>/tags/list`), sorted; [] when unknown."""
+    if target.is_sandbox:
+        from app.sandbox import registry as sandbox_registry
+
+        names = sandbox_registry.list_tags(registry.name, repository, **_sandbox_auth(target))
+    else:
+        names = AcrDataPlane(target, registry.login_server).tags(repository)
+    return sorted(names)
+
+
+def _sandbox_auth(target: CloudTarget) -> dict[str, Any]:
+    if target.ca_bundle is None:
+        raise ServiceFailure("the sandbox target has no CA bundle")
+    token = target.credential.get_token(*target.credential_scopes).token
+    return {"endpoint": target.arm_endpoint, "ca_cert": target.ca_bundle, "token": token}
+
+
+class AcrDataPlane:
+    """Catalog and tag listing on an Azure Container Registry (Docker Registry API v2).
+
+    Authentication is ACR's token exchange: the identity's Microsoft Entra token for
+    ARM is traded at `/oauth2/exchange` for an ACR refresh token, which
+    `/oauth2/token` trades for an access token limited to one scope
+    (`registry:catalog:*` or `repository:<name>:pull`). Every token is registered
+    for redaction the moment it arrives.
+
+    This path needs a real registry and cannot be exercised offline: the tests run
+    the sandbox path only, which serves the same v2 listing answers.
+    """
+
+    def __init__(self, target: CloudTarget, login_server: str, timeout: float = 30.0) -> None:
+        self.target = target
+        self.server = login_server.lower()
+        self.timeout = timeout
+        self._refresh_token: str | None = None
+
+    def repositories(self) -> list[str]:
+        return self._list("_catalog", "registry:catalog:*", "repositories")
+
+    def tags(self, repository: str) -> list[str]:
+        try:
+            return self._list(f"{repository}/tags/list", f"repository:{repository}:pull", "tags")
+        except BadInput as exc:
+            if "NAME_UNKNOWN" in exc.message:
+                return []
+            raise
+
+    # -- tokens ------------------------------------------
+    def _post_token(self, path: str, data: dict[str, str]) -> dict[str, Any]:
+        import requests
+
+        try:
+            answer = requests.post(f"https://{self.server}/oauth2/{path}", data=data,
+                                   timeout=self.timeout, verify=self.target.verify)
+        except requests.RequestException as exc:
+            raise ServiceFailure(f"cannot reach {self.server}: {type(exc).__name__}") from None
+        if answer.status_code in (401, 403):
+            raise NotPermitted(
+                f"{self.server} refused the sign-in (HTTP {answer.status_code})",
+                "You need the AcrPull role (or Reader on the registry) to list its images.",
+            )
+        if answer.status_code != 200:
+            raise ServiceFailure(f"{self.server} answered HTTP {answer.status_code} "
+                                 f"to a token request")
+        body = answer.json()
+        return body if isinstance(body, dict) else {}
+
+    def _access_token(self, scope: str) -> str:
+        if self._refresh_token is None:
+            aad = self.target.credential.get_token(*self.target.credential_scopes).token
+            data = {"grant_type": "access_token", "service": self.server, "access_token": aad}
+            if self.target.tenant_id:
+                data["tenant"] = self.target.tenant_id
+            refresh = str(self._post_token("exchange", data).get("refresh_token") or "")
+            if not refresh:
+                raise ServiceFailure(f"{self.server} gave no refresh token")
+            register_secret(refresh)
+            self._refresh_token = refresh
+        token = str(self._post_token("token", {
+            "grant_type": "refresh_token", "service": self.server, "scope": scope,
+            "refresh_token": self._refresh_token,
+        }).get("access_token") or "")
+        if not token:
+            raise ServiceFailure(f"{self.server} gave no access token for {scope}")
+        register_secret(token)
+        return token
+
+    # -- listing ------------------------------------------
+    def _list(self, path: str, scope: str, key: str) -> list[str]:
+        import requests
+
+        headers = {"Authorization": f"Bearer {self._access_token(scope)}"}
+        url: str | None = f"https://{self.server}/v2/{path}?n=100"
+        names: list[str] = []
+        for _page in range(MAX_PAGES):
+            if url is None:
+                break
+            try:
+                answer = requests.get(url, headers=headers, timeout=self.timeout,
+                                      verify=self.target.verify)
+            except requests.RequestException as exc:
+                raise ServiceFailure(f"cannot reach {self.server}: {type(exc).__name__}") from None
+            if answer.status_code == 404:
+                raise BadInput(f"{self.server}/{path}: NAME_UNKNOWN")
+            if answer.status_code in (401, 403):
+                raise NotPermitted(f"{self.server} refused to list {path} "
+                                   f"(HTTP {answer.status_code})")
+            if answer.status_code != 200:
+                raise ServiceFailure(f"{self.server} answered HTTP {answer.status_code} "
+                                     f"for {path}")
+            body = answer.json()
+            names += [str(n) for n in (body.get(key) or [])] if isinstance(body, dict) else []
+            following = answer.links.get("next", {}).get("url")
+            if following and not following.startswith("https://"):
+                following = f"https://{self.server}{following}"
+            url = following or None
+        return names
+
+
+__all__ = [
+    "AcrDataPlane",
+    "GroupSummary",
+    "RegistrySummary",
+    "list_registries",
+    "list_repositories",
+    "list_resource_groups",
+    "list_tags",
+]
