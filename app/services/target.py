@@ -173,6 +173,18 @@ def sandbox_target(
 # --- Azure ------------------------------------------------------------------------
 
 
+def device_code_callback(show: Callable[[str], None]) -> Callable[[str, str, Any], None]:
+    """azure-identity's device-code `prompt_callback`, saying the URL and code in one line."""
+
+    def callback(verification_uri: str, user_code: str, expires_on: Any) -> None:
+        until = ""
+        if hasattr(expires_on, "astimezone"):
+            until = f" (valid until {expires_on.astimezone().strftime('%H:%M')})"
+        show(f"To sign in, open {verification_uri} and enter the code {user_code}{until}.")
+
+    return callback
+
+
 def make_credential(
     method: str = "default",
     tenant_id: str | None = None,
@@ -191,12 +203,8 @@ def make_credential(
     if method == "device-code":
         if prompt is None:
             return identity.DeviceCodeCredential(tenant_id=tenant_id)
-        show = prompt
-
-        def callback(verification_uri: str, user_code: str, expires_on: Any) -> None:
-            show(f"To sign in, open {verification_uri} and enter the code {user_code}.")
-
-        return identity.DeviceCodeCredential(tenant_id=tenant_id, prompt_callback=callback)
+        return identity.DeviceCodeCredential(tenant_id=tenant_id,
+                                             prompt_callback=device_code_callback(prompt))
     if tenant_id:
         return identity.DefaultAzureCredential(
             interactive_browser_tenant_id=tenant_id, shared_cache_tenant_id=tenant_id,
@@ -296,6 +304,7 @@ __all__ = [
     "Subscription",
     "Tenant",
     "azure_target",
+    "device_code_callback",
     "list_subscriptions",
     "list_tenants",
     "make_credential",

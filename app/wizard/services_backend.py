@@ -9,7 +9,6 @@ say) the method answers "unknown" and the page says so.
 
 from __future__ import annotations
 
-import inspect
 import json
 import threading
 from collections.abc import Callable
@@ -322,12 +321,8 @@ class AzureSignIn:
                 prompt: Callable[[str], None]) -> Any:
         from app.services.target import make_credential
 
-        params = inspect.signature(make_credential).parameters
-        if "prompt" in params:
-            credential = make_credential(method, tenant_id, prompt=prompt)
-        else:
-            credential = make_credential(method, tenant_id)
-        return credential
+        # Device code: the code and URL go to the dialog (`prompt`), not to stdout.
+        return make_credential(method, tenant_id, prompt=prompt)
 
     def tenants(self, credential: Any) -> list[Tenant]:
         from app.services.target import list_tenants

@@ -65,6 +65,7 @@ def test_sign_in_methods() -> None:
     import azure.identity as identity
 
     assert isinstance(make_credential("device-code", prompt=print), identity.DeviceCodeCredential)
+    assert isinstance(make_credential("device-code"), identity.DeviceCodeCredential)
     assert isinstance(make_credential("browser"), identity.InteractiveBrowserCredential)
     with pytest.raises(BadInput, match="sign-in method"):
         make_credential("carrier-pigeon")
@@ -127,3 +128,21 @@ def test_poll_delays_are_capped_at_the_target_interval_but_throttling_is_honoure
     throttled = _PipelineResponse(429, {"Retry-After": "7"})
     hook(throttled)
     assert get_retry_after(throttled) == pytest.approx(7.0)  # type: ignore[arg-type]
+
+
+def test_device_code_prompt_receives_url_and_code_instead_of_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """azure-identity prints the device-code message unless given a callback: ours is
+    wired in, so the wizard's dialog (or any caller) shows the URL and the code."""
+    from datetime import UTC, datetime
+
+    shown: list[str] = []
+    credential = make_credential("device-code", "contoso.onmicrosoft.com", prompt=shown.append)
+    expires = datetime(2026, 11, 24, 7, 15, tzinfo=UTC)
+    # The hook azure-identity calls once Microsoft Entra answers with a device code.
+    credential._prompt_callback("https://microsoft.com/devicelogin", "ABCD-1234", expires)
+    assert len(shown) == 1
+    assert "https://microsoft.com/devicelogin" in shown[0] and "ABCD-1234" in shown[0]
+    assert "valid until" in shown[0]
+    assert capsys.readouterr().out == ""

@@ -83,3 +83,33 @@ def test_device_code_sign_in_picks_and_remembers_subscription(qtbot, window: Mai
     assert settings.get("azure/sign_in_method") == "device-code"
     text = Path(settings.file_name).read_text()
     assert "ABCD-1234" not in text
+
+
+class RealCredentialSignIn(StandInSignIn):
+    """Signs in with the real AzureSignIn (a real DeviceCodeCredential), then does what
+    azure-identity does once Microsoft Entra hands out a code: calls the credential's
+    prompt callback, from the worker thread."""
+
+    def sign_in(self, method: str, tenant_id: str | None, prompt: Any) -> object:
+        from datetime import UTC, datetime
+
+        import azure.identity as identity
+
+        credential = AzureSignIn().sign_in(method, tenant_id, prompt)
+        assert isinstance(credential, identity.DeviceCodeCredential)
+        credential._prompt_callback("https://microsoft.com/devicelogin", "WXYZ-9876",
+                                    datetime.now(UTC))
+        return credential
+
+
+def test_device_code_message_reaches_the_dialog_through_the_real_credential(
+        qtbot, window: MainWindow, settings: Settings,  # type: ignore[no-untyped-def]
+        capsys: pytest.CaptureFixture[str]) -> None:
+    dialog = SignInDialog(settings, RealCredentialSignIn(), window)
+    qtbot.addWidget(dialog)
+    dialog.device.setChecked(True)
+    dialog.sign_in_button.click()
+    qtbot.waitUntil(lambda: "WXYZ-9876" in dialog.device_message.text(), timeout=5000)
+    assert "https://microsoft.com/devicelogin" in dialog.device_message.text()
+    qtbot.waitUntil(lambda: dialog.subscription.count() == 2, timeout=5000)
+    assert "WXYZ-9876" not in capsys.readouterr().out
