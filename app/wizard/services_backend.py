@@ -46,7 +46,8 @@ STEP_RESOURCES: dict[str, tuple[str, str]] = {
 STATUS_STEPS = {
     "resource group": "resource-group",
     "Azure Cache for Redis": "cache",
-    "Azure Managed Redis": "cache",
+    "Azure Managed Redis": "cache-cluster",
+    "Azure Managed Redis database": "cache",
     "storage account": "storage",
     "App Service plan": "plan",
     "container registry": "registry",

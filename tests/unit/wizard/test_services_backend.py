@@ -1,0 +1,55 @@
+"""The wizard's backend on a real sandbox: what of a spec exists, row by row, for
+an Azure Managed Redis cache (cluster and default database are separate rows)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.services.managed_redis import ManagedRedisClusterStep, ManagedRedisDatabaseStep
+from app.services.runner import Runner
+from app.services.steps import DeployContext, ResourceGroupStep
+from app.spec import spec_from_dict
+from app.wizard.services_backend import ServicesBackend
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicesBackend]:
+    state: Path = tmp_path_factory.mktemp("backend") / "sandbox"
+    made = ServicesBackend.for_sandbox(state)
+    yield made
+    made.close()
+
+
+def test_existing_shows_managed_redis_cluster_and_database_rows(backend: ServicesBackend) -> None:
+    tag = uuid.uuid4().hex[:8]
+    spec = spec_from_dict({
+        "version": 1,
+        "resource_group": {"name": f"rg-amr-{tag}"},
+        "cache": {"name": f"amr-{tag}", "kind": "azure-managed-redis", "tier": "Balanced",
+                  "size": "B0"},
+        "image": {"reference": f"acr{tag}.azurecr.io/m:v1"},
+        "function_app": {"name": f"app-{tag}", "plan_name": f"plan-{tag}",
+                         "storage_account": f"st{tag}"},
+    })
+    rows = {step.name: step for step in backend.plan(spec)}
+    assert rows["cache-cluster"].resource_type == "Microsoft.Cache/redisEnterprise"
+    assert rows["cache"].resource_name == f"amr-{tag}/default"
+    assert backend.existing(spec) == {}
+
+    ctx = DeployContext(spec, backend.target, backend.clients)
+    Runner([ResourceGroupStep(spec), ManagedRedisClusterStep(spec)], ctx, []).run()
+    found = backend.existing(spec)
+    assert set(found) == {"resource-group", "cache-cluster"}
+    assert found["cache-cluster"].startswith("Exists")
+
+    Runner([ResourceGroupStep(spec), ManagedRedisClusterStep(spec),
+            ManagedRedisDatabaseStep(spec)], ctx, []).run()
+    assert set(backend.existing(spec)) == {"resource-group", "cache-cluster", "cache"}
+    backend.delete_group(spec.resource_group.name, lambda _text: None)
+    assert not backend.group_exists(spec)
