@@ -126,6 +126,17 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_sign_in_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--auth",
+        choices=["default", "browser", "device-code"],
+        default="default",
+        help="how to sign in to Azure (target azure): DefaultAzureCredential (default), "
+        "an interactive browser, or a device code",
+    )
+    parser.add_argument("--tenant", metavar="ID", help="Microsoft Entra tenant to sign in to")
+
+
 def _add_sandbox_state(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir", metavar="DIR", help="sandbox state directory (default: user data dir)"
@@ -151,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("deploy", help="create or resume everything the spec describes")
     p.add_argument("spec", metavar="SPEC")
     _add_target_options(p)
+    _add_sign_in_options(p)
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("test", help="call the deployed function's scoring endpoint")
@@ -158,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--payload", metavar="FILE", help="JSON request body (default: sample)")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="calls to make")
     _add_target_options(p)
+    _add_sign_in_options(p)
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("cleanup", help="delete the spec's resource group and all it holds")
@@ -165,11 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm", metavar="NAME", help="the resource group's name, typed out")
     p.add_argument("--force", action="store_true", help="delete a group this tool did not create")
     _add_target_options(p)
+    _add_sign_in_options(p)
     p.set_defaults(func=cmd_cleanup)
 
     p = sub.add_parser("status", help="show what of the spec exists now")
     p.add_argument("spec", metavar="SPEC")
     _add_target_options(p)
+    _add_sign_in_options(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("export", help="write an ARM template or az CLI script for the spec")

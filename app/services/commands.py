@@ -69,7 +69,14 @@ def _target(spec: DeploymentSpec, args: argparse.Namespace) -> Any:
     if state and spec.target == "azure":
         print("note: --sandbox-state is ignored: the spec's target is azure",
               file=sys.stderr, flush=True)
-    target = target_for_spec(spec.target, spec.subscription_id, state)
+    auth = getattr(args, "auth", None) or "default"
+    tenant = getattr(args, "tenant", None)
+    if spec.target != "azure" and (auth != "default" or tenant):
+        print("note: --auth and --tenant are ignored: the spec's target is the sandbox",
+              file=sys.stderr, flush=True)
+    # Device code: the URL and code go to stderr, so stdout stays clean for --json.
+    target = target_for_spec(spec.target, spec.subscription_id, state, auth, tenant,
+                             prompt=lambda text: print(text, file=sys.stderr, flush=True))
     if target.started_here:
         print(
             f"note: no sandbox was running on {target.state_dir}; started one for this command "

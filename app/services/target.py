@@ -287,13 +287,25 @@ def list_subscriptions(credential: Any, target: CloudTarget | None = None) -> li
 
 
 def target_for_spec(
-    target: str, subscription_id: str | None, sandbox_state: str | Path | None
+    target: str,
+    subscription_id: str | None,
+    sandbox_state: str | Path | None,
+    auth: str = "default",
+    tenant_id: str | None = None,
+    prompt: Callable[[str], None] | None = None,
 ) -> CloudTarget:
-    """The target a spec's `target` field asks for (the CLI's entry point)."""
+    """The target a spec's `target` field asks for (the CLI's entry point).
+
+    `auth` and `tenant_id` choose the Azure sign-in (see make_credential); the
+    sandbox needs neither.
+    """
     if target == "sandbox":
         return sandbox_target(sandbox_state)
     if target == "azure":
-        return azure_target(subscription_id or "")
+        if not subscription_id:
+            raise BadInput("an Azure target needs a subscription id (subscription_id in the spec)")
+        credential = make_credential(auth, tenant_id, prompt=prompt)
+        return azure_target(subscription_id, credential, tenant_id)
     raise BadInput(f"target must be sandbox or azure (got {target!r})")
 
 

@@ -333,6 +333,25 @@ def test_bad_spec_and_flags_are_exit_2_without_traceback(cli: Cli, tmp_path: Pat
         assert "Traceback" not in result.stderr
 
 
+def test_sign_in_flags(cli: Cli, sandbox_factory: Any, tmp_path: Path) -> None:
+    """--auth/--tenant choose the Azure sign-in; a sandbox spec says they do not apply."""
+    spec, data = make_spec(tmp_path)
+    wrong = cli("status", str(spec), "--auth", "carrier-pigeon")
+    assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
+    azure = tmp_path / "azure.json"
+    azure.write_text(json.dumps({**data, "target": "azure"}))
+    no_subscription = cli("status", str(azure), "--auth", "device-code", "--tenant", "t-1")
+    assert no_subscription.returncode == 2
+    assert "subscription id" in no_subscription.stderr
+    sandbox_factory()
+    ignored = cli("status", str(spec), "--auth", "device-code", "--tenant", "t-1", "--json")
+    assert ignored.returncode == 0, ignored.stderr
+    assert "--auth and --tenant are ignored" in ignored.stderr
+    assert json.loads(ignored.stdout.splitlines()[0])["kind"] == "resource group"
+    for result in (wrong, no_subscription, ignored):
+        assert "Traceback" not in result.stderr
+
+
 def test_ctrl_c_cancels_names_what_is_still_creating_and_a_rerun_adopts_it(
     tmp_path: Path, cli: Cli
 ) -> None:

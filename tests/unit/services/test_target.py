@@ -146,3 +146,22 @@ def test_device_code_prompt_receives_url_and_code_instead_of_stdout(
     assert "https://microsoft.com/devicelogin" in shown[0] and "ABCD-1234" in shown[0]
     assert "valid until" in shown[0]
     assert capsys.readouterr().out == ""
+
+
+def test_target_for_spec_signs_in_to_azure_as_asked() -> None:
+    """The CLI's --auth/--tenant map onto make_credential (no call leaves the machine)."""
+    import azure.identity as identity
+
+    from app.services.target import target_for_spec
+
+    device = target_for_spec("azure", "sub-1", None, "device-code", "t-1", prompt=print)
+    assert isinstance(device.credential, identity.DeviceCodeCredential)
+    assert (device.kind, device.subscription_id, device.tenant_id) == ("azure", "sub-1", "t-1")
+    browser = target_for_spec("azure", "sub-1", None, "browser")
+    assert isinstance(browser.credential, identity.InteractiveBrowserCredential)
+    default = target_for_spec("azure", "sub-1", None)
+    assert isinstance(default.credential, identity.DefaultAzureCredential)
+    with pytest.raises(BadInput, match="subscription id"):
+        target_for_spec("azure", None, None, "device-code")
+    with pytest.raises(BadInput, match="sign-in method"):
+        target_for_spec("azure", "sub-1", None, "carrier-pigeon")
