@@ -132,103 +132,24 @@ def local_target(work: Path, bypass: dict[str, float]) -> Iterator[Endpoint]:
 @contextmanager
 def sandbox_target(work: Path) -> Iterator[Endpoint]:
     """Deploy the sample through the sandbox cloud with the real Azure SDK clients."""
-    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
-    from azure.mgmt.containerregistry import models as acr
-    from azure.mgmt.redis import RedisManagementClient
-    from azure.mgmt.redis import models as redis_models
-    from azure.mgmt.resource.resources import ResourceManagementClient
-    from azure.mgmt.web import WebSiteManagementClient
-    from azure.mgmt.web import models as web
-
     from app.sandbox import Sandbox
     from app.sandbox.registry import push_package
+    from app.sandbox.sample_site import deploy_sample_site
 
+    package = build_package(SAMPLE, work / "package").out_dir
     with Sandbox.start(work / "sandbox", latency="fast") as sb:
-        kwargs = {
-            "credential": sb.credential(),
-            "subscription_id": sb.subscription_id,
-            "base_url": sb.endpoint,
-            "credential_scopes": [sb.credential_scope],
-            "connection_verify": str(sb.ca_cert),
-            # The fast profile sends no Retry-After; poll the LROs briskly.
-            "polling_interval": 0.1,
-        }
-        group, location = "rg-bench-scoring", "westeurope"
-        ResourceManagementClient(**kwargs).resource_groups.create_or_update(
-            group, {"location": location}
+
+        def push(image: str, username: str, password: str) -> None:
+            push_package(
+                package, image, endpoint=sb.endpoint, ca_cert=sb.ca_cert,
+                username=username, password=password,
+            )  # fmt: skip
+
+        site = deploy_sample_site(sb, "bench-scoring", push, tag="bench")
+        host, _, port = site.host.partition(":")
+        endpoint = Endpoint(
+            host, int(port or 443), f"/api/score?code={site.function_key}", sb.ca_cert
         )
-        redis_client = RedisManagementClient(**kwargs)
-        cache = redis_client.redis.begin_create(
-            group,
-            "bench-scoring-cache",
-            redis_models.RedisCreateParameters(
-                location=location,
-                sku=redis_models.Sku(name="Basic", family="C", capacity=0),
-                minimum_tls_version="1.2",
-            ),
-        ).result()
-        cache_key = redis_client.redis.list_keys(group, cache.name).primary_key
-
-        registries = ContainerRegistryManagementClient(**kwargs).registries
-        registry = registries.begin_create(
-            group,
-            "benchscoringacr",
-            acr.Registry(
-                location=location,
-                sku=acr.Sku(name="Basic"),
-                properties=acr.RegistryProperties(admin_user_enabled=True),
-            ),
-        ).result()
-        credentials = registries.list_credentials(group, registry.name)
-        assert credentials.passwords
-        username, password = credentials.username, credentials.passwords[0].value
-        image = f"{registry.name}.azurecr.io/digits-scoring:bench"
-        package = build_package(SAMPLE, work / "package").out_dir
-        push_package(
-            package, image, endpoint=sb.endpoint, ca_cert=sb.ca_cert,
-            username=username, password=password,
-        )  # fmt: skip
-
-        web_client = WebSiteManagementClient(**kwargs)
-        plan = web_client.app_service_plans.begin_create_or_update(
-            group,
-            "plan-bench-scoring",
-            web.AppServicePlan(
-                location=location,
-                sku=web.SkuDescription(name="B1", tier="Basic"),
-                reserved=True,
-                kind="linux",
-            ),
-        ).result()
-        settings = {
-            "FUNCTIONS_EXTENSION_VERSION": "~4",
-            "FUNCTIONS_WORKER_RUNTIME": "python",
-            "DOCKER_REGISTRY_SERVER_URL": f"https://{registry.name}.azurecr.io",
-            "DOCKER_REGISTRY_SERVER_USERNAME": username,
-            "DOCKER_REGISTRY_SERVER_PASSWORD": password,
-            "REDIS_HOST": cache.host_name,
-            "REDIS_PORT": str(cache.ssl_port),
-            "REDIS_KEY": cache_key,
-            "REDIS_AUTH": "access-keys",
-            "REDIS_CA_BUNDLE": str(sb.ca_cert),
-        }
-        site = web_client.web_apps.begin_create_or_update(
-            group,
-            "bench-scoring-app",
-            web.Site(
-                location=location,
-                kind="functionapp,linux,container",
-                server_farm_id=plan.id,
-                site_config=web.SiteConfig(
-                    linux_fx_version=f"DOCKER|{image}",
-                    app_settings=[web.NameValuePair(name=k, value=v) for k, v in settings.items()],
-                ),
-            ),
-        ).result()
-        keys = web_client.web_apps.list_host_keys(group, site.name)
-        function_key = (keys.function_keys or {}).get("default") or keys.master_key
-        host, _, port = str(site.default_host_name).partition(":")
-        endpoint = Endpoint(host, int(port or 443), f"/api/score?code={function_key}", sb.ca_cert)
         wait_until_serving(endpoint)
         yield endpoint
 

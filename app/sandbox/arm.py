@@ -121,6 +121,20 @@ def not_found(rtype: str, name: str, group: str) -> ArmError:
     )
 
 
+def location_required() -> ArmError:
+    return ArmError(
+        400, "LocationRequired", "The location property is required for this definition."
+    )
+
+
+def location_not_available(location: object, rtype: str) -> ArmError:
+    return ArmError(
+        400,
+        "LocationNotAvailableForResourceType",
+        f"The provided location '{location}' is not available for resource type '{rtype}'.",
+    )
+
+
 def group_not_found(group: str) -> ArmError:
     return ArmError(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
 

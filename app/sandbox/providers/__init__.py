@@ -20,16 +20,20 @@ yet (written by someone else, later) is skipped with a log line.
 
 from __future__ import annotations
 
+import base64
 import importlib
 import logging
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from app.sandbox.arm import ArmError, group_not_found
+from app.sandbox.arm import ArmError, group_not_found, json_response, not_found, resource_id
 from app.sandbox.certs import CertificateAuthority
 from app.sandbox.faults import FaultPlan
 from app.sandbox.latency import LatencyProfile
@@ -37,7 +41,7 @@ from app.sandbox.processes import ProcessSupervisor
 from app.sandbox.store import Record, Store
 
 if TYPE_CHECKING:
-    from app.sandbox.operations import OperationKind, Operations
+    from app.sandbox.operations import OperationKind, Operations, OpRecord
 
 log = logging.getLogger("mlcache.sandbox")
 
@@ -157,6 +161,99 @@ class Provider:
             raise ArmError(
                 404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found."
             )
+
+    def lookup(self, request: Request, rtype: str, name_param: str) -> tuple[str, Record]:
+        """The id and record a request's path names, or ARM's 404 (group or resource)."""
+        self.subscription_matches(request)
+        group = request.path_params["resourceGroupName"]
+        name = request.path_params[name_param]
+        self.ctx.require_group(group)
+        rid = resource_id(self.ctx.subscription_id, group, rtype, name)
+        record = self.ctx.store.resource(rid)
+        if record is None:
+            raise not_found(rtype, name, group)
+        return rid, record
+
+    def list_response(
+        self,
+        request: Request,
+        rtype: str,
+        *,
+        in_group: bool,
+        view: Callable[[Record], dict[str, Any]] | None = None,
+    ) -> Response:
+        """ARM's `{"value": [...]}` of every resource of a type, in the subscription or
+        the request's group (404 when the group does not exist), sorted by id."""
+        self.subscription_matches(request)
+        group = None
+        if in_group:
+            group = request.path_params["resourceGroupName"]
+            self.ctx.require_group(group)
+        records = self.ctx.store.resources(rtype, group=group)
+        bodies = [view(r) if view else r["body"] for r in records]
+        return json_response({"value": sorted(bodies, key=lambda b: str(b["id"]).lower())})
+
+    def put_new(self, rid: str, record: Record, taken: ArmError) -> None:
+        """Store a new resource whose name is global; `taken` if another holds the name."""
+        with self.ctx.store.transaction() as store:
+            if store.find_by_name(record["body"]["type"], record["body"]["name"]) is not None:
+                raise taken
+            store.put_resource(rid, record)
+
+    def delete_operation(
+        self,
+        request: Request,
+        holder: dict[str, Any],
+        kind: str,
+        *,
+        location: str,
+        resource_id: str | None = None,
+        args: dict[str, Any] | None = None,
+        on_start: Callable[[], None] | None = None,
+    ) -> OpRecord:
+        """The delete still running for `holder` (a repeated DELETE joins it), or a new one.
+
+        `on_start` runs in the store's transaction just before a new one starts.
+        """
+        pending = holder.get("deleteOperation")
+        op = self.ctx.operations.get(pending) if pending else None
+        if op is None or op["status"] != "InProgress":
+            if on_start is not None:
+                with self.ctx.store.transaction():
+                    on_start()
+            op = self.ctx.operations.start(
+                request,
+                kind,
+                namespace=self.namespace,
+                location=location,
+                resource_id=resource_id,
+                final_body=False,
+                args=args,
+            )
+            with self.ctx.store.transaction():
+                holder["deleteOperation"] = op["id"]
+        return op
+
+    def remove_after_teardown(self, op: OpRecord) -> None:
+        """Delete work: stop what backs the operation's resource, then drop its record."""
+        record = self.ctx.store.resource(op["resourceId"])
+        if record is None:
+            return
+        self.teardown(record)
+        with self.ctx.store.transaction() as store:
+            store.remove_resource(op["resourceId"])
+
+    def mark_failed(self, op: OpRecord, error: ArmError | None = None) -> None:
+        """Failure handler: the operation's resource (if still there) shows Failed."""
+        with self.ctx.store.transaction() as store:
+            record = store.resource(op["resourceId"])
+            if record is not None:
+                record["body"]["properties"]["provisioningState"] = "Failed"
+
+
+def new_access_key(nbytes: int = 32) -> str:
+    """An access key as Azure shows them: base64 of `nbytes` random bytes."""
+    return base64.b64encode(secrets.token_bytes(nbytes)).decode("ascii")
 
 
 def load_providers(ctx: SandboxContext) -> list[Provider]:

@@ -13,12 +13,9 @@ special casing. `sslPort`/`port` are the real listening ports.
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
-import secrets
 import shutil
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,23 +29,24 @@ from app.sandbox.arm import (
     arm_route,
     empty_response,
     json_response,
-    not_found,
+    location_not_available,
+    location_required,
     read_json,
     resource_id,
 )
 from app.sandbox.operations import OperationKind, OpRecord
-from app.sandbox.providers import Provider
-from app.sandbox.providers.resources import normalize_location, tags_of
-from app.sandbox.redishost import (
-    RedisInstance,
-    RedisSpec,
-    RedisStartError,
-    free_port,
-    key_hash,
-    port_free,
-    redis_server_version,
-    start_redis,
+from app.sandbox.providers.redis_base import (
+    RedisBackedProvider,
+    access_keys,
+    free_port_besides,
+    key_field,
+    key_hashes,
+    new_keys,
+    regenerated,
+    tls_protocols,
 )
+from app.sandbox.providers.resources import normalize_location, tags_of
+from app.sandbox.redishost import RedisInstance, RedisSpec, RedisStartError, free_port, port_free
 from app.sandbox.store import Record
 
 log = logging.getLogger("mlcache.sandbox.redis")
@@ -122,14 +120,6 @@ def _bad(message: str, target: str | None = None) -> ArmError:
     return ArmError(400, "InvalidRequestBody", message, target=target)
 
 
-def _new_key() -> str:
-    return base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-
-
-def _tls_protocols(minimum: str) -> str:
-    return "TLSv1.2 TLSv1.3" if minimum == "1.2" else "TLSv1.3"
-
-
 def _memory(sku: dict[str, Any]) -> tuple[int, int]:
     gigabytes, clients = SIZES[f"{sku['family']}{sku['capacity']}"]
     return int(gigabytes * 1024**3 / MEMORY_SCALE), min(clients, _MAX_SANDBOX_CLIENTS)
@@ -178,21 +168,12 @@ def check_scaling(old: dict[str, Any], new: dict[str, Any]) -> None:
     )
 
 
-class CacheProvider(Provider):
+class CacheProvider(RedisBackedProvider):
     namespace = "Microsoft.Cache"
     resource_types = (RTYPE,)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._instances: dict[str, RedisInstance] = {}
-        self._lock = threading.Lock()
-        self._version: str | None = None
-
-    @property
-    def redis_version(self) -> str:
-        if self._version is None:
-            self._version = redis_server_version()
-        return self._version
+    # Sandbox shutdown snapshots each cache (dump.rdb in its directory), loaded
+    # when the server comes back, so a restarted sandbox keeps cache contents.
+    snapshot_on_stop = True
 
     def routes(self) -> list[BaseRoute]:
         sub = "/subscriptions/{subscriptionId}"
@@ -217,7 +198,9 @@ class CacheProvider(Provider):
     def operation_kinds(self) -> dict[str, OperationKind]:
         return {
             "redis.create": OperationKind("redis.create", self._create_work, self._create_failed),
-            "redis.delete": OperationKind("redis.delete", self._delete_work, self._delete_failed),
+            "redis.delete": OperationKind(
+                "redis.delete", self.remove_after_teardown, self.mark_failed
+            ),
         }
 
     # lifecycle
@@ -235,43 +218,16 @@ class CacheProvider(Provider):
         self._stop_server(record)
         shutil.rmtree(self._cache_dir(record), ignore_errors=True)
 
-    def stop(self) -> None:
-        """Sandbox shutdown: snapshot each cache's data, then stop its server.
-
-        The snapshot (dump.rdb in the cache's directory) is loaded when the
-        server comes back, so a restarted sandbox keeps cache contents.
-        """
-        with self._lock:
-            instances = list(self._instances.values())
-            self._instances.clear()
-        for instance in instances:
-            instance.save_snapshot()
-            instance.stop()
-
     def _stop_server(self, record: Record) -> None:
-        with self._lock:
-            instance = self._instances.pop(record["body"]["id"].lower(), None)
-        if instance is not None:
-            instance.stop()
+        self._stop_instance(record["body"]["id"])
 
     def _cache_dir(self, record: Record) -> Path:
         return self.ctx.provider_dir(self.namespace) / "redis" / record["body"]["name"].lower()
 
-    def instance(self, rid: str) -> RedisInstance | None:
-        with self._lock:
-            return self._instances.get(rid.lower())
-
     # helpers
 
     def _lookup(self, request: Request) -> tuple[str, Record]:
-        group = request.path_params["resourceGroupName"]
-        name = request.path_params["name"]
-        self.ctx.require_group(group)
-        rid = resource_id(self.ctx.subscription_id, group, RTYPE, name)
-        record = self.ctx.store.resource(rid)
-        if record is None:
-            raise not_found(RTYPE, name, group)
-        return rid, record
+        return self.lookup(request, RTYPE, "name")
 
     def _spec(self, record: Record) -> RedisSpec:
         props = record["body"]["properties"]
@@ -284,43 +240,34 @@ class CacheProvider(Provider):
             directory=directory,
             tls_port=private["sslPort"],
             plain_port=private["port"] if props["enableNonSslPort"] else None,
-            key_hashes=[key_hash(private["primaryKey"]), key_hash(private["secondaryKey"])],
+            key_hashes=key_hashes(private),
             maxmemory_bytes=maxmemory,
             maxmemory_policy=config.get("maxmemory-policy", "volatile-lru"),
             maxclients=maxclients,
-            tls_protocols=_tls_protocols(props.get("minimumTlsVersion") or "1.2"),
+            tls_protocols=tls_protocols(props.get("minimumTlsVersion") or "1.2"),
             cert=self.ctx.ca.issue_leaf(directory, "server"),
             ca_file=self.ctx.ca.cert_file,
             notify_keyspace_events=config.get("notify-keyspace-events", ""),
         )
 
     def _run_server(self, record: Record, reuse_ports: bool) -> RedisInstance:
-        rid = record["body"]["id"]
-        self._stop_server(record)
         private = record["private"]
-        for attempt in range(3):
-            if (
-                attempt
-                or not reuse_ports
-                or not (port_free(private["sslPort"]) and port_free(private["port"]))
-            ):
-                with self.ctx.store.transaction():
-                    private["sslPort"], private["port"] = _two_free_ports()
-                    self._publish_ports(record)
-            try:
-                instance = start_redis(self._spec(record), self.ctx.processes)
-            except RedisStartError as exc:
-                if exc.port_in_use and attempt < 2:
-                    continue
-                raise ArmError(
-                    500, "InternalServerError", f"The cache failed to start: {exc}"
-                ) from None
-            with self._lock:
-                self._instances[rid.lower()] = instance
-            with self.ctx.store.transaction():
-                private["pid"] = instance.pid
-            return instance
-        raise ArmError(500, "InternalServerError", "The cache failed to start.")
+
+        def new_ports() -> None:
+            private["sslPort"], private["port"] = _two_free_ports()
+            self._publish_ports(record)
+
+        instance = self._start_instance(
+            record["body"]["id"],
+            spec=lambda: self._spec(record),
+            ports_free=lambda: port_free(private["sslPort"]) and port_free(private["port"]),
+            new_ports=new_ports,
+            reuse_ports=reuse_ports,
+            what="cache",
+        )
+        with self.ctx.store.transaction():
+            private["pid"] = instance.pid
+        return instance
 
     @staticmethod
     def _publish_ports(record: Record) -> None:
@@ -345,9 +292,7 @@ class CacheProvider(Provider):
                 400, "InvalidRequestContent", f"The request content was invalid: {exc}"
             ) from None
         if not params.location:
-            raise ArmError(
-                400, "LocationRequired", "The location property is required for this definition."
-            )
+            raise location_required()
         if params.sku is None:
             raise _bad("The parameter 'sku' is required.", "sku")
         return params
@@ -460,22 +405,14 @@ class CacheProvider(Provider):
                 "name",
             )
         if self.ctx.store.find_by_name(RTYPE, name) is not None:
-            raise ArmError(
-                409,
-                "NameNotAvailable",
-                f"The name '{name}' is not available: a cache with this DNS name already exists.",
-            )
+            raise _name_taken(name)
         return empty_response(200)
 
     async def list_all(self, request: Request) -> Response:
-        bodies = [r["body"] for r in self.ctx.store.resources(RTYPE)]
-        return json_response({"value": sorted(bodies, key=lambda b: b["id"].lower())})
+        return self.list_response(request, RTYPE, in_group=False)
 
     async def list_group(self, request: Request) -> Response:
-        group = request.path_params["resourceGroupName"]
-        self.ctx.require_group(group)
-        bodies = [r["body"] for r in self.ctx.store.resources(RTYPE, group=group)]
-        return json_response({"value": sorted(bodies, key=lambda b: b["id"].lower())})
+        return self.list_response(request, RTYPE, in_group=True)
 
     async def get(self, request: Request) -> Response:
         _, record = self._lookup(request)
@@ -495,19 +432,13 @@ class CacheProvider(Provider):
         if not _NAME.match(name):
             raise _bad(f"The cache name '{name}' is invalid.", "name")
         if normalize_location(params.location) is None:
-            raise ArmError(
-                400,
-                "LocationNotAvailableForResourceType",
-                f"The provided location '{params.location}' is not available for resource type "
-                f"'{RTYPE}'.",
-            )
+            raise location_not_available(params.location, RTYPE)
         if params.zones and sku["name"] == "Basic":
             raise _bad("Availability zones are not available for Basic caches.", "zones")
         props = self._validated_properties(params, sku, None)
         ssl_port, port = _two_free_ports()
         private = {
-            "primaryKey": _new_key(),
-            "secondaryKey": _new_key(),
+            **new_keys(),
             "sslPort": ssl_port,
             "port": port,
         }
@@ -535,15 +466,7 @@ class CacheProvider(Provider):
             resource_body["zones"] = list(params.zones)
         record = {"body": resource_body, "private": private, "group": group_record["body"]["name"]}
         self._publish_ports(record)
-        with self.ctx.store.transaction() as store:
-            if store.find_by_name(RTYPE, name) is not None:
-                raise ArmError(
-                    409,
-                    "NameNotAvailable",
-                    f"The name '{name}' is not available: a cache with this DNS name already "
-                    "exists.",
-                )
-            store.put_resource(rid, record)
+        self.put_new(rid, record, _name_taken(name))
         op = self.ctx.operations.start(
             request,
             "redis.create",
@@ -645,7 +568,7 @@ class CacheProvider(Provider):
                 instance.set_memory(
                     maxmemory, config.get("maxmemory-policy", "volatile-lru"), maxclients
                 )
-                instance.set_tls_protocols(_tls_protocols(new_props["minimumTlsVersion"]))
+                instance.set_tls_protocols(tls_protocols(new_props["minimumTlsVersion"]))
                 if new_props["enableNonSslPort"] != props["enableNonSslPort"]:
                     port = private["port"]
                     if new_props["enableNonSslPort"] and not port_free(port):
@@ -669,31 +592,21 @@ class CacheProvider(Provider):
         if record is None:
             return empty_response(204)
         with self.ctx.store.transaction():
-            props = record["body"]["properties"]
-            pending = record["private"].get("deleteOperation")
-            props["provisioningState"] = "Deleting"
-        op = self.ctx.operations.get(pending) if pending else None
-        if op is None or op["status"] != "InProgress":
-            op = self.ctx.operations.start(
-                request,
-                "redis.delete",
-                namespace=self.namespace,
-                location=record["body"]["location"],
-                resource_id=rid,
-                final_body=False,
-            )
-            with self.ctx.store.transaction():
-                record["private"]["deleteOperation"] = op["id"]
+            record["body"]["properties"]["provisioningState"] = "Deleting"
+        op = self.delete_operation(
+            request,
+            record["private"],
+            "redis.delete",
+            location=record["body"]["location"],
+            resource_id=rid,
+        )
         return empty_response(
             202, self.ctx.operations.headers(op, async_operation=True, location=True)
         )
 
     async def list_keys(self, request: Request) -> Response:
         _, record = self._lookup(request)
-        private = record["private"]
-        return json_response(
-            {"primaryKey": private["primaryKey"], "secondaryKey": private["secondaryKey"]}
-        )
+        return json_response(access_keys(record["private"]))
 
     async def regenerate_key(self, request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
@@ -706,26 +619,15 @@ class CacheProvider(Provider):
             raise ArmError(
                 400, "InvalidRequestContent", f"The request was invalid: {exc}"
             ) from None
-        key_type = str(params.key_type or "")
-        field = {"primary": "primaryKey", "secondary": "secondaryKey"}.get(key_type.lower())
-        if field is None:
-            raise _bad(
-                f"The value '{key_type}' of 'keyType' is invalid; use Primary or Secondary.",
-                "keyType",
-            )
+        field = key_field(params.key_type, _bad)
         private = record["private"]
-        new_keys = {
-            "primaryKey": private["primaryKey"],
-            "secondaryKey": private["secondaryKey"],
-            field: _new_key(),
-        }
+        keys = regenerated(private, field)
         instance = self.instance(rid)
         if instance is not None:
-            hashes = [key_hash(new_keys["primaryKey"]), key_hash(new_keys["secondaryKey"])]
-            await run_in_threadpool(instance.set_key_hashes, hashes)
+            await run_in_threadpool(instance.set_key_hashes, key_hashes(keys))
         with self.ctx.store.transaction():
-            private.update(new_keys)
-        return json_response(new_keys)
+            private.update(keys)
+        return json_response(keys)
 
     # long-running work
 
@@ -748,27 +650,17 @@ class CacheProvider(Provider):
         if record is None:
             return
         self._stop_server(record)
-        with self.ctx.store.transaction():
-            record["body"]["properties"]["provisioningState"] = "Failed"
+        self.mark_failed(op, error)
 
-    def _delete_work(self, op: OpRecord) -> None:
-        record = self.ctx.store.resource(op["resourceId"])
-        if record is None:
-            return
-        self.teardown(record)
-        with self.ctx.store.transaction() as store:
-            store.remove_resource(op["resourceId"])
 
-    def _delete_failed(self, op: OpRecord, error: ArmError) -> None:
-        record = self.ctx.store.resource(op["resourceId"])
-        if record is not None:
-            with self.ctx.store.transaction():
-                record["body"]["properties"]["provisioningState"] = "Failed"
+def _name_taken(name: str) -> ArmError:
+    return ArmError(
+        409,
+        "NameNotAvailable",
+        f"The name '{name}' is not available: a cache with this DNS name already exists.",
+    )
 
 
 def _two_free_ports() -> tuple[int, int]:
     first = free_port()
-    second = free_port()
-    while second == first:
-        second = free_port()
-    return first, second
+    return first, free_port_besides(first)

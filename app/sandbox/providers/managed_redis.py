@@ -31,12 +31,9 @@ list them as resources of the group either.
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
-import secrets
 import shutil
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,23 +48,25 @@ from app.sandbox.arm import (
     arm_route,
     empty_response,
     json_response,
+    location_not_available,
+    location_required,
     not_found,
     read_json,
     resource_id,
 )
 from app.sandbox.operations import OperationKind, OpRecord
-from app.sandbox.providers import Provider
-from app.sandbox.providers.resources import normalize_location, tags_of
-from app.sandbox.redishost import (
-    RedisInstance,
-    RedisSpec,
-    RedisStartError,
-    free_port,
-    key_hash,
-    port_free,
-    redis_server_version,
-    start_redis,
+from app.sandbox.providers.redis_base import (
+    RedisBackedProvider,
+    access_keys,
+    free_port_besides,
+    key_field,
+    key_hashes,
+    new_keys,
+    regenerated,
+    tls_protocols,
 )
+from app.sandbox.providers.resources import normalize_location, tags_of
+from app.sandbox.redishost import RedisInstance, RedisSpec, RedisStartError, free_port, port_free
 from app.sandbox.store import Record
 
 log = logging.getLogger("mlcache.sandbox.redisenterprise")
@@ -121,10 +120,6 @@ def _invalid_content(exc: Exception) -> ArmError:
     return ArmError(400, "InvalidRequestContent", f"The request content was invalid: {exc}")
 
 
-def _new_key() -> str:
-    return base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-
-
 def _canonical(value: Any, allowed: tuple[str, ...] | list[str], what: str) -> str:
     """Azure's enums are case-insensitive on input and canonical on output."""
     for option in allowed:
@@ -154,23 +149,14 @@ def memory_bytes(sku: str) -> int:
     return min(int(gigabytes * 1024**3 / MEMORY_SCALE), _MAX_SANDBOX_BYTES)
 
 
-class ManagedRedisProvider(Provider):
+class ManagedRedisProvider(RedisBackedProvider):
     namespace = NAMESPACE
     resource_types = (RTYPE,)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._instances: dict[str, RedisInstance] = {}
-        self._lock = threading.Lock()
-        self._version: str | None = None
-
-    @property
-    def redis_version(self) -> str:
+    @staticmethod
+    def reported_version(full: str) -> str:
         """major.minor of the redis-server that really runs (Azure reports e.g. '7.4')."""
-        if self._version is None:
-            full = redis_server_version()
-            self._version = ".".join(full.split(".")[:2]) if full != "unknown" else full
-        return self._version
+        return ".".join(full.split(".")[:2]) if full != "unknown" else full
 
     def routes(self) -> list[BaseRoute]:
         sub = "/subscriptions/{subscriptionId}"
@@ -208,7 +194,7 @@ class ManagedRedisProvider(Provider):
                 "redis.create", self._cluster_created, self._cluster_failed
             ),
             "redisEnterprise.delete": OperationKind(
-                "redis.delete", self._cluster_deleted, self._cluster_delete_failed
+                "redis.delete", self.remove_after_teardown, self._cluster_delete_failed
             ),
             "redisEnterprise.database.create": OperationKind(
                 "redis.update", self._database_created, self._database_failed
@@ -240,28 +226,10 @@ class ManagedRedisProvider(Provider):
             self._stop_database(record, name)
             shutil.rmtree(self._directory(record, name), ignore_errors=True)
 
-    def stop(self) -> None:
-        with self._lock:
-            instances = list(self._instances.values())
-            self._instances.clear()
-        for instance in instances:
-            instance.stop()
-
-    def instance(self, database_id: str) -> RedisInstance | None:
-        with self._lock:
-            return self._instances.get(database_id.lower())
-
     # helpers
 
     def _cluster(self, request: Request) -> tuple[str, Record]:
-        group = request.path_params["resourceGroupName"]
-        name = request.path_params["clusterName"]
-        self.ctx.require_group(group)
-        rid = resource_id(self.ctx.subscription_id, group, RTYPE, name)
-        record = self.ctx.store.resource(rid)
-        if record is None:
-            raise not_found(RTYPE, name, group)
-        return rid, record
+        return self.lookup(request, RTYPE, "clusterName")
 
     def _database(self, request: Request) -> tuple[Record, str, dict[str, Any]]:
         _, record = self._cluster(request)
@@ -303,11 +271,7 @@ class ManagedRedisProvider(Provider):
         directory = self._directory(record, name)
         directory.mkdir(parents=True, exist_ok=True)
         keys_enabled = props.get("accessKeysAuthentication") == "Enabled"
-        hashes = (
-            [key_hash(database["primaryKey"]), key_hash(database["secondaryKey"])]
-            if keys_enabled
-            else []
-        )
+        hashes = key_hashes(database) if keys_enabled else []
         encrypted = props.get("clientProtocol", "Encrypted") == "Encrypted"
         tls = cluster["properties"].get("minimumTlsVersion") or "1.2"
         return RedisSpec(
@@ -320,40 +284,35 @@ class ManagedRedisProvider(Provider):
             maxmemory_bytes=memory_bytes(cluster["sku"]["name"]),
             maxmemory_policy=_EVICTION[props.get("evictionPolicy", "VolatileLRU")],
             maxclients=_MAX_CLIENTS,
-            tls_protocols="TLSv1.2 TLSv1.3" if tls == "1.2" else "TLSv1.3",
+            tls_protocols=tls_protocols(tls),
             cert=self.ctx.ca.issue_leaf(directory, "server"),
             ca_file=self.ctx.ca.cert_file,
         )
 
     def _run_server(self, record: Record, name: str, reuse_ports: bool) -> RedisInstance:
-        self._stop_database(record, name)
         database = record["private"]["databases"][name]
-        for attempt in range(3):
+
+        def ports_free() -> bool:
             wanted = [database["port"], database.get("adminPort") or database["port"]]
-            if attempt or not reuse_ports or not all(port_free(p) for p in wanted):
-                with self.ctx.store.transaction():
-                    database["port"] = free_port()
-                    if database.get("adminPort"):
-                        database["adminPort"] = _other_free_port(database["port"])
-                    database["body"]["properties"]["port"] = database["port"]
-            try:
-                instance = start_redis(self._spec(record, name), self.ctx.processes)
-            except RedisStartError as exc:
-                if exc.port_in_use and attempt < 2:
-                    continue
-                raise ArmError(
-                    500, "InternalServerError", f"The database failed to start: {exc}"
-                ) from None
-            with self._lock:
-                self._instances[self._database_id(record, name).lower()] = instance
-            return instance
-        raise ArmError(500, "InternalServerError", "The database failed to start.")
+            return all(port_free(p) for p in wanted)
+
+        def new_ports() -> None:
+            database["port"] = free_port()
+            if database.get("adminPort"):
+                database["adminPort"] = free_port_besides(database["port"])
+            database["body"]["properties"]["port"] = database["port"]
+
+        return self._start_instance(
+            self._database_id(record, name),
+            spec=lambda: self._spec(record, name),
+            ports_free=ports_free,
+            new_ports=new_ports,
+            reuse_ports=reuse_ports,
+            what="database",
+        )
 
     def _stop_database(self, record: Record, name: str) -> None:
-        with self._lock:
-            instance = self._instances.pop(self._database_id(record, name).lower(), None)
-        if instance is not None:
-            instance.stop()
+        self._stop_instance(self._database_id(record, name))
 
     # routes: operation status
 
@@ -366,14 +325,10 @@ class ManagedRedisProvider(Provider):
     # routes: clusters
 
     async def list_all(self, request: Request) -> Response:
-        bodies = [r["body"] for r in self.ctx.store.resources(RTYPE)]
-        return json_response({"value": sorted(bodies, key=lambda b: b["id"].lower())})
+        return self.list_response(request, RTYPE, in_group=False)
 
     async def list_group(self, request: Request) -> Response:
-        group = request.path_params["resourceGroupName"]
-        self.ctx.require_group(group)
-        bodies = [r["body"] for r in self.ctx.store.resources(RTYPE, group=group)]
-        return json_response({"value": sorted(bodies, key=lambda b: b["id"].lower())})
+        return self.list_response(request, RTYPE, in_group=True)
 
     async def get_cluster(self, request: Request) -> Response:
         _, record = self._cluster(request)
@@ -385,9 +340,7 @@ class ManagedRedisProvider(Provider):
         except Exception as exc:
             raise _invalid_content(exc) from None
         if not cluster.location:
-            raise ArmError(
-                400, "LocationRequired", "The location property is required for this definition."
-            )
+            raise location_required()
         if cluster.sku is None or not cluster.sku.name:
             raise _bad("The parameter 'sku' is required.", "sku")
         return cluster
@@ -420,11 +373,7 @@ class ManagedRedisProvider(Provider):
                 "with no leading, trailing or consecutive hyphens.",
             )
         if normalize_location(cluster.location) is None:
-            raise ArmError(
-                400, "LocationNotAvailableForResourceType",
-                f"The provided location '{cluster.location}' is not available for resource "
-                f"type '{RTYPE}'.",
-            )
+            raise location_not_available(cluster.location, RTYPE)
         access = (body.get("properties") or {}).get("publicNetworkAccess")
         if access is None:
             raise _bad("The property 'publicNetworkAccess' is required: set it to Enabled or "
@@ -462,14 +411,11 @@ class ManagedRedisProvider(Provider):
             "private": {"databases": {}},
             "group": group_record["body"]["name"],
         }
-        with self.ctx.store.transaction() as store:
-            if store.find_by_name(RTYPE, name) is not None:
-                raise ArmError(
-                    409, "NameNotAvailable",
-                    f"The name '{name}' is not available: an Azure Managed Redis cluster with "
-                    "this name already exists.",
-                )
-            store.put_resource(rid, record)
+        self.put_new(rid, record, ArmError(
+            409, "NameNotAvailable",
+            f"The name '{name}' is not available: an Azure Managed Redis cluster with "
+            "this name already exists.",
+        ))
         op = self.ctx.operations.start(
             request, "redisEnterprise.create", namespace=NAMESPACE,
             location=cluster.location, resource_id=rid,
@@ -526,18 +472,11 @@ class ManagedRedisProvider(Provider):
         record = self.ctx.store.resource(rid)
         if record is None:
             return empty_response(204)
-        pending = record["private"].get("deleteOperation")
-        op = self.ctx.operations.get(pending) if pending else None
-        if op is None or op["status"] != "InProgress":
-            with self.ctx.store.transaction():
-                record["body"]["properties"]["provisioningState"] = "Deleting"
-                record["body"]["properties"]["resourceState"] = "Deleting"
-            op = self.ctx.operations.start(
-                request, "redisEnterprise.delete", namespace=NAMESPACE,
-                location=record["body"]["location"], resource_id=rid, final_body=False,
-            )
-            with self.ctx.store.transaction():
-                record["private"]["deleteOperation"] = op["id"]
+        op = self.delete_operation(
+            request, record["private"], "redisEnterprise.delete",
+            location=record["body"]["location"], resource_id=rid,
+            on_start=lambda: _set_states(record["body"], "Deleting", "Deleting"),
+        )
         return empty_response(202, self._headers(op))
 
     # routes: databases
@@ -631,10 +570,9 @@ class ManagedRedisProvider(Provider):
                 "type": DB_TYPE,
                 "properties": props,
             },
-            "primaryKey": _new_key(),
-            "secondaryKey": _new_key(),
+            **new_keys(),
             "port": port,
-            "adminPort": _other_free_port(port) if protocol == "Plaintext" else None,
+            "adminPort": free_port_besides(port) if protocol == "Plaintext" else None,
         }
         props["port"] = port
         with self.ctx.store.transaction():
@@ -707,7 +645,7 @@ class ManagedRedisProvider(Provider):
     def _hashes(database: dict[str, Any], props: dict[str, Any]) -> list[str]:
         if props.get("accessKeysAuthentication") != "Enabled":
             return []
-        return [key_hash(database["primaryKey"]), key_hash(database["secondaryKey"])]
+        return key_hashes(database)
 
     async def patch_database(self, request: Request) -> Response:
         record, name, _ = self._database(request)
@@ -727,28 +665,18 @@ class ManagedRedisProvider(Provider):
             self.ctx.require_group(group)
             return empty_response(204)
         database = record["private"]["databases"][key]
-        pending = database.get("deleteOperation")
-        op = self.ctx.operations.get(pending) if pending else None
-        if op is None or op["status"] != "InProgress":
-            with self.ctx.store.transaction():
-                database["body"]["properties"]["provisioningState"] = "Deleting"
-                database["body"]["properties"]["resourceState"] = "Deleting"
-            op = self.ctx.operations.start(
-                request, "redisEnterprise.database.delete", namespace=NAMESPACE,
-                location=record["body"]["location"], resource_id=rid, final_body=False,
-                args={"database": key},
-            )
-            with self.ctx.store.transaction():
-                database["deleteOperation"] = op["id"]
+        op = self.delete_operation(
+            request, database, "redisEnterprise.database.delete",
+            location=record["body"]["location"], resource_id=rid, args={"database": key},
+            on_start=lambda: _set_states(database["body"], "Deleting", "Deleting"),
+        )
         return empty_response(202, self._headers(op))
 
     async def list_keys(self, request: Request) -> Response:
         _, _, database = self._database(request)
         # Keys exist whether or not accessKeysAuthentication lets them open the
         # database; the sandbox answers them either way.
-        return json_response(
-            {"primaryKey": database["primaryKey"], "secondaryKey": database["secondaryKey"]}
-        )
+        return json_response(access_keys(database))
 
     async def regenerate_key(self, request: Request) -> Response:
         record, name, _ = self._database(request)
@@ -757,11 +685,7 @@ class ManagedRedisProvider(Provider):
             params = re_models.RegenerateKeyParameters.deserialize(body)
         except Exception as exc:
             raise _invalid_content(exc) from None
-        key_type = str(params.key_type or "")
-        field = {"primary": "primaryKey", "secondary": "secondaryKey"}.get(key_type.lower())
-        if field is None:
-            raise _bad(f"The value '{key_type}' of 'keyType' is invalid; use Primary or "
-                       "Secondary.", "keyType")
+        field = key_field(params.key_type, _bad)
         op = self.ctx.operations.start(
             request, "redisEnterprise.database.regenerateKey", namespace=NAMESPACE,
             location=record["body"]["location"], resource_id=record["body"]["id"],
@@ -779,30 +703,19 @@ class ManagedRedisProvider(Provider):
         if record is None:
             raise ArmError(404, "ResourceNotFound", "The cluster was deleted while being created.")
         with self.ctx.store.transaction():
-            record["body"]["properties"]["provisioningState"] = "Succeeded"
-            record["body"]["properties"]["resourceState"] = "Running"
+            _set_states(record["body"], "Succeeded", "Running")
 
     def _cluster_failed(self, op: OpRecord, error: ArmError) -> None:
         record = self._op_cluster(op)
         if record is not None:
             with self.ctx.store.transaction():
-                record["body"]["properties"]["provisioningState"] = "Failed"
-                record["body"]["properties"]["resourceState"] = "CreateFailed"
-
-    def _cluster_deleted(self, op: OpRecord) -> None:
-        record = self._op_cluster(op)
-        if record is None:
-            return
-        self.teardown(record)
-        with self.ctx.store.transaction() as store:
-            store.remove_resource(op["resourceId"])
+                _set_states(record["body"], "Failed", "CreateFailed")
 
     def _cluster_delete_failed(self, op: OpRecord, error: ArmError) -> None:
         record = self._op_cluster(op)
         if record is not None:
             with self.ctx.store.transaction():
-                record["body"]["properties"]["provisioningState"] = "Failed"
-                record["body"]["properties"]["resourceState"] = "DeleteFailed"
+                _set_states(record["body"], "Failed", "DeleteFailed")
 
     def _op_database(self, op: OpRecord) -> tuple[Record, dict[str, Any]] | None:
         record = self._op_cluster(op)
@@ -818,8 +731,7 @@ class ManagedRedisProvider(Provider):
         record, database = found
         self._run_server(record, op["args"]["database"], reuse_ports=True)
         with self.ctx.store.transaction():
-            database["body"]["properties"]["provisioningState"] = "Succeeded"
-            database["body"]["properties"]["resourceState"] = "Running"
+            _set_states(database["body"], "Succeeded", "Running")
 
     def _database_failed(self, op: OpRecord, error: ArmError) -> None:
         found = self._op_database(op)
@@ -849,23 +761,17 @@ class ManagedRedisProvider(Provider):
         if found is None:
             raise ArmError(404, "ResourceNotFound", "The database no longer exists.")
         record, database = found
-        new_keys = {
-            "primaryKey": database["primaryKey"],
-            "secondaryKey": database["secondaryKey"],
-            op["args"]["field"]: _new_key(),
-        }
+        keys = regenerated(database, op["args"]["field"])
         instance = self.instance(self._database_id(record, op["args"]["database"]))
         if instance is not None:
-            instance.set_key_hashes(self._hashes(new_keys, database["body"]["properties"]))
+            instance.set_key_hashes(self._hashes(keys, database["body"]["properties"]))
         with self.ctx.store.transaction():
-            database.update(new_keys)
+            database.update(keys)
 
     def _nothing_failed(self, op: OpRecord, error: ArmError) -> None:
         """A failed key regeneration leaves the keys as they were."""
 
 
-def _other_free_port(taken: int) -> int:
-    port = free_port()
-    while port == taken:
-        port = free_port()
-    return port
+def _set_states(body: dict[str, Any], provisioning: str, resource: str) -> None:
+    body["properties"]["provisioningState"] = provisioning
+    body["properties"]["resourceState"] = resource

@@ -1,0 +1,144 @@
+"""What the two Redis-backed providers share: live redis-server instances and their keys.
+
+Azure Cache for Redis (`cache`) and Azure Managed Redis (`managed_redis`) answer
+in different wire formats, but both keep one real redis-server per cache or
+database, start it on local ports (retrying when a port was taken meanwhile),
+stop it with its resource or the sandbox, and hold a primary and a secondary
+access key whose SHA-256 hashes open the server. That part lives here once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from app.sandbox.arm import ArmError
+from app.sandbox.providers import Provider, SandboxContext, new_access_key
+from app.sandbox.redishost import (
+    RedisInstance,
+    RedisSpec,
+    RedisStartError,
+    free_port,
+    key_hash,
+    redis_server_version,
+    start_redis,
+)
+
+KEY_FIELDS = ("primaryKey", "secondaryKey")
+
+
+def tls_protocols(minimum: str) -> str:
+    """redis-server's `tls-protocols` for an ARM `minimumTlsVersion`."""
+    return "TLSv1.2 TLSv1.3" if minimum == "1.2" else "TLSv1.3"
+
+
+def free_port_besides(taken: int) -> int:
+    """A free local port other than `taken` (two ports of one server must differ)."""
+    port = free_port()
+    while port == taken:
+        port = free_port()
+    return port
+
+
+def new_keys() -> dict[str, str]:
+    return {field: new_access_key() for field in KEY_FIELDS}
+
+
+def access_keys(holder: dict[str, Any]) -> dict[str, str]:
+    """The `{"primaryKey", "secondaryKey"}` of a record part that holds them (listKeys)."""
+    return {field: holder[field] for field in KEY_FIELDS}
+
+
+def regenerated(holder: dict[str, Any], field: str) -> dict[str, str]:
+    """Both keys of `holder`, with `field` replaced by a fresh key."""
+    return {**access_keys(holder), field: new_access_key()}
+
+
+def key_hashes(keys: dict[str, Any]) -> list[str]:
+    return [key_hash(keys[field]) for field in KEY_FIELDS]
+
+
+def key_field(key_type: Any, bad: Callable[[str, str], ArmError]) -> str:
+    """`primaryKey`/`secondaryKey` for a regenerateKey `keyType`, or `bad`'s 400."""
+    text = str(key_type or "")
+    field = {"primary": "primaryKey", "secondary": "secondaryKey"}.get(text.lower())
+    if field is None:
+        raise bad(
+            f"The value '{text}' of 'keyType' is invalid; use Primary or Secondary.", "keyType"
+        )
+    return field
+
+
+class RedisBackedProvider(Provider):
+    """A provider whose resources each run one redis-server, keyed by a resource id."""
+
+    # Write each server's data to disk before the sandbox stops it.
+    snapshot_on_stop: ClassVar[bool] = False
+
+    def __init__(self, ctx: SandboxContext) -> None:
+        super().__init__(ctx)
+        self._instances: dict[str, RedisInstance] = {}
+        self._lock = threading.Lock()
+        self._version: str | None = None
+
+    @property
+    def redis_version(self) -> str:
+        """The version of the redis-server that really runs, as the RP reports it."""
+        if self._version is None:
+            self._version = self.reported_version(redis_server_version())
+        return self._version
+
+    @staticmethod
+    def reported_version(full: str) -> str:
+        return full
+
+    def instance(self, key: str) -> RedisInstance | None:
+        with self._lock:
+            return self._instances.get(key.lower())
+
+    def stop(self) -> None:
+        with self._lock:
+            instances = list(self._instances.values())
+            self._instances.clear()
+        for instance in instances:
+            if self.snapshot_on_stop:
+                instance.save_snapshot()
+            instance.stop()
+
+    def _stop_instance(self, key: str) -> None:
+        with self._lock:
+            instance = self._instances.pop(key.lower(), None)
+        if instance is not None:
+            instance.stop()
+
+    def _start_instance(
+        self,
+        key: str,
+        *,
+        spec: Callable[[], RedisSpec],
+        ports_free: Callable[[], bool],
+        new_ports: Callable[[], None],
+        reuse_ports: bool,
+        what: str,
+    ) -> RedisInstance:
+        """(Re)start the server for `key`: on its recorded ports when free and
+        `reuse_ports`, else on new ones (`new_ports` runs in a store transaction);
+        a port taken meanwhile is retried twice. Failures are ARM 500s."""
+        self._stop_instance(key)
+        for attempt in range(3):
+            if attempt or not reuse_ports or not ports_free():
+                with self.ctx.store.transaction():
+                    new_ports()
+            try:
+                instance = start_redis(spec(), self.ctx.processes)
+            except RedisStartError as exc:
+                if exc.port_in_use and attempt < 2:
+                    continue
+                raise ArmError(
+                    500, "InternalServerError", f"The {what} failed to start: {exc}"
+                ) from None
+            with self._lock:
+                self._instances[key.lower()] = instance
+            return instance
+        raise ArmError(500, "InternalServerError", f"The {what} failed to start.")
