@@ -15,6 +15,7 @@ from typing import Any
 from app.errors import BadInput, NotPermitted, ServiceFailure
 from app.services.clients import ClientFactory
 from app.services.redaction import register_secret
+from app.services.steps import plain_request_error
 from app.services.target import CloudTarget
 
 CREATED_BY = ("created-by", "mlcache-deploy")
@@ -123,6 +124,9 @@ class AcrDataPlane:
                 return []
             raise
 
+    def _unreachable(self, exc: Exception) -> ServiceFailure:
+        return ServiceFailure(f"cannot reach {self.server}: {plain_request_error(exc)}")
+
     # -- tokens ------------------------------------------
     def _post_token(self, path: str, data: dict[str, str]) -> dict[str, Any]:
         import requests
@@ -131,7 +135,7 @@ class AcrDataPlane:
             answer = requests.post(f"https://{self.server}/oauth2/{path}", data=data,
                                    timeout=self.timeout, verify=self.target.verify)
         except requests.RequestException as exc:
-            raise ServiceFailure(f"cannot reach {self.server}: {type(exc).__name__}") from None
+            raise self._unreachable(exc) from None
         if answer.status_code in (401, 403):
             raise NotPermitted(
                 f"{self.server} refused the sign-in (HTTP {answer.status_code})",
@@ -177,7 +181,7 @@ class AcrDataPlane:
                 answer = requests.get(url, headers=headers, timeout=self.timeout,
                                       verify=self.target.verify)
             except requests.RequestException as exc:
-                raise ServiceFailure(f"cannot reach {self.server}: {type(exc).__name__}") from None
+                raise self._unreachable(exc) from None
             if answer.status_code == 404:
                 raise BadInput(f"{self.server}/{path}: NAME_UNKNOWN")
             if answer.status_code in (401, 403):

@@ -529,7 +529,7 @@ def check_image_exists(ctx: DeployContext, registry: dict[str, str]) -> None:
             auth=auth, headers={"Accept": _MANIFEST_TYPES}, timeout=30, verify=ctx.target.verify,
         )
     except requests.RequestException as exc:
-        note(f"could not ask {image.login_server} for {image}: {type(exc).__name__}")
+        note(f"could not ask {image.login_server} for {image}: {plain_request_error(exc)}")
         return
     if answer.status_code == 200:
         return
@@ -921,7 +921,7 @@ class EndpointCheckStep(Step):
                         return {"url": url, "cache": "unknown"}
                     last = f"HTTP {response.status_code}, cache {cache or 'unknown'}"
                 except requests.RequestException as exc:
-                    last = type(exc).__name__
+                    last = plain_request_error(exc)
                 report.progress("Starting", f"{url}: {last}")
                 if time.monotonic() > deadline:
                     self._show_site_log(ctx, report)
@@ -945,6 +945,27 @@ class EndpointCheckStep(Step):
         telling = [line for line in text if "/api/health" not in line]
         for line in telling[-lines:]:
             report.log(f"site log: {line}", level="warning")
+
+
+def plain_request_error(exc: Exception) -> str:
+    """A failed HTTP call in plain words, e.g. while a host is still starting."""
+    import requests
+
+    text = str(exc).lower()
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed (certificate not trusted or not ready)"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "no answer in time"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        if "refused" in text:
+            return "not answering yet (connection refused)"
+        if "name or service not known" in text or "nameresolution" in text \
+                or "getaddrinfo" in text:
+            return "host name not known yet (DNS)"
+        if "reset" in text or "aborted" in text or "remotedisconnected" in text:
+            return "not answering yet (connection closed)"
+        return "not answering yet (no connection)"
+    return f"request failed ({type(exc).__name__})"
 
 
 def _health_cache(response: Any) -> str:

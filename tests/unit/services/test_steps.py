@@ -239,3 +239,33 @@ def test_a_site_that_never_answers_fails_with_its_log(target: CloudTarget) -> No
     assert any("site log:" in m for m in site_log), site_log
     assert any("init-exploded-marker" in m for m in site_log), site_log
     assert all(o.ok for n, o in result.outcomes.items() if n != "endpoint")
+
+
+def test_health_wait_says_in_plain_words_that_the_host_is_not_answering(
+        target: CloudTarget) -> None:
+    """A host that is not listening yet is "not answering yet (connection refused)",
+    in the progress line and in the final error, not an exception class name."""
+    import socket
+
+    from app.services.events import StepProgress
+    from app.services.steps import EndpointCheckStep
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on `port` now: connecting is refused.
+
+    class LoneEndpointCheck(EndpointCheckStep):
+        depends_on = ()
+
+    spec = new_spec()
+    ctx = DeployContext(spec, target)
+    ctx.outputs["function-app"] = {"default_host_name": f"127.0.0.1:{port}"}
+    seen: list[Event] = []
+    Runner([LoneEndpointCheck(spec, timeout_s=0.3)], ctx, [seen.append]).run()
+    progress = [e.message for e in seen if isinstance(e, StepProgress) and "/api/" in e.message]
+    assert progress and all("not answering yet (connection refused)" in m for m in progress)
+    failed = [e for e in seen if isinstance(e, StepFailed)]
+    assert len(failed) == 1
+    assert "last: not answering yet (connection refused)" in failed[0].message
+    assert "ConnectionError" not in " ".join([*progress, failed[0].message])
