@@ -63,6 +63,7 @@ def render(out_dir: Path) -> list[Path]:
     from app.wizard.launch import configure_app, sandbox_factory
     from app.wizard.mainwindow import MainWindow
     from app.wizard.pages.basics import BasicsPage
+    from app.wizard.pages.image import ImagePage
     from app.wizard.settings import Settings
     from app.wizard.workers import wait_for_tasks
 
@@ -137,6 +138,17 @@ def render(out_dir: Path) -> list[Path]:
             if not getattr(window.deploy.result, "succeeded", False):
                 raise RuntimeError("the demo deployment failed:\n" + window.deploy.log.text())
             shot("09-deploy")
+
+            # The registry now holds the built image: show the existing-image picker.
+            image = window.pages["image"]
+            assert isinstance(image, ImagePage)
+            window.go("image")
+            image.use_existing.setChecked(True)
+            _wait(app, lambda: image.pick_tag.count() > 0, 15, "the registry's lists")
+            image._on_use_pick()
+            shot("06b-model-image-pick")
+            image.use_build.setChecked(True)
+            window.go("deploy")
 
             window.next()
             test_page = window.test_page
