@@ -162,16 +162,21 @@ class Provider:
                 404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found."
             )
 
-    def lookup(self, request: Request, rtype: str, name_param: str) -> tuple[str, Record]:
-        """The id and record a request's path names, or ARM's 404 (group or resource)."""
+    def locate(self, request: Request, rtype: str, name_param: str) -> tuple[str, Record | None]:
+        """The id a request's path names and its record (None if absent); ARM's 404
+        when the group does not exist."""
         self.subscription_matches(request)
         group = request.path_params["resourceGroupName"]
-        name = request.path_params[name_param]
         self.ctx.require_group(group)
-        rid = resource_id(self.ctx.subscription_id, group, rtype, name)
-        record = self.ctx.store.resource(rid)
+        rid = resource_id(self.ctx.subscription_id, group, rtype, request.path_params[name_param])
+        return rid, self.ctx.store.resource(rid)
+
+    def lookup(self, request: Request, rtype: str, name_param: str) -> tuple[str, Record]:
+        """The id and record a request's path names, or ARM's 404 (group or resource)."""
+        rid, record = self.locate(request, rtype, name_param)
         if record is None:
-            raise not_found(rtype, name, group)
+            params = request.path_params
+            raise not_found(rtype, params[name_param], params["resourceGroupName"])
         return rid, record
 
     def list_response(

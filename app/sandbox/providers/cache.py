@@ -584,11 +584,7 @@ class CacheProvider(RedisBackedProvider):
             self._publish_ports(record)
 
     async def delete(self, request: Request) -> Response:
-        group = request.path_params["resourceGroupName"]
-        name = request.path_params["name"]
-        self.ctx.require_group(group)
-        rid = resource_id(self.ctx.subscription_id, group, RTYPE, name)
-        record = self.ctx.store.resource(rid)
+        rid, record = self.locate(request, RTYPE, "name")
         if record is None:
             return empty_response(204)
         with self.ctx.store.transaction():

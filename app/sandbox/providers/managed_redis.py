@@ -465,11 +465,7 @@ class ManagedRedisProvider(RedisBackedProvider):
         return await self._update_cluster(record, merged, sku, body)
 
     async def delete_cluster(self, request: Request) -> Response:
-        group = request.path_params["resourceGroupName"]
-        name = request.path_params["clusterName"]
-        self.ctx.require_group(group)
-        rid = resource_id(self.ctx.subscription_id, group, RTYPE, name)
-        record = self.ctx.store.resource(rid)
+        rid, record = self.locate(request, RTYPE, "clusterName")
         if record is None:
             return empty_response(204)
         op = self.delete_operation(

@@ -35,13 +35,12 @@ from app.sandbox.arm import (
     arm_route,
     empty_response,
     json_response,
-    not_found,
     read_json,
     resource_id,
 )
 from app.sandbox.operations import OperationKind, OpRecord
 from app.sandbox.providers import DATA_PLANE_ROOT, Provider, SandboxContext
-from app.sandbox.providers.resources import normalize_location, region_names
+from app.sandbox.providers.resources import location_of, string_tags
 from app.sandbox.registry import PACKAGE_MEDIA_TYPE, PackageError, PackageStore, pack_package
 from app.sandbox.store import Record
 
@@ -121,8 +120,10 @@ class RegistryProvider(Provider):
 
     def operation_kinds(self) -> dict[str, OperationKind]:
         return {
-            "registry.create": OperationKind("registry.create", self._created, self._failed),
-            "registry.delete": OperationKind("registry.delete", self._deleted, self._failed),
+            "registry.create": OperationKind("registry.create", self._created, self.mark_failed),
+            "registry.delete": OperationKind(
+                "registry.delete", self.remove_after_teardown, self.mark_failed
+            ),
         }
 
     def teardown(self, record: Record) -> None:
@@ -134,14 +135,7 @@ class RegistryProvider(Provider):
         return resource_id(self.ctx.subscription_id, group, RTYPE, name)
 
     def _record(self, request: Request) -> Record:
-        self.subscription_matches(request)
-        group = request.path_params["resourceGroupName"]
-        name = request.path_params["registryName"]
-        self.ctx.require_group(group)
-        record = self.ctx.store.resource(self._id(group, name))
-        if record is None:
-            raise not_found(RTYPE, name, group)
-        return record
+        return self.lookup(request, RTYPE, "registryName")[1]
 
     @staticmethod
     def _sku(body: dict[str, Any]) -> dict[str, str]:
@@ -192,16 +186,10 @@ class RegistryProvider(Provider):
         return json_response({"nameAvailable": False, "reason": reason, "message": message})
 
     async def list_all(self, request: Request) -> Response:
-        self.subscription_matches(request)
-        records = self.ctx.store.resources(RTYPE)
-        return json_response({"value": sorted((r["body"] for r in records), key=_by_id)})
+        return self.list_response(request, RTYPE, in_group=False)
 
     async def list_group(self, request: Request) -> Response:
-        self.subscription_matches(request)
-        group = request.path_params["resourceGroupName"]
-        self.ctx.require_group(group)
-        records = self.ctx.store.resources(RTYPE, group=group)
-        return json_response({"value": sorted((r["body"] for r in records), key=_by_id)})
+        return self.list_response(request, RTYPE, in_group=True)
 
     async def get(self, request: Request) -> Response:
         return json_response(self._record(request)["body"])
@@ -223,7 +211,7 @@ class RegistryProvider(Provider):
                 if reason == "Invalid":
                     raise ArmError(400, "InvalidRegistryName", message)
                 raise ArmError(409, "RegistryNameNotAvailable", message)
-            location = _location(body)
+            location = location_of(body)
             sku = self._sku(body)
             props_in = body.get("properties") or {}
             if not isinstance(props_in, dict):
@@ -233,7 +221,7 @@ class RegistryProvider(Provider):
                 "name": name,
                 "type": RTYPE,
                 "location": location,
-                "tags": _tags(body),
+                "tags": string_tags(body),
                 "sku": sku,
                 "systemData": {
                     "createdAt": _now(),
@@ -295,7 +283,7 @@ class RegistryProvider(Provider):
                 f"{current['properties']['provisioningState'].lower()}; retry when it is done.",
             )
         current["sku"] = self._sku(body)
-        current["tags"] = _tags(body)
+        current["tags"] = string_tags(body)
         self._apply_properties(current, body.get("properties") or {})
         return json_response(current, 200)
 
@@ -320,18 +308,14 @@ class RegistryProvider(Provider):
             if "sku" in body and body["sku"] is not None:
                 current["sku"] = self._sku(body)
             if "tags" in body and body["tags"] is not None:
-                current["tags"] = _tags(body)
+                current["tags"] = string_tags(body)
             self._apply_properties(current, body.get("properties") or {})
             answer = dict(current)
         await asyncio.sleep(self.ctx.latency.seconds("registry.update"))
         return json_response(answer, 200)
 
     async def delete(self, request: Request) -> Response:
-        self.subscription_matches(request)
-        group = request.path_params["resourceGroupName"]
-        name = request.path_params["registryName"]
-        self.ctx.require_group(group)
-        rid = self._id(group, name)
+        rid, _ = self.locate(request, RTYPE, "registryName")
         with self.ctx.store.transaction() as store:
             record = store.resource(rid)
             if record is None:
@@ -356,19 +340,6 @@ class RegistryProvider(Provider):
             if record is not None:
                 record["body"]["properties"]["provisioningState"] = "Succeeded"
 
-    def _deleted(self, op: OpRecord) -> None:
-        record = self.ctx.store.resource(op["resourceId"])
-        if record is None:
-            return
-        self.teardown(record)
-        with self.ctx.store.transaction() as store:
-            store.remove_resource(op["resourceId"])
-
-    def _failed(self, op: OpRecord, error: ArmError) -> None:
-        with self.ctx.store.transaction() as store:
-            record = store.resource(op["resourceId"])
-            if record is not None:
-                record["body"]["properties"]["provisioningState"] = "Failed"
 
     def _credentials(self, record: Record) -> dict[str, Any]:
         body = record["body"]
@@ -564,29 +535,3 @@ class _DataPlaneError(Exception):
         )
 
 
-def _by_id(body: dict[str, Any]) -> str:
-    return str(body["id"]).lower()
-
-
-def _location(body: dict[str, Any]) -> str:
-    location = body.get("location")
-    if not isinstance(location, str) or not location:
-        raise ArmError(
-            400, "LocationRequired", "The location property is required for this definition."
-        )
-    region = normalize_location(location)
-    if region is None:
-        raise ArmError(
-            400,
-            "NoRegisteredProviderFound",
-            f"No registered resource provider found for location '{location}'. The supported "
-            f"locations are '{', '.join(region_names())}'.",
-        )
-    return region
-
-
-def _tags(body: dict[str, Any]) -> dict[str, str]:
-    tags = body.get("tags") or {}
-    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
-        raise ArmError(400, "InvalidRequestContent", "'tags' must map names to strings.")
-    return dict(tags)

@@ -22,6 +22,7 @@ from app.sandbox.arm import (
     group_id,
     group_not_found,
     json_response,
+    location_required,
     read_json,
 )
 from app.sandbox.operations import OperationKind, OpRecord
@@ -95,6 +96,30 @@ def normalize_location(value: str) -> str | None:
 
 def region_names() -> list[str]:
     return [name for name, *_ in REGIONS]
+
+
+def location_of(body: dict[str, Any]) -> str:
+    """A create body's `location` as a region name, or the 400 App Service and ACR answer."""
+    location = body.get("location")
+    if not isinstance(location, str) or not location:
+        raise location_required()
+    region = normalize_location(location)
+    if region is None:
+        raise ArmError(
+            400,
+            "NoRegisteredProviderFound",
+            f"No registered resource provider found for location '{location}'. The supported "
+            f"locations are '{', '.join(region_names())}'.",
+        )
+    return region
+
+
+def string_tags(body: dict[str, Any]) -> dict[str, str]:
+    """`tags` as App Service and ACR check them: names mapped to strings."""
+    tags = body.get("tags") or {}
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise ArmError(400, "InvalidRequestContent", "'tags' must map names to strings.")
+    return dict(tags)
 
 
 class ResourcesProvider(Provider):
@@ -256,9 +281,7 @@ class ResourcesProvider(Provider):
             )
         location = body.get("location")
         if not isinstance(location, str) or not location:
-            raise ArmError(
-                400, "LocationRequired", "The location property is required for this definition."
-            )
+            raise location_required()
         region = normalize_location(location)
         if region is None:
             raise ArmError(
@@ -318,21 +341,11 @@ class ResourcesProvider(Provider):
         name = request.path_params["resourceGroupName"]
         with self.ctx.store.transaction():
             record = self.ctx.require_group(name)
-            body = record["body"]
-            body["properties"]["provisioningState"] = "Deleting"
-            pending = record.get("deleteOperation")
-        op = self.ctx.operations.get(pending) if pending else None
-        if op is None or op["status"] != "InProgress":
-            op = self.ctx.operations.start(
-                request,
-                "group.delete",
-                namespace=self.namespace,
-                location=body["location"],
-                final_body=False,
-                args={"group": name},
-            )
-            with self.ctx.store.transaction():
-                record["deleteOperation"] = op["id"]
+            record["body"]["properties"]["provisioningState"] = "Deleting"
+        op = self.delete_operation(
+            request, record, "group.delete", location=record["body"]["location"],
+            args={"group": name},
+        )
         return empty_response(
             202, self.ctx.operations.headers(op, async_operation=False, location=True)
         )

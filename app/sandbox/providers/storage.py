@@ -11,9 +11,7 @@ are Azure's names and nothing in the sandbox dials them.
 
 from __future__ import annotations
 
-import base64
 import re
-import secrets
 from typing import Any
 
 from azure.mgmt.storage import models as storage_models
@@ -26,12 +24,13 @@ from app.sandbox.arm import (
     arm_route,
     empty_response,
     json_response,
-    not_found,
+    location_not_available,
+    location_required,
     read_json,
     resource_id,
 )
 from app.sandbox.operations import OperationKind, OpRecord, utc_now
-from app.sandbox.providers import Provider
+from app.sandbox.providers import Provider, new_access_key
 from app.sandbox.providers.resources import normalize_location, tags_of
 from app.sandbox.store import Record
 
@@ -49,10 +48,6 @@ SKUS = {
     "Standard_RAGZRS",
 }
 KINDS = {"Storage", "StorageV2", "BlobStorage", "FileStorage", "BlockBlobStorage"}
-
-
-def _new_key() -> str:
-    return base64.b64encode(secrets.token_bytes(64)).decode("ascii")
 
 
 def name_problem(name: str) -> str | None:
@@ -90,17 +85,12 @@ class StorageProvider(Provider):
         ]
 
     def operation_kinds(self) -> dict[str, OperationKind]:
-        return {"storage.create": OperationKind("storage.create", self._create_work, self._failed)}
+        return {
+            "storage.create": OperationKind("storage.create", self._create_work, self.mark_failed)
+        }
 
     def _lookup(self, request: Request) -> tuple[str, Record]:
-        group = request.path_params["resourceGroupName"]
-        name = request.path_params["accountName"]
-        self.ctx.require_group(group)
-        rid = resource_id(self.ctx.subscription_id, group, RTYPE, name)
-        record = self.ctx.store.resource(rid)
-        if record is None:
-            raise not_found(RTYPE, name, group)
-        return rid, record
+        return self.lookup(request, RTYPE, "accountName")
 
     async def check_name(self, request: Request) -> Response:
         body = await read_json(request)
@@ -131,14 +121,10 @@ class StorageProvider(Provider):
         return json_response(answer)
 
     async def list_all(self, request: Request) -> Response:
-        bodies = [r["body"] for r in self.ctx.store.resources(RTYPE)]
-        return json_response({"value": sorted(bodies, key=lambda b: b["id"].lower())})
+        return self.list_response(request, RTYPE, in_group=False)
 
     async def list_group(self, request: Request) -> Response:
-        group = request.path_params["resourceGroupName"]
-        self.ctx.require_group(group)
-        bodies = [r["body"] for r in self.ctx.store.resources(RTYPE, group=group)]
-        return json_response({"value": sorted(bodies, key=lambda b: b["id"].lower())})
+        return self.list_response(request, RTYPE, in_group=True)
 
     async def get(self, request: Request) -> Response:
         _, record = self._lookup(request)
@@ -171,11 +157,7 @@ class StorageProvider(Provider):
             ) from None
         if create:
             if not fields["location"]:
-                raise ArmError(
-                    400,
-                    "LocationRequired",
-                    "The location property is required for this definition.",
-                )
+                raise location_required()
             if not fields["sku"]:
                 raise ArmError(400, "InvalidRequestContent", "The 'sku' property is required.")
             if not fields["kind"]:
@@ -228,12 +210,7 @@ class StorageProvider(Provider):
             raise ArmError(400, "AccountNameInvalid", problem)
         location = normalize_location(fields["location"])
         if location is None:
-            raise ArmError(
-                400,
-                "LocationNotAvailableForResourceType",
-                f"The provided location '{fields['location']}' is not available for resource "
-                f"type '{RTYPE}'.",
-            )
+            raise location_not_available(fields["location"], RTYPE)
         now = utc_now()
         tier = fields["sku"].split("_", 1)[0]
         endpoints = {
@@ -279,18 +256,19 @@ class StorageProvider(Provider):
             account["properties"]["accessTier"] = "Hot"
         record: Record = {
             "body": account,
-            "private": {"key1": _new_key(), "key2": _new_key()},
+            "private": {"key1": new_access_key(64), "key2": new_access_key(64)},
             "group": group_record["body"]["name"],
         }
         self._apply(record, fields, body)
-        with self.ctx.store.transaction() as store:
-            if store.find_by_name(RTYPE, name) is not None:
-                raise ArmError(
-                    409,
-                    "StorageAccountAlreadyTaken",
-                    f"The storage account named {name} is already taken.",
-                )
-            store.put_resource(rid, record)
+        self.put_new(
+            rid,
+            record,
+            ArmError(
+                409,
+                "StorageAccountAlreadyTaken",
+                f"The storage account named {name} is already taken.",
+            ),
+        )
         return self._accepted(request, record)
 
     def _accepted(self, request: Request, record: Record) -> Response:
@@ -335,10 +313,7 @@ class StorageProvider(Provider):
         return json_response(record["body"])
 
     async def delete(self, request: Request) -> Response:
-        group = request.path_params["resourceGroupName"]
-        name = request.path_params["accountName"]
-        self.ctx.require_group(group)
-        rid = resource_id(self.ctx.subscription_id, group, RTYPE, name)
+        rid, _ = self.locate(request, RTYPE, "accountName")
         with self.ctx.store.transaction() as store:
             if store.resource(rid) is None:
                 return empty_response(204)
@@ -374,7 +349,7 @@ class StorageProvider(Provider):
                 f"The value '{key_name}' is not valid for property 'keyName'; use key1 or key2.",
             )
         with self.ctx.store.transaction():
-            record["private"][key_name] = _new_key()
+            record["private"][key_name] = new_access_key(64)
             record["body"]["properties"]["keyCreationTime"][key_name] = utc_now()
         return json_response(self._keys(record))
 
@@ -384,9 +359,3 @@ class StorageProvider(Provider):
             raise ArmError(404, "ResourceNotFound", "The account was deleted while being created.")
         with self.ctx.store.transaction():
             record["body"]["properties"]["provisioningState"] = "Succeeded"
-
-    def _failed(self, op: OpRecord, error: ArmError) -> None:
-        record = self.ctx.store.resource(op["resourceId"])
-        if record is not None:
-            with self.ctx.store.transaction():
-                record["body"]["properties"]["provisioningState"] = "Failed"

@@ -39,14 +39,13 @@ from app.sandbox.arm import (
     arm_route,
     empty_response,
     json_response,
-    not_found,
     read_json,
     resource_id,
 )
 from app.sandbox.providers import DATA_PLANE_ROOT, Provider, SandboxContext
 from app.sandbox.providers.registry import RTYPE as REGISTRY_TYPE
 from app.sandbox.providers.registry import packages_of
-from app.sandbox.providers.resources import normalize_location, region_names
+from app.sandbox.providers.resources import location_of, string_tags
 from app.sandbox.providers.web_runtime import (
     RegistryAccess,
     SiteRuntime,
@@ -130,30 +129,6 @@ def _now() -> str:
 def _new_key() -> str:
     # Functions keys are 56 characters of base64 text ending in '=='.
     return secrets.token_urlsafe(40)[:54] + "=="
-
-
-def _location(body: dict[str, Any]) -> str:
-    location = body.get("location")
-    if not isinstance(location, str) or not location:
-        raise ArmError(
-            400, "LocationRequired", "The location property is required for this definition."
-        )
-    region = normalize_location(location)
-    if region is None:
-        raise ArmError(
-            400,
-            "NoRegisteredProviderFound",
-            f"No registered resource provider found for location '{location}'. The supported "
-            f"locations are '{', '.join(region_names())}'.",
-        )
-    return region
-
-
-def _tags(body: dict[str, Any]) -> dict[str, str]:
-    tags = body.get("tags") or {}
-    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
-        raise ArmError(400, "InvalidRequestContent", "'tags' must map names to strings.")
-    return dict(tags)
 
 
 def _properties(body: dict[str, Any]) -> dict[str, Any]:
@@ -327,24 +302,10 @@ class WebProvider(Provider):
         return resource_id(self.ctx.subscription_id, group, SITE_TYPE, name)
 
     def _plan_record(self, request: Request) -> Record:
-        self.subscription_matches(request)
-        group = request.path_params["resourceGroupName"]
-        name = request.path_params["planName"]
-        self.ctx.require_group(group)
-        record = self.ctx.store.resource(self._plan_id(group, name))
-        if record is None:
-            raise not_found(PLAN_TYPE, name, group)
-        return record
+        return self.lookup(request, PLAN_TYPE, "planName")[1]
 
     def _site_record(self, request: Request) -> Record:
-        self.subscription_matches(request)
-        group = request.path_params["resourceGroupName"]
-        name = request.path_params["siteName"]
-        self.ctx.require_group(group)
-        record = self.ctx.store.resource(self._site_id(group, name))
-        if record is None:
-            raise not_found(SITE_TYPE, name, group)
-        return record
+        return self.lookup(request, SITE_TYPE, "siteName")[1]
 
     def _sites_on_plan(self, plan_id: str) -> list[Record]:
         return [
@@ -446,16 +407,10 @@ class WebProvider(Provider):
     # -- plans -------------------------------------------------------------------------
 
     async def list_all_plans(self, request: Request) -> Response:
-        self.subscription_matches(request)
-        records = self.ctx.store.resources(PLAN_TYPE)
-        return json_response({"value": sorted((self._plan_view(r) for r in records), key=_by_id)})
+        return self.list_response(request, PLAN_TYPE, in_group=False, view=self._plan_view)
 
     async def list_plans(self, request: Request) -> Response:
-        self.subscription_matches(request)
-        group = request.path_params["resourceGroupName"]
-        self.ctx.require_group(group)
-        records = self.ctx.store.resources(PLAN_TYPE, group=group)
-        return json_response({"value": sorted((self._plan_view(r) for r in records), key=_by_id)})
+        return self.list_response(request, PLAN_TYPE, in_group=True, view=self._plan_view)
 
     async def get_plan(self, request: Request) -> Response:
         return json_response(self._plan_view(self._plan_record(request)))
@@ -500,7 +455,7 @@ class WebProvider(Provider):
                 "BadRequest",
                 f"The plan name '{name}' is not valid: 1-60 letters, digits, '-' and '_'.",
             )
-        location = _location(body)
+        location = location_of(body)
         sku = self._plan_sku(body)
         props = _properties(body)
         reserved = bool(props.get("reserved", False))
@@ -520,7 +475,7 @@ class WebProvider(Provider):
             if existing is not None:
                 current = existing["body"]
                 current["sku"] = sku
-                current["tags"] = _tags(body)
+                current["tags"] = string_tags(body)
                 current["properties"]["maximumNumberOfWorkers"] = max_workers
                 return json_response(self._plan_view(existing))
             plan_body: dict[str, Any] = {
@@ -529,7 +484,7 @@ class WebProvider(Provider):
                 "type": PLAN_TYPE,
                 "kind": body.get("kind") or ("linux" if reserved else "app"),
                 "location": location,
-                "tags": _tags(body),
+                "tags": string_tags(body),
                 "sku": sku,
                 "properties": {
                     "name": name,
@@ -564,16 +519,12 @@ class WebProvider(Provider):
             if body.get("sku"):
                 current["sku"] = self._plan_sku(body)
             if body.get("tags") is not None:
-                current["tags"] = _tags(body)
+                current["tags"] = string_tags(body)
         await self._sync_delay(request, "web.plan")
         return json_response(self._plan_view(record))
 
     async def delete_plan(self, request: Request) -> Response:
-        self.subscription_matches(request)
-        group = request.path_params["resourceGroupName"]
-        name = request.path_params["planName"]
-        self.ctx.require_group(group)
-        pid = self._plan_id(group, name)
+        pid, _ = self.locate(request, PLAN_TYPE, "planName")
         with self.ctx.store.transaction() as store:
             record = store.resource(pid)
             if record is None:
@@ -594,16 +545,10 @@ class WebProvider(Provider):
     # -- sites -------------------------------------------------------------------------
 
     async def list_all_sites(self, request: Request) -> Response:
-        self.subscription_matches(request)
-        records = self.ctx.store.resources(SITE_TYPE)
-        return json_response({"value": sorted((self._site_view(r) for r in records), key=_by_id)})
+        return self.list_response(request, SITE_TYPE, in_group=False, view=self._site_view)
 
     async def list_sites(self, request: Request) -> Response:
-        self.subscription_matches(request)
-        group = request.path_params["resourceGroupName"]
-        self.ctx.require_group(group)
-        records = self.ctx.store.resources(SITE_TYPE, group=group)
-        return json_response({"value": sorted((self._site_view(r) for r in records), key=_by_id)})
+        return self.list_response(request, SITE_TYPE, in_group=True, view=self._site_view)
 
     async def get_site(self, request: Request) -> Response:
         return json_response(self._site_view(self._site_record(request)))
@@ -636,7 +581,7 @@ class WebProvider(Provider):
             if reason == "Invalid":
                 raise ArmError(400, "BadRequest", message)
             raise ArmError(409, "Conflict", f"Website with given name {name} already exists.")
-        location = _location(body)
+        location = location_of(body)
         props = _properties(body)
         plan = self._resolve_plan(props.get("serverFarmId"))
         config_in = _site_config_in(props.get("siteConfig"))
@@ -671,7 +616,7 @@ class WebProvider(Provider):
             else:
                 current = record["body"]
                 current["kind"] = body.get("kind") or current.get("kind")
-                current["tags"] = _tags(body)
+                current["tags"] = string_tags(body)
                 self._apply_site_properties(current, props, plan)
                 if config_in:
                     record["private"]["siteConfig"] = _merge_config(
@@ -700,7 +645,7 @@ class WebProvider(Provider):
             "type": SITE_TYPE,
             "kind": body.get("kind") or "functionapp,linux,container",
             "location": location,
-            "tags": _tags(body),
+            "tags": string_tags(body),
             "properties": {
                 "name": name,
                 "state": "Running",
@@ -763,7 +708,7 @@ class WebProvider(Provider):
         with self.ctx.store.transaction():
             record = self._site_record(request)
             if body.get("tags") is not None:
-                record["body"]["tags"] = _tags(body)
+                record["body"]["tags"] = string_tags(body)
             self._apply_site_properties(record["body"], props, plan)
             if config_in:
                 record["private"]["siteConfig"] = _merge_config(
@@ -777,12 +722,7 @@ class WebProvider(Provider):
         return json_response(answer)
 
     async def delete_site(self, request: Request) -> Response:
-        self.subscription_matches(request)
-        group = request.path_params["resourceGroupName"]
-        name = request.path_params["siteName"]
-        self.ctx.require_group(group)
-        sid = self._site_id(group, name)
-        record = self.ctx.store.resource(sid)
+        sid, record = self.locate(request, SITE_TYPE, "siteName")
         if record is None:
             return empty_response(204)
         await asyncio.to_thread(self.runtime.remove_site, record["body"]["name"])
@@ -1097,6 +1037,3 @@ def _read_from(path: Path, position: int) -> tuple[bytes, int]:
         return b"", position
     return data, position + len(data)
 
-
-def _by_id(body: dict[str, Any]) -> str:
-    return str(body["id"]).lower()
