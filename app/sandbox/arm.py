@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,6 +20,7 @@ from starlette.routing import Route
 API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-(preview|alpha|beta|privatepreview))?$")
 
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 
 class ArmError(Exception):
@@ -94,6 +95,16 @@ async def read_json(request: Request) -> dict[str, Any]:
             400, "InvalidRequestContent", "The request content was invalid: expected an object."
         )
     return body
+
+
+def parse_model(
+    deserialize: Callable[[dict[str, Any]], T], body: dict[str, Any], what: str = "request content"
+) -> T:
+    """An SDK model from a request body (`Model.deserialize`), or ARM's 400."""
+    try:
+        return deserialize(body)
+    except Exception as exc:
+        raise ArmError(400, "InvalidRequestContent", f"The {what} was invalid: {exc}") from None
 
 
 def arm_route(path: str, endpoint: Handler, methods: Iterable[str]) -> Route:

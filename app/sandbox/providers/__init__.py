@@ -33,7 +33,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from app.sandbox.arm import ArmError, group_not_found, json_response, not_found, resource_id
+from app.sandbox.arm import (
+    ArmError,
+    Handler,
+    arm_route,
+    group_not_found,
+    json_response,
+    not_found,
+    resource_id,
+)
 from app.sandbox.certs import CertificateAuthority
 from app.sandbox.faults import FaultPlan
 from app.sandbox.latency import LatencyProfile
@@ -154,6 +162,33 @@ class Provider:
         """Stop every backing process; resources stay in the store."""
 
     # helpers for subclasses
+
+    @staticmethod
+    def resource_routes(
+        rtype: str,
+        name_param: str,
+        *,
+        list_all: Handler,
+        list_group: Handler,
+        get: Handler,
+        put: Handler,
+        patch: Handler,
+        delete: Handler,
+    ) -> tuple[str, list[BaseRoute]]:
+        """ARM's routes for one resource type (`Namespace/type`): list in the subscription
+        and in a group, GET/PUT/PATCH/DELETE one. Returns the one-resource path (for its
+        actions) and the routes."""
+        sub = "/subscriptions/{subscriptionId}"
+        in_group = f"{sub}/resourceGroups/{{resourceGroupName}}/providers/{rtype}"
+        one = f"{in_group}/{{{name_param}}}"
+        return one, [
+            arm_route(f"{sub}/providers/{rtype}", list_all, ["GET"]),
+            arm_route(in_group, list_group, ["GET"]),
+            arm_route(one, get, ["GET"]),
+            arm_route(one, put, ["PUT"]),
+            arm_route(one, patch, ["PATCH"]),
+            arm_route(one, delete, ["DELETE"]),
+        ]
 
     def subscription_matches(self, request: Request) -> None:
         sub = request.path_params.get("subscriptionId", "")

@@ -31,6 +31,7 @@ from app.sandbox.arm import (
     json_response,
     location_not_available,
     location_required,
+    parse_model,
     read_json,
     resource_id,
 )
@@ -176,21 +177,23 @@ class CacheProvider(RedisBackedProvider):
     snapshot_on_stop = True
 
     def routes(self) -> list[BaseRoute]:
-        sub = "/subscriptions/{subscriptionId}"
-        base = sub + "/resourceGroups/{resourceGroupName}/providers/Microsoft.Cache/redis"
-        one = base + "/{name}"
+        one, crud = self.resource_routes(
+            "Microsoft.Cache/redis",
+            "name",
+            list_all=self.list_all,
+            list_group=self.list_group,
+            get=self.get,
+            put=self.put,
+            patch=self.patch,
+            delete=self.delete,
+        )
         return [
             arm_route(
-                sub + "/providers/Microsoft.Cache/CheckNameAvailability",
+                "/subscriptions/{subscriptionId}/providers/Microsoft.Cache/CheckNameAvailability",
                 self.check_name,
                 ["POST"],
             ),
-            arm_route(sub + "/providers/Microsoft.Cache/redis", self.list_all, ["GET"]),
-            arm_route(base, self.list_group, ["GET"]),
-            arm_route(one, self.get, ["GET"]),
-            arm_route(one, self.put, ["PUT"]),
-            arm_route(one, self.patch, ["PATCH"]),
-            arm_route(one, self.delete, ["DELETE"]),
+            *crud,
             arm_route(one + "/listKeys", self.list_keys, ["POST"]),
             arm_route(one + "/regenerateKey", self.regenerate_key, ["POST"]),
         ]
@@ -285,12 +288,7 @@ class CacheProvider(RedisBackedProvider):
         props["instances"] = [instance]
 
     def _parse_create(self, body: dict[str, Any]) -> redis_models.RedisCreateParameters:
-        try:
-            params = redis_models.RedisCreateParameters.deserialize(body)
-        except Exception as exc:
-            raise ArmError(
-                400, "InvalidRequestContent", f"The request content was invalid: {exc}"
-            ) from None
+        params = parse_model(redis_models.RedisCreateParameters.deserialize, body)
         if not params.location:
             raise location_required()
         if params.sku is None:
@@ -532,12 +530,7 @@ class CacheProvider(RedisBackedProvider):
     async def patch(self, request: Request) -> Response:
         rid, record = self._lookup(request)
         body = await read_json(request)
-        try:
-            params = redis_models.RedisUpdateParameters.deserialize(body)
-        except Exception as exc:
-            raise ArmError(
-                400, "InvalidRequestContent", f"The request content was invalid: {exc}"
-            ) from None
+        params = parse_model(redis_models.RedisUpdateParameters.deserialize, body)
         props = record["body"]["properties"]
         if props["provisioningState"] in ("Creating", "Deleting"):
             raise ArmError(
@@ -609,12 +602,7 @@ class CacheProvider(RedisBackedProvider):
 
         rid, record = self._lookup(request)
         body = await read_json(request)
-        try:
-            params = redis_models.RedisRegenerateKeyParameters.deserialize(body)
-        except Exception as exc:
-            raise ArmError(
-                400, "InvalidRequestContent", f"The request was invalid: {exc}"
-            ) from None
+        params = parse_model(redis_models.RedisRegenerateKeyParameters.deserialize, body, "request")
         field = key_field(params.key_type, _bad)
         private = record["private"]
         keys = regenerated(private, field)

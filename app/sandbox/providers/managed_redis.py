@@ -51,6 +51,7 @@ from app.sandbox.arm import (
     location_not_available,
     location_required,
     not_found,
+    parse_model,
     read_json,
     resource_id,
 )
@@ -116,10 +117,6 @@ def _bad(message: str, target: str | None = None) -> ArmError:
     return ArmError(400, "BadRequest", message, target=target)
 
 
-def _invalid_content(exc: Exception) -> ArmError:
-    return ArmError(400, "InvalidRequestContent", f"The request content was invalid: {exc}")
-
-
 def _canonical(value: Any, allowed: tuple[str, ...] | list[str], what: str) -> str:
     """Azure's enums are case-insensitive on input and canonical on output."""
     for option in allowed:
@@ -160,8 +157,11 @@ class ManagedRedisProvider(RedisBackedProvider):
 
     def routes(self) -> list[BaseRoute]:
         sub = "/subscriptions/{subscriptionId}"
-        base = sub + "/resourceGroups/{resourceGroupName}/providers/Microsoft.Cache/redisEnterprise"
-        one = base + "/{clusterName}"
+        one, clusters = self.resource_routes(
+            RTYPE, "clusterName",
+            list_all=self.list_all, list_group=self.list_group, get=self.get_cluster,
+            put=self.put_cluster, patch=self.patch_cluster, delete=self.delete_cluster,
+        )
         dbs = one + "/databases"
         db = dbs + "/{databaseName}"
         return [
@@ -171,12 +171,7 @@ class ManagedRedisProvider(RedisBackedProvider):
                 self.operation_status,
                 ["GET"],
             ),
-            arm_route(sub + "/providers/Microsoft.Cache/redisEnterprise", self.list_all, ["GET"]),
-            arm_route(base, self.list_group, ["GET"]),
-            arm_route(one, self.get_cluster, ["GET"]),
-            arm_route(one, self.put_cluster, ["PUT"]),
-            arm_route(one, self.patch_cluster, ["PATCH"]),
-            arm_route(one, self.delete_cluster, ["DELETE"]),
+            *clusters,
             arm_route(dbs, self.list_databases, ["GET"]),
             arm_route(db, self.get_database, ["GET"]),
             arm_route(db, self.put_database, ["PUT"]),
@@ -335,10 +330,7 @@ class ManagedRedisProvider(RedisBackedProvider):
         return json_response(record["body"])
 
     def _parse_cluster(self, body: dict[str, Any]) -> re_models.Cluster:
-        try:
-            cluster = re_models.Cluster.deserialize(body)
-        except Exception as exc:
-            raise _invalid_content(exc) from None
+        cluster = parse_model(re_models.Cluster.deserialize, body)
         if not cluster.location:
             raise location_required()
         if cluster.sku is None or not cluster.sku.name:
@@ -451,10 +443,7 @@ class ManagedRedisProvider(RedisBackedProvider):
     async def patch_cluster(self, request: Request) -> Response:
         _, record = self._cluster(request)
         body = await read_json(request)
-        try:
-            update = re_models.ClusterUpdate.deserialize(body)
-        except Exception as exc:
-            raise _invalid_content(exc) from None
+        update = parse_model(re_models.ClusterUpdate.deserialize, body)
         sku = validate_sku(str(update.sku.name)) if update.sku else record["body"]["sku"]["name"]
         merged = re_models.Cluster(
             location=record["body"]["location"],
@@ -487,10 +476,7 @@ class ManagedRedisProvider(RedisBackedProvider):
         return json_response(database["body"])
 
     def _parse_database(self, body: dict[str, Any]) -> re_models.Database:
-        try:
-            return re_models.Database.deserialize(body)
-        except Exception as exc:
-            raise _invalid_content(exc) from None
+        return parse_model(re_models.Database.deserialize, body)
 
     @staticmethod
     def _persistence(value: re_models.Persistence | None, old: dict[str, Any]) -> dict[str, Any]:
@@ -646,10 +632,7 @@ class ManagedRedisProvider(RedisBackedProvider):
     async def patch_database(self, request: Request) -> Response:
         record, name, _ = self._database(request)
         body = await read_json(request)
-        try:
-            update = re_models.DatabaseUpdate.deserialize(body)
-        except Exception as exc:
-            raise _invalid_content(exc) from None
+        update = parse_model(re_models.DatabaseUpdate.deserialize, body)
         return await self._update_database(record, name, update, body)
 
     async def delete_database(self, request: Request) -> Response:
@@ -677,10 +660,7 @@ class ManagedRedisProvider(RedisBackedProvider):
     async def regenerate_key(self, request: Request) -> Response:
         record, name, _ = self._database(request)
         body = await read_json(request)
-        try:
-            params = re_models.RegenerateKeyParameters.deserialize(body)
-        except Exception as exc:
-            raise _invalid_content(exc) from None
+        params = parse_model(re_models.RegenerateKeyParameters.deserialize, body)
         field = key_field(params.key_type, _bad)
         op = self.ctx.operations.start(
             request, "redisEnterprise.database.regenerateKey", namespace=NAMESPACE,

@@ -83,24 +83,22 @@ class RegistryProvider(Provider):
 
     def routes(self) -> list[BaseRoute]:
         sub = "/subscriptions/{subscriptionId}"
-        registry = (
-            sub + "/resourceGroups/{resourceGroupName}/providers/" + RTYPE + "/{registryName}"
+        registry, crud = self.resource_routes(
+            RTYPE,
+            "registryName",
+            list_all=self.list_all,
+            list_group=self.list_group,
+            get=self.get,
+            put=self.create,
+            patch=self.update,
+            delete=self.delete,
         )
         data = DATA_PLANE_ROOT + "registries/{registryName}/v2"
         return [
             arm_route(
                 sub + f"/providers/{NAMESPACE}/checkNameAvailability", self.check_name, ["POST"]
             ),
-            arm_route(sub + f"/providers/{RTYPE}", self.list_all, ["GET"]),
-            arm_route(
-                sub + "/resourceGroups/{resourceGroupName}/providers/" + RTYPE,
-                self.list_group,
-                ["GET"],
-            ),
-            arm_route(registry, self.get, ["GET"]),
-            arm_route(registry, self.create, ["PUT"]),
-            arm_route(registry, self.update, ["PATCH"]),
-            arm_route(registry, self.delete, ["DELETE"]),
+            *crud,
             arm_route(registry + "/listCredentials", self.list_credentials, ["POST"]),
             arm_route(registry + "/regenerateCredential", self.regenerate_credential, ["POST"]),
             Route(data + "/", self.dp_base, methods=["GET"]),

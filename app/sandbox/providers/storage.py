@@ -63,23 +63,23 @@ class StorageProvider(Provider):
     namespace = "Microsoft.Storage"
 
     def routes(self) -> list[BaseRoute]:
-        sub = "/subscriptions/{subscriptionId}"
-        base = (
-            sub + "/resourceGroups/{resourceGroupName}/providers/Microsoft.Storage/storageAccounts"
+        one, crud = self.resource_routes(
+            RTYPE,
+            "accountName",
+            list_all=self.list_all,
+            list_group=self.list_group,
+            get=self.get,
+            put=self.put,
+            patch=self.patch,
+            delete=self.delete,
         )
-        one = base + "/{accountName}"
         return [
             arm_route(
-                sub + "/providers/Microsoft.Storage/checkNameAvailability",
+                "/subscriptions/{subscriptionId}/providers/Microsoft.Storage/checkNameAvailability",
                 self.check_name,
                 ["POST"],
             ),
-            arm_route(sub + "/providers/Microsoft.Storage/storageAccounts", self.list_all, ["GET"]),
-            arm_route(base, self.list_group, ["GET"]),
-            arm_route(one, self.get, ["GET"]),
-            arm_route(one, self.put, ["PUT"]),
-            arm_route(one, self.patch, ["PATCH"]),
-            arm_route(one, self.delete, ["DELETE"]),
+            *crud,
             arm_route(one + "/listKeys", self.list_keys, ["POST"]),
             arm_route(one + "/regenerateKey", self.regenerate_key, ["POST"]),
         ]

@@ -205,25 +205,32 @@ class WebProvider(Provider):
 
     def routes(self) -> list[BaseRoute]:
         sub = "/subscriptions/{subscriptionId}"
-        group = sub + "/resourceGroups/{resourceGroupName}/providers/" + NAMESPACE
-        plan = group + "/serverfarms/{planName}"
-        site = group + "/sites/{siteName}"
+        _, plans = self.resource_routes(
+            PLAN_TYPE,
+            "planName",
+            list_all=self.list_all_plans,
+            list_group=self.list_plans,
+            get=self.get_plan,
+            put=self.put_plan,
+            patch=self.patch_plan,
+            delete=self.delete_plan,
+        )
+        site, sites = self.resource_routes(
+            SITE_TYPE,
+            "siteName",
+            list_all=self.list_all_sites,
+            list_group=self.list_sites,
+            get=self.get_site,
+            put=self.put_site,
+            patch=self.patch_site,
+            delete=self.delete_site,
+        )
         return [
             arm_route(
                 sub + f"/providers/{NAMESPACE}/checknameavailability", self.check_name, ["POST"]
             ),
-            arm_route(sub + f"/providers/{SITE_TYPE}", self.list_all_sites, ["GET"]),
-            arm_route(sub + f"/providers/{PLAN_TYPE}", self.list_all_plans, ["GET"]),
-            arm_route(group + "/serverfarms", self.list_plans, ["GET"]),
-            arm_route(plan, self.get_plan, ["GET"]),
-            arm_route(plan, self.put_plan, ["PUT"]),
-            arm_route(plan, self.patch_plan, ["PATCH"]),
-            arm_route(plan, self.delete_plan, ["DELETE"]),
-            arm_route(group + "/sites", self.list_sites, ["GET"]),
-            arm_route(site, self.get_site, ["GET"]),
-            arm_route(site, self.put_site, ["PUT"]),
-            arm_route(site, self.patch_site, ["PATCH"]),
-            arm_route(site, self.delete_site, ["DELETE"]),
+            *plans,
+            *sites,
             arm_route(site + "/config/appsettings", self.put_app_settings, ["PUT"]),
             arm_route(site + "/config/appsettings/list", self.list_app_settings, ["POST"]),
             arm_route(site + "/config/web", self.get_config, ["GET"]),
