@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from azure.mgmt.redis import RedisManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.resource.subscriptions import SubscriptionClient
@@ -42,9 +43,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="session")
 def resource_client(sandbox: Sandbox) -> ResourceManagementClient:
-    return ResourceManagementClient(
-        sandbox.credential(), sandbox.subscription_id, **client_kwargs(sandbox)
-    )
+    return mgmt(ResourceManagementClient, sandbox)
 
 
 @pytest.fixture(scope="session")
@@ -54,15 +53,30 @@ def subscription_client(sandbox: Sandbox) -> SubscriptionClient:
 
 @pytest.fixture(scope="session")
 def redis_mgmt(sandbox: Sandbox) -> RedisManagementClient:
-    return RedisManagementClient(
-        sandbox.credential(), sandbox.subscription_id, **client_kwargs(sandbox)
-    )
+    return mgmt(RedisManagementClient, sandbox)
 
 
 @pytest.fixture(scope="session")
 def storage_mgmt(sandbox: Sandbox) -> StorageManagementClient:
-    return StorageManagementClient(
-        sandbox.credential(), sandbox.subscription_id, **client_kwargs(sandbox)
+    return mgmt(StorageManagementClient, sandbox)
+
+
+def mgmt(client_class: Any, sb: Any) -> Any:
+    """An `azure-mgmt-*` client (its class) for sandbox `sb`."""
+    return client_class(sb.credential(), sb.subscription_id, **client_kwargs(sb))
+
+
+def tls_client(host: Any, port: Any, ca: Path, password: Any) -> redis.Redis:
+    """A redis client over TLS verified against the sandbox CA, failing fast (no retries)."""
+    return redis.Redis(
+        host=host,
+        port=port,
+        ssl=True,
+        ssl_ca_certs=str(ca),
+        password=password,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        retry=None,  # redis-py would otherwise back off and retry a refused password
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import pytest
 import redis
@@ -18,24 +17,11 @@ from azure.mgmt.redis.models import (
 
 from app.sandbox import Sandbox
 from app.sandbox.processes import pid_alive
-from tests.sandbox.conftest import unique
+from tests.sandbox.conftest import tls_client, unique
 
 pytestmark = pytest.mark.sandbox
 
 BASIC_C0 = Sku(name="Basic", family="C", capacity=0)
-
-
-def _tls_client(host: str, port: int, ca: Path, password: str) -> redis.Redis:
-    return redis.Redis(
-        host=host,
-        port=port,
-        ssl=True,
-        ssl_ca_certs=str(ca),
-        password=password,
-        socket_timeout=5,
-        socket_connect_timeout=5,
-        retry=None,  # redis-py would otherwise back off and retry a refused password
-    )
 
 
 def _port_open(port: int) -> bool:
@@ -108,15 +94,15 @@ def test_tls_with_both_keys_and_no_plain_port(
     keys = redis_mgmt.redis.list_keys(group, name)
     assert keys.primary_key != keys.secondary_key
     for key in (keys.primary_key, keys.secondary_key):
-        with _tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, key) as conn:
+        with tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, key) as conn:
             assert conn.set("k", key[:5]) is True
             assert conn.get("k") == key[:5].encode()
     with pytest.raises(redis.AuthenticationError):
-        _tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, "wrong-key").ping()
+        tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, "wrong-key").ping()
     # enableNonSslPort is false: nothing listens on the non-TLS port.
     assert not _port_open(cache.port)
     # Memory follows the size (C0 = 250 MB, scaled down 1/32).
-    with _tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, keys.primary_key) as conn:
+    with tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, keys.primary_key) as conn:
         assert int(conn.config_get("maxmemory")["maxmemory"]) == int(0.25 * 1024**3 / 32)
 
 
@@ -133,9 +119,9 @@ def test_regenerate_key_takes_effect_live(
     assert new.secondary_key == old.secondary_key
     assert redis_mgmt.redis.list_keys(group, name).primary_key == new.primary_key
     with pytest.raises(redis.AuthenticationError):
-        _tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, old.primary_key).ping()
-    assert _tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, new.primary_key).ping()
-    assert _tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, new.secondary_key).ping()
+        tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, old.primary_key).ping()
+    assert tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, new.primary_key).ping()
+    assert tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, new.secondary_key).ping()
 
 
 def test_non_tls_port_follows_enable_non_ssl_port(
@@ -152,7 +138,7 @@ def test_non_tls_port_follows_enable_non_ssl_port(
     assert updated.enable_non_ssl_port is False
     assert updated.tags == {"t": "1"}
     assert not _port_open(cache.port)
-    assert _tls_client(cache.host_name, updated.ssl_port, sandbox.ca_cert, key).ping()
+    assert tls_client(cache.host_name, updated.ssl_port, sandbox.ca_cert, key).ping()
 
 
 def test_invalid_sku_combinations_are_refused(
@@ -223,7 +209,7 @@ def test_put_again_updates_in_place_and_scales_live(
     assert (again.ssl_port, again.port) == (cache.ssl_port, cache.port)
     assert redis_mgmt.redis.list_keys(group, name).primary_key == keys.primary_key
     assert again.redis_configuration.maxmemory_policy == "allkeys-lru"
-    with _tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, keys.primary_key) as conn:
+    with tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, keys.primary_key) as conn:
         assert int(conn.config_get("maxmemory")["maxmemory"]) == int(1 * 1024**3 / 32)
         assert conn.config_get("maxmemory-policy")["maxmemory-policy"] == "allkeys-lru"
     with pytest.raises(HttpResponseError) as info:
@@ -266,4 +252,4 @@ def test_parallel_creates_in_one_group(
     assert len(ports) == 2 * len(created)
     for cache in created:
         key = redis_mgmt.redis.list_keys(group, cache.name).primary_key
-        assert _tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, key).ping()
+        assert tls_client(cache.host_name, cache.ssl_port, sandbox.ca_cert, key).ping()

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.redis import RedisManagementClient
@@ -20,7 +19,7 @@ from app.errors import BadInput
 from app.sandbox import Sandbox
 from app.sandbox.faults import FaultFileError, load_faults, parse_rules
 from app.sandbox.processes import processes_mentioning
-from tests.sandbox.conftest import client_kwargs
+from tests.sandbox.conftest import mgmt, tls_client
 
 pytestmark = pytest.mark.sandbox
 
@@ -28,10 +27,9 @@ BASIC_C0 = {"location": "westeurope", "sku": {"name": "Basic", "family": "C", "c
 
 
 def _clients(sb: Sandbox) -> tuple[ResourceManagementClient, RedisManagementClient]:
-    kwargs = client_kwargs(sb)
     return (
-        ResourceManagementClient(sb.credential(), sb.subscription_id, **kwargs),
-        RedisManagementClient(sb.credential(), sb.subscription_id, **kwargs),
+        mgmt(ResourceManagementClient, sb),
+        mgmt(RedisManagementClient, sb),
     )
 
 
@@ -228,7 +226,7 @@ def test_a_failed_provisioning_can_be_retried_with_the_same_put(state_dir: Path)
     }
     with Sandbox.start(state_dir, faults=faults) as sb:
         resources, caches = _clients(sb)
-        storage = StorageManagementClient(sb.credential(), sb.subscription_id, **client_kwargs(sb))
+        storage = mgmt(StorageManagementClient, sb)
         resources.resource_groups.create_or_update("rg-retry", {"location": "westeurope"})
         with pytest.raises(HttpResponseError) as info:
             caches.redis.begin_create("rg-retry", "retry-me", BASIC_C0).result()
@@ -244,14 +242,7 @@ def test_a_failed_provisioning_can_be_retried_with_the_same_put(state_dir: Path)
         cache = caches.redis.begin_create("rg-retry", "retry-me", BASIC_C0).result()
         assert cache.provisioning_state == "Succeeded"
         key = caches.redis.list_keys("rg-retry", "retry-me").primary_key
-        with redis.Redis(
-            host=cache.host_name,
-            port=cache.ssl_port,
-            ssl=True,
-            ssl_ca_certs=str(sb.ca_cert),
-            password=key,
-            socket_timeout=5,
-        ) as conn:
+        with tls_client(cache.host_name, cache.ssl_port, sb.ca_cert, key) as conn:
             assert conn.ping()
         again = storage.storage_accounts.begin_create("rg-retry", "retryme1", account).result()
         assert again.provisioning_state == "Succeeded"

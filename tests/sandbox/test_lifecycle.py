@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 from azure.mgmt.redis import RedisManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
@@ -22,7 +21,7 @@ from app.errors import BadInput
 from app.sandbox import Sandbox, SandboxProcess, connect
 from app.sandbox.api import CONNECTION_FILE
 from app.sandbox.processes import pid_alive, processes_mentioning
-from tests.sandbox.conftest import client_kwargs
+from tests.sandbox.conftest import mgmt, tls_client
 
 pytestmark = pytest.mark.sandbox
 
@@ -45,9 +44,8 @@ def _redis_pid(state_dir: Path, cache_id: str) -> int:
 
 def test_group_delete_leaves_no_redis_server(state_dir: Path) -> None:
     with Sandbox.start(state_dir) as sb:
-        kwargs = client_kwargs(sb)
-        resources = ResourceManagementClient(sb.credential(), sb.subscription_id, **kwargs)
-        caches = RedisManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        resources = mgmt(ResourceManagementClient, sb)
+        caches = mgmt(RedisManagementClient, sb)
         resources.resource_groups.create_or_update("rg-cascade", {"location": "westeurope"})
         created = [
             caches.redis.begin_create("rg-cascade", f"cascade-{i}", BASIC_C0).result()
@@ -67,10 +65,9 @@ def test_group_delete_leaves_no_redis_server(state_dir: Path) -> None:
 
 def test_restart_brings_resources_and_processes_back(state_dir: Path) -> None:
     with Sandbox.start(state_dir) as sb:
-        kwargs = client_kwargs(sb)
-        resources = ResourceManagementClient(sb.credential(), sb.subscription_id, **kwargs)
-        caches = RedisManagementClient(sb.credential(), sb.subscription_id, **kwargs)
-        storage = StorageManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        resources = mgmt(ResourceManagementClient, sb)
+        caches = mgmt(RedisManagementClient, sb)
+        storage = mgmt(StorageManagementClient, sb)
         resources.resource_groups.create_or_update("rg-keep", {"location": "westeurope"})
         cache = caches.redis.begin_create("rg-keep", "kept-cache", BASIC_C0).result()
         storage.storage_accounts.begin_create(
@@ -79,14 +76,7 @@ def test_restart_brings_resources_and_processes_back(state_dir: Path) -> None:
             {"sku": {"name": "Standard_LRS"}, "kind": "StorageV2", "location": "westeurope"},
         ).result()
         key = caches.redis.list_keys("rg-keep", "kept-cache").secondary_key
-        with redis.Redis(
-            host=cache.host_name,
-            port=cache.ssl_port,
-            ssl=True,
-            ssl_ca_certs=str(sb.ca_cert),
-            password=key,
-            socket_timeout=5,
-        ) as conn:
+        with tls_client(cache.host_name, cache.ssl_port, sb.ca_cert, key) as conn:
             conn.set("model:answer", "42")
         subscription, first_token = sb.subscription_id, sb.token
         first_pid = _redis_pid(state_dir, cache.id)
@@ -96,20 +86,12 @@ def test_restart_brings_resources_and_processes_back(state_dir: Path) -> None:
     with Sandbox.start(state_dir) as sb:
         assert sb.subscription_id == subscription
         assert sb.token != first_token
-        kwargs = client_kwargs(sb)
-        caches = RedisManagementClient(sb.credential(), sb.subscription_id, **kwargs)
-        storage = StorageManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        caches = mgmt(RedisManagementClient, sb)
+        storage = mgmt(StorageManagementClient, sb)
         back = caches.redis.get("rg-keep", "kept-cache")
         assert back.provisioning_state == "Succeeded"
         assert pid_alive(_redis_pid(state_dir, cache.id))
-        with redis.Redis(
-            host=back.host_name,
-            port=back.ssl_port,
-            ssl=True,
-            ssl_ca_certs=str(sb.ca_cert),
-            password=key,
-            socket_timeout=5,
-        ) as conn:
+        with tls_client(back.host_name, back.ssl_port, sb.ca_cert, key) as conn:
             assert conn.ping()
             # Contents are snapshotted when the sandbox stops and loaded when it starts.
             assert conn.get("model:answer") == b"42"
@@ -120,9 +102,8 @@ def test_restart_brings_resources_and_processes_back(state_dir: Path) -> None:
 def test_operation_in_progress_resumes_after_restart(state_dir: Path) -> None:
     # Factor 0.1 of realistic: a cache takes 2 s, long enough to stop in between.
     with Sandbox.start(state_dir, latency=0.1) as sb:
-        kwargs = client_kwargs(sb)
-        resources = ResourceManagementClient(sb.credential(), sb.subscription_id, **kwargs)
-        caches = RedisManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        resources = mgmt(ResourceManagementClient, sb)
+        caches = mgmt(RedisManagementClient, sb)
         resources.resource_groups.create_or_update("rg-resume", {"location": "westeurope"})
         poller = caches.redis.begin_create("rg-resume", "resumed", BASIC_C0)
         assert caches.redis.get("rg-resume", "resumed").provisioning_state == "Creating"
@@ -137,7 +118,7 @@ def test_operation_in_progress_resumes_after_restart(state_dir: Path) -> None:
         assert status.json()["status"] == "InProgress"
         assert status.headers["Retry-After"] == "1"
     with Sandbox.start(state_dir, latency="fast") as sb:
-        caches = RedisManagementClient(sb.credential(), sb.subscription_id, **client_kwargs(sb))
+        caches = mgmt(RedisManagementClient, sb)
         sb.wait_idle(30)
         assert caches.redis.get("rg-resume", "resumed").provisioning_state == "Succeeded"
 
@@ -156,9 +137,7 @@ def test_one_sandbox_per_state_dir_and_connect(state_dir: Path, tmp_path: Path) 
         )
         assert conn.ca_cert == sb.ca_cert
         assert oct((state_dir / CONNECTION_FILE).stat().st_mode & 0o777) == "0o600"
-        client = ResourceManagementClient(
-            conn.credential(), conn.subscription_id, **client_kwargs(conn)
-        )
+        client = mgmt(ResourceManagementClient, conn)
         assert list(client.resource_groups.list()) == []
     with pytest.raises(BadInput):
         connect(state_dir)
@@ -190,9 +169,8 @@ def served(state_dir: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, s
 def _cache_in(state_dir: Path, info: dict[str, str]) -> tuple[RedisManagementClient, int]:
     conn = connect(state_dir)
     assert conn.endpoint == info["endpoint"]
-    kwargs = client_kwargs(conn)
-    resources = ResourceManagementClient(conn.credential(), conn.subscription_id, **kwargs)
-    caches = RedisManagementClient(conn.credential(), conn.subscription_id, **kwargs)
+    resources = mgmt(ResourceManagementClient, conn)
+    caches = mgmt(RedisManagementClient, conn)
     resources.resource_groups.create_or_update("rg-served", {"location": "westeurope"})
     cache = caches.redis.begin_create("rg-served", "served-cache", BASIC_C0).result()
     return caches, _redis_pid(state_dir, cache.id)
@@ -285,9 +263,8 @@ def test_serve_refuses_bad_input_with_exit_2(
 def test_group_deleted_while_a_cache_is_still_creating(state_dir: Path) -> None:
     # Factor 0.1: the group goes after 0.5 s, the cache would be ready after 2 s.
     with Sandbox.start(state_dir, latency=0.1) as sb:
-        kwargs = client_kwargs(sb)
-        resources = ResourceManagementClient(sb.credential(), sb.subscription_id, **kwargs)
-        caches = RedisManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        resources = mgmt(ResourceManagementClient, sb)
+        caches = mgmt(RedisManagementClient, sb)
         resources.resource_groups.create_or_update("rg-race", {"location": "westeurope"})
         caches.redis.begin_create("rg-race", "racing", BASIC_C0)
         resources.resource_groups.begin_delete("rg-race").result()

@@ -23,23 +23,14 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from app.sandbox import Sandbox
 from app.sandbox.processes import pid_alive, processes_mentioning
-from tests.sandbox.conftest import client_kwargs, unique
+from tests.sandbox.conftest import mgmt, tls_client, unique
 
 pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture(scope="module")
 def amr(sandbox: Sandbox) -> RedisEnterpriseManagementClient:
-    return RedisEnterpriseManagementClient(
-        sandbox.credential(), sandbox.subscription_id, **client_kwargs(sandbox)
-    )
-
-
-def _tls_client(host: Any, port: Any, ca: Path, password: Any) -> redis.Redis:
-    return redis.Redis(
-        host=host, port=port, ssl=True, ssl_ca_certs=str(ca), password=password,
-        socket_timeout=5, socket_connect_timeout=5, retry=None,
-    )
+    return mgmt(RedisEnterpriseManagementClient, sandbox)
 
 
 def _cluster(sku: str = "Balanced_B0", **kwargs: Any) -> Cluster:
@@ -135,10 +126,10 @@ def test_database_default_with_both_keys_over_tls(
     keys = amr.databases.list_keys(group, cluster, "default")
     assert keys.primary_key and keys.secondary_key and keys.primary_key != keys.secondary_key
     for key in (keys.primary_key, keys.secondary_key):
-        with _tls_client(host, port, sandbox.ca_cert, key) as conn:
+        with tls_client(host, port, sandbox.ca_cert, key) as conn:
             assert conn.set("greeting", "hello")
             assert conn.get("greeting") == b"hello"
-    with pytest.raises(redis.AuthenticationError), _tls_client(
+    with pytest.raises(redis.AuthenticationError), tls_client(
         host, port, sandbox.ca_cert, "not-the-key"
     ) as conn:
         conn.ping()
@@ -151,25 +142,25 @@ def test_database_default_with_both_keys_over_tls(
     ).result()
     new = amr.databases.list_keys(group, cluster, "default")
     assert new.primary_key != keys.primary_key and new.secondary_key == keys.secondary_key
-    with pytest.raises(redis.AuthenticationError), _tls_client(
+    with pytest.raises(redis.AuthenticationError), tls_client(
         host, port, sandbox.ca_cert, keys.primary_key
     ) as conn:
         conn.ping()
-    with _tls_client(host, port, sandbox.ca_cert, new.primary_key) as conn:
+    with tls_client(host, port, sandbox.ca_cert, new.primary_key) as conn:
         assert conn.get("greeting") == b"hello"
 
     # Access keys can be switched off (Entra only) and on again, live.
     amr.databases.begin_update(
         group, cluster, "default", DatabaseUpdate(access_keys_authentication="Disabled")
     ).result()
-    with pytest.raises(redis.AuthenticationError), _tls_client(
+    with pytest.raises(redis.AuthenticationError), tls_client(
         host, port, sandbox.ca_cert, new.secondary_key
     ) as conn:
         conn.ping()
     amr.databases.begin_update(
         group, cluster, "default", DatabaseUpdate(access_keys_authentication="Enabled")
     ).result()
-    with _tls_client(host, port, sandbox.ca_cert, new.secondary_key) as conn:
+    with tls_client(host, port, sandbox.ca_cert, new.secondary_key) as conn:
         assert conn.ping()
 
     files = _files(sandbox, cluster)
@@ -203,7 +194,7 @@ def test_database_defaults_and_refusals(
     assert database.clustering_policy == "OSSCluster" and database.client_protocol == "Encrypted"
     assert database.persistence.rdb_enabled and database.persistence.rdb_frequency == "6h"
     keys = amr.databases.list_keys(group, cluster, "default")
-    with pytest.raises(redis.AuthenticationError), _tls_client(
+    with pytest.raises(redis.AuthenticationError), tls_client(
         "127.0.0.1", database.port, sandbox.ca_cert, keys.primary_key
     ) as conn:
         conn.ping()
@@ -252,10 +243,8 @@ def test_cluster_delete_and_group_delete_stop_the_server(
 def test_restart_brings_the_database_back(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with Sandbox.start(state, latency="fast") as sb:
-        amr = RedisEnterpriseManagementClient(
-            sb.credential(), sb.subscription_id, **client_kwargs(sb)
-        )
-        rm = ResourceManagementClient(sb.credential(), sb.subscription_id, **client_kwargs(sb))
+        amr = mgmt(RedisEnterpriseManagementClient, sb)
+        rm = mgmt(ResourceManagementClient, sb)
         rm.resource_groups.create_or_update("rg-restart", {"location": "westeurope"})
         amr.redis_enterprise.begin_create("rg-restart", "amr-restart", _cluster()).result()
         amr.databases.begin_create("rg-restart", "amr-restart", "default", _database()).result()
@@ -264,12 +253,10 @@ def test_restart_brings_the_database_back(tmp_path: Path) -> None:
         rm.close()
     assert processes_mentioning(str(state)) == []
     with Sandbox.start(state, latency="fast") as sb:
-        amr = RedisEnterpriseManagementClient(
-            sb.credential(), sb.subscription_id, **client_kwargs(sb)
-        )
+        amr = mgmt(RedisEnterpriseManagementClient, sb)
         database = amr.databases.get("rg-restart", "amr-restart", "default")
         assert database.provisioning_state == "Succeeded"
-        with _tls_client("127.0.0.1", database.port, sb.ca_cert, key) as conn:
+        with tls_client("127.0.0.1", database.port, sb.ca_cert, key) as conn:
             assert conn.ping()
         amr.close()
     assert processes_mentioning(str(state)) == []
@@ -281,10 +268,8 @@ def test_failed_provisioning_surfaces_the_arm_code(tmp_path: Path) -> None:
         "code": "ProvisioningDisabled", "message": "The cluster could not be provisioned.",
     }]}
     with Sandbox.start(tmp_path / "state", latency="fast", faults=faults) as sb:
-        amr = RedisEnterpriseManagementClient(
-            sb.credential(), sb.subscription_id, **client_kwargs(sb)
-        )
-        rm = ResourceManagementClient(sb.credential(), sb.subscription_id, **client_kwargs(sb))
+        amr = mgmt(RedisEnterpriseManagementClient, sb)
+        rm = mgmt(ResourceManagementClient, sb)
         rm.resource_groups.create_or_update("rg-broken", {"location": "westeurope"})
         with pytest.raises(HttpResponseError) as info:
             amr.redis_enterprise.begin_create("rg-broken", "amr-broken", _cluster()).result()

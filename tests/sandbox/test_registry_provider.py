@@ -27,16 +27,14 @@ from app.sandbox.registry import (
     push_package,
 )
 
-from .conftest import client_kwargs, unique
+from .conftest import mgmt, unique
 
 RTYPE = "Microsoft.ContainerRegistry/registries"
 
 
 @pytest.fixture(scope="module")
 def acr(sandbox: Sandbox) -> ContainerRegistryManagementClient:
-    return ContainerRegistryManagementClient(
-        sandbox.credential(), sandbox.subscription_id, **client_kwargs(sandbox)
-    )
+    return mgmt(ContainerRegistryManagementClient, sandbox)
 
 
 def _registry(
@@ -384,9 +382,8 @@ def test_failed_provisioning_carries_the_arm_code(tmp_path: Path) -> None:
         ]
     }
     with Sandbox.start(tmp_path / "state", latency="fast", faults=faults) as sb:
-        kwargs = client_kwargs(sb)
-        rm = ResourceManagementClient(sb.credential(), sb.subscription_id, **kwargs)
-        acr = ContainerRegistryManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        rm = mgmt(ResourceManagementClient, sb)
+        acr = mgmt(ContainerRegistryManagementClient, sb)
         rm.resource_groups.create_or_update("rg", {"location": "westeurope"})
         name = unique("broken")
         with pytest.raises(HttpResponseError) as caught:
@@ -406,23 +403,16 @@ def test_cli_push_to_a_sandbox_in_another_process(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from app.sandbox import connect
+    from app.sandbox import SandboxProcess, connect
 
     state = tmp_path / "state"
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "app", "sandbox", "serve", "--state-dir", str(state)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    serve = SandboxProcess.start(state)
     try:
-        assert serve.stdout is not None
-        info = json.loads(serve.stdout.readline())
+        info = json.loads(serve.ready_line)
         conn = connect(state)
         assert conn.endpoint == info["endpoint"]
-        kwargs = client_kwargs(conn)
-        rm = ResourceManagementClient(conn.credential(), conn.subscription_id, **kwargs)
-        acr = ContainerRegistryManagementClient(conn.credential(), conn.subscription_id, **kwargs)
+        rm = mgmt(ResourceManagementClient, conn)
+        acr = mgmt(ContainerRegistryManagementClient, conn)
         rm.resource_groups.create_or_update("rg", {"location": "westeurope"})
         name = _registry(acr, "rg")
         package = _package(tmp_path / "pkg")
@@ -449,8 +439,7 @@ def test_cli_push_to_a_sandbox_in_another_process(tmp_path: Path) -> None:
         tags = _get(conn, name, "app/tags/list", headers=_bearer(conn))
         assert tags.json() == {"name": "app", "tags": ["v1"]}
     finally:
-        serve.terminate()
-        serve.wait(30)
+        serve.stop()
 
 
 def test_listing_helpers(

@@ -23,7 +23,7 @@ from app.sandbox import Sandbox
 from app.sandbox.processes import pid_alive
 from app.sandbox.registry import push_package
 
-from .conftest import client_kwargs, unique
+from .conftest import mgmt, unique
 
 FUNCTION_APP = """
 import os
@@ -99,11 +99,10 @@ class Cloud:
     """The SDK clients and the steps a deployment takes, for one sandbox."""
 
     def __init__(self, sb: Any) -> None:
-        kwargs = client_kwargs(sb)
         self.sb = sb
-        self.web = WebSiteManagementClient(sb.credential(), sb.subscription_id, **kwargs)
-        self.acr = ContainerRegistryManagementClient(sb.credential(), sb.subscription_id, **kwargs)
-        self.rm = ResourceManagementClient(sb.credential(), sb.subscription_id, **kwargs)
+        self.web = mgmt(WebSiteManagementClient, sb)
+        self.acr = mgmt(ContainerRegistryManagementClient, sb)
+        self.rm = mgmt(ResourceManagementClient, sb)
 
     def registry(self, group: str) -> tuple[str, str]:
         """A registry with the admin user on; returns (name, password)."""
@@ -158,6 +157,20 @@ class Cloud:
                 },
             },
         ).result()
+
+    def running_app(self, group: str, package: Path) -> tuple[Any, str, str]:
+        """Create `group` with a registry, `package` pushed as app:v1 and a site pulling it
+        with the admin user; wait until it answers. Returns (site, host, function key)."""
+        self.rm.resource_groups.create_or_update(group, {"location": "westeurope"})
+        registry, password = self.registry(group)
+        image = f"{registry}.azurecr.io/app:v1"
+        self.push(package, image)
+        plan = self.plan(group)
+        site = self.site(group, plan.id, image, registry_settings(registry, password))
+        host = site.properties.default_host_name
+        key = self.web.web_apps.list_host_keys(group, site.name).function_keys["default"]
+        wait_for(answers(self.sb, host, key, "v1 nobody"), what="the function")
+        return site, host, key
 
 
 def registry_settings(registry: str, password: str) -> dict[str, str]:
@@ -507,15 +520,7 @@ def test_log_stream(cloud: Cloud, group: str, tmp_path: Path) -> None:
 def test_group_delete_leaves_no_host(cloud: Cloud, tmp_path: Path) -> None:
     sb = cloud.sb
     group = unique("rg-test-")
-    cloud.rm.resource_groups.create_or_update(group, {"location": "westeurope"})
-    registry, password = cloud.registry(group)
-    image = f"{registry}.azurecr.io/app:v1"
-    cloud.push(write_package(tmp_path / "pkg"), image)
-    plan = cloud.plan(group)
-    site = cloud.site(group, plan.id, image, registry_settings(registry, password))
-    host = site.properties.default_host_name
-    key = cloud.web.web_apps.list_host_keys(group, site.name).function_keys["default"]
-    wait_for(answers(sb, host, key, "v1 nobody"), what="the function")
+    site, host, _ = cloud.running_app(group, write_package(tmp_path / "pkg"))
     pid = host_pid(sb, site.name)
 
     cloud.rm.resource_groups.begin_delete(group).result()
@@ -532,15 +537,7 @@ def test_sandbox_restart_brings_the_site_back(tmp_path: Path) -> None:
     with Sandbox.start(state, latency="fast") as sb:
         cloud = Cloud(sb)
         group = unique("rg-test-")
-        cloud.rm.resource_groups.create_or_update(group, {"location": "westeurope"})
-        registry, password = cloud.registry(group)
-        image = f"{registry}.azurecr.io/app:v1"
-        cloud.push(write_package(tmp_path / "pkg"), image)
-        plan = cloud.plan(group)
-        site = cloud.site(group, plan.id, image, registry_settings(registry, password))
-        host = site.properties.default_host_name
-        key = cloud.web.web_apps.list_host_keys(group, site.name).function_keys["default"]
-        wait_for(answers(sb, host, key, "v1 nobody"), what="the function")
+        site, host, key = cloud.running_app(group, write_package(tmp_path / "pkg"))
         pid = host_pid(sb, site.name)
     assert not pid_alive(pid)
     assert port_closed(host)
@@ -620,41 +617,19 @@ def test_sample_model_package_scores_over_https(cloud: Cloud, group: str, tmp_pa
 
 def test_killed_sandbox_leaves_no_host(tmp_path: Path) -> None:
     """Even a SIGKILLed `sandbox serve` takes its function hosts along."""
-    import json
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from app.sandbox import connect
+    from app.sandbox import SandboxProcess, connect
     from app.sandbox.processes import processes_mentioning
 
     state = tmp_path / "state"
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "app", "sandbox", "serve", "--state-dir", str(state)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    serve = SandboxProcess.start(state)
     try:
-        assert serve.stdout is not None
-        json.loads(serve.stdout.readline())
         conn = connect(state)
         cloud = Cloud(conn)
-        group = unique("rg-test-")
-        cloud.rm.resource_groups.create_or_update(group, {"location": "westeurope"})
-        registry, password = cloud.registry(group)
-        image = f"{registry}.azurecr.io/app:v1"
-        cloud.push(write_package(tmp_path / "pkg"), image)
-        plan = cloud.plan(group)
-        site = cloud.site(group, plan.id, image, registry_settings(registry, password))
-        key = cloud.web.web_apps.list_host_keys(group, site.name).function_keys["default"]
-        wait_for(answers(conn, site.properties.default_host_name, key, "v1 nobody"))
+        site, _, _ = cloud.running_app(unique("rg-test-"), write_package(tmp_path / "pkg"))
         children = processes_mentioning(str(state))
         assert children, "the function host should mention the state directory"
     finally:
-        os.kill(serve.pid, signal.SIGKILL)
-        serve.wait(30)
+        serve.kill()
     wait_for(
         lambda: not [pid for pid in children if pid_alive(pid)],
         timeout=30,
