@@ -30,6 +30,17 @@ from app.wizard.widgets import NameField
 SAMPLE_MODEL = resources_dir() / "sample-model"
 
 
+def _refill(combo: QComboBox, names: list[str]) -> None:
+    """Replace a picker's items, keeping the current choice when it is still there.
+
+    With a placeholder text set, a combo selects nothing by itself: choose here."""
+    previous = combo.currentText()
+    combo.clear()
+    combo.addItems(names)
+    if names:
+        combo.setCurrentIndex(max(combo.findText(previous), 0))
+
+
 class ImagePage(Page):
     key = "image"
     title = "Model image"
@@ -121,7 +132,10 @@ class ImagePage(Page):
         self.pick_repository.setAccessibleName("Pick repository")
         self.pick_tag = QComboBox(pick)
         self.pick_tag.setAccessibleName("Pick tag")
-        for combo in (self.pick_registry, self.pick_repository, self.pick_tag):
+        for combo, hint in ((self.pick_registry, "Registry"),
+                            (self.pick_repository, "Repository"), (self.pick_tag, "Tag")):
+            combo.setPlaceholderText(hint)
+            combo.setToolTip(hint)
             combo.setMinimumContentsLength(12)
             row.addWidget(combo, 1)
         self.use_pick = QPushButton("&Use", pick)
@@ -172,8 +186,7 @@ class ImagePage(Page):
                                             "the image reference.")
                 return
             self._pick_row.show()
-            self.pick_registry.clear()
-            self.pick_registry.addItems(names)
+            _refill(self.pick_registry, names)
             self.pick_message.show_note("" if names else "No registries in this subscription.")
             if names:
                 self._on_pick_registry(0)
@@ -189,8 +202,7 @@ class ImagePage(Page):
         def fill(names: list[str]) -> None:
             if self.pick_registry.currentText() != registry:
                 return  # another registry was picked meanwhile
-            self.pick_repository.clear()
-            self.pick_repository.addItems(names)
+            _refill(self.pick_repository, names)
             self.pick_tag.clear()
             self.pick_message.show_note("" if names else f"No images in {registry} yet.")
             if names:
@@ -208,8 +220,7 @@ class ImagePage(Page):
         def fill(names: list[str]) -> None:
             if self.pick_repository.currentText() != repository:
                 return
-            self.pick_tag.clear()
-            self.pick_tag.addItems(names)
+            _refill(self.pick_tag, names)
             self.pick_message.show_note(
                 "" if names else f"{repository} has no tags: paste a reference with its digest.")
 
