@@ -48,6 +48,21 @@ def list_resource_groups(clients: ClientFactory) -> list[GroupSummary]:
     return sorted(out, key=lambda g: g.name.lower())
 
 
+def list_locations(clients: ClientFactory) -> list[str]:
+    """The subscription's physical regions (ARM names such as westeurope), sorted.
+
+    Logical entries (geographies like "europe", "global") cannot host resources."""
+    out = []
+    subscription = clients.target.subscription_id
+    for location in clients.subscriptions().subscriptions.list_locations(subscription):
+        region_type = getattr(getattr(location, "metadata", None), "region_type", None)
+        if str(getattr(region_type, "value", region_type) or "Physical") != "Physical":
+            continue
+        if location.name:
+            out.append(location.name)
+    return sorted(out)
+
+
 def list_registries(clients: ClientFactory) -> list[RegistrySummary]:
     """The subscription's container registries, sorted by name."""
     import re
@@ -203,6 +218,7 @@ __all__ = [
     "AcrDataPlane",
     "GroupSummary",
     "RegistrySummary",
+    "list_locations",
     "list_registries",
     "list_repositories",
     "list_resource_groups",

@@ -147,7 +147,9 @@ class ServicesBackend:
             raise
 
     def locations(self) -> list[str]:
-        return []
+        from app.services.lookups import list_locations
+
+        return list_locations(self.clients)
 
     def registries(self) -> list[str] | None:
         """Names of the subscription's registries (remembered for the data-plane calls)."""

@@ -83,6 +83,9 @@ def test_basics_offers_existing_resource_groups(qtbot, gui: MainWindow) -> None:
     window = gui
     basics = window.pages["basics"]
     window.go("basics")
+    # Regions come from the subscription (switzerlandnorth is not in the built-in list).
+    qtbot.waitUntil(lambda: basics.location.findText("switzerlandnorth") >= 0, timeout=10_000)
+    assert basics.location.currentText() == "westeurope"
     combo = basics.existing_groups
     qtbot.waitUntil(lambda: combo.findText(GROUP) >= 0, timeout=10_000)
     assert combo.isVisible()

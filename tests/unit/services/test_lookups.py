@@ -15,6 +15,7 @@ from app.sandbox.registry import push_package
 from app.services.clients import ClientFactory
 from app.services.lookups import (
     RegistrySummary,
+    list_locations,
     list_registries,
     list_repositories,
     list_resource_groups,
@@ -84,3 +85,9 @@ def test_registries_repositories_and_tags(target: CloudTarget, clients: ClientFa
     missing = RegistrySummary(f"missing{tag}", f"missing{tag}.azurecr.io", "", False)
     with pytest.raises(BadInput, match="does not exist"):
         list_repositories(target, missing)
+
+
+def test_locations_are_the_subscriptions_physical_regions(clients: ClientFactory) -> None:
+    regions = list_locations(clients)
+    assert "westeurope" in regions and "switzerlandnorth" in regions
+    assert regions == sorted(regions) and all(r == r.lower() and " " not in r for r in regions)
