@@ -292,11 +292,17 @@ class ServicesBackend:
 
     # -- clean up ------------------------------------------
     def group_info(self, group: str) -> GroupInfo:
-        items = self._group_items(group)
-        if items is None:
+        from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE
+        from app.services.steps import get_or_none
+
+        existing = get_or_none(self.clients.resources().resource_groups.get, group)
+        items = self._group_items(group) if existing is not None else None
+        if existing is None or items is None:
             return GroupInfo(False)
-        # The created-by tag is checked by delete_group, which refuses with NotPermitted.
-        return GroupInfo(True, True, [GroupResource(i.name, i.type) for i in items])
+        # The dialog offers "delete anyway" for a group we did not create (delete_group
+        # refuses it unless forced).
+        ours = (existing.tags or {}).get(CREATED_BY_TAG) == CREATED_BY_VALUE
+        return GroupInfo(True, ours, [GroupResource(i.name, i.type) for i in items])
 
     def delete_group(self, group: str, progress: Callable[[str], None],
                      force: bool = False) -> None:

@@ -53,3 +53,24 @@ def test_existing_shows_managed_redis_cluster_and_database_rows(backend: Service
     assert set(backend.existing(spec)) == {"resource-group", "cache-cluster", "cache"}
     backend.delete_group(spec.resource_group.name, lambda _text: None)
     assert not backend.group_exists(spec)
+
+
+def test_group_info_says_whether_we_created_the_group(backend: ServicesBackend) -> None:
+    from app.errors import NotPermitted
+
+    tag = uuid.uuid4().hex[:8]
+    groups = backend.clients.resources().resource_groups
+    ours, theirs = f"rg-ours-{tag}", f"rg-theirs-{tag}"
+    groups.create_or_update(ours, {"location": "westeurope",
+                                   "tags": {"created-by": "mlcache-deploy"}})
+    groups.create_or_update(theirs, {"location": "westeurope"})
+    assert backend.group_info(ours).created_by_us is True
+    info = backend.group_info(theirs)
+    assert info.exists and info.created_by_us is False and info.resources == []
+    assert backend.group_info(f"rg-missing-{tag}").exists is False
+    assert {ours, theirs} <= set(backend.resource_groups())
+    with pytest.raises(NotPermitted):
+        backend.delete_group(theirs, lambda _text: None)
+    backend.delete_group(theirs, lambda _text: None, force=True)
+    backend.delete_group(ours, lambda _text: None)
+    assert not ({ours, theirs} & set(backend.resource_groups()))
