@@ -160,3 +160,26 @@ def test_wizard_deploy_checks_the_opened_specs_model_folder(qtbot, gui: MainWind
     assert "nothing was created" in refused.value.message
     assert str(folder.resolve() / "model") in refused.value.message
     assert not backend.group_exists(window.session.spec)
+
+
+def test_cleanup_of_a_group_we_did_not_create_needs_delete_anyway(qtbot, gui: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window = gui
+    backend = window.session.backend
+    assert backend is not None
+    foreign = f"rg-foreign-{TAG}"
+    backend.clients.resources().resource_groups.create_or_update(  # type: ignore[attr-defined]
+        foreign, {"location": "westeurope"})
+    type_into(qtbot, window.pages["basics"].group.edit, foreign)
+    dialog = window.open_cleanup()
+    qtbot.waitUntil(lambda: dialog.info is not None, timeout=10_000)
+    assert dialog.info is not None and dialog.info.created_by_us is False
+    assert dialog.force.isVisible()
+    assert "not tagged created-by: mlcache-deploy" in dialog.summary.text()
+    dialog.confirm.setText(foreign)
+    assert not dialog.delete_button.isEnabled()
+    dialog.force.setChecked(True)
+    assert dialog.delete_button.isEnabled()
+    dialog.delete()
+    qtbot.waitUntil(lambda: dialog.gone, timeout=30_000)
+    assert foreign not in backend.resource_groups()
+    dialog.close()
