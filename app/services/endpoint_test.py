@@ -137,7 +137,11 @@ class ScoringClient:
             )
         except requests.RequestException as exc:
             latency = (time.perf_counter() - started) * 1000
-            return CallResult(0, latency, "", None, redact(f"{type(exc).__name__}: {exc}"))
+            from app.services.steps import plain_request_error
+
+            # Plain words first; the exception's own text is the detail.
+            error = f"{plain_request_error(exc)} — {type(exc).__name__}: {exc}"
+            return CallResult(0, latency, "", None, redact(error))
         latency = (time.perf_counter() - started) * 1000
         try:
             body: Any = response.json()

@@ -45,3 +45,24 @@ def test_percentile_and_call_json() -> None:
         "status": 200, "latency_ms": 12.346, "cache": "HIT", "body": {"predictions": [2]}
     }
     assert CallResult(0, 1.0, "", None, "ConnectionError").as_dict()["error"] == "ConnectionError"
+
+
+def test_a_call_to_a_host_that_is_not_listening_says_so_in_plain_words() -> None:
+    import socket
+
+    from app.services.endpoint_test import Endpoint, ScoringClient
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on `port` any more.
+    endpoint = Endpoint(f"https://127.0.0.1:{port}/api/score",
+                        f"https://127.0.0.1:{port}/api/health", "function-key-123")
+    client = ScoringClient(endpoint, True, timeout=5)
+    try:
+        result = client.call(b"{}")
+    finally:
+        client.close()
+    assert result.status == 0
+    assert result.error.startswith("not answering yet (connection refused)")
+    assert "function-key-123" not in result.error
