@@ -9,16 +9,17 @@ exchanging the signed-in identity's Microsoft Entra token.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from app.errors import BadInput, NotPermitted, ServiceFailure
+from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE
 from app.services.clients import ClientFactory
 from app.services.redaction import register_secret
 from app.services.steps import plain_request_error
 from app.services.target import CloudTarget
 
-CREATED_BY = ("created-by", "mlcache-deploy")
 # Pages of a data-plane listing followed at most (100 names per page).
 MAX_PAGES = 50
 
@@ -44,7 +45,7 @@ def list_resource_groups(clients: ClientFactory) -> list[GroupSummary]:
     for group in clients.resources().resource_groups.list():
         tags = group.tags or {}
         out.append(GroupSummary(group.name or "", group.location or "",
-                                tags.get(CREATED_BY[0]) == CREATED_BY[1]))
+                                tags.get(CREATED_BY_TAG) == CREATED_BY_VALUE))
     return sorted(out, key=lambda g: g.name.lower())
 
 
@@ -65,8 +66,6 @@ def list_locations(clients: ClientFactory) -> list[str]:
 
 def list_registries(clients: ClientFactory) -> list[RegistrySummary]:
     """The subscription's container registries, sorted by name."""
-    import re
-
     out = []
     for registry in clients.registry().registries.list():
         name = registry.name or ""
