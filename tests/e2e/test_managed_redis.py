@@ -17,6 +17,7 @@ from azure.mgmt.web import WebSiteManagementClient
 
 from app.sandbox import Sandbox
 from app.sandbox.processes import processes_mentioning
+from app.sandbox.sample_site import sdk_kwargs
 from app.services.managed_redis import BLOCKED_CODE, BLOCKED_MESSAGE, switch_to_managed_redis
 from app.spec import load_spec, save_spec
 from tests.e2e.test_cli import Cli, events, finished, make_spec, resource_client
@@ -46,10 +47,7 @@ def run(tmp_path: Path) -> Cli:
 
 
 def _client(cls: Any, sandbox: Sandbox) -> Any:
-    return cls(
-        sandbox.credential(), sandbox.subscription_id, base_url=sandbox.endpoint,
-        credential_scopes=[sandbox.credential_scope], connection_verify=str(sandbox.ca_cert),
-    )
+    return cls(**sdk_kwargs(sandbox))
 
 
 def test_managed_redis_deploy_test_cleanup_leaves_nothing(

@@ -7,6 +7,8 @@ afterwards, so tests never see each other's resources.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +79,17 @@ def tls_client(host: Any, port: Any, ca: Path, password: Any) -> redis.Redis:
         socket_timeout=5,
         socket_connect_timeout=5,
         retry=None,  # redis-py would otherwise back off and retry a refused password
+    )
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`mlcache-deploy <args>` as a separate process, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

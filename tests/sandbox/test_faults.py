@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from app.errors import BadInput
 from app.sandbox import Sandbox
 from app.sandbox.faults import FaultFileError, load_faults, parse_rules
 from app.sandbox.processes import processes_mentioning
-from tests.sandbox.conftest import mgmt, tls_client
+from tests.sandbox.conftest import mgmt, run_cli, tls_client
 
 pytestmark = pytest.mark.sandbox
 
@@ -188,23 +186,7 @@ def test_serve_exits_2_on_unknown_fault_keys(tmp_path: Path, state_dir: Path) ->
     bad.write_text(
         json.dumps({"rules": [{"path": "x", "drop": True, "tpyo": 1}]}), encoding="utf-8"
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "sandbox",
-            "serve",
-            "--state-dir",
-            str(state_dir),
-            "--faults",
-            str(bad),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("sandbox", "serve", "--state-dir", str(state_dir), "--faults", str(bad))
     assert result.returncode == 2
     assert result.stdout == ""
     assert "unknown key(s) tpyo" in result.stderr

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from app.errors import BadInput
 from app.sandbox import Sandbox, SandboxProcess, connect
 from app.sandbox.api import CONNECTION_FILE
 from app.sandbox.processes import pid_alive, processes_mentioning
-from tests.sandbox.conftest import mgmt, tls_client
+from tests.sandbox.conftest import mgmt, run_cli, tls_client
 
 pytestmark = pytest.mark.sandbox
 
@@ -141,13 +140,7 @@ def test_one_sandbox_per_state_dir_and_connect(state_dir: Path, tmp_path: Path) 
         assert list(client.resource_groups.list()) == []
     with pytest.raises(BadInput):
         connect(state_dir)
-    status = subprocess.run(
-        [sys.executable, "-m", "app", "sandbox", "status", "--state-dir", str(state_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    status = run_cli("sandbox", "status", "--state-dir", str(state_dir))
     assert status.returncode == 1
     assert "no sandbox is running" in status.stdout
     with pytest.raises(BadInput, match="latency"):
@@ -200,23 +193,11 @@ def test_stop_command_stops_a_served_sandbox(
 ) -> None:
     proc, info = served
     _, redis_pid = _cache_in(state_dir, info)
-    status = subprocess.run(
-        [sys.executable, "-m", "app", "sandbox", "status", "--state-dir", str(state_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    status = run_cli("sandbox", "status", "--state-dir", str(state_dir))
     assert status.returncode == 0
     assert "served-cache" in status.stdout and info["endpoint"] in status.stdout
     assert info["token"] not in status.stdout
-    stop = subprocess.run(
-        [sys.executable, "-m", "app", "sandbox", "stop", "--state-dir", str(state_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    stop = run_cli("sandbox", "stop", "--state-dir", str(state_dir))
     assert stop.returncode == 0, stop.stderr
     assert proc.wait(10) == 0
     assert _wait_gone([redis_pid])
@@ -247,13 +228,7 @@ def test_serve_refuses_bad_input_with_exit_2(
 ) -> None:
     if store_text is not None:
         (state_dir / "store.json").write_text(store_text, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "sandbox", "serve", "--state-dir", str(state_dir), *extra],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("sandbox", "serve", "--state-dir", str(state_dir), *extra)
     assert result.returncode == 2
     assert result.stdout == ""
     assert message in result.stderr

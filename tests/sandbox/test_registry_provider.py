@@ -27,7 +27,7 @@ from app.sandbox.registry import (
     push_package,
 )
 
-from .conftest import mgmt, unique
+from .conftest import mgmt, run_cli, unique
 
 RTYPE = "Microsoft.ContainerRegistry/registries"
 
@@ -400,8 +400,6 @@ def test_failed_provisioning_carries_the_arm_code(tmp_path: Path) -> None:
 def test_cli_push_to_a_sandbox_in_another_process(tmp_path: Path) -> None:
     """`sandbox serve` in one process, `sandbox push` in another: the push goes over HTTPS."""
     import json
-    import subprocess
-    import sys
 
     from app.sandbox import SandboxProcess, connect
 
@@ -417,21 +415,14 @@ def test_cli_push_to_a_sandbox_in_another_process(tmp_path: Path) -> None:
         name = _registry(acr, "rg")
         package = _package(tmp_path / "pkg")
 
-        pushed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "app",
-                "sandbox",
-                "push",
-                str(package),
-                "--image",
-                f"{name}.azurecr.io/app:v1",
-                "--state-dir",
-                str(state),
-            ],
-            capture_output=True,
-            text=True,
+        pushed = run_cli(
+            "sandbox",
+            "push",
+            str(package),
+            "--image",
+            f"{name}.azurecr.io/app:v1",
+            "--state-dir",
+            str(state),
             timeout=120,
         )
         assert pushed.returncode == 0, pushed.stderr

@@ -26,6 +26,13 @@ def _auth(sb: Sandbox) -> dict[str, str]:
     return {"Authorization": f"Bearer {sb.token}"}
 
 
+def _get(sb: Sandbox, path: str, api_version: str | None = "2024-11-01") -> requests.Response:
+    """GET with the sandbox token, verified against the sandbox CA."""
+    return requests.get(
+        _url(sb, path, api_version), headers=_auth(sb), verify=str(sb.ca_cert), timeout=10
+    )
+
+
 def test_request_without_token_gets_401_arm_error(sandbox: Sandbox) -> None:
     response = requests.get(
         _url(sandbox, "/subscriptions"), verify=str(sandbox.ca_cert), timeout=10
@@ -46,38 +53,18 @@ def test_wrong_token_is_refused_by_the_sdk(sandbox: Sandbox) -> None:
 
 
 def test_missing_and_malformed_api_version(sandbox: Sandbox) -> None:
-    missing = requests.get(
-        _url(sandbox, "/subscriptions", None),
-        headers=_auth(sandbox),
-        verify=str(sandbox.ca_cert),
-        timeout=10,
-    )
+    missing = _get(sandbox, "/subscriptions", None)
     assert missing.status_code == 400
     assert missing.json()["error"]["code"] == "MissingApiVersionParameter"
-    bad = requests.get(
-        _url(sandbox, "/subscriptions", "yesterday"),
-        headers=_auth(sandbox),
-        verify=str(sandbox.ca_cert),
-        timeout=10,
-    )
+    bad = _get(sandbox, "/subscriptions", "yesterday")
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "InvalidApiVersionParameter"
-    preview = requests.get(
-        _url(sandbox, "/subscriptions", "2031-01-01-preview"),
-        headers=_auth(sandbox),
-        verify=str(sandbox.ca_cert),
-        timeout=10,
-    )
+    preview = _get(sandbox, "/subscriptions", "2031-01-01-preview")
     assert preview.status_code == 200
 
 
 def test_unknown_subscription_and_unknown_type(sandbox: Sandbox) -> None:
-    other = requests.get(
-        _url(sandbox, "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups"),
-        headers=_auth(sandbox),
-        verify=str(sandbox.ca_cert),
-        timeout=10,
-    )
+    other = _get(sandbox, "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups")
     assert other.status_code == 404
     assert other.json()["error"]["code"] == "SubscriptionNotFound"
     unknown = requests.get(
@@ -96,9 +83,7 @@ def test_unknown_subscription_and_unknown_type(sandbox: Sandbox) -> None:
 
 def test_paths_are_case_insensitive(sandbox: Sandbox, group: str) -> None:
     path = f"/SUBSCRIPTIONS/{sandbox.subscription_id.upper()}/ResourceGroups/{group.upper()}"
-    response = requests.get(
-        _url(sandbox, path), headers=_auth(sandbox), verify=str(sandbox.ca_cert), timeout=10
-    )
+    response = _get(sandbox, path)
     assert response.status_code == 200
     assert response.json()["name"] == group
 

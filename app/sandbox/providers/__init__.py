@@ -163,21 +163,31 @@ class Provider:
 
     # helpers for subclasses
 
-    @staticmethod
     def resource_routes(
+        self,
         rtype: str,
         name_param: str,
         *,
-        list_all: Handler,
-        list_group: Handler,
-        get: Handler,
         put: Handler,
         patch: Handler,
         delete: Handler,
+        view: Callable[[Record], dict[str, Any]] | None = None,
     ) -> tuple[str, list[BaseRoute]]:
         """ARM's routes for one resource type (`Namespace/type`): list in the subscription
-        and in a group, GET/PUT/PATCH/DELETE one. Returns the one-resource path (for its
-        actions) and the routes."""
+        and in a group, GET/PUT/PATCH/DELETE one. Lists and GET answer `view(record)`
+        (default: the stored body). Returns the one-resource path (for its actions) and
+        the routes."""
+        show = view or (lambda record: record["body"])
+
+        async def list_all(request: Request) -> Response:
+            return self.list_response(request, rtype, in_group=False, view=show)
+
+        async def list_group(request: Request) -> Response:
+            return self.list_response(request, rtype, in_group=True, view=show)
+
+        async def get(request: Request) -> Response:
+            return json_response(show(self.lookup(request, rtype, name_param)[1]))
+
         sub = "/subscriptions/{subscriptionId}"
         in_group = f"{sub}/resourceGroups/{{resourceGroupName}}/providers/{rtype}"
         one = f"{in_group}/{{{name_param}}}"

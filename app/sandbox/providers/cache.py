@@ -180,9 +180,6 @@ class CacheProvider(RedisBackedProvider):
         one, crud = self.resource_routes(
             "Microsoft.Cache/redis",
             "name",
-            list_all=self.list_all,
-            list_group=self.list_group,
-            get=self.get,
             put=self.put,
             patch=self.patch,
             delete=self.delete,
@@ -405,16 +402,6 @@ class CacheProvider(RedisBackedProvider):
         if self.ctx.store.find_by_name(RTYPE, name) is not None:
             raise _name_taken(name)
         return empty_response(200)
-
-    async def list_all(self, request: Request) -> Response:
-        return self.list_response(request, RTYPE, in_group=False)
-
-    async def list_group(self, request: Request) -> Response:
-        return self.list_response(request, RTYPE, in_group=True)
-
-    async def get(self, request: Request) -> Response:
-        _, record = self._lookup(request)
-        return json_response(record["body"])
 
     async def put(self, request: Request) -> Response:
         group = request.path_params["resourceGroupName"]

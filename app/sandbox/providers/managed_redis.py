@@ -159,7 +159,6 @@ class ManagedRedisProvider(RedisBackedProvider):
         sub = "/subscriptions/{subscriptionId}"
         one, clusters = self.resource_routes(
             RTYPE, "clusterName",
-            list_all=self.list_all, list_group=self.list_group, get=self.get_cluster,
             put=self.put_cluster, patch=self.patch_cluster, delete=self.delete_cluster,
         )
         dbs = one + "/databases"
@@ -318,16 +317,6 @@ class ManagedRedisProvider(RedisBackedProvider):
         return json_response(body)
 
     # routes: clusters
-
-    async def list_all(self, request: Request) -> Response:
-        return self.list_response(request, RTYPE, in_group=False)
-
-    async def list_group(self, request: Request) -> Response:
-        return self.list_response(request, RTYPE, in_group=True)
-
-    async def get_cluster(self, request: Request) -> Response:
-        _, record = self._cluster(request)
-        return json_response(record["body"])
 
     def _parse_cluster(self, body: dict[str, Any]) -> re_models.Cluster:
         cluster = parse_model(re_models.Cluster.deserialize, body)

@@ -86,9 +86,6 @@ class RegistryProvider(Provider):
         registry, crud = self.resource_routes(
             RTYPE,
             "registryName",
-            list_all=self.list_all,
-            list_group=self.list_group,
-            get=self.get,
             put=self.create,
             patch=self.update,
             delete=self.delete,
@@ -182,15 +179,6 @@ class RegistryProvider(Provider):
             return json_response({"nameAvailable": True})
         reason, message = problem
         return json_response({"nameAvailable": False, "reason": reason, "message": message})
-
-    async def list_all(self, request: Request) -> Response:
-        return self.list_response(request, RTYPE, in_group=False)
-
-    async def list_group(self, request: Request) -> Response:
-        return self.list_response(request, RTYPE, in_group=True)
-
-    async def get(self, request: Request) -> Response:
-        return json_response(self._record(request)["body"])
 
     async def create(self, request: Request) -> Response:
         self.subscription_matches(request)

@@ -9,6 +9,7 @@ Resource groups behave as ARM documents them: PUT creates (201) or updates
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -98,19 +99,35 @@ def region_names() -> list[str]:
     return [name for name, *_ in REGIONS]
 
 
-def location_of(body: dict[str, Any]) -> str:
-    """A create body's `location` as a region name, or the 400 App Service and ACR answer."""
+def _no_provider_in(location: str) -> ArmError:
+    return ArmError(
+        400,
+        "NoRegisteredProviderFound",
+        f"No registered resource provider found for location '{location}'. The supported "
+        f"locations are '{', '.join(region_names())}'.",
+    )
+
+
+def _no_group_in(location: str) -> ArmError:
+    return ArmError(
+        400,
+        "LocationNotAvailableForResourceGroup",
+        f"The provided location '{location}' is not available for resource group. "
+        f"List of available regions is '{','.join(region_names())}'.",
+    )
+
+
+def location_of(
+    body: dict[str, Any], unavailable: Callable[[str], ArmError] = _no_provider_in
+) -> str:
+    """A create body's `location` as a region name, or ARM's 400 (`unavailable(location)`
+    for a region the sandbox lacks: by default what App Service and ACR answer)."""
     location = body.get("location")
     if not isinstance(location, str) or not location:
         raise location_required()
     region = normalize_location(location)
     if region is None:
-        raise ArmError(
-            400,
-            "NoRegisteredProviderFound",
-            f"No registered resource provider found for location '{location}'. The supported "
-            f"locations are '{', '.join(region_names())}'.",
-        )
+        raise unavailable(location)
     return region
 
 
@@ -279,17 +296,7 @@ class ResourcesProvider(Provider):
                 "underscores, hyphens, periods (not at the end) and parentheses, up to 90 "
                 "characters.",
             )
-        location = body.get("location")
-        if not isinstance(location, str) or not location:
-            raise location_required()
-        region = normalize_location(location)
-        if region is None:
-            raise ArmError(
-                400,
-                "LocationNotAvailableForResourceGroup",
-                f"The provided location '{location}' is not available for resource group. "
-                f"List of available regions is '{','.join(region_names())}'.",
-            )
+        region = location_of(body, _no_group_in)
         tags = _tags(body)
         with self.ctx.store.transaction() as store:
             existing = store.group(name)
@@ -306,7 +313,7 @@ class ResourcesProvider(Provider):
                     raise ArmError(
                         409,
                         "InvalidResourceGroupLocation",
-                        f"Invalid resource group location '{location}'. The Resource group "
+                        f"Invalid resource group location '{body['location']}'. The Resource group "
                         f"already exists in location '{current['location']}'.",
                     )
                 current["tags"] = tags

@@ -66,9 +66,6 @@ class StorageProvider(Provider):
         one, crud = self.resource_routes(
             RTYPE,
             "accountName",
-            list_all=self.list_all,
-            list_group=self.list_group,
-            get=self.get,
             put=self.put,
             patch=self.patch,
             delete=self.delete,
@@ -119,16 +116,6 @@ class StorageProvider(Provider):
         else:
             answer = {"nameAvailable": True}
         return json_response(answer)
-
-    async def list_all(self, request: Request) -> Response:
-        return self.list_response(request, RTYPE, in_group=False)
-
-    async def list_group(self, request: Request) -> Response:
-        return self.list_response(request, RTYPE, in_group=True)
-
-    async def get(self, request: Request) -> Response:
-        _, record = self._lookup(request)
-        return json_response(record["body"])
 
     def _parse(self, body: dict[str, Any], create: bool) -> dict[str, Any]:
         """Validated settable fields of a create (or PATCH) body."""

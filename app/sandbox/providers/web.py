@@ -140,18 +140,15 @@ def _properties(body: dict[str, Any]) -> dict[str, Any]:
 
 def _settings_list(value: Any) -> dict[str, str]:
     """siteConfig.appSettings ([{name, value}]) as a dict, or ARM's 400."""
+    shapeless = ArmError(
+        400, "InvalidRequestContent", "siteConfig.appSettings must be a list of {name, value}."
+    )
     if not isinstance(value, list):
-        raise ArmError(
-            400, "InvalidRequestContent", "siteConfig.appSettings must be a list of {name, value}."
-        )
+        raise shapeless
     settings: dict[str, str] = {}
     for item in value:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise ArmError(
-                400,
-                "InvalidRequestContent",
-                "siteConfig.appSettings must be a list of {name, value}.",
-            )
+            raise shapeless
         raw = item.get("value")
         settings[item["name"]] = "" if raw is None else str(raw)
     return settings
@@ -208,22 +205,18 @@ class WebProvider(Provider):
         _, plans = self.resource_routes(
             PLAN_TYPE,
             "planName",
-            list_all=self.list_all_plans,
-            list_group=self.list_plans,
-            get=self.get_plan,
             put=self.put_plan,
             patch=self.patch_plan,
             delete=self.delete_plan,
+            view=self._plan_view,
         )
         site, sites = self.resource_routes(
             SITE_TYPE,
             "siteName",
-            list_all=self.list_all_sites,
-            list_group=self.list_sites,
-            get=self.get_site,
             put=self.put_site,
             patch=self.patch_site,
             delete=self.delete_site,
+            view=self._site_view,
         )
         return [
             arm_route(
@@ -326,12 +319,17 @@ class WebProvider(Provider):
         body["properties"]["numberOfSites"] = len(self._sites_on_plan(body["id"]))
         return body
 
-    def _site_view(self, record: Record) -> dict[str, Any]:
-        body = copy.deepcopy(record["body"])
+    @staticmethod
+    def _shown_config(record: Record) -> dict[str, Any]:
+        """siteConfig as ARM shows it: settings and connection strings have their own APIs."""
         config = dict(record["private"]["siteConfig"])
         config["appSettings"] = None
         config["connectionStrings"] = None
-        body["properties"]["siteConfig"] = config
+        return config
+
+    def _site_view(self, record: Record) -> dict[str, Any]:
+        body = copy.deepcopy(record["body"])
+        body["properties"]["siteConfig"] = self._shown_config(record)
         return body
 
     def _spec(self, record: Record) -> SiteSpec:
@@ -412,15 +410,6 @@ class WebProvider(Provider):
         return json_response({"nameAvailable": False, "reason": reason, "message": message})
 
     # -- plans -------------------------------------------------------------------------
-
-    async def list_all_plans(self, request: Request) -> Response:
-        return self.list_response(request, PLAN_TYPE, in_group=False, view=self._plan_view)
-
-    async def list_plans(self, request: Request) -> Response:
-        return self.list_response(request, PLAN_TYPE, in_group=True, view=self._plan_view)
-
-    async def get_plan(self, request: Request) -> Response:
-        return json_response(self._plan_view(self._plan_record(request)))
 
     @staticmethod
     def _plan_sku(body: dict[str, Any]) -> dict[str, Any]:
@@ -550,15 +539,6 @@ class WebProvider(Provider):
         return empty_response(200)
 
     # -- sites -------------------------------------------------------------------------
-
-    async def list_all_sites(self, request: Request) -> Response:
-        return self.list_response(request, SITE_TYPE, in_group=False, view=self._site_view)
-
-    async def list_sites(self, request: Request) -> Response:
-        return self.list_response(request, SITE_TYPE, in_group=True, view=self._site_view)
-
-    async def get_site(self, request: Request) -> Response:
-        return json_response(self._site_view(self._site_record(request)))
 
     def _resolve_plan(self, plan_id: Any) -> Record:
         if not isinstance(plan_id, str) or not plan_id:
@@ -758,15 +738,12 @@ class WebProvider(Provider):
 
     def _config_resource(self, record: Record) -> dict[str, Any]:
         body = record["body"]
-        config = dict(record["private"]["siteConfig"])
-        config["appSettings"] = None
-        config["connectionStrings"] = None
         return {
             "id": body["id"] + "/config/web",
             "name": body["name"],
             "type": "Microsoft.Web/sites/config",
             "location": body["location"],
-            "properties": config,
+            "properties": self._shown_config(record),
         }
 
     async def put_app_settings(self, request: Request) -> Response:
