@@ -32,6 +32,11 @@ from .conftest import mgmt, run_cli, unique
 RTYPE = "Microsoft.ContainerRegistry/registries"
 
 
+def _push_command(command: str, package: Path | str, image: str, state: Path | str) -> int:
+    """`mlcache-deploy sandbox push` or `package push`, in this process; the exit code."""
+    return main([command, "push", str(package), "--image", image, "--state-dir", str(state)])
+
+
 @pytest.fixture(scope="module")
 def acr(sandbox: Sandbox) -> ContainerRegistryManagementClient:
     return mgmt(ContainerRegistryManagementClient, sandbox)
@@ -288,83 +293,31 @@ def test_cli_push(
     package = _package(tmp_path / "pkg")
     state = str(sandbox.state_dir)
 
-    code = main(
-        [
-            "sandbox",
-            "push",
-            str(package),
-            "--image",
-            f"{name}.azurecr.io/app:v1",
-            "--state-dir",
-            state,
-        ]
-    )
+    code = _push_command("sandbox", package, f"{name}.azurecr.io/app:v1", state)
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.strip() == f"{name}.azurecr.io/app:v1@{package_digest(package)}"
 
-    code = main(
-        [
-            "package",
-            "push",
-            str(package),
-            "--image",
-            f"{name}.azurecr.io/app:v2",
-            "--state-dir",
-            state,
-        ]
-    )
+    code = _push_command("package", package, f"{name}.azurecr.io/app:v2", state)
     assert code == 0
     capsys.readouterr()
     tags = _get(sandbox, name, "app/tags/list", headers=_bearer(sandbox))
     assert tags.json()["tags"] == ["v1", "v2"]
 
-    code = main(
-        ["sandbox", "push", str(package), "--image", "not-a-reference", "--state-dir", state]
-    )
+    code = _push_command("sandbox", package, "not-a-reference", state)
     out, err = capsys.readouterr()
     assert code == 2 and "error: --image" in err and "Traceback" not in err
 
     missing = unique("ghost")
-    code = main(
-        [
-            "sandbox",
-            "push",
-            str(package),
-            "--image",
-            f"{missing}.azurecr.io/app:v1",
-            "--state-dir",
-            state,
-        ]
-    )
+    code = _push_command("sandbox", package, f"{missing}.azurecr.io/app:v1", state)
     out, err = capsys.readouterr()
     assert code == 2 and f"registry {missing} does not exist" in err
 
-    code = main(
-        [
-            "sandbox",
-            "push",
-            str(tmp_path / "nope"),
-            "--image",
-            f"{name}.azurecr.io/app:v1",
-            "--state-dir",
-            state,
-        ]
-    )
+    code = _push_command("sandbox", tmp_path / "nope", f"{name}.azurecr.io/app:v1", state)
     out, err = capsys.readouterr()
     assert code == 2 and "is not a folder" in err
 
-    code = main(
-        [
-            "sandbox",
-            "push",
-            str(package),
-            "--image",
-            f"{name}.azurecr.io/app:v1",
-            "--state-dir",
-            str(tmp_path / "no-sandbox"),
-        ]
-    )
+    code = _push_command("sandbox", package, f"{name}.azurecr.io/app:v1", tmp_path / "no-sandbox")
     out, err = capsys.readouterr()
     assert code == 2 and "no sandbox is running" in err
 

@@ -14,6 +14,14 @@ Lifecycle hooks, all called by the sandbox:
   stop()             the sandbox stops: stop every backing process (the store
                      keeps the resources, `start()` revives them next time)
 
+Helpers on `Provider` do what every ARM resource type does alike, so each
+provider writes only its own wire format: `resource_routes` (list/get/put/
+patch/delete routes, lists and GET answered from the store), `lookup`/`locate`
+(the record a path names, ARM's 404), `put_new` (create under a global name),
+`delete_operation` (a repeated DELETE joins the running one),
+`remove_after_teardown` and `mark_failed` (operation handlers). The Redis-backed
+providers share `redis_base.RedisBackedProvider` on top of this.
+
 `PROVIDER_CLASSES` lists the modules loaded; a module that is not importable
 yet (written by someone else, later) is skipped with a log line.
 """
@@ -223,6 +231,17 @@ class Provider:
             params = request.path_params
             raise not_found(rtype, params[name_param], params["resourceGroupName"])
         return rid, record
+
+    def write_target(self, request: Request, rtype: str, name_param: str) -> tuple[Record, str]:
+        """For a PUT: the group's record (404, or 409 while it is being deleted) and the id
+        of the resource the path names, with the group spelled as it was created."""
+        group_record = self.ctx.require_group(
+            request.path_params["resourceGroupName"], for_write=True
+        )
+        name = request.path_params[name_param]
+        return group_record, resource_id(
+            self.ctx.subscription_id, group_record["body"]["name"], rtype, name
+        )
 
     def list_response(
         self,

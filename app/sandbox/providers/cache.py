@@ -33,7 +33,6 @@ from app.sandbox.arm import (
     location_required,
     parse_model,
     read_json,
-    resource_id,
 )
 from app.sandbox.operations import OperationKind, OpRecord
 from app.sandbox.providers.redis_base import (
@@ -404,11 +403,9 @@ class CacheProvider(RedisBackedProvider):
         return empty_response(200)
 
     async def put(self, request: Request) -> Response:
-        group = request.path_params["resourceGroupName"]
         name = request.path_params["name"]
         body = await read_json(request)
-        group_record = self.ctx.require_group(group, for_write=True)
-        rid = resource_id(self.ctx.subscription_id, group_record["body"]["name"], RTYPE, name)
+        group_record, rid = self.write_target(request, RTYPE, "name")
         existing = self.ctx.store.resource(rid)
         params = self._parse_create(body)
         sku = validate_sku(dict(params.sku.serialize()))

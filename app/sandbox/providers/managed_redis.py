@@ -53,7 +53,6 @@ from app.sandbox.arm import (
     not_found,
     parse_model,
     read_json,
-    resource_id,
 )
 from app.sandbox.operations import OperationKind, OpRecord
 from app.sandbox.providers.redis_base import (
@@ -337,11 +336,9 @@ class ManagedRedisProvider(RedisBackedProvider):
         return tls
 
     async def put_cluster(self, request: Request) -> Response:
-        group = request.path_params["resourceGroupName"]
         name = request.path_params["clusterName"]
         body = await read_json(request)
-        group_record = self.ctx.require_group(group, for_write=True)
-        rid = resource_id(self.ctx.subscription_id, group_record["body"]["name"], RTYPE, name)
+        group_record, rid = self.write_target(request, RTYPE, "clusterName")
         cluster = self._parse_cluster(body)
         sku = validate_sku(str(cluster.sku.name))
         existing = self.ctx.store.resource(rid)

@@ -27,7 +27,6 @@ from app.sandbox.arm import (
     location_not_available,
     location_required,
     read_json,
-    resource_id,
 )
 from app.sandbox.operations import OperationKind, OpRecord, utc_now
 from app.sandbox.providers import Provider, new_access_key
@@ -175,12 +174,10 @@ class StorageProvider(Provider):
         return fields
 
     async def put(self, request: Request) -> Response:
-        group = request.path_params["resourceGroupName"]
         name = request.path_params["accountName"]
         body = await read_json(request)
-        group_record = self.ctx.require_group(group, for_write=True)
+        group_record, rid = self.write_target(request, RTYPE, "accountName")
         fields = self._parse(body, create=True)
-        rid = resource_id(self.ctx.subscription_id, group_record["body"]["name"], RTYPE, name)
         existing = self.ctx.store.resource(rid)
         if existing is not None:
             with self.ctx.store.transaction():

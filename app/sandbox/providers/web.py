@@ -604,13 +604,7 @@ class WebProvider(Provider):
                 current = record["body"]
                 current["kind"] = body.get("kind") or current.get("kind")
                 current["tags"] = string_tags(body)
-                self._apply_site_properties(current, props, plan)
-                if config_in:
-                    record["private"]["siteConfig"] = _merge_config(
-                        record["private"]["siteConfig"], config_in
-                    )
-                if settings is not None:
-                    record["private"]["appSettings"] = settings
+                self._change_site(record, props, plan, config_in, settings)
             answer = self._site_view(record)
             spec = self._spec(record)
         self.runtime.apply(spec)
@@ -696,17 +690,29 @@ class WebProvider(Provider):
             record = self._site_record(request)
             if body.get("tags") is not None:
                 record["body"]["tags"] = string_tags(body)
-            self._apply_site_properties(record["body"], props, plan)
-            if config_in:
-                record["private"]["siteConfig"] = _merge_config(
-                    record["private"]["siteConfig"], config_in
-                )
-            if settings is not None:
-                record["private"]["appSettings"] = settings
+            self._change_site(record, props, plan, config_in, settings)
             answer = self._site_view(record)
             spec = self._spec(record)
         self.runtime.apply(spec)
         return json_response(answer)
+
+    def _change_site(
+        self,
+        record: Record,
+        props: dict[str, Any],
+        plan: Record | None,
+        config_in: dict[str, Any],
+        settings: dict[str, str] | None,
+    ) -> None:
+        """A PUT or PATCH on an existing site: properties, siteConfig changes, and the
+        app settings when given (callers hold the store's transaction)."""
+        self._apply_site_properties(record["body"], props, plan)
+        if config_in:
+            record["private"]["siteConfig"] = _merge_config(
+                record["private"]["siteConfig"], config_in
+            )
+        if settings is not None:
+            record["private"]["appSettings"] = settings
 
     async def delete_site(self, request: Request) -> Response:
         sid, record = self.locate(request, SITE_TYPE, "siteName")
