@@ -23,7 +23,6 @@ import http.client
 import json
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,43 +61,19 @@ def local_target(work: Path, bypass: dict[str, float]) -> Iterator[Endpoint]:
     After the caller's measurement the redis-server is stopped and `bypass` is
     filled with the latency of scoring while the cache is down.
     """
-    import redis
-
     from app.sandbox.certs import CertificateAuthority
-    from app.sandbox.functionhost import FunctionHost, _free_port
+    from app.sandbox.functionhost import FunctionHost
+    from app.sandbox.processes import ProcessSupervisor
+    from app.sandbox.redishost import start_keyed_redis
 
     ca = CertificateAuthority(work / "ca")
-    redis_leaf = ca.issue_leaf(work / "redis", "redis")
     host_leaf = ca.issue_leaf(work / "host", "host")
     password, function_key = "bench-redis-key", "bench-function-key"
-    port = _free_port("127.0.0.1")
-    server = subprocess.Popen(
-        [
-            "/usr/bin/redis-server",
-            "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(port),
-            "--tls-cert-file", str(redis_leaf.cert_file),
-            "--tls-key-file", str(redis_leaf.key_file),
-            "--tls-ca-cert-file", str(ca.cert_file), "--tls-auth-clients", "no",
-            "--requirepass", password, "--save", "", "--appendonly", "no",
-            "--dir", str(work / "redis"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    supervisor = ProcessSupervisor()
     host = None
     try:
-        client = redis.Redis(
-            host="127.0.0.1", port=port, password=password, ssl=True, ssl_ca_certs=str(ca.cert_file)
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        server = start_keyed_redis(work / "redis", ca, password, supervisor)
+        port = server.spec.tls_port
         package = build_package(SAMPLE, work / "package").out_dir
         host = FunctionHost(
             package_dir=package,
@@ -118,15 +93,12 @@ def local_target(work: Path, bypass: dict[str, float]) -> Iterator[Endpoint]:
         endpoint = Endpoint("127.0.0.1", host.port, f"/api/score?code={function_key}", ca.cert_file)
         yield endpoint
         # Then the cache dies: what does scoring cost without it?
-        server.terminate()
-        server.wait(10)
+        server.stop()
         bypass.update(measure_bypass(endpoint, 100))
     finally:
         if host is not None:
             host.stop()
-        if server.poll() is None:
-            server.terminate()
-            server.wait(10)
+        supervisor.close()
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from app.sandbox.certs import LeafCertificate
+from app.sandbox.certs import CertificateAuthority, LeafCertificate
 from app.sandbox.processes import ProcessSupervisor, processes_mentioning, terminate_pid
 
 log = logging.getLogger("mlcache.sandbox.redis")
@@ -211,6 +211,27 @@ def _log_tail(directory: Path, lines: int = 8) -> str:
     except OSError:
         return ""
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def start_keyed_redis(
+    directory: Path, ca: CertificateAuthority, password: str, supervisor: ProcessSupervisor
+) -> RedisInstance:
+    """A TLS redis-server on a free port whose default user takes `password`, with no
+    memory limit: a cache for a function host run outside ARM (its tests, benchmarks)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    spec = RedisSpec(
+        directory=directory,
+        tls_port=free_port(),
+        plain_port=None,
+        key_hashes=[key_hash(password)],
+        maxmemory_bytes=0,
+        maxmemory_policy="noeviction",
+        maxclients=10000,
+        tls_protocols="TLSv1.2 TLSv1.3",
+        cert=ca.issue_leaf(directory, "server"),
+        ca_file=ca.cert_file,
+    )
+    return start_redis(spec, supervisor)
 
 
 def start_redis(spec: RedisSpec, supervisor: ProcessSupervisor) -> RedisInstance:

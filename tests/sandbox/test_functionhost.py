@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 
 from app.paths import resources_dir
 from app.sandbox.certs import CertificateAuthority
 from app.sandbox.functionhost import FunctionHost, starlette_path
+from app.sandbox.processes import ProcessSupervisor
+from app.sandbox.redishost import start_keyed_redis
 from app.services.packaging import build_package
 
 pytestmark = pytest.mark.sandbox
@@ -96,44 +97,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
 
 @pytest.fixture(scope="module")
 def redis_port(env: Env) -> Iterator[int]:
-    leaf = env.ca.issue_leaf(env.tmp / "redis", "redis")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            "/usr/bin/redis-server",
-            "--bind", "127.0.0.1",
-            "--port", "0",
-            "--tls-port", str(port),
-            "--tls-cert-file", str(leaf.cert_file),
-            "--tls-key-file", str(leaf.key_file),
-            "--tls-ca-cert-file", str(env.ca.cert_file),
-            "--tls-auth-clients", "no",
-            "--requirepass", REDIS_PASSWORD,
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(env.tmp / "redis"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(
-        host="127.0.0.1",
-        port=port,
-        password=REDIS_PASSWORD,
-        ssl=True,
-        ssl_ca_certs=str(env.ca.cert_file),
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            assert proc.poll() is None and time.monotonic() < deadline, "redis-server not up"
-            time.sleep(0.05)
-    yield port
-    proc.terminate()
-    proc.wait(10)
+    supervisor = ProcessSupervisor()
+    try:
+        server = start_keyed_redis(env.tmp / "redis", env.ca, REDIS_PASSWORD, supervisor)
+        yield server.spec.tls_port
+    finally:
+        supervisor.close()
 
 
 @pytest.fixture(scope="module")

@@ -170,12 +170,14 @@ def _settings_dict(value: Any) -> dict[str, str]:
     return settings
 
 
-def _site_config_in(value: Any) -> dict[str, Any]:
+def _site_config_in(value: Any) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """A request's siteConfig, and its appSettings as a dict (None when not given)."""
     if value is None:
-        return {}
+        return {}, None
     if not isinstance(value, dict):
         raise ArmError(400, "InvalidRequestContent", "'siteConfig' must be an object.")
-    return value
+    settings = value.get("appSettings")
+    return value, (_settings_list(settings) if settings is not None else None)
 
 
 def _merge_config(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -571,12 +573,7 @@ class WebProvider(Provider):
         location = location_of(body)
         props = _properties(body)
         plan = self._resolve_plan(props.get("serverFarmId"))
-        config_in = _site_config_in(props.get("siteConfig"))
-        settings = (
-            _settings_list(config_in["appSettings"])
-            if config_in.get("appSettings") is not None
-            else None
-        )
+        config_in, settings = _site_config_in(props.get("siteConfig"))
         await self._sync_delay(request, "web.site")
         with self.ctx.store.transaction() as store:
             record = store.resource(sid)
@@ -679,12 +676,7 @@ class WebProvider(Provider):
         props = _properties(body)
         record = self._site_record(request)
         plan = self._resolve_plan(props["serverFarmId"]) if props.get("serverFarmId") else None
-        config_in = _site_config_in(props.get("siteConfig"))
-        settings = (
-            _settings_list(config_in["appSettings"])
-            if config_in.get("appSettings") is not None
-            else None
-        )
+        config_in, settings = _site_config_in(props.get("siteConfig"))
         await self._sync_delay(request, "web.site")
         with self.ctx.store.transaction():
             record = self._site_record(request)
