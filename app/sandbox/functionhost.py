@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from app.sandbox.ports import free_port
+
 log = logging.getLogger("mlcache.functionhost")
 
 READY_LINE = b"READY\n"
@@ -53,13 +55,6 @@ _CONTRACT_PREFIXES = ("REDIS_",)
 
 class FunctionHostError(RuntimeError):
     """The host process did not come up; the message carries the end of its log."""
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -95,7 +90,7 @@ class FunctionHost:
         self.log_file = Path(log_file)
         self.host = host
         # Chosen once, so a restart (new settings, new image) keeps the address.
-        self._port = port or _free_port(host)
+        self._port = port or free_port(host)
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 

@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 import redis
 
 from app.sandbox.certs import CertificateAuthority, LeafCertificate
+from app.sandbox.ports import free_port
 from app.sandbox.processes import ProcessSupervisor, processes_mentioning, terminate_pid
 
 log = logging.getLogger("mlcache.sandbox.redis")
@@ -43,21 +43,6 @@ class RedisStartError(RuntimeError):
 
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def redis_server_version() -> str:

@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import pytest
 from app.paths import resources_dir
 from app.sandbox.certs import CertificateAuthority
 from app.sandbox.functionhost import FunctionHost, starlette_path
+from app.sandbox.ports import free_port
 from app.sandbox.processes import ProcessSupervisor
 from app.sandbox.redishost import start_keyed_redis
 from app.services.packaging import build_package
@@ -31,13 +31,6 @@ FUNCTION_KEY = "fk-test-0123456789"
 MASTER_KEY = "mk-test-9876543210"
 REDIS_PASSWORD = "redis-key-abcdef"
 SAMPLE = resources_dir() / "sample-model"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _pid_gone(pid: int) -> bool:
@@ -257,7 +250,7 @@ def test_exception_in_run_is_a_500_without_traceback_and_dead_cache_bypasses(
         ),
     )
     package = build_package(model, env.tmp / "failing-package").out_dir
-    dead = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(_free_port()), "REDIS_KEY": "x"}
+    dead = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(free_port()), "REDIS_KEY": "x"}
     host = env.host(package, dead, "failing")
     host.start()
     try:

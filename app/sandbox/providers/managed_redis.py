@@ -55,6 +55,7 @@ from app.sandbox.arm import (
     read_json,
 )
 from app.sandbox.operations import OperationKind, OpRecord
+from app.sandbox.ports import free_port, port_free
 from app.sandbox.providers.redis_base import (
     RedisBackedProvider,
     access_keys,
@@ -66,7 +67,7 @@ from app.sandbox.providers.redis_base import (
     tls_protocols,
 )
 from app.sandbox.providers.resources import normalize_location, tags_of
-from app.sandbox.redishost import RedisInstance, RedisSpec, RedisStartError, free_port, port_free
+from app.sandbox.redishost import RedisInstance, RedisSpec, RedisStartError
 from app.sandbox.store import Record
 
 log = logging.getLogger("mlcache.sandbox.redisenterprise")

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from app.sandbox.arm import ArmError
+from app.sandbox.ports import free_port
 from app.sandbox.providers import Provider, SandboxContext, new_access_key
 from app.sandbox.redishost import (
     RedisInstance,
     RedisSpec,
     RedisStartError,
-    free_port,
     key_hash,
     redis_server_version,
     start_redis,

@@ -42,6 +42,7 @@ from app.sandbox.arm import (
     read_json,
     resource_id,
 )
+from app.sandbox.ports import free_port, port_free
 from app.sandbox.providers import DATA_PLANE_ROOT, Provider, SandboxContext
 from app.sandbox.providers.registry import RTYPE as REGISTRY_TYPE
 from app.sandbox.providers.registry import packages_of
@@ -50,8 +51,6 @@ from app.sandbox.providers.web_runtime import (
     RegistryAccess,
     SiteRuntime,
     SiteSpec,
-    free_port,
-    port_is_free,
 )
 from app.sandbox.store import Record
 
@@ -263,7 +262,7 @@ class WebProvider(Provider):
         """Bring every site's host back (sandbox restart), keeping its port when free."""
         for record in self.ctx.store.resources(SITE_TYPE):
             port = int(record["private"]["port"])
-            if not port_is_free(port):
+            if not port_free(port, reuse_address=True):
                 with self.ctx.store.transaction():
                     port = free_port()
                     record["private"]["port"] = port

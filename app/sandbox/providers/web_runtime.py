@@ -110,22 +110,6 @@ class PullError(Exception):
         self.missing = missing
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def image_of(linux_fx_version: str) -> str | None:
     """The image named by `DOCKER|<image>`, or None for a code (non-container) site."""
     kind, sep, image = linux_fx_version.partition("|")
