@@ -39,6 +39,7 @@ from app.sandbox.ports import free_port, port_free
 from app.sandbox.providers.redis_base import (
     RedisBackedProvider,
     access_keys,
+    busy,
     free_port_besides,
     key_field,
     key_hashes,
@@ -472,12 +473,7 @@ class CacheProvider(RedisBackedProvider):
         props = record["body"]["properties"]
         state = props["provisioningState"]
         if state in ("Creating", "Deleting", "Updating", "Scaling"):
-            raise ArmError(
-                409,
-                "Conflict",
-                f"The cache '{record['body']['name']}' is busy ({state}); retry when the "
-                "operation has finished.",
-            )
+            raise busy("cache", record["body"]["name"], state)
         if state == "Failed":
             return self._reprovision(request, rid, record, params, sku, body)
         check_scaling(props["sku"], sku)

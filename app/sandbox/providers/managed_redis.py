@@ -59,6 +59,7 @@ from app.sandbox.ports import free_port, port_free
 from app.sandbox.providers.redis_base import (
     RedisBackedProvider,
     access_keys,
+    busy,
     free_port_besides,
     key_field,
     key_hashes,
@@ -406,11 +407,7 @@ class ManagedRedisProvider(RedisBackedProvider):
     ) -> Response:
         props = record["body"]["properties"]
         if props["provisioningState"] in _BUSY:
-            raise ArmError(
-                409, "Conflict",
-                f"The cluster '{record['body']['name']}' is busy ({props['provisioningState']}); "
-                "retry when the operation has finished.",
-            )
+            raise busy("cluster", record["body"]["name"], props["provisioningState"])
         if sku != record["body"]["sku"]["name"]:
             raise _bad("Scaling is not emulated by the sandbox: create a cluster with the new "
                        "SKU instead.", "sku.name")
@@ -559,11 +556,7 @@ class ManagedRedisProvider(RedisBackedProvider):
         database = record["private"]["databases"][name]
         props = database["body"]["properties"]
         if props["provisioningState"] in _BUSY:
-            raise ArmError(
-                409, "Conflict",
-                f"The database '{name}' is busy ({props['provisioningState']}); retry when the "
-                "operation has finished.",
-            )
+            raise busy("database", name, props["provisioningState"])
         given = body.get("properties") or {}
         if update.port not in (None, AZURE_PORT, props["port"]):
             raise _bad("The port of a database cannot be changed.", "properties.port")

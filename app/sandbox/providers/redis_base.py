@@ -70,6 +70,15 @@ def key_field(key_type: Any, bad: Callable[[str, str], ArmError]) -> str:
     return field
 
 
+def busy(what: str, name: str, state: str) -> ArmError:
+    """The RP's 409 for a change while an operation on the resource still runs."""
+    return ArmError(
+        409,
+        "Conflict",
+        f"The {what} '{name}' is busy ({state}); retry when the operation has finished.",
+    )
+
+
 class RedisBackedProvider(Provider):
     """A provider whose resources each run one redis-server, keyed by a resource id."""
 
