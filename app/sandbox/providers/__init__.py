@@ -22,15 +22,13 @@ patch/delete routes, lists and GET answered from the store), `lookup`/`locate`
 `remove_after_teardown` and `mark_failed` (operation handlers). The Redis-backed
 providers share `redis_base.RedisBackedProvider` on top of this.
 
-`PROVIDER_CLASSES` lists the modules loaded; a module that is not importable
-yet (written by someone else, later) is skipped with a log line.
+`PROVIDER_CLASSES` lists the provider modules, in routing order.
 """
 
 from __future__ import annotations
 
 import base64
 import importlib
-import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,7 +57,6 @@ from app.sandbox.store import Record, Store
 if TYPE_CHECKING:
     from app.sandbox.operations import OperationKind, Operations, OpRecord
 
-log = logging.getLogger("mlcache.sandbox")
 
 # Module path and class name of every provider; order = routing priority.
 PROVIDER_CLASSES: list[tuple[str, str]] = [
@@ -326,16 +323,13 @@ def new_access_key(nbytes: int = 32) -> str:
 
 
 def load_providers(ctx: SandboxContext) -> list[Provider]:
-    """Instantiate every provider module that exists; the sandbox routes to them in order."""
+    """Instantiate every provider; the sandbox routes to them in this order.
+
+    Imported here rather than at the top, since each provider module imports
+    this one for `Provider`.
+    """
     providers: list[Provider] = []
     for module_name, class_name in PROVIDER_CLASSES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                log.info("provider module %s not present; skipped", module_name)
-                continue
-            raise
-        cls = getattr(module, class_name)
+        cls = getattr(importlib.import_module(module_name), class_name)
         providers.append(cls(ctx))
     return providers
