@@ -22,11 +22,9 @@ another process. `list_repositories` / `list_tags` read the same data plane.
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import io
 import json
-import os
 import shutil
 import ssl
 import tarfile
@@ -40,17 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import BadInput, ServiceFailure
+from app.folders import folder_files, pack_folder
 from app.imageref import ImageReference, ImageReferenceError, parse_image_reference
 
 # Media type of a pushed package on the data plane (stands where an image manifest would).
 PACKAGE_MEDIA_TYPE = "application/vnd.mlcache.package.v1.tar+gzip"
-
-# Build and editor by-products that are not part of a package (Python writes
-# __pycache__ next to sources, so a package that has run once would change digest).
-_EXCLUDED_DIRS = frozenset(
-    {"__pycache__", ".git", ".venv", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"}
-)
-_EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 
 # A package is a small code folder plus a model file; refuse archives that unpack
 # to something absurd rather than fill the disk.
@@ -86,19 +78,7 @@ def package_files(root: Path) -> list[tuple[str, Path]]:
     """The package's files as (relative POSIX path, absolute path), sorted by path."""
     if not root.is_dir():
         raise PackageError(f"{root} is not a folder")
-    found: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _EXCLUDED_DIRS)
-        for filename in filenames:
-            if filename.endswith(_EXCLUDED_SUFFIXES):
-                continue
-            path = Path(dirpath, filename)
-            if not path.is_file():
-                # Sockets, fifos and dangling links have no content to package.
-                continue
-            found.append((path.relative_to(root).as_posix(), path))
-    found.sort(key=lambda item: item[0])
-    return found
+    return folder_files(root)
 
 
 def package_digest(root: Path) -> str:
@@ -118,20 +98,7 @@ def pack_package(root: Path) -> bytes:
     files = package_files(root)
     if not files:
         raise PackageError(f"{root} holds no files to package")
-    buffer = io.BytesIO()
-    # mtime=0 in the gzip header keeps identical folders byte-identical.
-    with (
-        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
-        for relative, path in files:
-            info = tarfile.TarInfo(relative)
-            info.size = path.stat().st_size
-            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
-            info.mtime = 0
-            with path.open("rb") as handle:
-                tar.addfile(info, handle)
-    return buffer.getvalue()
+    return pack_folder(files)
 
 
 def unpack_package(data: bytes, dest: Path) -> None:

@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import ast
 import hashlib
-import io
 import json
 import logging
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import BadInput, ServiceFailure
+from app.folders import SKIPPED_DIRS, folder_files, pack_folder
 from app.paths import resources_dir
 
 log = logging.getLogger("mlcache.package")
@@ -46,8 +45,6 @@ SAMPLE_REQUEST_NAME = "sample-request.json"
 REQUIREMENTS_NAME = "requirements.txt"
 
 # Never copied from a model folder into a package.
-_SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache"})
-_SKIPPED_SUFFIXES = (".pyc", ".pyo")
 # Files of a model folder that are not model files.
 _NOT_MODEL_FILES = frozenset({REQUIREMENTS_NAME, SAMPLE_REQUEST_NAME, "readme.md", "readme.txt"})
 
@@ -118,16 +115,7 @@ def template_dir() -> Path:
 
 
 def _model_folder_files(root: Path) -> list[str]:
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIPPED_DIRS)
-        for name in sorted(filenames):
-            if name.endswith(_SKIPPED_SUFFIXES):
-                continue
-            path = Path(dirpath, name)
-            if path.is_file():
-                found.append(path.relative_to(root).as_posix())
-    return sorted(found)
+    return [relative for relative, _ in folder_files(root)]
 
 
 def _top_level_functions(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
@@ -388,7 +376,7 @@ def build_package(model_dir: Path, out_dir: Path) -> PackageInfo:
     staging.chmod(0o755)  # mkdtemp makes it private; a package is ordinary content
     try:
         for item in sorted(template.iterdir()):
-            if item.name in _SKIPPED_DIRS or item.name == REQUIREMENTS_NAME:
+            if item.name in SKIPPED_DIRS or item.name == REQUIREMENTS_NAME:
                 continue
             if item.is_file():
                 shutil.copy2(item, staging / item.name)
@@ -449,17 +437,8 @@ def build_command(args: argparse.Namespace) -> int:
 
 
 def context_archive(package_dir: Path) -> bytes:
-    """The Docker build context as a gzipped tar, in a stable order (what ACR Tasks uploads)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for rel in _model_folder_files(package_dir):
-            info = tar.gettarinfo(str(package_dir / rel), arcname=rel)
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.mtime = 0
-            with open(package_dir / rel, "rb") as fh:
-                tar.addfile(info, fh)
-    return buffer.getvalue()
+    """The Docker build context as a reproducible tar.gz (what ACR Tasks uploads)."""
+    return pack_folder(folder_files(package_dir))
 
 
 @dataclass(frozen=True)
