@@ -897,6 +897,8 @@ class EndpointCheckStep(Step):
 
         host = ctx.output("function-app", "default_host_name")
         url = f"https://{host}/api/health"
+        # Known when this run built the package; an image built elsewhere has its own.
+        wanted_version = ctx.outputs.get("image", {}).get("model_version", "")
         timeout = self.timeout_s or (
             HEALTH_TIMEOUT_SANDBOX_S if ctx.target.is_sandbox else HEALTH_TIMEOUT_AZURE_S
         )
@@ -908,10 +910,13 @@ class EndpointCheckStep(Step):
                 report.check_cancelled()
                 try:
                     response = session.get(url, timeout=10, verify=ctx.target.verify)
-                    cache = _health_cache(response)
-                    # Until the host restarts with the cache settings, the old
-                    # process answers too, with the cache "not configured".
-                    if response.status_code == 200 and cache == "reachable":
+                    cache = _health_field(response, "cache")
+                    running = _health_field(response, "model_version")
+                    # Until the host restarts with the new settings and image, the
+                    # old process answers too: with the cache "not configured" on a
+                    # first deploy, with the previous model version on a redeploy.
+                    current = not wanted_version or running == wanted_version
+                    if response.status_code == 200 and cache == "reachable" and current:
                         return {"url": url, "cache": cache}
                     if response.status_code in (401, 403, 404):
                         # An image packaged elsewhere (e.g. by AzureML) may have no open
@@ -920,6 +925,8 @@ class EndpointCheckStep(Step):
                              "open health route, so the cache connection was not checked")
                         return {"url": url, "cache": "unknown"}
                     last = f"HTTP {response.status_code}, cache {cache or 'unknown'}"
+                    if not current:
+                        last += f", still model version {running or 'unknown'}"
                 except requests.RequestException as exc:
                     last = plain_request_error(exc)
                 report.progress("Starting", f"{url}: {last}")
@@ -968,9 +975,10 @@ def plain_request_error(exc: Exception) -> str:
     return f"request failed ({type(exc).__name__})"
 
 
-def _health_cache(response: Any) -> str:
+def _health_field(response: Any, name: str) -> str:
+    """One field of the health route's JSON answer, or "" when it has none."""
     try:
         body = response.json()
     except ValueError:
         return ""
-    return str(body.get("cache", "")) if isinstance(body, dict) else ""
+    return str(body.get(name, "") or "") if isinstance(body, dict) else ""
