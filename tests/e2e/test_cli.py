@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,25 +79,6 @@ def finished(stdout: str) -> dict[str, Any]:
     last = events(stdout)[-1]
     assert last["event"] == "run_finished"
     return last
-
-
-@pytest.fixture
-def sandbox_factory(tmp_path: Path) -> Iterator[Any]:
-    started: list[Sandbox] = []
-
-    def start(faults: dict[str, Any] | None = None) -> Sandbox:
-        sandbox = Sandbox.start(tmp_path / "sandbox", latency="fast", faults=faults)
-        started.append(sandbox)
-        return sandbox
-
-    yield start
-    for sandbox in started:
-        sandbox.stop()
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path / "sandbox", tmp_path / "data")
 
 
 def resource_client(sandbox: Sandbox) -> Any:

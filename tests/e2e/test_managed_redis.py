@@ -7,7 +7,6 @@ run says why and names the switch, and the switched spec deploys.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,38 +26,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 MANAGED = {"kind": "azure-managed-redis", "tier": "Balanced", "size": "B0", "redis_version": None}
 
 
-@pytest.fixture
-def start_sandbox(tmp_path: Path) -> Iterator[Any]:
-    started: list[Sandbox] = []
-
-    def start(faults: dict[str, Any] | None = None) -> Sandbox:
-        sandbox = Sandbox.start(tmp_path / "sandbox", latency="fast", faults=faults)
-        started.append(sandbox)
-        return sandbox
-
-    yield start
-    for sandbox in started:
-        sandbox.stop()
-
-
-@pytest.fixture
-def run(tmp_path: Path) -> Cli:
-    return Cli(tmp_path / "sandbox", tmp_path / "data")
-
-
 def _client(cls: Any, sandbox: Sandbox) -> Any:
     return cls(**sdk_kwargs(sandbox))
 
 
 def test_managed_redis_deploy_test_cleanup_leaves_nothing(
-    start_sandbox: Any, run: Cli, tmp_path: Path
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
 ) -> None:
-    sandbox = start_sandbox()
+    sandbox = sandbox_factory()
     spec, data = make_spec(tmp_path, **MANAGED)
     group, cache, app = (data["resource_group"]["name"], data["cache"]["name"],
                          data["function_app"]["name"])
 
-    deployed = run("deploy", str(spec), "--json")
+    deployed = cli("deploy", str(spec), "--json")
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     end = finished(deployed.stdout)
     assert end["succeeded"] and not end["failed"]
@@ -82,7 +62,7 @@ def test_managed_redis_deploy_test_cleanup_leaves_nothing(
     keys = amr.databases.list_keys(group, cache, "default")
     assert settings["REDIS_KEY"] == keys.primary_key
 
-    tested = run("test", str(spec), "--json", "--repeat", "2")
+    tested = cli("test", str(spec), "--json", "--repeat", "2")
     assert tested.returncode == 0, tested.stderr
     calls = events(tested.stdout)
     assert [c["status"] for c in calls] == [200, 200]
@@ -97,7 +77,7 @@ def test_managed_redis_deploy_test_cleanup_leaves_nothing(
         assert (item.tags or {}).get("created-by") == "mlcache-deploy", item.name
     assert processes_mentioning(f"{cache.lower()}-default") != []
 
-    cleaned = run("cleanup", str(spec), "--confirm", group)
+    cleaned = cli("cleanup", str(spec), "--confirm", group)
     assert cleaned.returncode == 0, cleaned.stderr
     assert not client.resource_groups.check_existence(group)
     assert list(amr.redis_enterprise.list()) == []
@@ -115,17 +95,17 @@ def test_managed_redis_deploy_test_cleanup_leaves_nothing(
 
 
 def test_blocked_tenant_explains_and_the_suggested_switch_deploys(
-    start_sandbox: Any, run: Cli, tmp_path: Path
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
 ) -> None:
     spec, data = make_spec(tmp_path, tier="Standard", size="C0")
     cache = data["cache"]["name"]
     # Azure's answer to a tenant that may no longer create Azure Cache for Redis.
-    start_sandbox({"rules": [{
+    sandbox_factory({"rules": [{
         "method": "PUT", "path": f"/providers/Microsoft.Cache/redis/{cache}$",
         "status": 400, "code": BLOCKED_CODE, "message": BLOCKED_MESSAGE,
     }]})
 
-    first = run("deploy", str(spec), "--json")
+    first = cli("deploy", str(spec), "--json")
     assert first.returncode == 1
     end = finished(first.stdout)
     assert end["failed"] == ["cache"]
@@ -138,16 +118,16 @@ def test_blocked_tenant_explains_and_the_suggested_switch_deploys(
     assert 'cache.size = "B0"' in failure["hint"]
 
     # A person reading the terminal gets the same sentence and the exact change.
-    plain = run("deploy", str(spec))
+    plain = cli("deploy", str(spec))
     assert plain.returncode == 1
     assert "blocked for this tenant" in plain.stdout
     assert 'cache.tier = "Balanced", cache.size = "B0"' in plain.stdout
 
     save_spec(switch_to_managed_redis(load_spec(spec)), spec)
-    switched = run("deploy", str(spec), "--json")
+    switched = cli("deploy", str(spec), "--json")
     assert switched.returncode == 0, switched.stdout[-3000:] + switched.stderr[-3000:]
     done = {e["step"]: e for e in events(switched.stdout) if e["event"] == "step_succeeded"}
     assert not done["cache-cluster"]["adopted"] and not done["cache"]["adopted"]
     assert done["function-app"]["adopted"]
-    tested = run("test", str(spec), "--json")
+    tested = cli("test", str(spec), "--json")
     assert tested.returncode == 0 and events(tested.stdout)[0]["cache"] == "MISS"
