@@ -146,6 +146,7 @@ class NameField(QWidget):
                                None] | None = None
         self._debounce = Debouncer(self._on_quiet, delay_ms, self)
         self._rule_messages: list[str] = []
+        self._touched = False
         self._checked_name: str | None = None
         self._in_flight: str | None = None
         self.availability: Availability | None = None
@@ -166,7 +167,10 @@ class NameField(QWidget):
         if messages:
             self._debounce.cancel()
             self._reset_availability()
-            self.message.show_messages(messages)
+            # Like the portal: an empty field the user has not reached yet is not
+            # scolded; Next stays disabled and the page says why.
+            pristine = not self._touched and not self.edit.text()
+            self.message.show_messages([] if pristine else messages)
         else:
             self._show_availability()
             if self.checker is not None and self._checked_name != self.text() \
@@ -192,6 +196,7 @@ class NameField(QWidget):
 
     # -- internals ------------------------------------------
     def _on_text_edited(self, text: str) -> None:
+        self._touched = True
         self._reset_availability()
         self.edited.emit(text)
 

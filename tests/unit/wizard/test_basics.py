@@ -38,10 +38,15 @@ def test_invalid_cache_name_shows_message_and_disables_next(qtbot, window) -> No
 def test_empty_group_name_is_a_problem(qtbot, window) -> None:  # type: ignore[no-untyped-def]
     page = window.pages["basics"]
     type_into(qtbot, page.cache_name.edit, "cachename")
-    assert "Must not be empty" in page.group.message.text()
+    # Not reached yet: no red text under it, but Next stays disabled and says why.
+    assert page.group.message.text() == ""
     assert not window.next_button.isEnabled()
+    assert "Fix 1 problem on this page" in window.nav_status.text()
     type_into(qtbot, page.group.edit, "rg.")
     assert "Must not end with a period" in page.group.message.text()
+    type_into(qtbot, page.group.edit, "")
+    assert "Must not be empty" in page.group.message.text()
+    assert not window.next_button.isEnabled()
 
 
 def test_managed_redis_offered_with_retirement_note(qtbot, window) -> None:  # type: ignore[no-untyped-def]
