@@ -29,3 +29,44 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "sandbox", tmp_path / "data")
+
+
+@pytest.fixture
+def open_wizard(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """Open the real main window on a sandbox backend; close everything afterwards.
+
+    `open_wizard(backend_factory, group=None)` returns the window once its
+    backend is up; at teardown the group (if named) is deleted, the window and
+    its session closed, and the worker pool drained.
+    """
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.wizard.launch import configure_app
+    from app.wizard.mainwindow import MainWindow
+    from app.wizard.settings import Settings
+    from app.wizard.workers import wait_for_tasks
+
+    # Deployment logs go to the user's data dir: keep them in the test's folder.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    configure_app(QApplication.instance())  # type: ignore[arg-type]
+    opened: list[tuple[MainWindow, str | None]] = []
+
+    def open_window(backend_factory: Any, group: str | None = None) -> MainWindow:
+        settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+        window = MainWindow(backend_factory=backend_factory, settings=settings)
+        qtbot.addWidget(window)
+        opened.append((window, group))
+        window.show_when_ready()
+        qtbot.waitUntil(lambda: window.session.backend is not None, timeout=60_000)
+        return window
+
+    yield open_window
+    for window, group in opened:
+        backend = window.session.backend
+        if group is not None and backend is not None:
+            backend.delete_group(group, lambda _text: None)
+        if window.isVisible():
+            window.close()
+        window.session.close()
+        wait_for_tasks(10_000)

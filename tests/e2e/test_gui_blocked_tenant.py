@@ -9,17 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
 
 from app.sandbox import Sandbox
 from app.services.managed_redis import BLOCKED_CODE, BLOCKED_MESSAGE
 from app.spec import CacheSpec, DeploymentSpec, FunctionAppSpec, ImageSpec, ResourceGroupSpec
-from app.wizard.launch import configure_app, sandbox_factory
+from app.wizard.launch import sandbox_factory
 from app.wizard.mainwindow import MainWindow
 from app.wizard.pages.image import SAMPLE_MODEL
-from app.wizard.settings import Settings
-from app.wizard.workers import wait_for_tasks
 from tests.unit.wizard.helpers import click
 
 pytestmark = [
@@ -34,28 +30,21 @@ CACHE = "gui-blocked-cache"
 
 
 @pytest.fixture
-def blocked_gui(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+def blocked_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """A sandbox whose Microsoft.Cache/redis create answers as for a blocked tenant."""
     sandbox = Sandbox.start(tmp_path / "sandbox", latency="fast", faults={"rules": [{
         "method": "PUT", "path": f"/providers/Microsoft.Cache/redis/{CACHE}$",
         "status": 400, "code": BLOCKED_CODE, "message": BLOCKED_MESSAGE,
     }]})
-    configure_app(QApplication.instance())  # type: ignore[arg-type]
-    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    window = MainWindow(backend_factory=sandbox_factory(tmp_path / "sandbox"), settings=settings)
-    qtbot.addWidget(window)
-    try:
-        window.show_when_ready()
-        qtbot.waitUntil(lambda: window.session.backend is not None, timeout=60_000)
-        yield window
-    finally:
-        backend = window.session.backend
-        if backend is not None:
-            backend.delete_group(GROUP, lambda _text: None)
-        window.close()
-        window.session.close()
-        wait_for_tasks(10_000)
-        sandbox.stop()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def blocked_gui(blocked_sandbox: Sandbox, open_wizard) -> MainWindow:  # type: ignore[no-untyped-def]
+    # Requested after the sandbox, so the window's teardown (deleting the group)
+    # runs while the sandbox is still up.
+    return open_wizard(sandbox_factory(blocked_sandbox.state_dir), group=GROUP)
 
 
 def test_blocked_cache_offers_managed_redis_and_the_switch_deploys(

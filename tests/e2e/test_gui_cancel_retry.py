@@ -4,19 +4,14 @@ second run finishes by adopting what the first one made."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
 
 from app.spec import CacheSpec, DeploymentSpec, FunctionAppSpec, ImageSpec, ResourceGroupSpec
-from app.wizard.launch import configure_app, sandbox_factory
+from app.wizard.launch import sandbox_factory
 from app.wizard.mainwindow import MainWindow
 from app.wizard.pages.image import SAMPLE_MODEL
-from app.wizard.settings import Settings
-from app.wizard.workers import wait_for_tasks
 from tests.unit.wizard.helpers import click
 
 pytestmark = [
@@ -30,24 +25,9 @@ GROUP = "rg-gui-cancel"
 
 
 @pytest.fixture
-def slow_gui(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    configure_app(QApplication.instance())  # type: ignore[arg-type]
-    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+def slow_gui(open_wizard, tmp_path: Path) -> MainWindow:  # type: ignore[no-untyped-def]
     # A quarter of the realistic profile: the cache takes about 5 s to create.
-    window = MainWindow(backend_factory=sandbox_factory(tmp_path / "sandbox", latency="0.25"),
-                        settings=settings)
-    qtbot.addWidget(window)
-    try:
-        window.show_when_ready()
-        qtbot.waitUntil(lambda: window.session.backend is not None, timeout=60_000)
-        yield window
-    finally:
-        backend = window.session.backend
-        if backend is not None:
-            backend.delete_group(GROUP, lambda _text: None)
-        window.close()
-        wait_for_tasks(10_000)
+    return open_wizard(sandbox_factory(tmp_path / "sandbox", latency="0.25"), group=GROUP)
 
 
 def test_cancel_then_retry_finishes(qtbot, slow_gui: MainWindow) -> None:  # type: ignore[no-untyped-def]

@@ -5,17 +5,12 @@ and check that nothing is left — no resource group, no process."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
 
-from app.wizard.launch import configure_app, sandbox_factory
+from app.wizard.launch import sandbox_factory
 from app.wizard.mainwindow import MainWindow
-from app.wizard.settings import Settings
-from app.wizard.workers import wait_for_tasks
 from tests.unit.wizard.helpers import click, type_into
 
 pytestmark = [
@@ -45,20 +40,8 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 @pytest.fixture
-def gui(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
-    # Deployment logs go to the user's data dir: keep them in the test's folder.
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    configure_app(QApplication.instance())  # type: ignore[arg-type]
-    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    window = MainWindow(backend_factory=sandbox_factory(tmp_path / "sandbox"), settings=settings)
-    qtbot.addWidget(window)
-    window.show_when_ready()
-    qtbot.waitUntil(lambda: window.session.backend is not None, timeout=60_000)
-    yield window
-    if window.isVisible():
-        window.close()
-    window.session.close()
-    wait_for_tasks(10_000)
+def gui(open_wizard, tmp_path: Path) -> MainWindow:  # type: ignore[no-untyped-def]
+    return open_wizard(sandbox_factory(tmp_path / "sandbox"))
 
 
 def next_page(qtbot, window: MainWindow, expected: str) -> None:  # type: ignore[no-untyped-def]

@@ -12,18 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import Qt
 
 from app.errors import BadInput
 from app.sandbox import Sandbox
 from app.sandbox.registry import push_package
 from app.services.clients import ClientFactory
 from app.services.target import sandbox_target
-from app.wizard.launch import configure_app, sandbox_factory
+from app.wizard.launch import sandbox_factory
 from app.wizard.mainwindow import MainWindow
-from app.wizard.settings import Settings
-from app.wizard.workers import wait_for_tasks
 from tests.unit.wizard.helpers import click, type_into
 
 pytestmark = [
@@ -64,19 +61,8 @@ def sandbox_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture
-def gui(qtbot, sandbox_dir: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    configure_app(QApplication.instance())  # type: ignore[arg-type]
-    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    window = MainWindow(backend_factory=sandbox_factory(sandbox_dir), settings=settings)
-    qtbot.addWidget(window)
-    window.show_when_ready()
-    qtbot.waitUntil(lambda: window.session.backend is not None, timeout=60_000)
-    yield window
-    window.close()
-    window.session.close()
-    wait_for_tasks(10_000)
+def gui(open_wizard, sandbox_dir: Path) -> MainWindow:  # type: ignore[no-untyped-def]
+    return open_wizard(sandbox_factory(sandbox_dir))
 
 
 def test_basics_offers_existing_resource_groups(qtbot, gui: MainWindow) -> None:  # type: ignore[no-untyped-def]
