@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import argparse
 import ast
-import hashlib
+import functools
+import importlib.util
 import json
 import logging
-import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from app.errors import BadInput, ServiceFailure
@@ -316,21 +318,24 @@ def validate_model_dir(model_dir: Path) -> ModelFolder:
 # ------------------------------------------------------------------ building
 
 
+@functools.cache
+def _template_cache_aside() -> ModuleType:
+    """The template's cache_aside module, loaded once from its file."""
+    name = "mlcache_template_cache_aside"
+    path = template_dir() / "cache_aside.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ServiceFailure(f"the function template is incomplete: {path} cannot be loaded")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up while defined
+    spec.loader.exec_module(module)
+    return module
+
+
 def model_files_version(model_dir: Path) -> str:
-    """sha256 over relative paths and bytes; the same function as the template's
-    `cache_aside.model_files_version`, so build time and run time agree."""
-    digest = hashlib.sha256()
-    for root, dirs, files in os.walk(model_dir):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            digest.update(os.path.relpath(path, model_dir).replace(os.sep, "/").encode("utf-8"))
-            digest.update(b"\x00")
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-            digest.update(b"\x00")
-    return digest.hexdigest()[:16]
+    """The template's own `cache_aside.model_files_version`, so build time and run
+    time agree by construction (the deployed template must stay self-contained)."""
+    return str(_template_cache_aside().model_files_version(str(model_dir)))
 
 
 def _copy_tree(source: Path, dest: Path, files: Iterable[str]) -> None:
