@@ -6,16 +6,41 @@ and the log keeps the detail. The base class is never raised itself.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.spec import DeploymentSpec
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """A fix the product can make for the user: what it is called and the spec it leads to.
+
+    The GUI offers it as a button and the CLI names it; neither reads it out of
+    an error's text.
+    """
+
+    action: str  # a stable key, e.g. "switch-to-managed-redis"
+    label: str  # the button's text
+    spec: DeploymentSpec
+
 
 class MlcacheError(Exception):
     """Base of every error the product raises on purpose."""
 
     exit_code = 1
 
-    def __init__(self, message: str, recommendation: str = "") -> None:
+    def __init__(
+        self, message: str, recommendation: str = "", *, code: str = "",
+        recovery: Recovery | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.recommendation = recommendation
+        # Azure's error code when the error came from Azure ("" otherwise).
+        self.code = code
+        self.recovery = recovery
 
     def __str__(self) -> str:
         if self.recommendation:

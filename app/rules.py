@@ -19,6 +19,19 @@ CREATED_BY_TAG = "created-by"
 CREATED_BY_VALUE = "mlcache-deploy"
 
 
+def tags_with_created_by(tags: dict[str, str]) -> dict[str, str]:
+    """The tags every created resource carries: the user's, and ours last."""
+    return {**tags, CREATED_BY_TAG: CREATED_BY_VALUE}
+
+
+def created_by_us(tags: dict[str, str] | None) -> bool:
+    """Whether a resource carries our created-by tag (ARM keeps tag keys case-insensitive)."""
+    return any(
+        key.lower() == CREATED_BY_TAG and value == CREATED_BY_VALUE
+        for key, value in (tags or {}).items()
+    )
+
+
 @dataclass(frozen=True)
 class Problem:
     field: str

@@ -32,9 +32,9 @@ from app.sandbox import Sandbox  # noqa: E402
 from app.sandbox.latency import resolve_latency  # noqa: E402
 from app.services.cleanup import delete_group  # noqa: E402
 from app.services.clients import ClientFactory  # noqa: E402
+from app.services.context import DeployContext  # noqa: E402
 from app.services.plan import build_plan, preflight  # noqa: E402
 from app.services.runner import Runner, Step, critical_path  # noqa: E402
-from app.services.steps import DeployContext  # noqa: E402
 from app.services.target import sandbox_target  # noqa: E402
 from app.spec import spec_from_dict  # noqa: E402
 

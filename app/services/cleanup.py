@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.errors import BadInput, NotPermitted, ServiceFailure
-from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE
+from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE, created_by_us
+from app.services.arm import get_or_none
 from app.services.clients import ClientFactory
-from app.services.hints import as_error
+from app.services.explain import as_error
 from app.services.logs import get_logger
-from app.services.steps import get_or_none
 
 log = get_logger("cleanup")
 
@@ -72,8 +72,7 @@ def delete_group(
             + (f" (got {confirm!r})" if confirm else ""),
             "Everything listed above is deleted, and it cannot be undone.",
         )
-    tags = existing.tags or {}
-    if tags.get(CREATED_BY_TAG) != CREATED_BY_VALUE and not force:
+    if not created_by_us(existing.tags) and not force:
         raise NotPermitted(
             f"resource group {group} was not created by mlcache-deploy "
             f"(no tag {CREATED_BY_TAG}: {CREATED_BY_VALUE}); refusing to delete it",

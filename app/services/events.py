@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.errors import Recovery
+
 
 @dataclass(frozen=True)
 class StepStarted:
@@ -50,11 +52,20 @@ class StepSucceeded:
 
 @dataclass(frozen=True)
 class StepFailed:
+    """A step that ended in an error: Azure's code, the words, and what to do next.
+
+    `error_class` names the `app.errors` class (who is at fault); `recovery`, when
+    there is one, is a fix the product can make itself (e.g. the spec switched to
+    Azure Managed Redis), so a face offers it without reading the message.
+    """
+
     step: str
     code: str
     message: str
     hint: str
     elapsed: float
+    error_class: str = "ServiceFailure"
+    recovery: Recovery | None = None
     time: float = field(default_factory=time.time)
 
 
@@ -101,5 +112,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     data: dict[str, Any] = {"event": EVENT_KINDS[type(event)]}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
         data[f.name] = list(value) if isinstance(value, tuple) else value
     return data

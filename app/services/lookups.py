@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import BadInput, NotPermitted, ServiceFailure
-from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE
+from app.rules import created_by_us
 from app.services.clients import ClientFactory
+from app.services.explain import plain_request_error
 from app.services.redaction import register_secret
-from app.services.steps import plain_request_error
 from app.services.target import CloudTarget
 
 # Pages of a data-plane listing followed at most (100 names per page).
@@ -43,9 +43,8 @@ def list_resource_groups(clients: ClientFactory) -> list[GroupSummary]:
     """The subscription's resource groups, sorted by name (case-insensitive)."""
     out = []
     for group in clients.resources().resource_groups.list():
-        tags = group.tags or {}
         out.append(GroupSummary(group.name or "", group.location or "",
-                                tags.get(CREATED_BY_TAG) == CREATED_BY_VALUE))
+                                created_by_us(group.tags)))
     return sorted(out, key=lambda g: g.name.lower())
 
 

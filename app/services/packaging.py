@@ -13,7 +13,6 @@ sandbox registry (`app.sandbox`), which runs it as is.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import functools
 import importlib.util
@@ -419,23 +418,6 @@ def build_package(model_dir: Path, out_dir: Path) -> PackageInfo:
         raise
     log.info("built package %s from %s (model version %s)", out, folder.root, info.model_version)
     return info
-
-
-def build_command(args: argparse.Namespace) -> int:
-    """`mlcache-deploy package build MODEL_DIR --out DIR`."""
-    info = build_package(Path(args.model_dir), Path(args.out))
-    print(f"Built function package in {info.out_dir}")
-    print(f"  entry script:  {info.entry_script}")
-    print(f"  model files:   {', '.join(info.model_files)}")
-    print(f"  model version: {info.model_version}")
-    print(f"  base image:    {info.base_image}")
-    if not info.has_sample_request:
-        print("  (no sample-request.json: `mlcache-deploy test` will need --payload)")
-    print(
-        f"Next: mlcache-deploy package push {info.out_dir} "
-        "--image <registry>.azurecr.io/<repository>:<tag>"
-    )
-    return 0
 
 
 # ------------------------------------------------------- ACR Tasks (Azure only)

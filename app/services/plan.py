@@ -1,8 +1,10 @@
 """From a spec to the list of steps, and the checks that run before any of them.
 
-`build_plan` picks the steps by mode (an existing image or a build; the cache
-kind); `preflight` refuses a spec this version cannot deploy before anything is
-created, so a run never stops half-way for a reason known up front.
+`build_plan` picks the resource steps by mode (an existing image or a build; the
+cache kind); `preflight` refuses a spec this version cannot deploy before
+anything is created, so a run never stops half-way for a reason known up front.
+Name checks, status, export, estimate and the wizard's rows are loops over the
+steps this returns.
 """
 
 from __future__ import annotations
@@ -11,38 +13,62 @@ from pathlib import Path
 
 from app.errors import BadInput
 from app.rules import validate_spec
-from app.services.managed_redis import BlockAwareRedisCacheStep, managed_redis_steps
-from app.services.runner import Step, check_plan
-from app.services.steps import (
-    AppServicePlanStep,
-    EndpointCheckStep,
-    FunctionAppStep,
-    FunctionSettingsStep,
-    ImageBuildStep,
-    RegistryCredentialsStep,
-    RegistryStep,
-    ResourceGroupStep,
-    StorageAccountStep,
-    resolve_spec_path,
-)
+from app.services.context import resolve_spec_path
+from app.services.resources.app_service_plan import AppServicePlanStep
+from app.services.resources.app_settings import FunctionSettingsStep
+from app.services.resources.base import ResourceStep
+from app.services.resources.endpoint import EndpointCheckStep
+from app.services.resources.function_app import FunctionAppStep
+from app.services.resources.image import ImageBuildStep
+from app.services.resources.managed_redis import ManagedRedisClusterStep, ManagedRedisDatabaseStep
+from app.services.resources.redis_cache import RedisCacheStep
+from app.services.resources.registry import RegistryCredentialsStep, RegistryStep
+from app.services.resources.resource_group import ResourceGroupStep
+from app.services.resources.storage import StorageAccountStep
+from app.services.runner import check_plan
 from app.spec import DeploymentSpec
 
 
-def build_plan(spec: DeploymentSpec) -> list[Step]:
+def build_plan(spec: DeploymentSpec) -> list[ResourceStep]:
     """The steps that create (or adopt) everything `spec` describes, with dependencies."""
-    steps: list[Step] = [ResourceGroupStep(spec)]
+    steps: list[ResourceStep] = [ResourceGroupStep(spec)]
     if spec.cache.kind == "azure-managed-redis":
-        steps += managed_redis_steps(spec)
+        database = ManagedRedisDatabaseStep(spec)
+        steps += [ManagedRedisClusterStep(spec), database]
+        keys = database.access_keys
     else:
-        steps.append(BlockAwareRedisCacheStep(spec))
+        cache = RedisCacheStep(spec)
+        steps.append(cache)
+        keys = cache.access_keys
     steps += [StorageAccountStep(spec), AppServicePlanStep(spec)]
     if spec.image.build_from:
         steps += [RegistryStep(spec), ImageBuildStep(spec)]
     else:
         steps.append(RegistryCredentialsStep(spec))
-    steps += [FunctionAppStep(spec), FunctionSettingsStep(spec), EndpointCheckStep(spec)]
+    steps += [FunctionAppStep(spec), FunctionSettingsStep(spec, keys), EndpointCheckStep(spec)]
     check_plan(steps)
     return steps
+
+
+def resource_kinds() -> list[type[ResourceStep]]:
+    """Every resource step class there is (those a plan may hold)."""
+    found: list[type[ResourceStep]] = []
+    pending: list[type[ResourceStep]] = [ResourceStep]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            if sub not in found:
+                found.append(sub)
+                pending.append(sub)
+    return found
+
+
+def icon_for_type(arm_type: str) -> str:
+    """The icon key for an ARM type (types are case-insensitive: the sandbox answers
+    Microsoft.Cache/Redis)."""
+    for kind in resource_kinds():
+        if kind.arm_type and kind.arm_type.lower() == arm_type.lower():
+            return kind.icon
+    return "settings"
 
 
 # Options the rules accept but this version cannot deploy yet: (check, field, message).

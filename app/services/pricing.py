@@ -27,84 +27,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from app.errors import BadInput, ServiceFailure
+from app.errors import ServiceFailure
+from app.services.meters import PriceQuery
+from app.services.plan import build_plan
 from app.spec import DeploymentSpec
 
 RETAIL_PRICES_URL = "https://prices.azure.com/api/retail/prices"
 # The version whose filter values are case-sensitive and which lists every meter.
 API_VERSION = "2023-01-01-preview"
-HOURS_PER_MONTH = 730
-DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 # (connect, read) seconds: an estimate is a convenience and must not hold a page up.
 TIMEOUT = (3.05, 10.0)
 # Pages followed per query before giving up (the API pages 100 or 1000 items).
 MAX_PAGES = 20
-# The storage account holds the Functions runtime's state (host locks, keys,
-# timers): well under a gigabyte. One GB of Hot LRS blob data is the allowance
-# counted; transactions are not.
-STORAGE_ALLOWANCE_GB = 1.0
-
-REDIS_SERVICE = "Redis Cache"  # the portal says "Azure Cache for Redis"; the API does not
-CLASSIC_PRODUCTS = {
-    "Basic": "Azure Redis Cache Basic",
-    "Standard": "Azure Redis Cache Standard",
-    "Premium": "Azure Redis Cache Premium",
-}
-MANAGED_PRODUCTS = {
-    "Balanced": "Azure Managed Redis - Balanced",
-    "MemoryOptimized": "Azure Managed Redis - Memory Optimized",
-    "ComputeOptimized": "Azure Managed Redis - Compute Optimized",
-}
-# Azure Managed Redis runs with high availability by default (the deploy step
-# leaves it on): a primary and a replica node. Its meter is "<size> Cache
-# Instance", which for the classic tiers is the per-node half of "<size>
-# Cache"; we read the Managed Redis meter the same way and count two nodes.
-# Microsoft does not spell this out for the Managed Redis meters: if the meter
-# turns out to be the HA price already, this doubles it (see docs/sandbox.md).
-MANAGED_NODES = 2
-
-APP_SERVICE = "Azure App Service"
-# Linux plans carry " - Linux"; the Windows products (no suffix) cost more.
-PLAN_PRODUCTS = {
-    "B": "Azure App Service Basic Plan - Linux",
-    "S": "Azure App Service Standard Plan - Linux",
-    "v2": "Azure App Service Premium v2 Plan - Linux",
-    "v3": "Azure App Service Premium v3 Plan - Linux",
-}
-# Elastic Premium (EP1–EP3) has no per-SKU meter: it bills vCPU-hours and
-# GiB-hours of "Premium Functions", with one instance always allocated.
-ELASTIC_PREMIUM = {"EP1": (1, 3.5), "EP2": (2, 7.0), "EP3": (4, 14.0)}
-FUNCTIONS_SERVICE = "Functions"
-FUNCTIONS_PREMIUM_PRODUCT = "Premium Functions"
-
-STORAGE_SERVICE = "Storage"
-# A StorageV2 (general-purpose v2) account's block blobs. Some tooling reads
-# LRS prices from "Blob Storage" instead; both list "Hot LRS Data Stored".
-STORAGE_PRODUCT = "General Block Blob v2"
-
-REGISTRY_SERVICE = "Container Registry"
-REGISTRY_PRODUCT = "Container Registry"
-
-
-@dataclass(frozen=True)
-class PriceQuery:
-    """One meter to price: where it is in the API and how many units a month uses."""
-
-    resource: str  # what the user sees: "Azure Cache for Redis digits-cache"
-    sku: str  # the SKU in the portal's words: "Standard C1"
-    service_name: str
-    product_name: str
-    sku_name: str
-    unit_of_measure: str  # as the API spells it: "1 Hour", "1 GB/Month", "1/Day"
-    units: float  # units per month
-    unit_label: str  # the unit in words, singular: "hour", "GB", "day", "vCPU-hour"
-    meter_name: str | None = None  # None: any meter of the product/SKU
-    # False when the API's spelling of skuName is uncertain: filter on the
-    # product only and let `select_item` compare without spaces.
-    filter_sku: bool = True
-    note: str = ""
-
-
 @dataclass
 class LineItem:
     resource: str
@@ -180,109 +114,9 @@ class CostEstimate:
 # --- what to price (pure) -----------------------------------------------------------
 
 
-def _plan_product(sku: str) -> str | None:
-    upper = sku.upper()
-    if upper.endswith("V3"):
-        return PLAN_PRODUCTS["v3"]
-    if upper.endswith("V2"):
-        return PLAN_PRODUCTS["v2"]
-    return PLAN_PRODUCTS.get(upper[:1])
-
-
-def cache_queries(spec: DeploymentSpec) -> list[PriceQuery]:
-    cache = spec.cache
-    if cache.kind == "azure-managed-redis":
-        product = MANAGED_PRODUCTS.get(cache.tier)
-        if product is None:
-            raise BadInput(f"cache.tier: no Azure Managed Redis tier {cache.tier!r}")
-        return [PriceQuery(
-            resource=f"Azure Managed Redis {cache.name}",
-            sku=f"{cache.tier} {cache.size}",
-            service_name=REDIS_SERVICE, product_name=product, sku_name=cache.size,
-            meter_name=f"{cache.size} Cache Instance", unit_of_measure="1 Hour",
-            units=HOURS_PER_MONTH * MANAGED_NODES, unit_label="node-hour",
-            note="high availability: 2 nodes",
-        )]
-    product = CLASSIC_PRODUCTS.get(cache.tier)
-    if product is None:
-        raise BadInput(f"cache.tier: no Azure Cache for Redis tier {cache.tier!r}")
-    # "<size> Cache" is the whole cache (primary + replica on Standard and
-    # Premium); a clustered Premium cache bills it once per shard.
-    shards = (cache.shards or 1) if cache.tier == "Premium" else 1
-    note = f"{shards} shards" if shards > 1 else ""
-    if cache.tier == "Premium" and cache.persistence:
-        # Persistence files go to the function's storage account, billed by size.
-        note = ", ".join(filter(None, [note, "persistence files in storage not included"]))
-    return [PriceQuery(
-        resource=f"Azure Cache for Redis {cache.name}",
-        sku=f"{cache.tier} {cache.size}",
-        service_name=REDIS_SERVICE, product_name=product, sku_name=cache.size,
-        meter_name=f"{cache.size} Cache", unit_of_measure="1 Hour",
-        units=HOURS_PER_MONTH * shards, unit_label="hour", note=note,
-    )]
-
-
-def plan_queries(spec: DeploymentSpec) -> list[PriceQuery]:
-    app = spec.function_app
-    sku = app.plan_sku
-    resource = f"App Service plan {app.plan_name}"
-    if sku.upper() in ELASTIC_PREMIUM:
-        vcpus, gib = ELASTIC_PREMIUM[sku.upper()]
-        return [
-            PriceQuery(
-                resource=resource, sku=f"Elastic Premium {sku} (Linux)",
-                service_name=FUNCTIONS_SERVICE, product_name=FUNCTIONS_PREMIUM_PRODUCT,
-                sku_name="Premium", meter_name="Premium vCPU Duration",
-                unit_of_measure="1 Hour", units=vcpus * HOURS_PER_MONTH,
-                unit_label="vCPU-hour", note=f"{vcpus} vCPU, one instance always ready",
-            ),
-            PriceQuery(
-                resource=resource, sku=f"Elastic Premium {sku} (Linux)",
-                service_name=FUNCTIONS_SERVICE, product_name=FUNCTIONS_PREMIUM_PRODUCT,
-                sku_name="Premium", meter_name="Premium Memory Duration",
-                unit_of_measure="1 GiB Hour", units=gib * HOURS_PER_MONTH,
-                unit_label="GiB-hour", note=f"{gib:g} GiB, one instance always ready",
-            ),
-        ]
-    product = _plan_product(sku)
-    if product is None:
-        raise BadInput(f"function_app.plan_sku: no price mapping for plan SKU {sku!r}")
-    # The Linux meter names vary by tier ("B1", "S1 App", "P1 v3 App") and the
-    # skuName spelling too ("P1 v3" but "P0v3"): match product + SKU + unit.
-    return [PriceQuery(
-        resource=resource, sku=f"{sku} (Linux)", service_name=APP_SERVICE,
-        product_name=product, sku_name=sku, unit_of_measure="1 Hour",
-        units=HOURS_PER_MONTH, unit_label="hour", filter_sku=False,
-        note="one instance",
-    )]
-
-
-def storage_queries(spec: DeploymentSpec) -> list[PriceQuery]:
-    return [PriceQuery(
-        resource=f"Storage account {spec.function_app.storage_account}",
-        sku="Standard_LRS (StorageV2, Hot)", service_name=STORAGE_SERVICE,
-        product_name=STORAGE_PRODUCT, sku_name="Hot LRS", meter_name="Hot LRS Data Stored",
-        unit_of_measure="1 GB/Month", units=STORAGE_ALLOWANCE_GB, unit_label="GB",
-        note=f"allowance of {STORAGE_ALLOWANCE_GB:g} GB stored; transactions not counted",
-    )]
-
-
-def registry_queries(spec: DeploymentSpec) -> list[PriceQuery]:
-    if not spec.image.build_from:
-        return []
-    return [PriceQuery(
-        resource=f"Container registry {spec.image.registry}", sku="Basic",
-        service_name=REGISTRY_SERVICE, product_name=REGISTRY_PRODUCT, sku_name="Basic",
-        meter_name="Basic Registry Unit", unit_of_measure="1/Day",
-        units=round(DAYS_PER_MONTH, 4), unit_label="day",
-        note="includes 10 GB of image storage",
-    )]
-
-
 def price_queries(spec: DeploymentSpec) -> list[PriceQuery]:
     """Every meter the resources `spec` creates bill on, in plan order."""
-    return [*cache_queries(spec), *storage_queries(spec), *plan_queries(spec),
-            *registry_queries(spec)]
+    return [query for step in build_plan(spec) for query in step.price_queries()]
 
 
 def estimate_notes(spec: DeploymentSpec) -> list[str]:
@@ -518,100 +352,15 @@ def monthly_cost_text(spec: DeploymentSpec, target: Any) -> str:
     return result.summary()
 
 
-def _amount(units: float, unit: str) -> str:
-    plural = units != 1 and not unit.endswith("GB")
-    return f"{units:g} {unit}{'s' if plural else ''}"
-
-
-def format_table(result: CostEstimate) -> str:
-    """The CLI's table: one line per meter, then the total and what it rests on."""
-    header = ("Resource", "SKU", "Unit price", "Units / month", "Monthly")
-    rows = []
-    for item in result.items:
-        if item.found:
-            price = f"{item.unit_price:.4f}".rstrip("0").rstrip(".")
-            rows.append((item.resource, item.sku, f"{price} {item.currency}/{item.unit}",
-                         _amount(item.units, item.unit), f"{item.monthly:,.2f}"))
-        else:
-            rows.append((item.resource, item.sku, "-", _amount(item.units, item.unit),
-                         "price not found"))
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(row: tuple[str, ...]) -> str:
-        cells = [str(cell).ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        return "  ".join([*cells, str(row[-1]).rjust(widths[-1])]).rstrip()
-
-    out = [line(header), line(tuple("-" * w for w in widths))]
-    for item, row in zip(result.items, rows, strict=True):
-        out.append(line(row))
-        if item.note and item.found:
-            out.append(" " * 2 + f"({item.note})")
-    total = f"Estimated monthly total: {result.currency} {result.total:,.2f}"
-    out += ["", total, f"Basis: {result.basis}.", f"Source: {result.source}"]
-    if result.missing:
-        out.append(f"{result.missing} item(s) had no list price and are not in the total.")
-    out += [f"Note: {note}" for note in result.notes]
-    return "\n".join(out) + "\n"
-
-
-# --- the CLI command ---------------------------------------------------------------
-
-
-def estimate_command(args: Any) -> int:
-    """`mlcache-deploy estimate SPEC [--json] [--sandbox-state DIR]`.
-
-    A sandbox spec, or any spec with --sandbox-state, is priced by the sandbox's
-    Retail Prices API (a sandbox is started for the command when none runs);
-    an Azure spec otherwise by Azure's. Exit 0 with prices, 1 when no meter
-    has a price or the API cannot be used, 2 for a bad spec.
-    """
-    import json
-    import sys
-    from pathlib import Path
-
-    from app.rules import validate_spec
-    from app.spec import load_spec
-
-    spec = load_spec(Path(args.spec))
-    problems = validate_spec(spec)
-    if problems:
-        listing = "\n  ".join(str(p) for p in problems)
-        raise BadInput(f"the spec has {len(problems)} problem(s):\n  {listing}",
-                       "Fix them (`mlcache-deploy validate SPEC` lists them) and try again.")
-    state = getattr(args, "sandbox_state", None)
-    if spec.target == "sandbox" or state:
-        from app.services.target import sandbox_target
-
-        with sandbox_target(state) as target:
-            if target.started_here:
-                print(f"note: no sandbox was running on {target.state_dir}; started one for "
-                      "this command", file=sys.stderr, flush=True)
-            result = estimate_for_target(spec, target)
-    else:
-        result = estimate(spec, RETAIL_PRICES_URL, True)
-    if args.json:
-        print(json.dumps(result.as_dict()))
-    else:
-        sys.stdout.write(format_table(result))
-    if result.priced == 0:
-        print(f"error: no list price was found for any of this deployment's meters in "
-              f"{result.region}", file=sys.stderr)
-        return 1
-    return 0
-
-
 __all__ = [
     "API_VERSION",
-    "HOURS_PER_MONTH",
     "RETAIL_PRICES_URL",
     "CostEstimate",
     "LineItem",
     "PriceQuery",
     "build_filter",
     "estimate",
-    "estimate_command",
     "estimate_for_target",
-    "format_table",
     "monthly_cost_text",
     "odata_string",
     "price_queries",

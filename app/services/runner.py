@@ -16,9 +16,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, TypeVar
 
-from app.errors import BadInput, Cancelled
+from app.errors import BadInput, Cancelled, MlcacheError
 from app.services.events import (
     Event,
     Listener,
@@ -31,7 +31,7 @@ from app.services.events import (
     StepSucceeded,
     event_to_dict,
 )
-from app.services.hints import Explained, describe
+from app.services.explain import Explained, describe
 from app.services.logs import EVENT_MARK, get_logger
 from app.services.redaction import redact, redact_event
 
@@ -84,7 +84,10 @@ class RunContext:
             raise RuntimeError(f"step output {step}.{key} is not available") from None
 
 
-class Step:
+C = TypeVar("C", bound=RunContext)
+
+
+class Step(Generic[C]):
     """One resource: how to find it, how to create it, and what to say about it.
 
     Subclasses set `name`, `title`, `depends_on` and the sentences, and implement
@@ -105,10 +108,10 @@ class Step:
     # The nominal duration on the sandbox's realistic profile (for the benchmark).
     nominal_s: float = 0.0
 
-    def find_existing(self, ctx: Any) -> dict[str, str] | None:
+    def find_existing(self, ctx: C) -> dict[str, str] | None:
         return None
 
-    def create(self, ctx: Any, report: StepReport) -> dict[str, str]:
+    def create(self, ctx: C, report: StepReport) -> dict[str, str]:
         raise NotImplementedError
 
     def describe_text(self, template: str) -> str:
@@ -431,6 +434,8 @@ class Runner:
                     f"{step.describe_text(step.failure_text)}: {explained.message}",
                     explained.hint,
                     round(outcome.duration, 3),
+                    error_class=explained.error_class.__name__,
+                    recovery=exc.recovery if isinstance(exc, MlcacheError) else None,
                 )
             )
             self._done.put(step.name)

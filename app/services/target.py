@@ -28,6 +28,10 @@ AZURE_SCOPES = ("https://management.azure.com/.default",)
 AZURE_POLLING_S = 5.0
 # The sandbox provisions in well under a second on the `fast` profile.
 SANDBOX_POLLING_S = 0.1
+AZURE_HEALTH_TIMEOUT_S = 900.0
+AZURE_HEALTH_POLL_S = 5.0
+SANDBOX_HEALTH_TIMEOUT_S = 90.0
+SANDBOX_HEALTH_POLL_S = 0.1
 SIGN_IN_METHODS = ("default", "browser", "device-code")
 
 
@@ -57,6 +61,10 @@ class CloudTarget:
     arm_endpoint: str = AZURE_ARM
     ca_bundle: Path | None = None
     polling_interval: float = AZURE_POLLING_S
+    # How long a function may take to answer its health route after its settings
+    # changed (it restarts and loads the model), and how often to ask.
+    health_timeout_s: float = AZURE_HEALTH_TIMEOUT_S
+    health_poll_s: float = AZURE_HEALTH_POLL_S
     credential_scopes: tuple[str, ...] = AZURE_SCOPES
     retry: RetrySettings = field(default_factory=RetrySettings)
     tenant_id: str | None = None
@@ -121,6 +129,8 @@ def sandbox_target_from_connection(
         arm_endpoint=endpoint,
         ca_bundle=Path(connection["ca_cert"]),
         polling_interval=SANDBOX_POLLING_S,
+        health_timeout_s=SANDBOX_HEALTH_TIMEOUT_S,
+        health_poll_s=SANDBOX_HEALTH_POLL_S,
         credential_scopes=(f"{endpoint}/.default",),
         # Short back-off: the sandbox's faults are short by design and tests wait.
         retry=RetrySettings(total=10, backoff_factor=0.1, backoff_max=2.0),

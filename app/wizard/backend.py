@@ -42,6 +42,7 @@ class PlannedStep:
     resource_name: str = ""
     resource_id: str = ""
     depends_on: tuple[str, ...] = ()
+    icon: str = "settings"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class GroupResource:
     name: str
     type: str
     id: str = ""
+    icon: str = "settings"
 
 
 @dataclass(frozen=True)

@@ -27,21 +27,6 @@ from app.wizard.errors_view import plain, recommendation
 from app.wizard.session import Session
 from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon
 
-TYPE_ICONS = {
-    "Microsoft.Cache/redis": "cache",
-    "Microsoft.Cache/redisEnterprise": "cache",
-    "Microsoft.Storage/storageAccounts": "storage",
-    "Microsoft.Web/serverfarms": "plan",
-    "Microsoft.Web/sites": "function",
-    "Microsoft.ContainerRegistry/registries": "registry",
-}
-
-
-def type_icon(resource_type: str) -> str:
-    """ARM type names are case-insensitive (the sandbox answers Microsoft.Cache/Redis)."""
-    lowered = {k.lower(): v for k, v in TYPE_ICONS.items()}
-    return lowered.get(resource_type.lower(), "settings")
-
 
 class _Progress(QObject):
     message = Signal(str)
@@ -135,7 +120,7 @@ class CleanupDialog(QDialog):
             self._update_button()
             return
         for res in info.resources:
-            item = QListWidgetItem(icon(type_icon(res.type)),
+            item = QListWidgetItem(icon(res.icon),
                                    f"{res.name}    {res.type}")
             self.contents.addItem(item)
         count = len(info.resources)

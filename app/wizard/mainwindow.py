@@ -531,7 +531,7 @@ class MainWindow(QMainWindow):
         self._update_navigation()
 
     def _on_switch_to_managed(self) -> None:
-        from app.services.managed_redis import switch_to_managed_redis
+        from app.services.cache_migration import switch_to_managed_redis
 
         self.pages[self._current].store(self.session.spec)
         switched = switch_to_managed_redis(self.session.spec)

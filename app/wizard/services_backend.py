@@ -28,40 +28,6 @@ from app.wizard.backend import (
 
 PORTAL = "https://portal.azure.com"
 
-# Step name → (resource type shown on the deploy page, spec field holding its name).
-STEP_RESOURCES: dict[str, tuple[str, str]] = {
-    "resource-group": ("Microsoft.Resources/resourceGroups", "resource_group.name"),
-    "cache": ("Microsoft.Cache/redis", "cache.name"),
-    "cache-cluster": ("Microsoft.Cache/redisEnterprise", "cache.name"),
-    "storage": ("Microsoft.Storage/storageAccounts", "function_app.storage_account"),
-    "plan": ("Microsoft.Web/serverfarms", "function_app.plan_name"),
-    "registry": ("Microsoft.ContainerRegistry/registries", "image.registry"),
-    "image": ("Container image", "image.repository"),
-    "function-app": ("Microsoft.Web/sites", "function_app.name"),
-    "app-settings": ("Microsoft.Web/sites/config", "function_app.name"),
-    "endpoint": ("Health check", "function_app.name"),
-}
-
-# deployment_status kinds → step names.
-STATUS_STEPS = {
-    "resource group": "resource-group",
-    "Azure Cache for Redis": "cache",
-    "Azure Managed Redis": "cache-cluster",
-    "Azure Managed Redis database": "cache",
-    "storage account": "storage",
-    "App Service plan": "plan",
-    "container registry": "registry",
-    "function app": "function-app",
-}
-
-
-def _field(spec: DeploymentSpec, path: str) -> str:
-    value: Any = spec
-    for part in path.split("."):
-        value = getattr(value, part, None)
-    return str(value or "")
-
-
 class ServicesBackend:
     """One target (sandbox or Azure subscription) and its clients."""
 
@@ -100,14 +66,15 @@ class ServicesBackend:
                      self.clients.storage, self.clients.web, self.clients.registry):
             make()
         from app.services import (  # noqa: F401 - imported for their load time
+            availability,
             cleanup,
-            endpoint_test,
+            deploy,
             export,
             logstream,
             lookups,
-            names,
             packaging,
             plan,
+            scoring,
             status,
         )
 
@@ -121,9 +88,9 @@ class ServicesBackend:
 
     # -- lookups ------------------------------------------
     def name_available(self, kind: str, name: str, spec: DeploymentSpec) -> Availability:
-        from app.services import names
+        from app.services.availability import check_availability
 
-        answer = names.check_availability(self.clients, kind, name, spec)
+        answer = check_availability(self.clients, kind, name, spec)
         return Availability(answer.state, answer.message)
 
     def resource_groups(self) -> list[str]:
@@ -189,86 +156,45 @@ class ServicesBackend:
 
     # -- deploy ------------------------------------------
     def plan(self, spec: DeploymentSpec) -> list[PlannedStep]:
+        """The deploy page's rows, as the resource modules describe their resources."""
+        from app.services.arm import resource_id
         from app.services.plan import build_plan
 
-        out = []
+        group = spec.resource_group.name
+        rows = []
         for step in build_plan(spec):
-            rtype, path = STEP_RESOURCES.get(step.name, ("", ""))
-            name = _field(spec, path) if path else step.name
-            if step.name == "cache" and spec.cache.kind == "azure-managed-redis":
-                rtype = "Microsoft.Cache/redisEnterprise/databases"
-                name = f"{name}/default"
-            if step.name == "registry" and not spec.image.registry and spec.image.reference:
-                name = spec.image.reference.split(".", 1)[0]
-            if step.name == "image":
-                name = f"{spec.image.repository}:{spec.image.tag}"
-            if step.name == "app-settings":
-                name = f"{name} settings"
-            if step.name == "endpoint":
-                name = f"{name} /api/health"
-            out.append(PlannedStep(step.name, step.title, rtype, name,
-                                   self._resource_id(spec, rtype, name),
-                                   tuple(step.depends_on)))
-        return out
-
-    def _resource_id(self, spec: DeploymentSpec, rtype: str, name: str) -> str:
-        if not rtype.startswith("Microsoft."):
-            return ""
-        base = f"/subscriptions/{self.target.subscription_id}/resourceGroups/" \
-               f"{spec.resource_group.name}"
-        if rtype == "Microsoft.Resources/resourceGroups":
-            return base
-        if rtype.count("/") > 1:
-            return ""
-        return f"{base}/providers/{rtype}/{name}"
+            name = step.resource_name()
+            link = resource_id(self.target.subscription_id, group, step.arm_type, name) \
+                if step.has_portal_page() else ""
+            rows.append(PlannedStep(step.name, step.title, step.resource_type(), name, link,
+                                    tuple(step.depends_on), step.icon))
+        return rows
 
     def existing(self, spec: DeploymentSpec) -> dict[str, str]:
         from app.services.status import deployment_status
 
-        out = {}
+        out: dict[str, str] = {}
         for row in deployment_status(spec, self.clients):
-            step = STATUS_STEPS.get(row.kind)
-            if step and row.exists:
-                out[step] = f"Exists ({row.state})" if row.state else "Exists"
+            if row.step and row.exists:
+                out[row.step] = f"Exists ({row.state})" if row.state else "Exists"
         return out
 
     def deploy(self, spec: DeploymentSpec, listener: Callable[[Any], None],
                cancel: threading.Event) -> Any:
-        """Preflight, plan and run, as `mlcache-deploy deploy` does; blocks until done."""
-        from app.services.logs import DeploymentLog
-        from app.services.plan import build_plan, preflight
-        from app.services.runner import Runner
-        from app.services.steps import DeployContext
+        """The same deploy as `mlcache-deploy deploy`; blocks until done or cancelled."""
+        from app.services.deploy import plan_deployment, run_deployment
 
         spec_dir = self.spec_dir or Path.cwd()
-        preflight(spec, spec_dir)
-        steps = build_plan(spec)
-        with DeploymentLog(spec.resource_group.name) as deployment_log:
-            ctx = DeployContext(spec, self.target, self.clients, spec_dir=spec_dir)
-            runner = Runner(steps, ctx, [deployment_log, listener])
-            runner.log_path = str(deployment_log.path)
-            stop_watch = threading.Event()
-
-            def watch() -> None:
-                while not stop_watch.is_set():
-                    if cancel.wait(0.1):
-                        runner.cancel()
-                        return
-
-            watcher = threading.Thread(target=watch, name="mlcache-wizard-cancel", daemon=True)
-            watcher.start()
-            try:
-                result = runner.run()
-            finally:
-                stop_watch.set()
-                watcher.join(1)
+        steps = plan_deployment(spec, spec_dir)
+        result = run_deployment(spec, self.target, self.clients, steps, spec_dir,
+                                [listener], cancel)
         with self._lock:
             self._scoring.clear()
         return result
 
     # -- test ------------------------------------------
     def call(self, spec: DeploymentSpec, payload: Any) -> CallResult:
-        from app.services.endpoint_test import ScoringClient, find_endpoint
+        from app.services.scoring import ScoringClient, find_endpoint
 
         key = (spec.resource_group.name, spec.function_app.name)
         with self._lock:
@@ -292,8 +218,9 @@ class ServicesBackend:
 
     # -- clean up ------------------------------------------
     def group_info(self, group: str) -> GroupInfo:
-        from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE
-        from app.services.steps import get_or_none
+        from app.rules import created_by_us
+        from app.services.arm import get_or_none
+        from app.services.plan import icon_for_type
 
         existing = get_or_none(self.clients.resources().resource_groups.get, group)
         items = self._group_items(group) if existing is not None else None
@@ -301,8 +228,9 @@ class ServicesBackend:
             return GroupInfo(False)
         # The dialog offers "delete anyway" for a group we did not create (delete_group
         # refuses it unless forced).
-        ours = (existing.tags or {}).get(CREATED_BY_TAG) == CREATED_BY_VALUE
-        return GroupInfo(True, ours, [GroupResource(i.name, i.type) for i in items])
+        ours = created_by_us(existing.tags)
+        resources = [GroupResource(i.name, i.type, icon=icon_for_type(i.type)) for i in items]
+        return GroupInfo(True, ours, resources)
 
     def delete_group(self, group: str, progress: Callable[[str], None],
                      force: bool = False) -> None:

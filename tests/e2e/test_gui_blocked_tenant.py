@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.sandbox import Sandbox
-from app.services.managed_redis import BLOCKED_CODE, BLOCKED_MESSAGE
+from app.services.resources.redis_cache import BLOCKED_CODE, BLOCKED_MESSAGE
 from app.spec import CacheSpec, DeploymentSpec, FunctionAppSpec, ImageSpec, ResourceGroupSpec
 from app.wizard.launch import sandbox_factory
 from app.wizard.mainwindow import MainWindow

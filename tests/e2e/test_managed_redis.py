@@ -17,7 +17,8 @@ from azure.mgmt.web import WebSiteManagementClient
 from app.sandbox import Sandbox
 from app.sandbox.processes import processes_mentioning
 from app.sandbox.sample_site import sdk_kwargs
-from app.services.managed_redis import BLOCKED_CODE, BLOCKED_MESSAGE, switch_to_managed_redis
+from app.services.cache_migration import switch_to_managed_redis
+from app.services.resources.redis_cache import BLOCKED_CODE, BLOCKED_MESSAGE
 from app.spec import load_spec, save_spec
 from tests.e2e.test_cli import Cli, events, finished, make_spec, resource_client
 

@@ -65,7 +65,7 @@ TIER_LABELS = {"MemoryOptimized": "Memory Optimized", "ComputeOptimized": "Compu
 def suggested_managed(tier: str, size: str) -> tuple[str, str] | None:
     """The engine's copy of Microsoft's Basic/Standard/Premium → Managed Redis mapping."""
     from app.errors import BadInput
-    from app.services.managed_redis import suggest_managed_redis
+    from app.services.cache_migration import suggest_managed_redis
 
     try:
         return suggest_managed_redis(tier, size)

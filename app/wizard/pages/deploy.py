@@ -35,18 +35,6 @@ from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon
 
 COL_NAME, COL_TYPE, COL_STATE, COL_ELAPSED, COL_LINK = range(5)
 
-TYPE_ICONS = {
-    "Microsoft.Resources/resourceGroups": "resource-group",
-    "Microsoft.Cache/redis": "cache",
-    "Microsoft.Cache/redisEnterprise": "cache",
-    "Microsoft.Cache/redisEnterprise/databases": "cache",
-    "Microsoft.Storage/storageAccounts": "storage",
-    "Microsoft.Web/serverfarms": "plan",
-    "Microsoft.Web/sites": "function",
-    "Microsoft.Web/sites/config": "settings",
-    "Microsoft.ContainerRegistry/registries": "registry",
-}
-
 FINISHED_STATES = ("Succeeded", "Existing \u2014 used", "Failed", "Skipped", "Cancelled")
 
 
@@ -199,7 +187,7 @@ class DeployPage(Page):
         for step in steps:
             item = QTreeWidgetItem([step.resource_name or step.title, step.resource_type,
                                     "Pending", ""])
-            item.setIcon(COL_NAME, icon(TYPE_ICONS.get(step.resource_type, "settings")))
+            item.setIcon(COL_NAME, icon(step.icon))
             item.setToolTip(COL_NAME, step.title)
             item.setData(COL_NAME, Qt.ItemDataRole.UserRole, step.name)
             self.tree.addTopLevelItem(item)

@@ -11,10 +11,11 @@ import pytest
 
 from app.sandbox import Sandbox
 from app.services.clients import ClientFactory
+from app.services.context import DeployContext
 from app.services.events import Event, StepFailed, StepSucceeded
-from app.services.managed_redis import managed_redis_steps
+from app.services.resources.managed_redis import ManagedRedisClusterStep, ManagedRedisDatabaseStep
+from app.services.resources.resource_group import ResourceGroupStep
 from app.services.runner import Runner, Step
-from app.services.steps import DeployContext, ResourceGroupStep
 from app.services.target import CloudTarget, sandbox_target
 from app.spec import DeploymentSpec, spec_from_dict
 
@@ -49,7 +50,8 @@ def run(spec: DeploymentSpec, target: CloudTarget) -> dict[str, Event]:
         if isinstance(event, StepSucceeded | StepFailed):
             seen[event.step] = event
 
-    steps: list[Step] = [ResourceGroupStep(spec), *managed_redis_steps(spec)]
+    steps: list[Step] = [ResourceGroupStep(spec), ManagedRedisClusterStep(spec),
+                         ManagedRedisDatabaseStep(spec)]
     Runner(steps, DeployContext(spec, target), [keep]).run()
     return seen
 

@@ -10,12 +10,19 @@ from typing import Any
 
 import pytest
 
+from app.cli.commands import format_table
 from app.errors import BadInput, ServiceFailure
 from app.services import pricing
+from app.services.plan import build_plan
 from app.services.pricing import PriceQuery, build_filter, price_queries, select_item
 from app.spec import DeploymentSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+def queries_of(spec: DeploymentSpec, step: str) -> list[PriceQuery]:
+    """The meters the resource modules whose step name starts with `step` price for `spec`."""
+    return [q for s in build_plan(spec) if s.name.startswith(step) for q in s.price_queries()]
 
 
 def sandbox_spec() -> DeploymentSpec:
@@ -86,7 +93,7 @@ def test_shards_only_count_on_premium() -> None:
 def test_managed_redis_counts_two_nodes_of_the_instance_meter(tier: str, product: str) -> None:
     spec = sandbox_spec()
     spec.cache.kind, spec.cache.tier, spec.cache.size = "azure-managed-redis", tier, "X10"
-    (query,) = pricing.cache_queries(spec)
+    (query,) = queries_of(spec, "cache")
     assert (query.service_name, query.product_name, query.meter_name) == (
         "Redis Cache", product, "X10 Cache Instance")
     assert query.units == 2 * 730
@@ -101,7 +108,7 @@ def test_managed_redis_counts_two_nodes_of_the_instance_meter(tier: str, product
 def test_plans_use_the_linux_products(sku: str, product: str) -> None:
     spec = sandbox_spec()
     spec.function_app.plan_sku = sku
-    (query,) = pricing.plan_queries(spec)
+    (query,) = queries_of(spec, "plan")
     assert query.product_name == product
     assert query.units == 730
 
@@ -109,7 +116,7 @@ def test_plans_use_the_linux_products(sku: str, product: str) -> None:
 def test_elastic_premium_bills_vcpu_and_memory_hours() -> None:
     spec = sandbox_spec()
     spec.function_app.plan_sku = "EP2"
-    vcpu, memory = pricing.plan_queries(spec)
+    vcpu, memory = queries_of(spec, "plan")
     assert (vcpu.service_name, vcpu.product_name, vcpu.meter_name, vcpu.units) == (
         "Functions", "Premium Functions", "Premium vCPU Duration", 2 * 730)
     assert (memory.meter_name, memory.unit_of_measure, memory.units) == (
@@ -240,7 +247,7 @@ def test_estimate_follows_next_page_links_and_totals_what_was_found() -> None:
     assert result.total == pytest.approx(101.47)
     assert (result.priced, result.missing) == (1, 2)
     assert "2 item(s) without a list price" in result.summary()
-    table = pricing.format_table(result)
+    table = format_table(result)
     assert table.count("price not found") == 2
     assert "Estimated monthly total: USD 101.47" in table
 

@@ -11,15 +11,14 @@ import pytest
 
 from app.sandbox import Sandbox
 from app.services.clients import ClientFactory
+from app.services.context import DeployContext
 from app.services.events import Event, StepFailed, StepSucceeded
+from app.services.resources.app_service_plan import AppServicePlanStep
+from app.services.resources.managed_redis import ManagedRedisClusterStep, ManagedRedisDatabaseStep
+from app.services.resources.registry import RegistryStep
+from app.services.resources.resource_group import ResourceGroupStep
+from app.services.resources.storage import StorageAccountStep
 from app.services.runner import Runner, Step
-from app.services.steps import (
-    AppServicePlanStep,
-    DeployContext,
-    RegistryStep,
-    ResourceGroupStep,
-    StorageAccountStep,
-)
 from app.services.target import CloudTarget, sandbox_target
 from app.spec import DeploymentSpec, spec_from_dict
 
@@ -131,13 +130,13 @@ def test_a_registry_without_admin_user_is_refused_with_the_fix(target: CloudTarg
 
 
 def test_status_reports_an_azure_managed_redis_cluster_and_database(target: CloudTarget) -> None:
-    from app.services.managed_redis import managed_redis_steps
     from app.services.status import deployment_status
 
     spec = new_spec()
     spec.cache.kind = "azure-managed-redis"
     spec.cache.tier, spec.cache.size, spec.cache.redis_version = "Balanced", "B0", None
-    results = run(spec, target, ResourceGroupStep(spec), *managed_redis_steps(spec))
+    results = run(spec, target, ResourceGroupStep(spec), ManagedRedisClusterStep(spec),
+                  ManagedRedisDatabaseStep(spec))
     assert all(isinstance(e, StepSucceeded) for e in results.values()), results
     rows = {row.kind: row for row in deployment_status(spec, ClientFactory(target))}
     cluster = rows["Azure Managed Redis"]
@@ -150,7 +149,7 @@ def test_status_reports_an_azure_managed_redis_cluster_and_database(target: Clou
 
 def test_premium_persistence_writes_to_the_storage_account(target: CloudTarget) -> None:
     from app.services.redaction import MASK, redact
-    from app.services.steps import RedisCacheStep
+    from app.services.resources.redis_cache import RedisCacheStep
 
     spec = new_spec()
     spec.cache.tier, spec.cache.size, spec.cache.persistence = "Premium", "P1", "rdb"
@@ -208,7 +207,7 @@ BROKEN_APP = {
 
 
 def test_a_missing_image_is_named_with_the_tags_there_are(target: CloudTarget) -> None:
-    from app.services.steps import RegistryCredentialsStep
+    from app.services.resources.registry import RegistryCredentialsStep
 
     spec = new_spec()
     registry = _registry_with(target, spec, {"scoring:v1": BROKEN_APP, "scoring:v2": BROKEN_APP})
@@ -222,7 +221,7 @@ def test_a_missing_image_is_named_with_the_tags_there_are(target: CloudTarget) -
 def test_a_site_that_never_answers_fails_with_its_log(target: CloudTarget) -> None:
     from app.services.events import StepLog
     from app.services.plan import build_plan
-    from app.services.steps import EndpointCheckStep
+    from app.services.resources.endpoint import EndpointCheckStep
 
     spec = new_spec()
     registry = _registry_with(target, spec, {"broken:v1": BROKEN_APP})
@@ -248,7 +247,7 @@ def test_health_wait_says_in_plain_words_that_the_host_is_not_answering(
     import socket
 
     from app.services.events import StepProgress
-    from app.services.steps import EndpointCheckStep
+    from app.services.resources.endpoint import EndpointCheckStep
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from app.services.managed_redis import ManagedRedisClusterStep, ManagedRedisDatabaseStep
+from app.services.context import DeployContext
+from app.services.resources.managed_redis import ManagedRedisClusterStep, ManagedRedisDatabaseStep
+from app.services.resources.resource_group import ResourceGroupStep
 from app.services.runner import Runner
-from app.services.steps import DeployContext, ResourceGroupStep
 from app.spec import spec_from_dict
 from app.wizard.services_backend import ServicesBackend
 

@@ -9,7 +9,7 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, 
 from azure.core.pipeline.transport import HttpResponse  # type: ignore[attr-defined]
 
 from app.errors import BadInput, NotPermitted, QuotaOrRegion, ServiceFailure
-from app.services.hints import MANAGED_REDIS_SUGGESTION, as_error, describe, is_cache_blocked
+from app.services.explain import MANAGED_REDIS_SUGGESTION, as_error, describe, is_cache_blocked
 
 
 class FakeResponse(HttpResponse):

@@ -10,22 +10,24 @@ from azure.core.exceptions import HttpResponseError
 
 from app.errors import BadInput, NotPermitted
 from app.rules import CLASSIC_SIZES, MANAGED_SIZES, validate_spec
-from app.services.hints import describe, is_cache_blocked
-from app.services.managed_redis import (
-    BLOCKED_CODE,
-    BLOCKED_MESSAGE,
+from app.services.cache_migration import (
     SKU_MAPPING,
-    CacheCreationBlocked,
-    blocked_error,
     managed_redis_options,
     spec_changes,
     suggest_managed_redis,
     switch_text,
     switch_to_managed_redis,
 )
+from app.services.explain import describe, is_cache_blocked
 from app.services.plan import build_plan, preflight
+from app.services.resources.redis_cache import (
+    BLOCKED_CODE,
+    BLOCKED_MESSAGE,
+    CacheCreationBlocked,
+    blocked_error,
+)
 from app.spec import DeploymentSpec, load_spec
-from tests.unit.services.test_hints import arm_error
+from tests.unit.services.test_explain import arm_error
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 

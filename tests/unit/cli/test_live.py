@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from app.services.console import JsonLines, LiveLines, PlainLines, summary
+from app.cli.live import JsonLines, LiveLines, PlainLines, summary
 from app.services.events import (
     RunFinished,
     StepFailed,

@@ -44,73 +44,73 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from app.services.commands import deploy
+    from app.cli.commands import deploy
 
     return deploy(args)
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from app.services.commands import test
+    from app.cli.commands import test
 
     return test(args)
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from app.services.commands import cleanup
+    from app.cli.commands import cleanup
 
     return cleanup(args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from app.services.commands import status
+    from app.cli.commands import status
 
     return status(args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from app.services.commands import export
+    from app.cli.commands import export
 
     return export(args)
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from app.services.pricing import estimate_command
+    from app.cli.commands import estimate
 
-    return estimate_command(args)
+    return estimate(args)
 
 
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
-    from app.sandbox.commands import serve
+    from app.cli.sandbox import serve
 
     return serve(args)
 
 
 def cmd_sandbox_status(args: argparse.Namespace) -> int:
-    from app.sandbox.commands import status
+    from app.cli.sandbox import status
 
     return status(args)
 
 
 def cmd_sandbox_stop(args: argparse.Namespace) -> int:
-    from app.sandbox.commands import stop
+    from app.cli.sandbox import stop
 
     return stop(args)
 
 
 def cmd_sandbox_push(args: argparse.Namespace) -> int:
-    from app.sandbox.commands import push
+    from app.cli.sandbox import push
 
     return push(args)
 
 
 def cmd_package_build(args: argparse.Namespace) -> int:
-    from app.services.packaging import build_command
+    from app.cli.commands import package_build
 
-    return build_command(args)
+    return package_build(args)
 
 
 def cmd_package_push(args: argparse.Namespace) -> int:
-    from app.sandbox.commands import push
+    from app.cli.sandbox import push
 
     return push(args)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from app.sandbox import Sandbox
+from app.services.availability import check_availability
 from app.services.clients import ClientFactory
-from app.services.names import check_availability
 from app.services.target import sandbox_target
 from app.spec import DeploymentSpec
 

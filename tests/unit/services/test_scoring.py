@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import BadInput
-from app.services.endpoint_test import CallResult, default_payload, percentile, read_payload
+from app.services.scoring import CallResult, default_payload, percentile, read_payload
 from app.spec import DeploymentSpec
 
 SAMPLE_MODEL = Path(__file__).resolve().parents[3] / "resources" / "sample-model"
@@ -50,7 +50,7 @@ def test_percentile_and_call_json() -> None:
 def test_a_call_to_a_host_that_is_not_listening_says_so_in_plain_words() -> None:
     import socket
 
-    from app.services.endpoint_test import Endpoint, ScoringClient
+    from app.services.scoring import Endpoint, ScoringClient
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

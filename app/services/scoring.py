@@ -1,4 +1,4 @@
-"""Call the deployed function's scoring route, as a client would, and say what happened.
+"""The deployed function's scoring route, called as a client would: endpoint, key, calls.
 
 The function key is fetched through ARM (host keys), registered as a secret and
 sent in the `x-functions-key` header, never in a URL that could be logged. TLS
@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.errors import BadInput, ServiceFailure
 from app.services.clients import ClientFactory
-from app.services.hints import as_error
+from app.services.context import resolve_spec_path
+from app.services.explain import as_error, plain_request_error
 from app.services.logs import get_logger
 from app.services.redaction import redact, register_secret
-from app.services.steps import resolve_spec_path
 from app.services.target import CloudTarget
 from app.spec import DeploymentSpec
 
@@ -137,8 +138,6 @@ class ScoringClient:
             )
         except requests.RequestException as exc:
             latency = (time.perf_counter() - started) * 1000
-            from app.services.steps import plain_request_error
-
             # Plain words first; the exception's own text is the detail.
             error = f"{plain_request_error(exc)} — {type(exc).__name__}: {exc}"
             return CallResult(0, latency, "", None, redact(error))
@@ -163,33 +162,23 @@ class ScoringClient:
         self.close()
 
 
-def wait_until_healthy(
-    endpoint: Endpoint, verify: str | bool, timeout: float, say: Any = None
-) -> bool:
-    """GET the health route until it answers 200; True at once when it already does.
+def wait_until_up(endpoint: Endpoint, target: CloudTarget,
+                  say: Callable[[str], None] | None = None) -> bool:
+    """The deploy's own health wait, asking only that the host is up (True at once when
+    it already is); `say` hears once that it is waiting."""
+    from app.services.resources.endpoint import wait_for_health
 
-    A host that was just (re)started, by a sandbox starting or by Azure after a
-    settings change, refuses connections or answers 503 for a moment.
-    """
-    import requests
-
-    deadline = time.monotonic() + timeout
     told = False
-    with requests.Session() as session:
-        while True:
-            try:
-                status = session.get(endpoint.health_url, timeout=10, verify=verify).status_code
-                # 401/403/404: the app answers, it just has no open health route.
-                if status in (200, 401, 403, 404):
-                    return True
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                return False
-            if not told and say is not None:
-                say("waiting for the function app to start ...")
-                told = True
-            time.sleep(0.25)
+
+    def waiting(answer: object) -> None:
+        nonlocal told
+        if not told and say is not None:
+            say("waiting for the function app to start ...")
+            told = True
+
+    answer = wait_for_health(endpoint.health_url, target.verify, target.health_timeout_s,
+                             target.health_poll_s, lambda a: a.up, waiting)
+    return answer is not None
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -1,8 +1,9 @@
-"""From what Azure Resource Manager answered to what a person should do next.
+"""The one translator from what Azure (or the network) answered to what a person should do.
 
 One table maps ARM error codes to a class of `app.errors` (who is at fault) and
-a one-line recommendation; `describe()` turns any exception a step raises into
-that triple, and `as_error()` into the error the CLI and GUI show.
+a one-line recommendation; `describe()` turns any exception into that triple,
+`as_error()` into the `MlcacheError` the CLI and the GUI both show, and
+`plain_request_error()` says a failed HTTP call in plain words.
 """
 
 from __future__ import annotations
@@ -246,7 +247,7 @@ def describe(exc: BaseException) -> Explained:
     )
 
     if isinstance(exc, MlcacheError):
-        code = getattr(exc, "code", "") or type(exc).__name__
+        code = exc.code or type(exc).__name__
         return Explained(code, redact(exc.message), redact(exc.recommendation), type(exc))
     if isinstance(exc, ClientAuthenticationError):
         hint = HINTS["AuthenticationFailed"]
@@ -281,9 +282,28 @@ def as_error(exc: BaseException, prefix: str = "") -> MlcacheError:
     text = f"{prefix}{explained.message}" if prefix else explained.message
     if explained.code and explained.code not in text:
         text = f"{text} ({explained.code})"
-    error = explained.error_class(text, explained.hint)
-    error.code = explained.code  # type: ignore[attr-defined]
-    return error
+    return explained.error_class(text, explained.hint, code=explained.code)
+
+
+def plain_request_error(exc: Exception) -> str:
+    """A failed HTTP call in plain words, e.g. while a host is still starting."""
+    import requests
+
+    text = str(exc).lower()
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed (certificate not trusted or not ready)"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "no answer in time"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        if "refused" in text:
+            return "not answering yet (connection refused)"
+        if "name or service not known" in text or "nameresolution" in text \
+                or "getaddrinfo" in text:
+            return "host name not known yet (DNS)"
+        if "reset" in text or "aborted" in text or "remotedisconnected" in text:
+            return "not answering yet (connection closed)"
+        return "not answering yet (no connection)"
+    return f"request failed ({type(exc).__name__})"
 
 
 def _status_code(status: int | None) -> str:
@@ -316,4 +336,5 @@ __all__ = [
     "describe",
     "hint_for",
     "is_cache_blocked",
+    "plain_request_error",
 ]

@@ -1,0 +1,122 @@
+"""Small helpers every resource module uses to talk to ARM: get, state, wait.
+
+They hold no knowledge of any one resource: "does it exist?" is `get_or_none`,
+"is it done?" is `state_of` against `SUCCEEDED` / `FAILED`, and the two waits
+keep progress events and cancellation alive while Azure works.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from app.errors import ServiceFailure
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+# provisioningState values after which nothing more will happen by itself.
+SUCCEEDED = frozenset({"succeeded", "running"})
+FAILED = frozenset({"failed", "canceled", "cancelled"})
+# The SDK polls at the target's interval in its own thread; waking up in short
+# slices keeps cancel and progress responsive.
+_WAIT_SLICE_S = 0.25
+
+
+class Progress(Protocol):
+    """What a wait reports to: the runner's `StepReport` satisfies it."""
+
+    def progress(self, provisioning_state: str, message: str = "", force: bool = False) -> None:
+        ...
+
+    def check_cancelled(self) -> None:
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        ...
+
+
+class Poller(Protocol[T_co]):
+    """What `wait_lro` needs of azure-core's LROPoller."""
+
+    def done(self) -> bool: ...
+    def status(self) -> str: ...
+    def wait(self, timeout: float | None = None) -> None: ...
+    def result(self, timeout: float | None = None) -> T_co: ...
+
+
+def get_or_none(call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """`call(*args)`, or None when ARM answers 404 (the resource or its group is missing)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return call(*args, **kwargs)
+    except ResourceNotFoundError:
+        return None
+
+
+def enum_text(value: Any) -> str:
+    """An SDK enum or string as its wire value ("Succeeded", not "RunStatus.SUCCEEDED")."""
+    return str(getattr(value, "value", value) or "")
+
+
+def state_of(resource: Any) -> str:
+    """A resource's provisioningState as text ('' when it has none)."""
+    value = getattr(resource, "provisioning_state", None)
+    if value is None:
+        props = getattr(resource, "properties", None)
+        value = getattr(props, "provisioning_state", None)
+    return enum_text(value)
+
+
+def succeeded(resource: Any) -> bool:
+    return state_of(resource).lower() in SUCCEEDED
+
+
+def failed(resource: Any) -> bool:
+    return state_of(resource).lower() in FAILED
+
+
+def wait_lro(poller: Poller[T], report: Progress, state: str = "Creating") -> T:
+    """Wait for an SDK poller, reporting progress and stopping when the run is cancelled."""
+    while not poller.done():
+        status = str(poller.status() or "")
+        report.progress(state if status.lower() in ("", "inprogress", "accepted") else status)
+        poller.wait(timeout=_WAIT_SLICE_S)
+        report.check_cancelled()
+    return poller.result()
+
+
+def wait_until_settled(
+    get: Callable[[], T | None], report: Progress, interval: float, state: str = "Creating"
+) -> T | None:
+    """Poll `get()` until the resource's provisioningState is final (resume after cancel)."""
+    while True:
+        resource = get()
+        current = state_of(resource)
+        if resource is None or current.lower() in SUCCEEDED | FAILED or not current:
+            return resource
+        report.progress(current or state)
+        report.sleep(interval)
+
+
+def id_name(resource_id: str | None) -> str:
+    """The last segment of an ARM id (the resource's own name)."""
+    return (resource_id or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+def group_of(resource_id: str | None) -> str:
+    """The resource group named in an ARM id."""
+    match = re.search(r"/resourceGroups/([^/]+)/", resource_id or "", re.IGNORECASE)
+    if not match:
+        raise ServiceFailure(f"cannot read the resource group from id {resource_id!r}")
+    return match.group(1)
+
+
+def resource_id(subscription_id: str, group: str, arm_type: str = "", name: str = "") -> str:
+    """The ARM id of a group, or of a top-level resource in it."""
+    base = f"/subscriptions/{subscription_id}/resourceGroups/{group}"
+    if not arm_type or arm_type == "Microsoft.Resources/resourceGroups":
+        return base
+    return f"{base}/providers/{arm_type}/{name}"

@@ -1,0 +1,65 @@
+"""The one deploy use case the CLI and the wizard both call: plan, preflight, run, events.
+
+The faces differ only in how they listen (the CLI prints events, the wizard turns
+them into signals) and how they cancel (Ctrl-C, a button): both set the event
+they pass in. Everything else, from the first ARM read to the deployment log,
+happens here the same way for both.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from app.services.clients import ClientFactory
+from app.services.context import DeployContext
+from app.services.events import Listener
+from app.services.explain import as_error
+from app.services.logs import DeploymentLog
+from app.services.plan import build_plan, preflight
+from app.services.resources.base import ResourceStep
+from app.services.runner import Runner, RunResult
+from app.services.target import CloudTarget
+from app.spec import DeploymentSpec
+
+
+def plan_deployment(spec: DeploymentSpec, spec_dir: Path) -> list[ResourceStep]:
+    """Preflight, then the plan: raises BadInput before anything is asked of Azure."""
+    preflight(spec, spec_dir)
+    return build_plan(spec)
+
+
+def check_access(clients: ClientFactory, spec: DeploymentSpec) -> None:
+    """One cheap read before creating anything: signed in, subscription visible, ARM reachable."""
+    try:
+        clients.resources().resource_groups.check_existence(spec.resource_group.name)
+    except Exception as exc:
+        raise as_error(exc, prefix="before creating anything, ARM could not be used: ") from None
+
+
+def run_deployment(
+    spec: DeploymentSpec,
+    target: CloudTarget,
+    clients: ClientFactory,
+    steps: list[ResourceStep],
+    spec_dir: Path,
+    listeners: Iterable[Listener] = (),
+    cancel: threading.Event | None = None,
+) -> RunResult:
+    """Run `steps` (from `plan_deployment`) to the end; blocks until done or cancelled.
+
+    Every event goes to `listeners` and, redacted, to a new deployment log whose
+    path the `RunFinished` event names.
+    """
+    check_access(clients, spec)
+    with DeploymentLog(spec.resource_group.name) as deployment_log:
+        ctx = DeployContext(spec, target, clients, spec_dir=spec_dir)
+        if cancel is not None:
+            ctx.cancel_event = cancel
+        runner = Runner(steps, ctx, [deployment_log, *listeners])
+        runner.log_path = str(deployment_log.path)
+        return runner.run()
+
+
+__all__ = ["check_access", "plan_deployment", "run_deployment"]

@@ -1,0 +1,113 @@
+"""The app settings that wire the cache into the function (Microsoft.Web/sites/config).
+
+This step is the only one that waits on the cache: everything else about the
+site is made while the cache is still being created. Which cache kind it reads
+keys from is given by the plan (`keys`), so this module knows no cache kind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from app.services.context import DeployContext
+from app.services.redaction import register_secret
+from app.services.resources.base import AzCliPart, ResourceStep, Shell
+from app.services.runner import StepReport
+from app.spec import DeploymentSpec
+
+DEFAULT_TTL_SECONDS = "3600"
+# App settings whose values are secrets, wherever they come from.
+_SECRET_SETTING = re.compile(r"KEY|PASSWORD|SECRET|TOKEN|CONNECTION|AzureWebJobsStorage", re.I)
+
+AccessKeys = Callable[[DeployContext], tuple[str | None, str | None]]
+
+
+def register_setting_secrets(settings: dict[str, str]) -> None:
+    for name, value in settings.items():
+        if _SECRET_SETTING.search(name):
+            register_secret(value)
+
+
+class FunctionSettingsStep(ResourceStep):
+    """Write the cache connection into the function's app settings."""
+
+    name = "app-settings"
+    arm_type = "Microsoft.Web/sites/config"
+    label = "app settings"
+    icon = "settings"
+    depends_on = ("function-app", "cache")
+    nominal_s = 1.0
+    progress_text = "Writing {title}"
+    success_text = "Wrote {title}"
+    adopted_text = "{title} already up to date"
+
+    def __init__(self, spec: DeploymentSpec, keys: AccessKeys) -> None:
+        super().__init__(spec)
+        self.keys = keys
+        self.title = f"cache settings of {spec.function_app.name}"
+
+    def resource_name(self) -> str:
+        return f"{self.spec.function_app.name} settings"
+
+    def arm_settings(self) -> list[dict[str, str]]:
+        return [
+            {"name": "REDIS_AUTH", "value": self.spec.cache.auth},
+            {"name": "REDIS_TTL_SECONDS", "value": DEFAULT_TTL_SECONDS},
+        ]
+
+    def azcli(self, sh: Shell) -> AzCliPart:
+        app = self.spec.function_app
+        return AzCliPart(read=[
+            f"az functionapp config appsettings set --resource-group {sh.rg} "
+            f"--name {sh.q(app.name)} "
+            "--settings REDIS_HOST=\"$redis_host\" REDIS_PORT=\"$redis_port\" "
+            f"REDIS_KEY=\"$redis_key\" REDIS_AUTH={sh.q(self.spec.cache.auth)} "
+            f"REDIS_TTL_SECONDS={DEFAULT_TTL_SECONDS} --output none",
+        ])
+
+    def desired(self, ctx: DeployContext) -> dict[str, str]:
+        primary, secondary = self.keys(ctx)
+        key = ctx.secret("cache_key", primary)
+        if secondary:
+            register_secret(secondary)
+        wanted = {
+            "REDIS_HOST": ctx.output("cache", "host"),
+            "REDIS_PORT": ctx.output("cache", "ssl_port"),
+            "REDIS_KEY": key,
+            "REDIS_AUTH": ctx.spec.cache.auth,
+            "REDIS_TTL_SECONDS": DEFAULT_TTL_SECONDS,
+        }
+        if ctx.target.is_sandbox and ctx.target.ca_bundle is not None:
+            wanted["REDIS_CA_BUNDLE"] = str(ctx.target.ca_bundle)
+        model_version = ctx.outputs.get("image", {}).get("model_version")
+        if model_version:
+            wanted["MODEL_VERSION"] = model_version
+        return wanted
+
+    def _current(self, ctx: DeployContext) -> dict[str, str]:
+        current = ctx.clients.web().web_apps.list_application_settings(
+            ctx.group, ctx.spec.function_app.name
+        )
+        settings = dict(current.properties or {})
+        register_setting_secrets(settings)
+        return settings
+
+    def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
+        wanted = self.desired(ctx)
+        current = self._current(ctx)
+        if all(current.get(k) == v for k, v in wanted.items()):
+            return {"settings": ",".join(sorted(wanted))}
+        return None
+
+    def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:
+        from azure.mgmt.web import models
+
+        wanted = self.desired(ctx)
+        merged = {**self._current(ctx), **wanted}
+        # Azure replaces the whole set on update, so the runtime settings go along.
+        ctx.clients.web().web_apps.update_application_settings(
+            ctx.group, ctx.spec.function_app.name, models.StringDictionary(properties=merged)
+        )
+        report.log(f"set {', '.join(sorted(wanted))} (values of keys are not logged)")
+        return {"settings": ",".join(sorted(wanted))}

@@ -1,0 +1,215 @@
+"""The Linux container function app that serves the model (Microsoft.Web/sites)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from app.errors import BadInput
+from app.services.arm import get_or_none, id_name, wait_lro
+from app.services.context import DeployContext
+from app.services.resources.app_service_plan import WEB_API
+from app.services.resources.base import (
+    ArmWiring,
+    AzCliPart,
+    NameAnswer,
+    ResourceStatus,
+    ResourceStep,
+    Shell,
+    probe,
+    yours,
+)
+from app.services.resources.registry import image_reference
+from app.services.resources.storage import storage_connection
+from app.services.runner import StepReport
+from app.spec import DeploymentSpec
+
+if TYPE_CHECKING:
+    from app.services.clients import ClientFactory
+
+# The settings every Functions container needs, before those other resources give it.
+_RUNTIME_SETTINGS = (
+    {"name": "FUNCTIONS_EXTENSION_VERSION", "value": "~4"},
+    {"name": "FUNCTIONS_WORKER_RUNTIME", "value": "python"},
+)
+_NO_APP_SERVICE_STORAGE = {"name": "WEBSITES_ENABLE_APP_SERVICE_STORAGE", "value": "false"}
+
+
+def runtime_settings(ctx: DeployContext) -> dict[str, str]:
+    """The Functions runtime's own settings: extension version, storage, registry."""
+    login_server = ctx.output("registry", "login_server")
+    return {
+        **{s["name"]: s["value"] for s in _RUNTIME_SETTINGS},
+        "AzureWebJobsStorage": storage_connection(ctx),
+        _NO_APP_SERVICE_STORAGE["name"]: _NO_APP_SERVICE_STORAGE["value"],
+        "DOCKER_REGISTRY_SERVER_URL": f"https://{login_server}",
+        "DOCKER_REGISTRY_SERVER_USERNAME": ctx.output("registry", "username"),
+        "DOCKER_REGISTRY_SERVER_PASSWORD": ctx.secrets["registry_password"],
+    }
+
+
+def deployed_image(ctx: DeployContext) -> str:
+    built = ctx.outputs.get("image", {}).get("image")
+    return built or ctx.output("registry", "image")
+
+
+def always_on(plan_sku: str) -> bool:
+    """Elastic Premium plans scale by themselves and refuse Always On."""
+    return not plan_sku.upper().startswith("EP")
+
+
+class FunctionAppStep(ResourceStep):
+    name = "function-app"
+    arm_type = "Microsoft.Web/sites"
+    label = "function app"
+    icon = "function"
+    name_kind = "function_app"
+    depends_on: tuple[str, ...] = ("resource-group", "plan", "storage", "registry")
+    nominal_s = 6.0
+
+    def __init__(self, spec: DeploymentSpec) -> None:
+        super().__init__(spec)
+        self.title = f"function app {spec.function_app.name}"
+        if spec.image.build_from:
+            self.depends_on = (*self.depends_on, "image")
+
+    def resource_name(self) -> str:
+        return self.spec.function_app.name
+
+    @classmethod
+    def check_name(cls, clients: ClientFactory, name: str, group: str) -> NameAnswer:
+        from azure.mgmt.web import models
+
+        web = clients.web()
+        if group and get_or_none(web.web_apps.get, group, name) is not None:
+            return yours("function app", group)
+        answer = web.check_name_availability(
+            models.ResourceNameAvailabilityRequest(name=name, type=cls.arm_type)
+        )
+        if answer.name_available:
+            return NameAnswer("available", f"{name}.azurewebsites.net is available")
+        return NameAnswer("taken", answer.message or f"{name}.azurewebsites.net is taken")
+
+    def probe(self, clients: ClientFactory) -> list[ResourceStatus]:
+        group, name = self.spec.resource_group.name, self.spec.function_app.name
+        return [probe("function app", name, lambda: clients.web().web_apps.get(group, name),
+                      lambda s: f"https://{s.default_host_name} ({s.state or 'unknown'})",
+                      self.name)]
+
+    # -- export --------------------------------------------------------------------
+    def arm_parameters(self) -> dict[str, dict[str, Any]]:
+        return {
+            "functionAppName": {"type": "string", "defaultValue": self.spec.function_app.name},
+            "image": {"type": "string", "defaultValue": str(image_reference(self.spec))},
+        }
+
+    def arm_resources(self, wiring: ArmWiring) -> list[dict[str, Any]]:
+        settings = [
+            *_RUNTIME_SETTINGS,
+            *wiring.settings.get("storage", []),
+            _NO_APP_SERVICE_STORAGE,
+            *wiring.settings.get("registry", []),
+            *wiring.settings.get("cache", []),
+            *wiring.settings.get("app-settings", []),
+        ]
+        waits = [wiring.ids[n] for n in ("plan", "storage", "cache", "registry") if n in wiring.ids]
+        return [{
+            "type": self.arm_type,
+            "apiVersion": WEB_API,
+            "name": "[parameters('functionAppName')]",
+            "location": "[parameters('location')]",
+            "tags": "[parameters('tags')]",
+            "kind": "functionapp,linux,container",
+            "dependsOn": waits,
+            "properties": {
+                "serverFarmId": wiring.ids["plan"],
+                "reserved": True,
+                "httpsOnly": True,
+                "siteConfig": {
+                    "linuxFxVersion": "[format('DOCKER|{0}', parameters('image'))]",
+                    "alwaysOn": always_on(self.spec.function_app.plan_sku),
+                    "minTlsVersion": "1.2",
+                    "ftpsState": "Disabled",
+                    "http20Enabled": True,
+                    "appSettings": [dict(s) for s in settings],
+                },
+            },
+        }]
+
+    def azcli(self, sh: Shell) -> AzCliPart:
+        app = self.spec.function_app
+        return AzCliPart(create=[
+            f"az functionapp create --resource-group {sh.rg} --name {sh.q(app.name)} "
+            f"--plan {sh.q(app.plan_name)} --storage-account {sh.q(app.storage_account)} "
+            "--functions-version 4 --os-type Linux "
+            f"--image {sh.q(str(image_reference(self.spec)))} "
+            "--registry-username \"$acr_user\" --registry-password \"$acr_password\" "
+            f"--https-only true --tags {sh.tags}",
+        ])
+
+    # -- deploy --------------------------------------------------------------------
+    def _outputs(self, site: Any) -> dict[str, str]:
+        return {
+            "name": site.name,
+            "id": site.id or "",
+            "default_host_name": site.default_host_name or "",
+        }
+
+    def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
+        web = ctx.clients.web()
+        app = ctx.spec.function_app
+        site = get_or_none(web.web_apps.get, ctx.group, app.name)
+        if site is None:
+            return None
+        kind = (site.kind or "").lower()
+        if "functionapp" not in kind or "linux" not in kind:
+            raise BadInput(
+                f"{app.name} already exists in {ctx.group} as a {site.kind or 'web'} app, "
+                "not a Linux function app",
+                "Choose another function_app.name.",
+            )
+        if id_name(site.server_farm_id).lower() != app.plan_name.lower():
+            raise BadInput(
+                f"function app {app.name} exists on plan {id_name(site.server_farm_id)}, "
+                f"but the spec puts it on {app.plan_name}",
+                "Set function_app.plan_name to its plan, or choose another app name.",
+            )
+        config = web.web_apps.get_configuration(ctx.group, app.name)
+        if (config.linux_fx_version or "") != f"DOCKER|{deployed_image(ctx)}":
+            return None  # another image: create() updates the site in place
+        return self._outputs(site)
+
+    def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:
+        from azure.mgmt.web import models
+
+        web = ctx.clients.web()
+        app = ctx.spec.function_app
+        if get_or_none(web.web_apps.get, ctx.group, app.name) is None:
+            self.require_name_free(
+                ctx, app.name, "App names are global across Azure (they become "
+                "<name>.azurewebsites.net): choose another function_app.name.",
+            )
+        settings = runtime_settings(ctx)
+        site = models.Site(
+            location=ctx.spec.location,
+            kind="functionapp,linux,container",
+            tags=ctx.tags,
+            properties=models.SiteProperties(
+                server_farm_id=ctx.output("plan", "id"),
+                reserved=True,
+                https_only=True,
+                site_config=models.SiteConfig(
+                    linux_fx_version=f"DOCKER|{deployed_image(ctx)}",
+                    app_settings=[
+                        models.NameValuePair(name=k, value=v) for k, v in settings.items()
+                    ],
+                    always_on=always_on(app.plan_sku),
+                    min_tls_version="1.2",
+                    ftps_state="Disabled",
+                    http20_enabled=True,
+                ),
+            ),
+        )
+        created = wait_lro(web.web_apps.begin_create_or_update(ctx.group, app.name, site), report)
+        if created is None or not created.default_host_name:
+            created = web.web_apps.get(ctx.group, app.name)
+        return self._outputs(created)
