@@ -11,6 +11,7 @@ run: system-deps $(STAMP)
 
 test: system-deps $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
 
 lint: $(STAMP)

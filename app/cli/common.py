@@ -33,7 +33,7 @@ def clean_errors(command: Command) -> Command:
     def wrapper(args: argparse.Namespace) -> int:
         from app.services.logs import configure_cli_logging
 
-        configure_cli_logging()
+        configure_cli_logging(sys.stderr)
         try:
             return command(args)
         except MlcacheError as exc:

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import importlib
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from app.services.target import CloudTarget
+
+if TYPE_CHECKING:
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+    from azure.mgmt.redis import RedisManagementClient
+    from azure.mgmt.redisenterprise import RedisEnterpriseManagementClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+    from azure.mgmt.resource.subscriptions import SubscriptionClient
+    from azure.mgmt.storage import StorageManagementClient
+    from azure.mgmt.web import WebSiteManagementClient
 
 # attribute -> (module, class, takes a subscription id)
 _CLIENTS: dict[str, tuple[str, str, bool]] = {
@@ -89,26 +98,26 @@ class ClientFactory:
                 self._clients[attribute] = client
             return client
 
-    def resources(self) -> Any:
-        return self._get("resources")
+    def resources(self) -> ResourceManagementClient:
+        return cast("ResourceManagementClient", self._get("resources"))
 
-    def subscriptions(self) -> Any:
-        return self._get("subscriptions")
+    def subscriptions(self) -> SubscriptionClient:
+        return cast("SubscriptionClient", self._get("subscriptions"))
 
-    def redis(self) -> Any:
-        return self._get("redis")
+    def redis(self) -> RedisManagementClient:
+        return cast("RedisManagementClient", self._get("redis"))
 
-    def redis_enterprise(self) -> Any:
-        return self._get("redis_enterprise")
+    def redis_enterprise(self) -> RedisEnterpriseManagementClient:
+        return cast("RedisEnterpriseManagementClient", self._get("redis_enterprise"))
 
-    def storage(self) -> Any:
-        return self._get("storage")
+    def storage(self) -> StorageManagementClient:
+        return cast("StorageManagementClient", self._get("storage"))
 
-    def web(self) -> Any:
-        return self._get("web")
+    def web(self) -> WebSiteManagementClient:
+        return cast("WebSiteManagementClient", self._get("web"))
 
-    def registry(self) -> Any:
-        return self._get("registry")
+    def registry(self) -> ContainerRegistryManagementClient:
+        return cast("ContainerRegistryManagementClient", self._get("registry"))
 
     def close(self) -> None:
         with self._lock:

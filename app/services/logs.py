@@ -8,7 +8,6 @@ plus the `mlcache.*` log records, both already redacted.
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import re
@@ -64,19 +63,6 @@ def get_logger(area: str) -> logging.Logger:
     return logger
 
 
-class LogBuffer(logging.Handler):
-    """The last N formatted records, so a log pane can be reopened with its history."""
-
-    def __init__(self, capacity: int = 2000) -> None:
-        super().__init__()
-        self.records: collections.deque[str] = collections.deque(maxlen=capacity)
-        self.addFilter(_FILTER)
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(self.format(record))
-
-
 class OneLineFormatter(logging.Formatter):
     """`level: message`, first line only: no traceback ever reaches a person's terminal."""
 
@@ -89,18 +75,16 @@ _console_lock = threading.Lock()
 _console_handlers: list[logging.Handler] = []
 
 
-def configure_cli_logging(stream: Any = None) -> None:
+def configure_cli_logging(stream: Any) -> None:
     """Warnings of ours to stderr as one line; the Azure SDK's own logging kept quiet.
 
     The SDK logs recoverable oddities (e.g. a failsafe deserialization of an empty
     error body) with tracebacks; those belong in a debug log, not on a terminal.
     """
-    import sys
-
     with _console_lock:
         if _console_handlers:
             return
-        handler = logging.StreamHandler(stream or sys.stderr)
+        handler = logging.StreamHandler(stream)
         handler.setLevel(logging.WARNING)
         handler.addFilter(_FILTER)
         # Events are shown by the command's own display; only plain records go here.

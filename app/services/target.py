@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app import paths
-from app.errors import BadInput, NotPermitted
+from app.errors import BadInput
 from app.services.logs import get_logger
 from app.services.redaction import register_secret
 
@@ -240,62 +240,6 @@ def azure_target(
     )
 
 
-@dataclass(frozen=True)
-class Subscription:
-    subscription_id: str
-    name: str
-    tenant_id: str
-    state: str
-
-
-@dataclass(frozen=True)
-class Tenant:
-    tenant_id: str
-    name: str
-    domain: str
-
-
-def _subscription_client(credential: Any, target: CloudTarget | None) -> Any:
-    from app.services.clients import ClientFactory
-
-    probe = target or CloudTarget(kind="azure", credential=credential, subscription_id="")
-    return ClientFactory(probe).subscriptions()
-
-
-def list_tenants(credential: Any, target: CloudTarget | None = None) -> list[Tenant]:
-    """Tenants the signed-in identity can see."""
-    from azure.core.exceptions import ClientAuthenticationError
-
-    client = _subscription_client(credential, target)
-    try:
-        return [
-            Tenant(t.tenant_id or "", t.display_name or t.tenant_id or "", t.default_domain or "")
-            for t in client.tenants.list()
-        ]
-    except ClientAuthenticationError as exc:
-        raise NotPermitted(f"sign-in failed: {exc.message}", "Sign in again.") from None
-
-
-def list_subscriptions(credential: Any, target: CloudTarget | None = None) -> list[Subscription]:
-    """Subscriptions the signed-in identity can see, enabled ones first."""
-    from azure.core.exceptions import ClientAuthenticationError
-
-    client = _subscription_client(credential, target)
-    try:
-        subs = [
-            Subscription(
-                s.subscription_id or "",
-                s.display_name or "",
-                s.tenant_id or "",
-                str(getattr(s.state, "value", s.state) or ""),
-            )
-            for s in client.subscriptions.list()
-        ]
-    except ClientAuthenticationError as exc:
-        raise NotPermitted(f"sign-in failed: {exc.message}", "Sign in again.") from None
-    return sorted(subs, key=lambda s: (s.state != "Enabled", s.name.lower()))
-
-
 def target_for_spec(
     target: str,
     subscription_id: str | None,
@@ -323,12 +267,8 @@ __all__ = [
     "CloudTarget",
     "RetrySettings",
     "StaticTokenCredential",
-    "Subscription",
-    "Tenant",
     "azure_target",
     "device_code_callback",
-    "list_subscriptions",
-    "list_tenants",
     "make_credential",
     "sandbox_target",
     "target_for_spec",

@@ -16,9 +16,6 @@ from typing import Any, Protocol
 
 from app.spec import DeploymentSpec
 
-# The name kinds the availability check knows (keys of app.rules.NAME_RULES).
-GLOBAL_NAME_KINDS = ("cache", "managed_cache", "function_app", "storage_account", "registry")
-
 
 @dataclass(frozen=True)
 class Availability:

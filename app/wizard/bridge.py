@@ -11,21 +11,32 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from PySide6.QtCore import QObject, Signal
+
+from app.services.events import (
+    Event,
+    RunFinished,
+    StepFailed,
+    StepLog,
+    StepProgress,
+    StepSkipped,
+    StepStarted,
+    StepSucceeded,
+)
 
 
 class EngineBridge(QObject):
     """Listener for engine events and log records; re-emits them as signals."""
 
-    step_started = Signal(object)
-    step_progress = Signal(object)
-    step_log = Signal(object)
-    step_succeeded = Signal(object)
-    step_failed = Signal(object)
-    step_skipped = Signal(object)
-    run_finished = Signal(object)
+    step_started = Signal(StepStarted)
+    step_progress = Signal(StepProgress)
+    step_log = Signal(StepLog)
+    step_succeeded = Signal(StepSucceeded)
+    step_failed = Signal(StepFailed)
+    step_skipped = Signal(StepSkipped)
+    run_finished = Signal(RunFinished)
     # level name, logger name, message, created (epoch seconds)
     log_record = Signal(str, str, str, float)
 
@@ -43,7 +54,7 @@ class EngineBridge(QObject):
         super().__init__(parent)
         self._handler: _BridgeLogHandler | None = None
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: Event) -> None:
         """The runner's listener: runs on an engine thread, so it only emits."""
         name = self._BY_NAME.get(type(event).__name__)
         if name is None:

@@ -1,7 +1,9 @@
 """Errors in plain words, with the details one click away.
 
-An MlcacheError already carries a message and a recommendation; anything else
-is summarised in one sentence and its text goes to "Show Details...".
+The words come from the engine's one translator (`app.services.explain`), the
+same the CLI prints: an MlcacheError carries them already, anything else (an
+SDK error, a dropped connection) is translated first. The exception's own text
+goes to "Show Details...".
 """
 
 from __future__ import annotations
@@ -13,20 +15,21 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from app.errors import MlcacheError
 
 
+def translated(exc: BaseException) -> MlcacheError:
+    if isinstance(exc, MlcacheError):
+        return exc
+    from app.services.explain import as_error
+
+    return as_error(exc)
+
+
 def plain(exc: BaseException) -> str:
     """One line a person can read."""
-    if isinstance(exc, MlcacheError):
-        return exc.message
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, ConnectionError | TimeoutError | OSError):
-        return f"Could not reach the target ({text or type(exc).__name__})."
-    return text or f"Unexpected failure ({type(exc).__name__})."
+    return translated(exc).message
 
 
 def recommendation(exc: BaseException) -> str:
-    if isinstance(exc, MlcacheError):
-        return exc.recommendation
-    return ""
+    return translated(exc).recommendation
 
 
 def details(exc: BaseException) -> str:

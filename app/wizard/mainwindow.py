@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.errors import MlcacheError
+from app.errors import MlcacheError, Recovery
 from app.rules import Problem
 from app.spec import DeploymentSpec, load_spec, save_spec
 from app.wizard.backend import Backend
@@ -106,7 +106,7 @@ class MainWindow(QMainWindow):
         self.test_page: EndpointPage = self.pages["test"]  # type: ignore[assignment]
         self.review.collect_problems = self.all_problems
         self.review.jump_requested.connect(self.jump_to_field)
-        self.deploy.switch_to_managed.connect(self._on_switch_to_managed)
+        self.deploy.recovery_chosen.connect(self._on_recovery)
         self.deploy.run_state_changed.connect(self._update_navigation)
 
         self._build_actions()
@@ -530,12 +530,10 @@ class MainWindow(QMainWindow):
             self.deploy.on_shown()
         self._update_navigation()
 
-    def _on_switch_to_managed(self) -> None:
-        from app.services.cache_migration import switch_to_managed_redis
-
+    def _on_recovery(self, recovery: Recovery) -> None:
+        """Apply the fix a failed step offered: its spec's cache replaces ours."""
         self.pages[self._current].store(self.session.spec)
-        switched = switch_to_managed_redis(self.session.spec)
-        self.session.spec.cache = switched.cache
+        self.session.spec.cache = recovery.spec.cache
         for page in self.pages.values():
             page.do_load(self.session.spec)
         self.deploy.result = None

@@ -262,13 +262,13 @@ class AzureSignIn:
         return make_credential(method, tenant_id, prompt=prompt)
 
     def tenants(self, credential: Any) -> list[Tenant]:
-        from app.services.target import list_tenants
+        from app.services.accounts import list_tenants
 
         tenants = list_tenants(credential)
         return [Tenant(t.tenant_id, t.name or t.domain) for t in tenants]
 
     def subscriptions(self, credential: Any, tenant_id: str | None) -> list[Subscription]:
-        from app.services.target import list_subscriptions
+        from app.services.accounts import list_subscriptions
 
         subs = list_subscriptions(credential)
         return [Subscription(s.subscription_id, s.name, s.tenant_id) for s in subs

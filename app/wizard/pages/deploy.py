@@ -25,6 +25,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.errors import MlcacheError, Recovery
+from app.services.events import (
+    RunFinished,
+    StepFailed,
+    StepLog,
+    StepProgress,
+    StepSkipped,
+    StepStarted,
+    StepSucceeded,
+)
 from app.spec import DeploymentSpec
 from app.wizard.backend import PlannedStep
 from app.wizard.bridge import EngineBridge
@@ -35,9 +45,6 @@ from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon
 
 COL_NAME, COL_TYPE, COL_STATE, COL_ELAPSED, COL_LINK = range(5)
 
-FINISHED_STATES = ("Succeeded", "Existing \u2014 used", "Failed", "Skipped", "Cancelled")
-
-
 class DeployPage(Page):
     key = "deploy"
     title = "Deploy"
@@ -45,7 +52,8 @@ class DeployPage(Page):
     fill_height = True
 
     # The user asked to switch the spec to Azure Managed Redis after a blocked create.
-    switch_to_managed = Signal()
+    # The user chose the fix a failed step offered (an app.errors.Recovery).
+    recovery_chosen = Signal(object)
     run_state_changed = Signal()
 
     def __init__(self, session: Any, bridge: EngineBridge, parent: QWidget | None = None) -> None:
@@ -60,7 +68,6 @@ class DeployPage(Page):
         self.running = False
         self.result: Any = None
         self._cancel = threading.Event()
-        self._run_started = 0.0
         self._run_spec: object = None
 
         top = QWidget(self.body)
@@ -101,8 +108,9 @@ class DeployPage(Page):
         self.details_button.setText("Show details")
         self.details_button.setCheckable(True)
         self.details_button.toggled.connect(self._on_details)
-        self.switch_button = QPushButton("Switch to Azure Managed Redis", self.error_box)
-        self.switch_button.clicked.connect(lambda: self.switch_to_managed.emit())
+        self.recovery: Recovery | None = None
+        self.switch_button = QPushButton("", self.error_box)
+        self.switch_button.clicked.connect(self._on_recovery_clicked)
         self.switch_button.hide()
         buttons.addWidget(self.details_button)
         buttons.addWidget(self.switch_button)
@@ -226,7 +234,6 @@ class DeployPage(Page):
         self.finished.clear()
         self.started_at.clear()
         self._cancel = threading.Event()
-        self._run_started = time.monotonic()
         self.error_box.hide()
         self.progress.setValue(0)
         self.status.setText("Deploying\u2026")
@@ -287,12 +294,12 @@ class DeployPage(Page):
         if color:
             item.setForeground(COL_STATE, QBrush(QColor(color)))
 
-    def _on_started(self, event: Any) -> None:
+    def _on_started(self, event: StepStarted) -> None:
         self.started_at[event.step] = time.monotonic()
         self._set_state(event.step, "Starting")
         self.log.add("INFO", event.step, f"Started: {event.title}", event.time)
 
-    def _on_progress(self, event: Any) -> None:
+    def _on_progress(self, event: StepProgress) -> None:
         self.started_at.setdefault(event.step, time.monotonic() - event.elapsed)
         self._set_state(event.step, event.provisioning_state)
         item = self.rows.get(event.step)
@@ -303,7 +310,7 @@ class DeployPage(Page):
             text += f" {event.message}"
         self.log.add("INFO", event.step, text, event.time)
 
-    def _on_log(self, event: Any) -> None:
+    def _on_log(self, event: StepLog) -> None:
         self.log.add(event.level, event.step or "deploy", event.message, event.time)
 
     def _finish_row(self, step: str, state: str, elapsed: float | None, color: str) -> None:
@@ -314,12 +321,12 @@ class DeployPage(Page):
             item.setText(COL_ELAPSED, _elapsed(elapsed))
         self.progress.setValue(len(self.finished))
 
-    def _on_succeeded(self, event: Any) -> None:
+    def _on_succeeded(self, event: StepSucceeded) -> None:
         state = "Existing \u2014 used" if event.adopted else "Succeeded"
         self._finish_row(event.step, state, event.elapsed, OK_COLOR)
         self.log.add("INFO", event.step, event.message, event.time)
 
-    def _on_failed(self, event: Any) -> None:
+    def _on_failed(self, event: StepFailed) -> None:
         self._finish_row(event.step, "Failed", event.elapsed, ERROR_COLOR)
         item = self.rows.get(event.step)
         if item is not None:
@@ -328,17 +335,17 @@ class DeployPage(Page):
                      event.time)
         self.error_text.setText(f"{event.message}\n\n{event.hint}")
         self.error_details.setText(f"Step: {event.step}\nError code: {event.code}")
-        self.switch_button.setVisible(_suggests_managed(event))
+        self._offer(event.recovery)
         self.error_box.show()
 
-    def _on_skipped(self, event: Any) -> None:
+    def _on_skipped(self, event: StepSkipped) -> None:
         self._finish_row(event.step, "Skipped", None, "#8a8886")
         item = self.rows.get(event.step)
         if item is not None:
             item.setToolTip(COL_STATE, event.reason)
         self.log.add("WARNING", event.step, f"Skipped: {event.reason}", event.time)
 
-    def _on_finished(self, event: Any) -> None:
+    def _on_finished(self, event: RunFinished) -> None:
         if event.succeeded:
             self.status.setText(f"Deployment succeeded in {_elapsed(event.elapsed)}. "
                                 "Next: test the endpoint.")
@@ -375,9 +382,20 @@ class DeployPage(Page):
         hint = recommendation(exc)
         self.error_text.setText(f"{title}: {plain(exc)}" + (f"\n\n{hint}" if hint else ""))
         self.error_details.setText(details(exc))
-        self.switch_button.setVisible("azure-managed-redis" in str(exc))
+        self._offer(exc.recovery if isinstance(exc, MlcacheError) else None)
         self.error_box.show()
         self.status.setText(title + ".")
+
+    def _offer(self, recovery: Recovery | None) -> None:
+        """Show the fix the error carries, if it carries one (never guessed from its text)."""
+        self.recovery = recovery
+        if recovery is not None:
+            self.switch_button.setText(recovery.label)
+        self.switch_button.setVisible(recovery is not None)
+
+    def _on_recovery_clicked(self) -> None:
+        if self.recovery is not None:
+            self.recovery_chosen.emit(self.recovery)
 
     def _on_details(self, shown: bool) -> None:
         self.error_details.setVisible(shown)
@@ -390,7 +408,3 @@ def _elapsed(seconds: float) -> str:
         return f"{seconds:.1f} s"
     return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
 
-
-def _suggests_managed(event: Any) -> bool:
-    text = f"{event.code} {event.message} {event.hint}".lower()
-    return "managed redis" in text or "azure-managed-redis" in text

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.services.events import StepFailed, StepLog, StepSucceeded
-from app.services.logs import DeploymentLog, LogBuffer, get_logger
+from app.services.logs import DeploymentLog, get_logger
 from app.services.redaction import MASK, SECRETS, redact, redact_event, register_secret
 from app.services.runner import RunContext, Runner, Step, StepReport
 
@@ -43,9 +43,20 @@ def test_events_are_redacted_in_every_string_field() -> None:
     assert clean.outputs["k"] == f"AccountKey={MASK};"
 
 
+class Kept(logging.Handler):
+    """Every formatted record a handler of ours would see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(self.format(record))
+
+
 def test_logger_records_are_redacted_before_any_handler(caplog: pytest.LogCaptureFixture) -> None:
     register_secret(KEY)
-    buffer = LogBuffer()
+    buffer = Kept()
     logger = get_logger("test")
     logger.addHandler(buffer)
     try:

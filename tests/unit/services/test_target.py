@@ -8,12 +8,12 @@ import pytest
 
 from app.errors import BadInput
 from app.sandbox import Sandbox
+from app.services.accounts import list_subscriptions
 from app.services.clients import ClientFactory
 from app.services.redaction import redact
 from app.services.target import (
     AZURE_POLLING_S,
     azure_target,
-    list_subscriptions,
     make_credential,
     sandbox_target,
     sandbox_target_from_connection,
