@@ -258,8 +258,7 @@ class MainWindow(QMainWindow):
         if current is not None:
             current.on_shown()
         for page in self.pages.values():
-            for field in page._name_fields.values():
-                field.recheck()
+            page.recheck_names()
 
     def _on_backend_failed(self, message: str) -> None:
         self.statusBar().showMessage(f"Could not reach the target: {message}. "
@@ -304,9 +303,7 @@ class MainWindow(QMainWindow):
         self.steps.setCurrentRow(ALL_PAGES.index(key))
         self.steps.blockSignals(False)
         page.on_shown()
-        # Names may have been taken (or deployed by us) since they were last checked.
-        for field in page._name_fields.values():
-            field.recheck()
+        page.recheck_names()
         page.show_problems(self.session.spec)
         self._update_navigation()
 
