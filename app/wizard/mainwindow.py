@@ -8,7 +8,6 @@ their own that it wires together.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer
@@ -67,7 +66,6 @@ class MainWindow(QMainWindow):
         backend_factory: BackendFactory | None = None,
         settings: Settings | None = None,
         spec: DeploymentSpec | None = None,
-        azure_sign_in: Callable[[], object] | None = None,
         working_spec: Path | None = None,
     ) -> None:
         """`working_spec`: where the spec being deployed is kept between runs, so a
@@ -104,8 +102,7 @@ class MainWindow(QMainWindow):
         self.deploy.switch_to_managed.connect(self._on_switch_to_managed)
         self.deploy.run_state_changed.connect(self._update_navigation)
 
-        self.target = TargetHolder(self.session, self.settings, backend_factory, azure_sign_in,
-                                   self)
+        self.target = TargetHolder(self.session, self.settings, backend_factory, self)
         self.spec_file = SpecFile(self.session, self.settings, self._store_current_page,
                                   working_spec, self)
         self.menus = WindowMenus(self, self.target)

@@ -8,7 +8,6 @@ whose text and visibility follow what is connected.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
@@ -36,17 +35,14 @@ class TargetHolder(QObject):
         session: Session,
         settings: Settings,
         backend_factory: BackendFactory | None = None,
-        azure_sign_in: Callable[[], object] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         """`backend_factory` starts the local sandbox (None: no target until one is
-        given); `azure_sign_in` makes what the sign-in dialog talks to (None: the
-        real Azure sign-in). `parent` owns the actions and the sign-in dialog."""
+        given). `parent` owns the actions and the sign-in dialog."""
         super().__init__(parent)
         self.session = session
         self.settings = settings
         self.backend_factory = backend_factory
-        self.azure_sign_in = azure_sign_in
         self._dialog_parent = parent
 
         self.sign_in_action = QAction(icon("cloud"), "Sign in to &Azure\u2026", parent)
@@ -85,10 +81,11 @@ class TargetHolder(QObject):
             self.refresh()
 
     def sign_in(self) -> None:
+        # Loaded on the first sign-in, not with the window.
+        from app.wizard.services_backend import AzureSignIn
         from app.wizard.signin_dialog import SignInDialog
 
-        azure = self.azure_sign_in() if self.azure_sign_in else _default_azure_sign_in()
-        dialog = SignInDialog(self.settings, azure, self._dialog_parent)
+        dialog = SignInDialog(self.settings, AzureSignIn(), self._dialog_parent)
         dialog.accepted.connect(lambda: self._on_signed_in(dialog))
         dialog.open()
 
@@ -123,9 +120,3 @@ class TargetHolder(QObject):
         self.sign_in_action.setText("Change Azure subscription\u2026" if azure
                                     else "Sign in to Azure\u2026")
 
-
-
-def _default_azure_sign_in() -> object:
-    from app.wizard.services_backend import AzureSignIn
-
-    return AzureSignIn()
