@@ -1,16 +1,18 @@
 """The main window: step list on the left (like the portal's create tabs),
-the current page, Back/Next, the target indicator and Clean up in the toolbar."""
+the current page, Back/Next, the target indicator and Clean up in the toolbar.
+
+The window keeps the page flow (which page is current, where Back and Next go,
+what may be reached); its menus, its target and its spec file are objects of
+their own that it wires together.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPaintEvent
+from PySide6.QtGui import QCloseEvent, QPaintEvent
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -19,20 +21,17 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QStackedWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from app import __version__
-from app.errors import MlcacheError, Recovery
+from app.errors import Recovery
 from app.rules import Problem
-from app.spec import DeploymentSpec, load_spec, save_spec
-from app.wizard.backend import Backend
+from app.spec import DeploymentSpec
 from app.wizard.bridge import EngineBridge
 from app.wizard.cleanup_dialog import CleanupDialog
-from app.wizard.errors_view import show_error
 from app.wizard.fields import ALL_PAGES, CONFIG_PAGES, PAGE_TITLES, owner_of
+from app.wizard.menus import WindowMenus
 from app.wizard.pages.advanced import AdvancedPage
 from app.wizard.pages.base import Page
 from app.wizard.pages.basics import BasicsPage
@@ -45,10 +44,9 @@ from app.wizard.pages.review import ReviewPage
 from app.wizard.pages.tags import TagsPage
 from app.wizard.session import BackendFactory, Session
 from app.wizard.settings import Settings
+from app.wizard.spec_file import SpecFile
+from app.wizard.target_holder import TargetHolder
 from app.wizard.widgets import icon
-from app.wizard.workers import run_task
-
-log = logging.getLogger("mlcache.wizard")
 
 WINDOW_TITLE = "mlcache-deploy"
 
@@ -62,12 +60,13 @@ def default_spec(settings: Settings) -> DeploymentSpec:
 
 
 class MainWindow(QMainWindow):
+    """The wizard: pages in a stack, Back/Next, the step list, and what joins them."""
+
     def __init__(
         self,
         backend_factory: BackendFactory | None = None,
         settings: Settings | None = None,
         spec: DeploymentSpec | None = None,
-        azure_sign_in: Callable[[], object] | None = None,
         working_spec: Path | None = None,
     ) -> None:
         """`working_spec`: where the spec being deployed is kept between runs, so a
@@ -77,12 +76,7 @@ class MainWindow(QMainWindow):
         self.session = Session(spec or default_spec(self.settings), self)
         self.bridge = EngineBridge(self)
         self.bridge.attach_logging()
-        self.backend_factory = backend_factory
-        self.azure_sign_in = azure_sign_in
-        self.spec_path: Path | None = None
-        self.working_spec = working_spec
         self._current = ""
-        self._dirty = False
         self._start_after_paint = False
 
         self.setWindowTitle(WINDOW_TITLE)
@@ -109,20 +103,28 @@ class MainWindow(QMainWindow):
         self.deploy.recovery_chosen.connect(self._on_recovery)
         self.deploy.run_state_changed.connect(self._update_navigation)
 
-        self._build_actions()
+        self.target = TargetHolder(self.session, self.settings, backend_factory, self)
+        self.spec_file = SpecFile(self.session, self.settings, self._store_current_page,
+                                  working_spec, self)
+        self.menus = WindowMenus(self, self.target)
+        self.menus.open_action.triggered.connect(self.spec_file.ask_open)
+        self.menus.save_action.triggered.connect(self.spec_file.ask_save)
+        self.menus.save_as_action.triggered.connect(self.spec_file.ask_save_as)
+        self.menus.cleanup_action.triggered.connect(self.open_cleanup)
         self._build_central()
+        self.target.message.connect(self.statusBar().showMessage)
+        self.spec_file.message.connect(self.statusBar().showMessage)
+        self.spec_file.changed.connect(self._update_title)
         for key, page in self.pages.items():
             page.edited.connect(lambda k=key: self._on_page_edited(k))
             page.status_changed.connect(self._update_navigation)
             page.do_load(self.session.spec)
         self.session.backend_ready.connect(self._on_backend_ready)
-        self.session.backend_failed.connect(self._on_backend_failed)
-        self.session.target_changed.connect(self._update_target)
         self.session.spec_replaced.connect(self._on_spec_replaced)
         self._restore_geometry()
-        self._restore_working_spec()
+        self.spec_file.restore_working_spec()
         self.go("basics")
-        self._update_target()
+        self.target.refresh()
         self._update_title()
 
     def _default_size(self) -> QSize:
@@ -134,68 +136,10 @@ class MainWindow(QMainWindow):
         return QSize(min(1180, int(free.width() * 0.95)), min(740, int(free.height() * 0.95)))
 
     def _update_title(self) -> None:
-        name = self.spec_path.name if self.spec_path else "new deployment"
-        self.setWindowTitle(f"{name}{' *' if self._dirty else ''} \u2014 {WINDOW_TITLE}")
+        dirty = " *" if self.spec_file.dirty else ""
+        self.setWindowTitle(f"{self.spec_file.display_name}{dirty} \u2014 {WINDOW_TITLE}")
 
     # -- construction ------------------------------------------
-    def _build_actions(self) -> None:
-        menu = self.menuBar().addMenu("&File")
-        self.open_action = QAction("&Open spec\u2026", self)
-        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
-        self.open_action.triggered.connect(self._on_open)
-        self.save_action = QAction("&Save spec", self)
-        self.save_action.setShortcut(QKeySequence.StandardKey.Save)
-        self.save_action.triggered.connect(self._on_save)
-        self.save_as_action = QAction("Save spec &as\u2026", self)
-        self.save_as_action.setShortcut(QKeySequence.StandardKey.SaveAs)
-        self.save_as_action.triggered.connect(self._on_save_as)
-        quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        for action in (self.open_action, self.save_action, self.save_as_action):
-            menu.addAction(action)
-        menu.addSeparator()
-        menu.addAction(quit_action)
-
-        self.sign_in_action = QAction(icon("cloud"), "Sign in to &Azure\u2026", self)
-        self.sign_in_action.triggered.connect(self._on_sign_in)
-        self.sandbox_action = QAction(icon("sandbox"), "Use the local &sandbox", self)
-        self.sandbox_action.triggered.connect(self._on_use_sandbox)
-        self.cleanup_action = QAction(icon("delete"), "&Clean up\u2026", self)
-        self.cleanup_action.setShortcut(QKeySequence("Ctrl+Shift+Delete"))
-        self.cleanup_action.setToolTip("Delete the resource group and everything in it")
-        self.cleanup_action.triggered.connect(self.open_cleanup)
-        target_menu = self.menuBar().addMenu("&Target")
-        target_menu.addAction(self.sandbox_action)
-        target_menu.addAction(self.sign_in_action)
-        target_menu.addSeparator()
-        target_menu.addAction(self.cleanup_action)
-        help_menu = self.menuBar().addMenu("&Help")
-        about = QAction("&About", self)
-        about.triggered.connect(self._on_about)
-        help_menu.addAction(about)
-
-        toolbar = QToolBar("Target", self)
-        toolbar.setObjectName("targetToolbar")
-        toolbar.setMovable(False)
-        toolbar.setIconSize(QSize(18, 18))
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.target_icon = QLabel(toolbar)
-        self.target_label = QLabel(toolbar)
-        self.target_label.setObjectName("targetLabel")
-        self.target_label.setAccessibleName("Target")
-        toolbar.addWidget(self.target_icon)
-        toolbar.addWidget(self.target_label)
-        toolbar.addSeparator()
-        toolbar.addAction(self.sign_in_action)
-        toolbar.addAction(self.sandbox_action)
-        spacer = QWidget(toolbar)
-        spacer.setSizePolicy(spacer.sizePolicy().horizontalPolicy().Expanding,
-                             spacer.sizePolicy().verticalPolicy().Preferred)
-        toolbar.addWidget(spacer)
-        toolbar.addAction(self.cleanup_action)
-        self.addToolBar(toolbar)
-
     def _build_central(self) -> None:
         central = QWidget(self)
         row = QHBoxLayout(central)
@@ -244,48 +188,15 @@ class MainWindow(QMainWindow):
         self.next_button.clicked.connect(self.next)
         self.statusBar().showMessage("Starting\u2026")
 
-    # -- backend ------------------------------------------
-    def start_backend(self) -> None:
-        if self.backend_factory is None:
-            return
-        self.statusBar().showMessage("Connecting to the local sandbox\u2026")
-        self.session.start_backend(self.backend_factory)
-
+    # -- target ------------------------------------------
     def _on_backend_ready(self) -> None:
-        self.statusBar().showMessage(f"Connected to {self.session.target_label}.", 5000)
-        self._update_target()
+        """A new target answers differently: refresh the current page's lists and
+        ask again about every name."""
         current = self.pages.get(self._current)
         if current is not None:
             current.on_shown()
         for page in self.pages.values():
-            for field in page._name_fields.values():
-                field.recheck()
-
-    def _on_backend_failed(self, message: str) -> None:
-        self.statusBar().showMessage(f"Could not reach the target: {message}. "
-                                     "Target > Use the local sandbox tries again.")
-        self._update_target()
-
-    def _update_target(self) -> None:
-        backend = self.session.backend
-        azure = backend is not None and backend.is_azure
-        self.target_icon.setPixmap(icon("cloud" if azure else "sandbox").pixmap(18, 18))
-        if backend is None and self.session.starting:
-            text = "Target: Local sandbox (starting\u2026)"
-        elif backend is None and self.session.backend_error:
-            text = "Target: not connected"
-        else:
-            text = f"Target: {self.session.target_label}"
-        self.target_label.setText(text + "   ")
-        # Offered on Azure, and to try again when the sandbox could not start.
-        self.sandbox_action.setVisible(azure or (backend is None and not self.session.starting
-                                                 and bool(self.session.backend_error)))
-        self.sign_in_action.setText("Change Azure subscription\u2026" if azure
-                                    else "Sign in to Azure\u2026")
-
-    def use_backend(self, backend: Backend) -> None:
-        self.session.use_backend(backend)
-        self.settings.set("target", "azure" if backend.is_azure else "sandbox")
+            page.recheck_names()
 
     # -- navigation ------------------------------------------
     def go(self, key: str) -> None:
@@ -304,15 +215,17 @@ class MainWindow(QMainWindow):
         self.steps.setCurrentRow(ALL_PAGES.index(key))
         self.steps.blockSignals(False)
         page.on_shown()
-        # Names may have been taken (or deployed by us) since they were last checked.
-        for field in page._name_fields.values():
-            field.recheck()
+        page.recheck_names()
         page.show_problems(self.session.spec)
         self._update_navigation()
 
     @property
     def current(self) -> str:
         return self._current
+
+    def _store_current_page(self) -> None:
+        """Write what the visible page shows into the spec (pages store on leaving)."""
+        self.pages[self._current].store(self.session.spec)
 
     def _on_step_clicked(self, row: int) -> None:
         key = ALL_PAGES[row]
@@ -339,7 +252,7 @@ class MainWindow(QMainWindow):
         if not self.next_button.isEnabled():
             return
         if self._current == "review":
-            self.keep_working_spec()
+            self.spec_file.keep_working_spec()
             self.go("deploy")
             self.deploy.start()
             return
@@ -363,9 +276,7 @@ class MainWindow(QMainWindow):
     def _on_page_edited(self, key: str) -> None:
         page = self.pages[key]
         page.store(self.session.spec)
-        if not self._dirty:
-            self._dirty = True
-            self._update_title()
+        self.spec_file.mark_edited()
         if key == self._current:
             page.show_problems(self.session.spec)
         self._update_navigation()
@@ -413,110 +324,14 @@ class MainWindow(QMainWindow):
                 else:
                     item.setFlags(flags & ~Qt.ItemFlag.ItemIsEnabled)
 
-    # -- spec files ------------------------------------------
-    def _on_open(self) -> None:
-        start = self.settings.get("spec/last_path")
-        path, _ = QFileDialog.getOpenFileName(self, "Open deployment spec", start,
-                                              "Deployment spec (*.json *.toml)")
-        if path:
-            self.open_spec(Path(path))
-
-    def open_spec(self, path: Path) -> bool:
-        try:
-            spec = load_spec(path)
-        except MlcacheError as exc:
-            show_error(self, "Cannot open the spec", exc)
-            return False
-        self.spec_path = path
-        self.settings.set("spec/last_path", str(path))
-        self.session.replace_spec(spec, path.resolve().parent)
-        self.statusBar().showMessage(f"Opened {path}", 5000)
-        return True
-
-    def _restore_working_spec(self) -> None:
-        if self.working_spec is None or not self.working_spec.exists():
-            return
-        try:
-            spec = load_spec(self.working_spec)
-        except MlcacheError as exc:
-            log.warning("could not restore the last spec: %s", exc)
-            return
-        last = self.settings.get("spec/last_path")
-        self.session.replace_spec(spec, Path(last).parent if last else None)
-        self.statusBar().showMessage(
-            f"Reopened the last deployment ({spec.resource_group.name}); the Deploy page "
-            "shows what of it exists.", 8000)
-
-    def keep_working_spec(self) -> None:
-        """Called as a deploy starts: the spec survives the window (no secrets in it)."""
-        if self.working_spec is None:
-            return
-        try:
-            self.working_spec.parent.mkdir(parents=True, exist_ok=True)
-            save_spec(self.session.spec, self.working_spec)
-        except (MlcacheError, OSError) as exc:
-            log.warning("could not keep the spec for next time: %s", exc)
-
+    # -- spec and clean up ------------------------------------------
     def _on_spec_replaced(self) -> None:
         for page in self.pages.values():
             page.do_load(self.session.spec)
-        self._dirty = False
-        self._update_title()
         self.go("basics" if self._current in ("deploy", "test") else self._current)
 
-    def _on_save(self) -> None:
-        if self.spec_path is None:
-            self._on_save_as()
-        else:
-            self.save_spec(self.spec_path)
-
-    def _on_save_as(self) -> None:
-        start = str(self.spec_path or Path(self.settings.get("spec/last_path") or ".")
-                    .with_name(f"{self.session.spec.resource_group.name or 'deployment'}.json"))
-        path, _ = QFileDialog.getSaveFileName(self, "Save deployment spec", start,
-                                              "JSON (*.json);;TOML (*.toml)")
-        if path:
-            self.save_spec(Path(path))
-
-    def save_spec(self, path: Path) -> bool:
-        self.pages[self._current].store(self.session.spec)
-        try:
-            save_spec(self.session.spec, path)
-        except (MlcacheError, OSError) as exc:
-            show_error(self, "Cannot save the spec", exc)
-            return False
-        self.spec_path = path
-        self._dirty = False
-        self._update_title()
-        self.settings.set("spec/last_path", str(path))
-        self.statusBar().showMessage(f"Saved {path}", 5000)
-        return True
-
-    # -- target and clean up ------------------------------------------
-    def _on_sign_in(self) -> None:
-        from app.wizard.signin_dialog import SignInDialog
-
-        azure = self.azure_sign_in() if self.azure_sign_in else _default_azure_sign_in()
-        dialog = SignInDialog(self.settings, azure, self)
-        dialog.accepted.connect(lambda: self._on_signed_in(dialog))
-        dialog.open()
-
-    def _on_signed_in(self, dialog: object) -> None:
-        backend = getattr(dialog, "backend", None)
-        if backend is not None:
-            self.use_backend(backend)
-
-    def _on_use_sandbox(self) -> None:
-        self.settings.set("target", "sandbox")
-        if self.backend_factory is not None:
-            old, self.session.backend = self.session.backend, None
-            if old is not None:
-                run_task(old.close)
-            self.session.start_backend(self.backend_factory)
-            self._update_target()
-
     def open_cleanup(self) -> CleanupDialog:
-        self.pages[self._current].store(self.session.spec)
+        self._store_current_page()
         dialog = CleanupDialog(self.session, self.session.spec.resource_group.name, self)
         dialog.deleted.connect(self._on_group_deleted)
         dialog.open()
@@ -532,7 +347,7 @@ class MainWindow(QMainWindow):
 
     def _on_recovery(self, recovery: Recovery) -> None:
         """Apply the fix a failed step offered: its spec's cache replaces ours."""
-        self.pages[self._current].store(self.session.spec)
+        self._store_current_page()
         self.session.spec.cache = recovery.spec.cache
         for page in self.pages.values():
             page.do_load(self.session.spec)
@@ -540,13 +355,6 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Switched the cache to Azure Managed Redis. "
                                      "Review and create again.", 8000)
         self.go("review")
-
-    def _on_about(self) -> None:
-        QMessageBox.about(
-            self, "About mlcache-deploy",
-            f"<b>mlcache-deploy {__version__}</b><p>Serve a trained model on Azure "
-            "Functions with a Redis cache in front of it: validated, observable, and "
-            "removed in one click.</p>")
 
     # -- window state ------------------------------------------
     def _restore_geometry(self) -> None:
@@ -564,7 +372,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.deploy.cancel()
-        self.pages[self._current].store(self.session.spec)
+        self._store_current_page()
         self.settings.set_bytes("window/geometry", self.saveGeometry())
         spec = self.session.spec
         if spec.location:
@@ -585,10 +393,5 @@ class MainWindow(QMainWindow):
         super().paintEvent(event)
         if self._start_after_paint:
             self._start_after_paint = False
-            QTimer.singleShot(0, self.start_backend)
+            QTimer.singleShot(0, self.target.start)
 
-
-def _default_azure_sign_in() -> object:
-    from app.wizard.services_backend import AzureSignIn
-
-    return AzureSignIn()

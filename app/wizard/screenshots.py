@@ -96,8 +96,7 @@ def render(out_dir: Path) -> list[Path]:
 
         def go(key: str) -> None:
             window.go(key)
-            for field in window.pages[key]._name_fields.values():
-                field.recheck()
+            window.pages[key].recheck_names()
 
         try:
             go("basics")

@@ -52,7 +52,7 @@ def next_page(qtbot, window: MainWindow, expected: str) -> None:  # type: ignore
 
 def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     window = gui
-    assert window.target_label.text().strip() == "Target: Local sandbox"
+    assert window.target.label.text().strip() == "Target: Local sandbox"
 
     # -- Basics: a wrong name first, then a good one.
     basics = window.pages["basics"]

@@ -137,7 +137,7 @@ def test_wizard_deploy_checks_the_opened_specs_model_folder(qtbot, gui: MainWind
     }
     path = folder / "spec.json"
     path.write_text(json.dumps(spec))
-    assert window.open_spec(path)
+    assert window.spec_file.open(path)
     backend = window.session.backend
     assert backend is not None and backend.spec_dir == folder.resolve()
     # The folder lacks requirements.txt and a model file: refused before anything exists.

@@ -138,6 +138,12 @@ class Page(QWidget):
     def busy(self) -> bool:
         return any(f.busy for f in self._name_fields.values())
 
+    def recheck_names(self) -> None:
+        """Ask again whether this page's names are free: since the last answer they
+        may have been taken, deployed by us, or the target may have changed."""
+        for field in self._name_fields.values():
+            field.recheck()
+
     def show_problems(self, spec: DeploymentSpec) -> list[Problem]:
         """Put every rule problem under its field; return them all."""
         problems = self.rule_problems(spec)
@@ -174,9 +180,6 @@ class Page(QWidget):
             return False
         widget.setFocus(Qt.FocusReason.OtherFocusReason)
         return True
-
-    def name_field(self, path: str) -> NameField:
-        return self._name_fields[path]
 
 
 def stack(*widgets: QWidget) -> QWidget:

@@ -60,5 +60,5 @@ def test_next_and_back_have_alt_shortcuts(window: MainWindow) -> None:
     # the mnemonic map; what the buttons register is checked instead.
     assert window.next_button.shortcut() == QKeySequence("Alt+N")
     assert window.back_button.shortcut() == QKeySequence("Alt+B")
-    assert window.open_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Open)
-    assert window.save_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Save)
+    assert window.menus.open_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Open)
+    assert window.menus.save_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Save)

@@ -57,7 +57,7 @@ def test_choices_remembered_and_spec_round_trip(qtbot, window: MainWindow, setti
     window.pages["function_app"].sku.setCurrentIndex(
         window.pages["function_app"].sku.findData("S1"))
     path = tmp_path / "spec.toml"
-    assert window.save_spec(path)
+    assert window.spec_file.save(path)
     loaded = load_spec(path)
     assert loaded.resource_group.name == "rg-roundtrip"
     assert loaded.cache.name == "roundtrip-cache"
@@ -69,7 +69,7 @@ def test_choices_remembered_and_spec_round_trip(qtbot, window: MainWindow, setti
     assert again.session.spec.location == "northeurope"
     assert again.session.spec.function_app.plan_sku == "S1"
     assert settings.get("spec/last_path") == str(path)
-    assert again.open_spec(path)
+    assert again.spec_file.open(path)
     assert again.pages["basics"].cache_name.text() == "roundtrip-cache"
     text = Path(settings.file_name).read_text()
     assert "rg-roundtrip" not in text  # names live in spec files, not in settings
@@ -84,7 +84,7 @@ def test_reopened_window_shows_the_last_deployment(qtbot, settings: Settings,
     first = MainWindow(backend_factory=None, settings=settings, working_spec=working)
     qtbot.addWidget(first)
     first.session.replace_spec(valid_spec())
-    first.keep_working_spec()  # what pressing Create does before the run starts
+    first.spec_file.keep_working_spec()  # what pressing Create does before the run starts
     first.close()
     assert "review-cache" in working.read_text()
     second = MainWindow(backend_factory=None, settings=settings, working_spec=working)

@@ -73,11 +73,11 @@ def test_device_code_sign_in_picks_and_remembers_subscription(qtbot, window: Mai
     assert "ABCD-1234" in dialog.device_message.text()
     assert dialog.tenant.currentText() == "Contoso (t-1)"
     dialog.subscription.setCurrentIndex(1)
-    dialog.accepted.connect(lambda: window.use_backend(dialog.backend))
+    dialog.accepted.connect(lambda: window.target.use_backend(dialog.backend))
     dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     assert window.session.spec.target == "azure"
     assert window.session.spec.subscription_id == SUB_B.id
-    assert "Team prod" in window.target_label.text()
+    assert "Team prod" in window.target.label.text()
     assert settings.get("azure/subscription_id") == SUB_B.id
     assert settings.get("azure/tenant_id") == "t-1"
     assert settings.get("azure/sign_in_method") == "device-code"

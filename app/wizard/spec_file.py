@@ -1,0 +1,147 @@
+"""The file behind the spec being edited: where it was opened from or saved to,
+whether it has unsaved edits, and the working copy kept while a deploy runs.
+
+The window decides what "current" means for its pages; this object only needs
+to be told to flush the visible page into the spec before it writes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog, QWidget
+
+from app.errors import MlcacheError
+from app.spec import load_spec, save_spec
+from app.wizard.errors_view import show_error
+from app.wizard.session import Session
+from app.wizard.settings import Settings
+
+log = logging.getLogger("mlcache.wizard")
+
+
+class SpecFile(QObject):
+    """Open, save and save-as for one window's spec, plus its path and dirty state."""
+
+    # The path or the dirty state changed: the window title shows both.
+    changed = Signal()
+    # A line for the status bar and how long it stays (milliseconds, 0 = until replaced).
+    message = Signal(str, int)
+
+    def __init__(
+        self,
+        session: Session,
+        settings: Settings,
+        store_edits: Callable[[], None],
+        working_spec: Path | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        """`store_edits` writes the visible page into `session.spec`; it runs before
+        every save so the file has what the user sees. `working_spec`: where the spec
+        being deployed is kept between runs, so a window reopened during or after a
+        deploy shows the same deployment again. `parent` owns the file dialogs."""
+        super().__init__(parent)
+        self.session = session
+        self.settings = settings
+        self.working_spec = working_spec
+        self.path: Path | None = None
+        self._store_edits = store_edits
+        self._dialog_parent = parent
+        self._dirty = False
+        # A spec read from a file, or put in place of the old one, has no edits yet.
+        session.spec_replaced.connect(self._mark_clean)
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    @property
+    def display_name(self) -> str:
+        return self.path.name if self.path else "new deployment"
+
+    def mark_edited(self) -> None:
+        if not self._dirty:
+            self._dirty = True
+            self.changed.emit()
+
+    def _mark_clean(self) -> None:
+        self._dirty = False
+        self.changed.emit()
+
+    # -- open ------------------------------------------
+    def ask_open(self) -> None:
+        start = self.settings.get("spec/last_path")
+        path, _ = QFileDialog.getOpenFileName(self._dialog_parent, "Open deployment spec", start,
+                                              "Deployment spec (*.json *.toml)")
+        if path:
+            self.open(Path(path))
+
+    def open(self, path: Path) -> bool:
+        try:
+            spec = load_spec(path)
+        except MlcacheError as exc:
+            show_error(self._dialog_parent, "Cannot open the spec", exc)
+            return False
+        self.path = path
+        self.settings.set("spec/last_path", str(path))
+        self.session.replace_spec(spec, path.resolve().parent)
+        self.message.emit(f"Opened {path}", 5000)
+        return True
+
+    # -- save ------------------------------------------
+    def ask_save(self) -> None:
+        if self.path is None:
+            self.ask_save_as()
+        else:
+            self.save(self.path)
+
+    def ask_save_as(self) -> None:
+        start = str(self.path or Path(self.settings.get("spec/last_path") or ".")
+                    .with_name(f"{self.session.spec.resource_group.name or 'deployment'}.json"))
+        path, _ = QFileDialog.getSaveFileName(self._dialog_parent, "Save deployment spec", start,
+                                              "JSON (*.json);;TOML (*.toml)")
+        if path:
+            self.save(Path(path))
+
+    def save(self, path: Path) -> bool:
+        self._store_edits()
+        try:
+            save_spec(self.session.spec, path)
+        except (MlcacheError, OSError) as exc:
+            show_error(self._dialog_parent, "Cannot save the spec", exc)
+            return False
+        self.path = path
+        self._dirty = False
+        self.changed.emit()
+        self.settings.set("spec/last_path", str(path))
+        self.message.emit(f"Saved {path}", 5000)
+        return True
+
+    # -- working copy ------------------------------------------
+    def restore_working_spec(self) -> None:
+        """Put the spec kept by the last deploy back in place, if there is one."""
+        if self.working_spec is None or not self.working_spec.exists():
+            return
+        try:
+            spec = load_spec(self.working_spec)
+        except MlcacheError as exc:
+            log.warning("could not restore the last spec: %s", exc)
+            return
+        last = self.settings.get("spec/last_path")
+        self.session.replace_spec(spec, Path(last).parent if last else None)
+        self.message.emit(
+            f"Reopened the last deployment ({spec.resource_group.name}); the Deploy page "
+            "shows what of it exists.", 8000)
+
+    def keep_working_spec(self) -> None:
+        """Called as a deploy starts: the spec survives the window (no secrets in it)."""
+        if self.working_spec is None:
+            return
+        try:
+            self.working_spec.parent.mkdir(parents=True, exist_ok=True)
+            save_spec(self.session.spec, self.working_spec)
+        except (MlcacheError, OSError) as exc:
+            log.warning("could not keep the spec for next time: %s", exc)
