@@ -33,7 +33,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -51,12 +51,9 @@ from app.sandbox.arm import (
 from app.sandbox.certs import CertificateAuthority
 from app.sandbox.faults import FaultPlan
 from app.sandbox.latency import LatencyProfile
+from app.sandbox.operations import OperationKind, Operations, OpRecord
 from app.sandbox.processes import ProcessSupervisor
 from app.sandbox.store import Record, Store
-
-if TYPE_CHECKING:
-    from app.sandbox.operations import OperationKind, Operations, OpRecord
-
 
 # Module path and class name of every provider; order = routing priority.
 PROVIDER_CLASSES: list[tuple[str, str]] = [
@@ -90,8 +87,6 @@ class SandboxContext:
     operations: Operations = field(init=False)
 
     def __post_init__(self) -> None:
-        from app.sandbox.operations import Operations
-
         self.operations = Operations(self)
 
     @property
