@@ -1,6 +1,7 @@
-"""The provider framework: each Azure resource provider is one module.
+"""The provider framework: each Azure resource provider is one listed class.
 
-A provider subclasses `Provider`, names its ARM `namespace`, and returns its
+A provider subclasses `Provider` (a large one may combine mixins from several
+modules, as `web.WebProvider` does), names its ARM `namespace`, and returns its
 Starlette routes (built with `app.sandbox.arm.arm_route`, paths exactly as the
 SDK's operations modules spell them). The server adds, for every route:
 bearer-token auth, the api-version check, the subscription check, fault
@@ -22,7 +23,7 @@ patch/delete routes, lists and GET answered from the store), `lookup`/`locate`
 `remove_after_teardown` and `mark_failed` (operation handlers). The Redis-backed
 providers share `redis_base.RedisBackedProvider` on top of this.
 
-`PROVIDER_CLASSES` lists the provider modules, in routing order.
+`PROVIDER_CLASSES` lists the provider classes by module, in routing order.
 """
 
 from __future__ import annotations
