@@ -98,7 +98,7 @@ class ManagedRedisDatabases(RedisBackedProvider):
             ),
         }
 
-    # helpers
+    # lookups, status headers and database servers
 
     def cluster_record(self, request: Request) -> tuple[str, Record]:
         """The id and record of the cluster the request's path names, or ARM's 404."""

@@ -105,7 +105,7 @@ class SitesMixin(WebProviderBase):
         """Called by the registry provider after a push (see `RegistryProvider`)."""
         self.runtime.image_pushed(registry, repository, tag)
 
-    # -- helpers ---------------------------------------------------------------
+    # -- ids, views and names -------------------------------------------------
 
     def _site_id(self, group: str, name: str) -> str:
         return resource_id(self.ctx.subscription_id, group, SITE_TYPE, name)
