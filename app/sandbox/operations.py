@@ -27,14 +27,13 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 
 from app.sandbox.arm import ArmError
-
-if TYPE_CHECKING:
-    from app.sandbox.providers import SandboxContext
+from app.sandbox.latency import LatencyProfile
+from app.sandbox.store import Store
 
 log = logging.getLogger("mlcache.sandbox.operations")
 
@@ -55,6 +54,24 @@ class OperationKind:
     failed: Callable[[OpRecord, ArmError], None]
 
 
+class OperationsHost(Protocol):
+    """What operations need of the sandbox: where they persist, how long they take, and
+    the address their status URLs start with (known only once the server listens).
+
+    `app.sandbox.providers.SandboxContext` is one; naming only these keeps this module
+    free of the provider framework, which itself builds on operations.
+    """
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def latency(self) -> LatencyProfile: ...
+
+    @property
+    def endpoint(self) -> str: ...
+
+
 def utc_now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
@@ -62,7 +79,7 @@ def utc_now() -> str:
 class Operations:
     """Starts, runs, persists and reports long-running operations."""
 
-    def __init__(self, ctx: SandboxContext) -> None:
+    def __init__(self, ctx: OperationsHost) -> None:
         self._ctx = ctx
         self._kinds: dict[str, OperationKind] = {}
         self._stopping = threading.Event()

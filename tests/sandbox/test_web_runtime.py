@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.sandbox.providers.web_runtime import image_of, scan_functions
+from app.sandbox.providers.package_functions import scan_functions
+from app.sandbox.providers.web_runtime import image_of
 
 
 def test_image_of_linux_fx_version() -> None:

@@ -1,6 +1,7 @@
-"""The provider framework: each Azure resource provider is one module.
+"""The provider framework: each Azure resource provider is one listed class.
 
-A provider subclasses `Provider`, names its ARM `namespace`, and returns its
+A provider subclasses `Provider` (a large one may combine mixins from several
+modules, as `web.WebProvider` does), names its ARM `namespace`, and returns its
 Starlette routes (built with `app.sandbox.arm.arm_route`, paths exactly as the
 SDK's operations modules spell them). The server adds, for every route:
 bearer-token auth, the api-version check, the subscription check, fault
@@ -22,7 +23,7 @@ patch/delete routes, lists and GET answered from the store), `lookup`/`locate`
 `remove_after_teardown` and `mark_failed` (operation handlers). The Redis-backed
 providers share `redis_base.RedisBackedProvider` on top of this.
 
-`PROVIDER_CLASSES` lists the provider modules, in routing order.
+`PROVIDER_CLASSES` lists the provider classes by module, in routing order.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -51,12 +52,9 @@ from app.sandbox.arm import (
 from app.sandbox.certs import CertificateAuthority
 from app.sandbox.faults import FaultPlan
 from app.sandbox.latency import LatencyProfile
+from app.sandbox.operations import OperationKind, Operations, OpRecord
 from app.sandbox.processes import ProcessSupervisor
 from app.sandbox.store import Record, Store
-
-if TYPE_CHECKING:
-    from app.sandbox.operations import OperationKind, Operations, OpRecord
-
 
 # Module path and class name of every provider; order = routing priority.
 PROVIDER_CLASSES: list[tuple[str, str]] = [
@@ -90,8 +88,6 @@ class SandboxContext:
     operations: Operations = field(init=False)
 
     def __post_init__(self) -> None:
-        from app.sandbox.operations import Operations
-
         self.operations = Operations(self)
 
     @property

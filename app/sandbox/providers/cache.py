@@ -14,7 +14,6 @@ special casing. `sslPort`/`port` are the real listening ports.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,21 @@ from app.sandbox.arm import (
     empty_response,
     json_response,
     location_not_available,
-    location_required,
     parse_model,
     read_json,
 )
 from app.sandbox.operations import OperationKind, OpRecord
 from app.sandbox.ports import free_port, port_free
+from app.sandbox.providers.cache_rules import (
+    CACHE_NAME,
+    check_scaling,
+    invalid_request_body,
+    memory_limits,
+    name_taken,
+    parse_create,
+    validate_sku,
+    validated_properties,
+)
 from app.sandbox.providers.redis_base import (
     RedisBackedProvider,
     access_keys,
@@ -54,120 +62,6 @@ from app.sandbox.store import Record
 log = logging.getLogger("mlcache.sandbox.redis")
 
 RTYPE = "Microsoft.Cache/Redis"
-
-# Azure's memory (GB) and client limits per size; the sandbox divides memory by
-# MEMORY_SCALE so a laptop can hold a few "P5" caches.
-SIZES: dict[str, tuple[float, int]] = {
-    "C0": (0.25, 256),
-    "C1": (1, 1000),
-    "C2": (2.5, 2000),
-    "C3": (6, 5000),
-    "C4": (13, 10000),
-    "C5": (26, 15000),
-    "C6": (53, 20000),
-    "P1": (6, 7500),
-    "P2": (13, 15000),
-    "P3": (26, 30000),
-    "P4": (53, 40000),
-    "P5": (120, 40000),
-}
-MEMORY_SCALE = 32
-_MAX_SANDBOX_CLIENTS = 1000
-
-_NAME = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9]|-(?!-))*(?<!-)$")
-_POLICIES = {
-    "volatile-lru",
-    "allkeys-lru",
-    "volatile-random",
-    "allkeys-random",
-    "volatile-ttl",
-    "noeviction",
-    "volatile-lfu",
-    "allkeys-lfu",
-}
-# Settings a client may send in redisConfiguration (Azure refuses others).
-_CONFIG_KEYS = {
-    "maxmemory-policy",
-    "maxmemory-reserved",
-    "maxfragmentationmemory-reserved",
-    "maxmemory-delta",
-    "notify-keyspace-events",
-    "maxclients",
-    "aad-enabled",
-    "authnotrequired",
-    "rdb-backup-enabled",
-    "rdb-backup-frequency",
-    "rdb-backup-max-snapshot-count",
-    "rdb-storage-connection-string",
-    "aof-backup-enabled",
-    "aof-storage-connection-string-0",
-    "aof-storage-connection-string-1",
-    "preferred-data-persistence-auth-method",
-    "preferred-data-archive-auth-method",
-    "storage-subscription-id",
-    "zonal-configuration",
-}
-_PREMIUM_ONLY_CONFIG = {
-    "rdb-backup-enabled",
-    "rdb-backup-frequency",
-    "rdb-backup-max-snapshot-count",
-    "rdb-storage-connection-string",
-    "aof-backup-enabled",
-    "aof-storage-connection-string-0",
-    "aof-storage-connection-string-1",
-}
-
-
-def _bad(message: str, target: str | None = None) -> ArmError:
-    return ArmError(400, "InvalidRequestBody", message, target=target)
-
-
-def _memory(sku: dict[str, Any]) -> tuple[int, int]:
-    gigabytes, clients = SIZES[f"{sku['family']}{sku['capacity']}"]
-    return int(gigabytes * 1024**3 / MEMORY_SCALE), min(clients, _MAX_SANDBOX_CLIENTS)
-
-
-def validate_sku(sku: dict[str, Any]) -> dict[str, Any]:
-    """Azure's SKU rules: Basic/Standard take C0-C6, Premium takes P1-P5."""
-    name = str(sku.get("name") or "")
-    family = str(sku.get("family") or "")
-    capacity = sku.get("capacity")
-    canonical = {"basic": "Basic", "standard": "Standard", "premium": "Premium"}.get(name.lower())
-    if canonical is None:
-        raise _bad(
-            f"The value '{name}' of the parameter 'sku.name' is invalid. "
-            "Valid values are Basic, Standard and Premium.",
-            "sku.name",
-        )
-    expected_family = "P" if canonical == "Premium" else "C"
-    if family.upper() != expected_family:
-        raise _bad(
-            f"The SKU family '{family}' is not valid for the '{canonical}' tier; "
-            f"the '{canonical}' tier requires family '{expected_family}'.",
-            "sku.family",
-        )
-    if not isinstance(capacity, int) or f"{expected_family}{capacity}" not in SIZES:
-        valid = "0-6" if expected_family == "C" else "1-5"
-        raise _bad(
-            f"The capacity '{capacity}' is not valid for the SKU '{canonical}' "
-            f"(family '{expected_family}'); valid capacities are {valid}.",
-            "sku.capacity",
-        )
-    return {"name": canonical, "family": expected_family, "capacity": capacity}
-
-
-_TIER_MOVES = {("Basic", "Standard"), ("Standard", "Premium")}
-
-
-def check_scaling(old: dict[str, Any], new: dict[str, Any]) -> None:
-    """Azure's scaling rules: up one tier at a time (Basic -> Standard -> Premium), never down."""
-    if old["name"] == new["name"] or (old["name"], new["name"]) in _TIER_MOVES:
-        return
-    raise _bad(
-        f"A cache cannot be scaled from the '{old['name']}' tier to the '{new['name']}' tier. "
-        "Scale Basic to Standard and Standard to Premium; scaling down a tier is not supported.",
-        "sku.name",
-    )
 
 
 class CacheProvider(RedisBackedProvider):
@@ -233,7 +127,7 @@ class CacheProvider(RedisBackedProvider):
     def _spec(self, record: Record) -> RedisSpec:
         props = record["body"]["properties"]
         private = record["private"]
-        maxmemory, maxclients = _memory(props["sku"])
+        maxmemory, maxclients = memory_limits(props["sku"])
         config = props.get("redisConfiguration") or {}
         directory = self._cache_dir(record)
         directory.mkdir(parents=True, exist_ok=True)
@@ -285,102 +179,6 @@ class CacheProvider(RedisBackedProvider):
             instance["nonSslPort"] = private["port"]
         props["instances"] = [instance]
 
-    def _parse_create(self, body: dict[str, Any]) -> redis_models.RedisCreateParameters:
-        params = parse_model(redis_models.RedisCreateParameters.deserialize, body)
-        if not params.location:
-            raise location_required()
-        if params.sku is None:
-            raise _bad("The parameter 'sku' is required.", "sku")
-        return params
-
-    def _validated_properties(
-        self, params: Any, sku: dict[str, Any], previous: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        """Checks shared by create and update; returns the settable properties."""
-        old = previous or {}
-        tier = sku["name"]
-        tls = params.minimum_tls_version or old.get("minimumTlsVersion") or "1.2"
-        if tls not in ("1.0", "1.1", "1.2"):
-            raise _bad(
-                f"The value '{tls}' of 'minimumTlsVersion' is invalid; valid values are 1.0, "
-                "1.1 and 1.2.",
-                "properties.minimumTlsVersion",
-            )
-        if tls != "1.2":
-            raise _bad(
-                "TLS 1.0 and 1.1 are retired for Azure Cache for Redis; "
-                "'minimumTlsVersion' must be 1.2.",
-                "properties.minimumTlsVersion",
-            )
-        access = params.public_network_access or old.get("publicNetworkAccess") or "Enabled"
-        if access not in ("Enabled", "Disabled"):
-            raise _bad(
-                f"The value '{access}' of 'publicNetworkAccess' is invalid.",
-                "properties.publicNetworkAccess",
-            )
-        shard_count = getattr(params, "shard_count", None)
-        if shard_count is not None and tier != "Premium":
-            raise _bad(
-                "Clustering (shardCount) is only available for Premium caches.",
-                "properties.shardCount",
-            )
-        if getattr(params, "subnet_id", None) and tier != "Premium":
-            raise _bad(
-                "Virtual network injection (subnetId) is only available for Premium caches.",
-                "properties.subnetId",
-            )
-        config = dict(old.get("redisConfiguration") or {})
-        if params.redis_configuration is not None:
-            given = params.redis_configuration.serialize()
-            extra = params.redis_configuration.additional_properties or {}
-            given.update({k: v for k, v in extra.items() if v is not None})
-            for key, value in given.items():
-                if key not in _CONFIG_KEYS:
-                    raise _bad(
-                        f"The redis configuration setting '{key}' is not supported.",
-                        f"properties.redisConfiguration.{key}",
-                    )
-                if key in _PREMIUM_ONLY_CONFIG and tier != "Premium":
-                    raise _bad(
-                        "Data persistence is only available for Premium caches.",
-                        f"properties.redisConfiguration.{key}",
-                    )
-                config[key] = str(value)
-        policy = config.get("maxmemory-policy", "volatile-lru")
-        if policy not in _POLICIES:
-            raise _bad(
-                f"The value '{policy}' of 'maxmemory-policy' is invalid.",
-                "properties.redisConfiguration.maxmemory-policy",
-            )
-        _, clients = SIZES[f"{sku['family']}{sku['capacity']}"]
-        defaults = {
-            "maxclients": str(clients),
-            "maxmemory-reserved": "30",
-            "maxfragmentationmemory-reserved": "30",
-            "maxmemory-delta": "30",
-            "maxmemory-policy": "volatile-lru",
-        }
-        config = {**defaults, **config}
-        config["maxclients"] = str(clients)
-        enable_non_ssl = params.enable_non_ssl_port
-        if enable_non_ssl is None:
-            enable_non_ssl = bool(old.get("enableNonSslPort", False))
-        props: dict[str, Any] = {
-            "sku": sku,
-            "enableNonSslPort": bool(enable_non_ssl),
-            "minimumTlsVersion": tls,
-            "publicNetworkAccess": access,
-            "redisConfiguration": config,
-        }
-        if shard_count is not None:
-            props["shardCount"] = shard_count
-        if getattr(params, "replicas_per_master", None) is not None and tier != "Basic":
-            props["replicasPerMaster"] = params.replicas_per_master
-            props["replicasPerPrimary"] = params.replicas_per_master
-        if getattr(params, "disable_access_key_authentication", None) is not None:
-            props["disableAccessKeyAuthentication"] = bool(params.disable_access_key_authentication)
-        return props
-
     # routes
 
     async def check_name(self, request: Request) -> Response:
@@ -393,15 +191,15 @@ class CacheProvider(RedisBackedProvider):
             raise ArmError(
                 400, "InvalidRequestBody", f"The resource type '{rtype}' is not supported."
             )
-        if not _NAME.match(name):
-            raise _bad(
+        if not CACHE_NAME.match(name):
+            raise invalid_request_body(
                 f"The name '{name}' is invalid. Cache names are 1-63 characters of letters, "
                 "numbers and hyphens; they start and end with a letter or number and have no "
                 "consecutive hyphens.",
                 "name",
             )
         if self.ctx.store.find_by_name(RTYPE, name) is not None:
-            raise _name_taken(name)
+            raise name_taken(name)
         return empty_response(200)
 
     async def put(self, request: Request) -> Response:
@@ -409,17 +207,19 @@ class CacheProvider(RedisBackedProvider):
         body = await read_json(request)
         group_record, rid = self.write_target(request, RTYPE, "name")
         existing = self.ctx.store.resource(rid)
-        params = self._parse_create(body)
+        params = parse_create(body)
         sku = validate_sku(dict(params.sku.serialize()))
         if existing is not None:
             return await self._update(request, rid, existing, params, sku, body)
-        if not _NAME.match(name):
-            raise _bad(f"The cache name '{name}' is invalid.", "name")
+        if not CACHE_NAME.match(name):
+            raise invalid_request_body(f"The cache name '{name}' is invalid.", "name")
         if normalize_location(params.location) is None:
             raise location_not_available(params.location, RTYPE)
         if params.zones and sku["name"] == "Basic":
-            raise _bad("Availability zones are not available for Basic caches.", "zones")
-        props = self._validated_properties(params, sku, None)
+            raise invalid_request_body(
+                "Availability zones are not available for Basic caches.", "zones"
+            )
+        props = validated_properties(params, sku, None)
         ssl_port, port = _two_free_ports()
         private = {
             **new_keys(),
@@ -450,7 +250,7 @@ class CacheProvider(RedisBackedProvider):
             resource_body["zones"] = list(params.zones)
         record = {"body": resource_body, "private": private, "group": group_record["body"]["name"]}
         self._publish_ports(record)
-        self.put_new(rid, record, _name_taken(name))
+        self.put_new(rid, record, name_taken(name))
         op = self.ctx.operations.start(
             request,
             "redis.create",
@@ -477,7 +277,7 @@ class CacheProvider(RedisBackedProvider):
         if state == "Failed":
             return self._reprovision(request, rid, record, params, sku, body)
         check_scaling(props["sku"], sku)
-        new_props = self._validated_properties(params, sku, props)
+        new_props = validated_properties(params, sku, props)
         await self._apply(rid, record, new_props, tags_of(body) if "tags" in body else None)
         return json_response(record["body"], 200)
 
@@ -491,7 +291,7 @@ class CacheProvider(RedisBackedProvider):
         body: dict[str, Any],
     ) -> Response:
         """A PUT on a cache whose provisioning failed provisions it again, as ARM retries do."""
-        new_props = self._validated_properties(params, sku, None)
+        new_props = validated_properties(params, sku, None)
         with self.ctx.store.transaction():
             props = record["body"]["properties"]
             props.update(new_props)
@@ -521,7 +321,7 @@ class CacheProvider(RedisBackedProvider):
             )
         sku = validate_sku(dict(params.sku.serialize())) if params.sku else dict(props["sku"])
         check_scaling(props["sku"], sku)
-        new_props = self._validated_properties(params, sku, props)
+        new_props = validated_properties(params, sku, props)
         await self._apply(rid, record, new_props, tags_of(body) if "tags" in body else None)
         return json_response(record["body"], 200)
 
@@ -537,7 +337,7 @@ class CacheProvider(RedisBackedProvider):
             private = record["private"]
 
             def reconfigure() -> None:
-                maxmemory, maxclients = _memory(new_props["sku"])
+                maxmemory, maxclients = memory_limits(new_props["sku"])
                 config = new_props["redisConfiguration"]
                 instance.set_memory(
                     maxmemory, config.get("maxmemory-policy", "volatile-lru"), maxclients
@@ -584,7 +384,7 @@ class CacheProvider(RedisBackedProvider):
         rid, record = self._lookup(request)
         body = await read_json(request)
         params = parse_model(redis_models.RedisRegenerateKeyParameters.deserialize, body, "request")
-        field = key_field(params.key_type, _bad)
+        field = key_field(params.key_type, invalid_request_body)
         private = record["private"]
         keys = regenerated(private, field)
         instance = self.instance(rid)
@@ -617,13 +417,6 @@ class CacheProvider(RedisBackedProvider):
         self._stop_server(record)
         self.mark_failed(op, error)
 
-
-def _name_taken(name: str) -> ArmError:
-    return ArmError(
-        409,
-        "NameNotAvailable",
-        f"The name '{name}' is not available: a cache with this DNS name already exists.",
-    )
 
 
 def _two_free_ports() -> tuple[int, int]:

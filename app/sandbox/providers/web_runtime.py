@@ -6,8 +6,8 @@ a failed pull is written to the site's log, and the site answers 503 until the
 cause is fixed. This module does the same with sandbox parts. Each site owns one
 port for its whole life (its `defaultHostName` is `127.0.0.1:<port>`); while the
 package runs, a `FunctionHost` listens there, and while it cannot run, a small
-HTTPS server answers 503 on that port, so clients see what they would see on
-Azure rather than a refused connection.
+HTTPS server (`web_placeholder`) answers 503 on that port, so clients see what
+they would see on Azure rather than a refused connection.
 
 Work on one site is serialised on a worker thread and coalesced: several
 changes in a row (settings, then image) restart the host once with the latest.
@@ -15,14 +15,10 @@ changes in a row (settings, then image) restart the host once with the latest.
 
 from __future__ import annotations
 
-import ast
 import datetime
-import http.server
 import json
 import logging
 import shutil
-import socket
-import ssl
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -31,7 +27,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.imageref import ImageReference, ImageReferenceError, parse_image_reference
-from app.sandbox.certs import CertificateAuthority, LeafCertificate
+from app.sandbox.certs import CertificateAuthority
+from app.sandbox.providers.package_functions import FunctionInfo, scan_functions
+from app.sandbox.providers.web_placeholder import UnavailableServer
 from app.sandbox.registry import PackageStore, package_files
 
 log = logging.getLogger("mlcache.sandbox.web")
@@ -116,89 +114,6 @@ def image_of(linux_fx_version: str) -> str | None:
     if sep and kind.strip().upper() == "DOCKER" and image.strip():
         return image.strip()
     return None
-
-
-_UNAVAILABLE_PAGE = (
-    b"<html><head><title>Service Unavailable</title></head><body>"
-    b"<h1>:( Application Error</h1><p>The function app is not running. "
-    b"Its log stream says why.</p></body></html>"
-)
-# What App Service shows for a site that was stopped on purpose.
-_STOPPED_PAGE = (
-    b"<html><head><title>Site Disabled</title></head><body>"
-    b"<h1>Error 403 - This web app is stopped.</h1></body></html>"
-)
-
-
-class _UnavailableHandler(http.server.BaseHTTPRequestHandler):
-    server_version = "Sandbox-Frontend"
-    server: _TlsServer
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        stopped = self.server.stopped
-        body = _STOPPED_PAGE if stopped else _UNAVAILABLE_PAGE
-        self.send_response(403 if stopped else 503)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        if not stopped:
-            self.send_header("Retry-After", "10")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _answer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-class _TlsServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, stopped: bool) -> None:
-        self._context = context
-        self.stopped = stopped
-        super().__init__(address, _UnavailableHandler)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = super().get_request()
-        # Handshake in the handler thread, so one slow client cannot stall accept().
-        wrapped = self._context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return wrapped, address
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("placeholder request from %s failed", client_address, exc_info=True)
-
-
-class UnavailableServer:
-    """An HTTPS listener on a site's port while its host does not run.
-
-    It answers 503 (the host cannot start; the log says why), or 403 "This web
-    app is stopped" for a site stopped on purpose, as App Service's front end does.
-    """
-
-    def __init__(
-        self, port: int, cert: LeafCertificate, host: str = "127.0.0.1", stopped: bool = False
-    ) -> None:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(str(cert.cert_file), str(cert.key_file))
-        self.stopped = stopped
-        self._server = _TlsServer((host, port), context, stopped)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"site-503-{port}", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 def _timestamp() -> str:
@@ -579,87 +494,3 @@ class SiteRuntime:
             raise unauthorized
         if username.lower() != registry.name.lower() or password not in registry.passwords:
             raise unauthorized
-
-
-@dataclass(frozen=True)
-class FunctionInfo:
-    """An HTTP function as App Service lists it (found in the package without running it)."""
-
-    name: str
-    route: str
-    methods: tuple[str, ...]
-    auth_level: str
-    trigger_arg: str
-
-
-def _call_name(node: ast.expr) -> str:
-    """`app.route` -> `route`, for a decorator call's function."""
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    if isinstance(node, ast.Name):
-        return node.id
-    return ""
-
-
-def _literal(node: ast.expr | None) -> str | None:
-    """A string constant, or the member name of an enum like `func.AuthLevel.ANONYMOUS`."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return None
-
-
-def scan_functions(package_dir: Path) -> list[FunctionInfo]:
-    """HTTP functions declared in the package's `function_app.py` (Python v2 model).
-
-    The Functions runtime indexes an app by importing it; the sandbox reads the
-    decorators instead (`@app.route(...)`, `@app.function_name(...)`), so listing
-    functions never runs user code in the sandbox's own process.
-    """
-    script = package_dir / "function_app.py"
-    try:
-        tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
-    except (OSError, SyntaxError, ValueError):
-        return []
-    default_auth = "function"
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and _call_name(node.func) == "FunctionApp":
-            for keyword in node.keywords:
-                if keyword.arg == "http_auth_level":
-                    default_auth = (_literal(keyword.value) or default_auth).lower()
-    found: list[FunctionInfo] = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
-        route_call = None
-        name = node.name
-        for decorator in node.decorator_list:
-            if not isinstance(decorator, ast.Call):
-                continue
-            kind = _call_name(decorator.func)
-            if kind == "route":
-                route_call = decorator
-            elif kind == "function_name":
-                given = decorator.args[0] if decorator.args else None
-                for keyword in decorator.keywords:
-                    if keyword.arg == "name":
-                        given = keyword.value
-                name = _literal(given) or name
-        if route_call is None:
-            continue
-        route = _literal(route_call.args[0]) if route_call.args else None
-        methods: tuple[str, ...] = ()
-        auth = default_auth
-        for keyword in route_call.keywords:
-            if keyword.arg == "route":
-                route = _literal(keyword.value)
-            elif keyword.arg == "methods" and isinstance(keyword.value, ast.List | ast.Tuple):
-                methods = tuple(
-                    (_literal(item) or "").upper() for item in keyword.value.elts if _literal(item)
-                )
-            elif keyword.arg == "auth_level":
-                auth = (_literal(keyword.value) or auth).lower()
-        trigger_arg = node.args.args[0].arg if node.args.args else "req"
-        found.append(FunctionInfo(name, route or name, methods, auth, trigger_arg))
-    return sorted(found, key=lambda f: f.name)

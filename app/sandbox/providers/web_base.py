@@ -1,0 +1,101 @@
+"""What the Microsoft.Web parts share: the resource types, the site runtime, lookups.
+
+`WebProvider` (in `web`) is put together from one mixin per area the RP serves
+(plans, sites, host keys and functions, logs); they all build on
+`WebProviderBase`, so each reaches the same `SiteRuntime` and the same store
+lookups without knowing about the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+
+from app.sandbox.arm import ArmError
+from app.sandbox.providers import Provider, SandboxContext
+from app.sandbox.providers.registry import RTYPE as REGISTRY_TYPE
+from app.sandbox.providers.registry import packages_of
+from app.sandbox.providers.web_runtime import RegistryAccess, SiteRuntime, SiteSpec
+from app.sandbox.store import Record
+
+NAMESPACE = "Microsoft.Web"
+SITE_TYPE = "Microsoft.Web/sites"
+PLAN_TYPE = "Microsoft.Web/serverfarms"
+
+
+def properties_of(body: dict[str, Any]) -> dict[str, Any]:
+    """A request body's `properties` (empty when absent), or ARM's 400."""
+    props = body.get("properties") or {}
+    if not isinstance(props, dict):
+        raise ArmError(400, "InvalidRequestContent", "'properties' must be an object.")
+    return props
+
+
+class WebProviderBase(Provider):
+    """The Microsoft.Web provider's shared state: every site's host runs in `runtime`."""
+
+    namespace = NAMESPACE
+
+    def __init__(self, ctx: SandboxContext) -> None:
+        super().__init__(ctx)
+        self.runtime = SiteRuntime(
+            ctx.provider_dir(NAMESPACE) / "sites",
+            ctx.ca,
+            packages_of(ctx),
+            self._registry_access,
+        )
+
+    def _registry_access(self, name: str) -> RegistryAccess | None:
+        record = self.ctx.store.find_by_name(REGISTRY_TYPE, name)
+        if record is None:
+            return None
+        props = record["body"]["properties"]
+        if props.get("provisioningState") != "Succeeded":
+            return None
+        return RegistryAccess(
+            name=record["body"]["name"],
+            admin_enabled=bool(props.get("adminUserEnabled")),
+            passwords=tuple(record["private"]["passwords"]),
+            anonymous_pull=bool(props.get("anonymousPullEnabled")),
+        )
+
+    def site_record(self, request: Request) -> Record:
+        """The site the request's path names, or ARM's 404."""
+        return self.lookup(request, SITE_TYPE, "siteName")[1]
+
+    def sites_on_plan(self, plan_id: str) -> list[Record]:
+        """The sites an App Service plan hosts."""
+        return [
+            r
+            for r in self.ctx.store.resources(SITE_TYPE)
+            if str(r["body"]["properties"].get("serverFarmId", "")).lower() == plan_id.lower()
+        ]
+
+    async def sync_delay(self, request: Request, step: str) -> None:
+        """App Service answers writes when done: wait the profile's time, honour faults."""
+        await asyncio.sleep(self.ctx.latency.seconds(step))
+        fault = getattr(request.state, "fail_provisioning", None)
+        if fault:
+            raise ArmError(400, fault["code"], fault["message"])
+
+    def site_spec(self, record: Record) -> SiteSpec:
+        """How the site's host must run now (the runtime restarts it when this changes)."""
+        body = record["body"]
+        private = record["private"]
+        config = private["siteConfig"]
+        plan = self.ctx.store.resource(str(body["properties"].get("serverFarmId", "")))
+        linux = bool(plan and plan["body"]["properties"].get("reserved"))
+        return SiteSpec(
+            name=body["name"],
+            resource_group=record["group"],
+            linux_fx_version=str(config.get("linuxFxVersion") or ""),
+            app_settings=dict(private["appSettings"]),
+            port=int(private["port"]),
+            master_key=private["masterKey"],
+            function_key=private["functionKey"],
+            acr_managed_identity=bool(config.get("acrUseManagedIdentityCreds")),
+            enabled=body["properties"].get("state") == "Running",
+            linux_plan=linux,
+        )
