@@ -61,6 +61,13 @@ _TRANSIENT = Hint(
     ServiceFailure, "A temporary Azure failure: deploy again; finished resources are kept."
 )
 _BLOCKED = Hint(QuotaOrRegion, MANAGED_REDIS_SUGGESTION)
+_APP_SERVICE_QUOTA = Hint(
+    QuotaOrRegion,
+    "The subscription has no App Service quota left for this plan size in this region (the "
+    "message gives the current limit and the new limit to ask for): pick another region or "
+    "plan size, or ask for more with a support request (Help + support > Create a support "
+    "request > Service and subscription limits (quotas) > App Service).",
+)
 
 HINTS: dict[str, Hint] = {
     # Names
@@ -111,6 +118,7 @@ HINTS: dict[str, Hint] = {
     "LinkedAuthorizationFailed": _AUTH,
     "Forbidden": _AUTH,
     "AuthenticationFailed": _SIGN_IN,
+    "Unauthorized": _SIGN_IN,
     "InvalidAuthenticationToken": _SIGN_IN,
     "ExpiredAuthenticationToken": _SIGN_IN,
     "InvalidAuthenticationTokenTenant": Hint(
@@ -126,6 +134,15 @@ HINTS: dict[str, Hint] = {
         NotPermitted,
         "An Azure Policy assignment forbids this configuration; the message names the policy: "
         "change the setting it asks for or ask the policy owner for an exemption.",
+    ),
+    # ACR Tasks refused (400 on scheduleRun); Azure says to file a support request, but
+    # the cause on free-trial and free-credit subscriptions is the offer itself.
+    "TasksOperationsNotAllowed": Hint(
+        NotPermitted,
+        "This subscription may not run ACR Tasks builds (free-trial and free-credit "
+        "subscriptions cannot): build and push the image elsewhere and set image.reference "
+        "to it instead of image.build_from, or use a pay-as-you-go subscription. Deploying "
+        "again will not help.",
     ),
     "MissingSubscriptionRegistration": Hint(
         NotPermitted,
@@ -196,7 +213,11 @@ class Explained:
     error_class: type[MlcacheError]
 
 
-_GENERIC_CODES = frozenset({"Conflict", "BadRequest", "InvalidParameter", "HTTP409"})
+_GENERIC_CODES = frozenset(
+    {"Conflict", "BadRequest", "InvalidParameter", "HTTP409", "Unauthorized"}
+)
+# App Service refuses a plan for quota with HTTP 401 "Unauthorized": the words say which.
+_APP_SERVICE_QUOTA_TEXT = re.compile(r"without additional quota", re.IGNORECASE)
 _NAME_TAKEN_TEXT = re.compile(
     r"name .{0,120}(already (exists|taken|in use)|is not available|is already)"
     r"|already exists",
@@ -216,6 +237,8 @@ def hint_for(code: str, message: str = "") -> Hint:
     # versions; the message is what identifies it, so it is checked first.
     if _BLOCKED_TEXT.search(message) and "redis" in message.lower():
         return _BLOCKED
+    if _APP_SERVICE_QUOTA_TEXT.search(message):
+        return _APP_SERVICE_QUOTA
     # App Service answers a taken site name with a bare 409 "Conflict" ("Website with
     # given name ... already exists"); the message tells it from a busy resource.
     if code in _GENERIC_CODES and _NAME_TAKEN_TEXT.search(message):
@@ -254,10 +277,16 @@ def describe(exc: BaseException) -> Explained:
         return Explained("AuthenticationFailed", _message(exc), hint.recommendation, NotPermitted)
     if isinstance(exc, HttpResponseError):
         error = exc.error
-        code = (error.code if error is not None else None) or _status_code(exc.status_code)
-        message = (error.message if error is not None else None) or _message(exc)
+        code = error.code if error is not None else None
+        message = error.message if error is not None else None
+        if not code or not message:
+            # Microsoft.Web answers in its own shape, which azure-core cannot parse.
+            code, message = app_service_error(exc) or (code, message)
+        code = code or _status_code(exc.status_code)
+        message = message or _message(exc)
         hint = hint_for(code, message)
-        return Explained(code, redact(str(message)), hint.recommendation, hint.error_class)
+        return Explained(code, redact(_one_line(str(message))), hint.recommendation,
+                         hint.error_class)
     if isinstance(exc, ServiceRequestError | ServiceResponseError | ConnectionError | TimeoutError):
         return Explained(
             "ConnectionFailed",
@@ -272,6 +301,40 @@ def describe(exc: BaseException) -> Explained:
         "An unexpected error; the deployment log holds the details.",
         ServiceFailure,
     )
+
+
+def app_service_error(exc: BaseException) -> tuple[str, str] | None:
+    """(code, message) from an App Service error body, None when it is not one.
+
+    Microsoft.Web answers `{"Code": "...", "Message": "...", "Details": [{"Message"},
+    {"Code"}, {"ErrorEntity": {"ExtendedCode", "Code", "Message", ...}}]}`: PascalCase
+    and without ARM's `error` wrapper (seen in azure-cli's appservice recordings and in
+    issues quoting live answers, e.g. a plan refused for quota with HTTP 401).
+    """
+    import json
+
+    response = getattr(exc, "response", None)
+    try:
+        body = json.loads(response.text()) if response is not None else None
+    except (ValueError, TypeError, AttributeError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    fields = {str(k).lower(): v for k, v in body.items()}
+    if "error" in fields or "message" not in fields:
+        return None
+    code, message = str(fields.get("code") or ""), str(fields.get("message") or "")
+    for detail in fields.get("details") or []:
+        entity = detail.get("ErrorEntity") if isinstance(detail, dict) else None
+        if isinstance(entity, dict):
+            code = str(entity.get("Code") or code)
+            message = str(entity.get("Message") or message)
+    return (code, message) if message else None
+
+
+def _one_line(text: str) -> str:
+    """Azure's multi-line messages ("...quota. \\r\\nAdditional details - ...") joined."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def as_error(exc: BaseException, prefix: str = "") -> MlcacheError:

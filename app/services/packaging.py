@@ -32,6 +32,7 @@ from typing import Any
 from app.errors import BadInput, ServiceFailure
 from app.folders import SKIPPED_DIRS, folder_files, pack_folder
 from app.paths import resources_dir
+from app.services.arm import enum_text
 
 log = logging.getLogger("mlcache.package")
 
@@ -438,6 +439,15 @@ class CloudBuildResult:
 _FINISHED = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"}
 
 
+def run_status(run: Any) -> str:
+    """An ACR Tasks run's status as its wire value ("Succeeded").
+
+    The SDK gives a `RunStatus` enum, whose `str()` is "RunStatus.SUCCEEDED":
+    compare its value, never its text.
+    """
+    return enum_text(run.properties.status if run.properties else None)
+
+
 def build_image_in_acr(
     *,
     credential: Any,
@@ -516,7 +526,7 @@ def build_image_in_acr(
             # ACR marks the log blob complete with metadata once the run has written it all.
             complete = bool(response.headers.get("x-ms-meta-Complete"))
         current = client.runs.get(resource_group, registry_name, run_id)
-        status = str(current.properties.status if current.properties else "") or status
+        status = run_status(current) or status
         if status in _FINISHED:
             polls_after_finish += 1
             # Give the log a few more reads to catch up, but never wait on it forever.

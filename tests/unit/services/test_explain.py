@@ -107,3 +107,80 @@ def test_a_bare_conflict_about_a_taken_name_says_choose_another() -> None:
 def test_generic_codes_are_read_by_their_message(message: str, cls: type, words: str) -> None:
     explained = describe(arm_error(400, "BadRequest", message))
     assert explained.error_class is cls and words in explained.hint
+
+
+def sdk_error_for(status: int, body: dict[str, object]) -> HttpResponseError:
+    """What the generated SDK code raises for an error answer: azure-core's own response
+    type and the ARM error format, fed the body as Azure sends it."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransportResponse
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    raw = requests.Response()
+    raw.status_code, raw.reason = status, "Error"
+    raw._content = json.dumps(body).encode()
+    raw.headers["Content-Type"] = "application/json; charset=utf-8"
+    response = RequestsTransportResponse(HttpRequest("PUT", "https://management.azure.com/x"), raw)
+    return HttpResponseError(response=response, error_format=ARMErrorFormat)
+
+
+# App Service's own error shape, as quoted from live answers (Azure/azure-cli#31665,
+# Azure/terraform-azurerm-avm-res-web-site#248): PascalCase, no "error" wrapper.
+QUOTA_MESSAGE = (
+    "Operation cannot be completed without additional quota. \r\nAdditional details - "
+    "Location:  \r\nCurrent Limit (Basic VMs): 0 \r\nCurrent Usage: 0\r\nAmount required for "
+    "this deployment (Basic VMs): 1 \r\n(Minimum) New Limit that you should request to enable "
+    "this deployment: 1. \r\nNote that if you experience multiple scaling operations failing "
+    "(in addition to this one) and need to accommodate the aggregate quota requirements of "
+    "these operations, you will need to request a higher quota limit than the one currently "
+    "displayed."
+)
+
+
+def app_service_body(code: str, message: str, extended: str) -> dict[str, object]:
+    return {
+        "Code": code, "Message": message, "Target": None,
+        "Details": [
+            {"Message": message}, {"Code": code},
+            {"ErrorEntity": {"ExtendedCode": extended, "MessageTemplate": message,
+                             "Parameters": [], "Code": code, "Message": message}},
+        ],
+        "Innererror": None,
+    }
+
+
+def test_azure_core_cannot_read_app_service_errors_so_the_translator_does() -> None:
+    exc = sdk_error_for(409, app_service_body(
+        "Conflict", "Website with given name digits-scoring already exists.", "54001"))
+    assert exc.error is None  # azure-core's ARM format finds no "error" object
+    assert "invalid status" in exc.message
+    explained = describe(exc)
+    assert explained.code == "Conflict"
+    assert explained.message == "Website with given name digits-scoring already exists."
+    assert explained.error_class is BadInput and "name is taken" in explained.hint
+
+
+def test_a_plan_refused_for_quota_with_401_says_quota_not_sign_in() -> None:
+    exc = sdk_error_for(401, app_service_body("Unauthorized", QUOTA_MESSAGE, "52020"))
+    explained = describe(exc)
+    assert explained.error_class is QuotaOrRegion
+    assert "Sign in" not in explained.hint
+    assert "support request" in explained.hint and "quota" in explained.hint
+    assert "Current Limit (Basic VMs): 0" in explained.message
+    assert "\r" not in explained.message and "\n" not in explained.message
+
+
+def test_acr_tasks_refused_on_a_trial_points_at_image_reference_not_at_retrying() -> None:
+    # The answer to POST .../registries/{name}/scheduleRun quoted in
+    # Azure-Samples/azure-search-openai-demo#2592 (a free-trial subscription).
+    body = {"error": {
+        "code": "TasksOperationsNotAllowed",
+        "message": "ACR Tasks requests for the registry digitsacr and "
+                   "f0542a21-69d2-489d-861c-ed7d0ec47ee4 are not permitted. Please file an "
+                   "Azure support request at http://aka.ms/azuresupport for assistance.",
+        "target": "request"}}
+    explained = describe(sdk_error_for(400, body))
+    assert explained.code == "TasksOperationsNotAllowed"
+    assert explained.error_class is NotPermitted
+    assert "image.reference" in explained.hint and "again will not help" in explained.hint

@@ -242,3 +242,19 @@ def test_cli_build_and_bad_input_exit_codes(
     err = capsys.readouterr().err
     assert err.startswith("error: score.py defines no init() function")
     assert "Traceback" not in err
+
+
+def test_run_status_is_the_wire_value_of_the_sdks_enum() -> None:
+    """The ACR Tasks SDK deserializes a run's status into `RunStatus`, whose str() is
+    "RunStatus.SUCCEEDED": a comparison with "Succeeded" must read its value."""
+    from azure.mgmt.containerregistrytasks.models import Run, RunProperties, RunStatus
+
+    from app.services.packaging import run_status
+
+    built = Run(properties=RunProperties(status=RunStatus.SUCCEEDED))
+    assert str(built.properties.status) != "Succeeded"
+    assert run_status(built) == "Succeeded"
+    # As the SDK deserializes ARM's JSON answer to GET .../runs/{runId}.
+    answered = Run({"properties": {"runId": "ca1", "status": "Failed"}})
+    assert run_status(answered) == "Failed"
+    assert run_status(Run({})) == ""
