@@ -108,7 +108,6 @@ def test(args: argparse.Namespace) -> int:
         find_endpoint,
         percentile,
         read_payload,
-        wait_until_up,
     )
 
     spec, spec_dir = load(args)
@@ -120,10 +119,7 @@ def test(args: argparse.Namespace) -> int:
     latencies: list[float] = []
     with target_for(spec, args) as target:
         clients = ClientFactory(target)
-        endpoint = find_endpoint(spec, target, clients)
-        if not wait_until_up(endpoint, target, say):
-            say(f"the function app did not answer {endpoint.health_url} within "
-                f"{target.health_timeout_s:.0f} s; calling it anyway")
+        endpoint = find_endpoint(spec, target, clients, say)
         if not args.json:
             say(f"POST {endpoint.url} ({len(payload)} bytes), {args.repeat} call(s)")
         with ScoringClient(endpoint, target.verify) as client:

@@ -61,6 +61,13 @@ _TRANSIENT = Hint(
     ServiceFailure, "A temporary Azure failure: deploy again; finished resources are kept."
 )
 _BLOCKED = Hint(QuotaOrRegion, MANAGED_REDIS_SUGGESTION)
+_NO_CAPACITY = Hint(
+    QuotaOrRegion,
+    "Azure has no capacity for this in the chosen region right now; a smaller size rarely "
+    "helps. Set location to another region near your users (e.g. northeurope for "
+    "westeurope, eastus for eastus2) and deploy again: the failed resource is replaced, "
+    "finished ones are kept.",
+)
 _APP_SERVICE_QUOTA = Hint(
     QuotaOrRegion,
     "The subscription has no App Service quota left for this plan size in this region (the "
@@ -97,6 +104,10 @@ HINTS: dict[str, Hint] = {
     "NoRegisteredProviderFound": _SKU_REGION,
     "InvalidLocation": _SKU_REGION,
     "RegionCapacityUnavailable": _SKU_REGION,
+    # Azure Managed Redis accepts the cluster, then ends it Failed when the region has no
+    # room; it is the region, not the size (langchain-ai/terraform#258, 2026).
+    "InsufficientCapacity": _NO_CAPACITY,
+    "AllocationFailed": _NO_CAPACITY,
     "ZonesNotSupported": Hint(
         QuotaOrRegion, "Availability zones are not offered for this region or tier: turn them off."
     ),
@@ -277,15 +288,15 @@ def describe(exc: BaseException) -> Explained:
         return Explained("AuthenticationFailed", _message(exc), hint.recommendation, NotPermitted)
     if isinstance(exc, HttpResponseError):
         error = exc.error
-        code = error.code if error is not None else None
-        message = error.message if error is not None else None
-        if not code or not message:
+        found: tuple[str, str] | None = (error.code or "", error.message or "") \
+            if error is not None else None
+        if found is None or not all(found):
             # Microsoft.Web answers in its own shape, which azure-core cannot parse.
-            code, message = app_service_error(exc) or (code, message)
-        code = code or _status_code(exc.status_code)
-        message = message or _message(exc)
+            found = app_service_error(exc) or found
+        code = (found[0] if found else "") or _status_code(exc.status_code)
+        message = (found[1] if found else "") or _message(exc)
         hint = hint_for(code, message)
-        return Explained(code, redact(_one_line(str(message))), hint.recommendation,
+        return Explained(code, redact(_one_line(message)), hint.recommendation,
                          hint.error_class)
     if isinstance(exc, ServiceRequestError | ServiceResponseError | ConnectionError | TimeoutError):
         return Explained(

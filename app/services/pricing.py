@@ -30,9 +30,9 @@ from typing import Any
 from app.errors import ServiceFailure
 from app.services.meters import PriceQuery
 from app.services.plan import build_plan
+from app.services.target import RETAIL_PRICES_URL, CloudTarget
 from app.spec import DeploymentSpec
 
-RETAIL_PRICES_URL = "https://prices.azure.com/api/retail/prices"
 # The version whose filter values are case-sensitive and which lists every meter.
 API_VERSION = "2023-01-01-preview"
 # (connect, read) seconds: an estimate is a convenience and must not hold a page up.
@@ -328,20 +328,12 @@ def estimate(spec: DeploymentSpec, prices_base_url: str = RETAIL_PRICES_URL,
     )
 
 
-def sandbox_prices_url(arm_endpoint: str) -> str:
-    """Where the sandbox serves the Retail Prices API (see docs/sandbox.md)."""
-    return arm_endpoint.rstrip("/") + "/retail/prices"
+def estimate_for_target(spec: DeploymentSpec, target: CloudTarget) -> CostEstimate:
+    """The estimate from the prices API the target's profile names."""
+    return estimate(spec, target.prices_url, target.verify, sandbox=target.sample_prices)
 
 
-def estimate_for_target(spec: DeploymentSpec, target: Any) -> CostEstimate:
-    """The estimate from the API that matches `target`: the sandbox's, or Azure's."""
-    if getattr(target, "is_sandbox", False):
-        return estimate(spec, sandbox_prices_url(target.arm_endpoint), target.verify,
-                        sandbox=True)
-    return estimate(spec, RETAIL_PRICES_URL, True)
-
-
-def monthly_cost_text(spec: DeploymentSpec, target: Any) -> str:
+def monthly_cost_text(spec: DeploymentSpec, target: CloudTarget) -> str:
     """The wizard's one line; ServiceFailure (shown as "No estimate: …") when nothing is priced."""
     result = estimate_for_target(spec, target)
     if result.priced == 0:
@@ -364,6 +356,5 @@ __all__ = [
     "monthly_cost_text",
     "odata_string",
     "price_queries",
-    "sandbox_prices_url",
     "select_item",
 ]

@@ -55,15 +55,27 @@ class CallResult:
         return data
 
 
-def find_endpoint(spec: DeploymentSpec, target: CloudTarget, clients: ClientFactory) -> Endpoint:
-    """The scoring URL and a function key, both read from ARM."""
+# Reading host keys while the Functions host starts answers 400 "Encountered an error
+# (InternalServerError) from host runtime." (App Service's own error body): asked
+# again this many times, a pause of the target's health interval (at least 1 s) apart.
+KEY_ATTEMPTS = 10
+
+
+def find_endpoint(
+    spec: DeploymentSpec, target: CloudTarget, clients: ClientFactory,
+    say: Callable[[str], None] | None = None,
+) -> Endpoint:
+    """The scoring URL from the site, then (once the host answers) a function key.
+
+    Keys come from the Functions host through ARM, so they are read only after the
+    health route answers, and read again while the host is still starting.
+    """
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
     web = clients.web()
     group, name = spec.resource_group.name, spec.function_app.name
     try:
         site = web.web_apps.get(group, name)
-        keys = web.web_apps.list_host_keys(group, name)
     except ResourceNotFoundError:
         raise BadInput(
             f"function app {name} does not exist in resource group {group}",
@@ -71,6 +83,31 @@ def find_endpoint(spec: DeploymentSpec, target: CloudTarget, clients: ClientFact
         ) from None
     except HttpResponseError as exc:
         raise as_error(exc, prefix=f"reading {name} from ARM: ") from None
+    host = site.default_host_name
+    if not host:
+        raise ServiceFailure(f"function app {name} has no host name yet")
+    health_url = f"https://{host}/api/health"
+    if not wait_until_up(health_url, target, say) and say is not None:
+        say(f"the function app did not answer {health_url} within "
+            f"{target.health_timeout_s:.0f} s; calling it anyway")
+    key = read_function_key(clients, group, name, max(1.0, target.health_poll_s))
+    return Endpoint(f"https://{host}/api/score", health_url, key)
+
+
+def read_function_key(clients: ClientFactory, group: str, name: str, pause: float) -> str:
+    """The function key (default, else any, else the master key), registered as a secret."""
+    from azure.core.exceptions import HttpResponseError
+
+    for attempt in range(1, KEY_ATTEMPTS + 1):
+        try:
+            keys = clients.web().web_apps.list_host_keys(group, name)
+            break
+        except HttpResponseError as exc:
+            if attempt == KEY_ATTEMPTS or not _host_starting(exc):
+                raise as_error(exc, prefix=f"reading the function keys of {name}: ") from None
+            log.info("host keys of %s not ready (attempt %d): the host is starting", name,
+                     attempt)
+            time.sleep(pause)
     function_keys = dict(keys.function_keys or {})
     key = function_keys.get("default") or next(iter(function_keys.values()), None)
     key = key or keys.master_key
@@ -80,10 +117,14 @@ def find_endpoint(spec: DeploymentSpec, target: CloudTarget, clients: ClientFact
     register_secret(keys.master_key)
     for value in function_keys.values():
         register_secret(value)
-    host = site.default_host_name
-    if not host:
-        raise ServiceFailure(f"function app {name} has no host name yet")
-    return Endpoint(f"https://{host}/api/score", f"https://{host}/api/health", key)
+    return key
+
+
+def _host_starting(exc: BaseException) -> bool:
+    from app.services.explain import describe
+
+    status = getattr(exc, "status_code", None)
+    return status in (400, 500, 502, 503) and "host runtime" in describe(exc).message.lower()
 
 
 def default_payload(spec: DeploymentSpec, spec_dir: Path) -> bytes:
@@ -162,7 +203,7 @@ class ScoringClient:
         self.close()
 
 
-def wait_until_up(endpoint: Endpoint, target: CloudTarget,
+def wait_until_up(health_url: str, target: CloudTarget,
                   say: Callable[[str], None] | None = None) -> bool:
     """The deploy's own health wait, asking only that the host is up (True at once when
     it already is); `say` hears once that it is waiting."""
@@ -176,7 +217,7 @@ def wait_until_up(endpoint: Endpoint, target: CloudTarget,
             say("waiting for the function app to start ...")
             told = True
 
-    answer = wait_for_health(endpoint.health_url, target.verify, target.health_timeout_s,
+    answer = wait_for_health(health_url, target.verify, target.health_timeout_s,
                              target.health_poll_s, lambda a: a.up, waiting)
     return answer is not None
 

@@ -22,6 +22,7 @@ from app.services.redaction import register_secret
 log = get_logger("arm")
 
 AZURE_ARM = "https://management.azure.com"
+RETAIL_PRICES_URL = "https://prices.azure.com/api/retail/prices"
 AZURE_SCOPES = ("https://management.azure.com/.default",)
 # The SDK waits 30 s between polls when the server sends no Retry-After; a few
 # seconds keeps progress live on Azure without hammering ARM.
@@ -65,6 +66,9 @@ class CloudTarget:
     # changed (it restarts and loads the model), and how often to ask.
     health_timeout_s: float = AZURE_HEALTH_TIMEOUT_S
     health_poll_s: float = AZURE_HEALTH_POLL_S
+    # Where list prices come from, and whether they are a sample table, not Azure's own.
+    prices_url: str = RETAIL_PRICES_URL
+    sample_prices: bool = False
     credential_scopes: tuple[str, ...] = AZURE_SCOPES
     retry: RetrySettings = field(default_factory=RetrySettings)
     tenant_id: str | None = None
@@ -131,6 +135,9 @@ def sandbox_target_from_connection(
         polling_interval=SANDBOX_POLLING_S,
         health_timeout_s=SANDBOX_HEALTH_TIMEOUT_S,
         health_poll_s=SANDBOX_HEALTH_POLL_S,
+        # The sandbox serves the Retail Prices API from a sample table (docs/sandbox.md).
+        prices_url=f"{endpoint}/retail/prices",
+        sample_prices=True,
         credential_scopes=(f"{endpoint}/.default",),
         # Short back-off: the sandbox's faults are short by design and tests wait.
         retry=RetrySettings(total=10, backoff_factor=0.1, backoff_max=2.0),

@@ -23,7 +23,7 @@ PREVIEW = "2023-01-01-preview"
 
 
 def url(sb: Sandbox) -> str:
-    return pricing.sandbox_prices_url(sb.endpoint)
+    return f"{sb.endpoint.rstrip('/')}/retail/prices"
 
 
 def get(sb: Sandbox, **params: str) -> requests.Response:

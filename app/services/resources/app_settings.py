@@ -78,7 +78,8 @@ class FunctionSettingsStep(ResourceStep):
             "REDIS_AUTH": ctx.spec.cache.auth,
             "REDIS_TTL_SECONDS": DEFAULT_TTL_SECONDS,
         }
-        if ctx.target.is_sandbox and ctx.target.ca_bundle is not None:
+        if ctx.target.ca_bundle is not None:
+            # A cloud whose hosts a private CA signs (the sandbox's profile names one).
             wanted["REDIS_CA_BUNDLE"] = str(ctx.target.ca_bundle)
         model_version = ctx.outputs.get("image", {}).get("model_version")
         if model_version:

@@ -109,7 +109,7 @@ class DeployPage(Page):
         self.details_button.setCheckable(True)
         self.details_button.toggled.connect(self._on_details)
         self.recovery: Recovery | None = None
-        self.switch_button = QPushButton("", self.error_box)
+        self.switch_button = QPushButton("Apply the suggested fix", self.error_box)
         self.switch_button.clicked.connect(self._on_recovery_clicked)
         self.switch_button.hide()
         buttons.addWidget(self.details_button)

@@ -184,3 +184,10 @@ def test_acr_tasks_refused_on_a_trial_points_at_image_reference_not_at_retrying(
     assert explained.code == "TasksOperationsNotAllowed"
     assert explained.error_class is NotPermitted
     assert "image.reference" in explained.hint and "again will not help" in explained.hint
+
+
+@pytest.mark.parametrize("code", ["InsufficientCapacity", "AllocationFailed"])
+def test_capacity_refusals_name_another_region(code: str) -> None:
+    explained = describe(arm_error(200, code, "There is not enough capacity in eastus2."))
+    assert explained.error_class is QuotaOrRegion
+    assert "another region" in explained.hint and "location" in explained.hint
