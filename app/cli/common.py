@@ -79,6 +79,16 @@ def target_for(spec: DeploymentSpec, args: argparse.Namespace) -> CloudTarget:
             file=sys.stderr,
             flush=True,
         )
+    if spec.target == "azure":
+        from app.services.accounts import signed_in_as
+        from app.services.explain import as_error
+
+        try:
+            who = signed_in_as(target)
+        except Exception as exc:
+            target.close()
+            raise as_error(exc, prefix="signing in to Azure failed: ") from None
+        print(f"note: using Azure as {who}", file=sys.stderr, flush=True)
     return target
 
 

@@ -65,3 +65,24 @@ def list_subscriptions(credential: Any, target: CloudTarget | None = None) -> li
     except ClientAuthenticationError as exc:
         raise NotPermitted(f"sign-in failed: {exc.message}", "Sign in again.") from None
     return sorted(subs, key=lambda s: (s.state != "Enabled", s.name.lower()))
+
+
+def signed_in_as(target: CloudTarget) -> str:
+    """Who the target's credential is and which tenant its tokens are for, in words.
+
+    Read from the claims of an ARM token the credential issues (not verified here:
+    ARM verifies it; this only names it). Raises what the credential raises when
+    sign-in fails, so a bad sign-in shows before anything else is asked.
+    """
+    import base64
+    import json
+
+    token = target.credential.get_token(*target.credential_scopes).token
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return f"subscription {target.subscription_id}"
+    who = (claims.get("upn") or claims.get("preferred_username") or claims.get("unique_name")
+           or claims.get("appid") or claims.get("oid") or "an identity")
+    return f"{who} (tenant {claims.get('tid', '?')}), subscription {target.subscription_id}"

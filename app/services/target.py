@@ -202,6 +202,40 @@ def device_code_callback(show: Callable[[str], None]) -> Callable[[str, str, Any
     return callback
 
 
+class TenantCredential:
+    """A credential whose every token is for one tenant.
+
+    ARM lists and serves only the subscriptions of the token's tenant, so a guest
+    subscription in another tenant needs that tenant's token. azure-identity
+    credentials take `tenant_id` per request when made with
+    `additionally_allowed_tenants`; the az CLI credential inside
+    DefaultAzureCredential then passes `--tenant`, where its own tenant setting
+    would be ignored.
+    """
+
+    def __init__(self, inner: Any, tenant_id: str) -> None:
+        self.inner = inner
+        self.tenant_id = tenant_id
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        kwargs["tenant_id"] = self.tenant_id
+        return self.inner.get_token(*scopes, **kwargs)
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+
+def for_tenant(credential: Any, tenant_id: str | None) -> Any:
+    """`credential` pinned to `tenant_id` (as it is when no tenant is named)."""
+    if not tenant_id or isinstance(credential, StaticTokenCredential):
+        return credential
+    if isinstance(credential, TenantCredential):
+        credential = credential.inner
+    return TenantCredential(credential, tenant_id)
+
+
 def make_credential(
     method: str = "default",
     tenant_id: str | None = None,
@@ -210,24 +244,30 @@ def make_credential(
     """An azure-identity credential: DefaultAzureCredential, browser or device code.
 
     `prompt` receives the device-code sign-in instructions (URL and code) to show.
+    Every credential may ask for any tenant's token (the tenant is chosen after
+    sign-in, see `for_tenant`); `tenant_id` is the one to sign in to first.
     """
     if method not in SIGN_IN_METHODS:
         raise BadInput(f"sign-in method must be one of {', '.join(SIGN_IN_METHODS)}")
     import azure.identity as identity
 
+    anywhere = ["*"]
     if method == "browser":
-        return identity.InteractiveBrowserCredential(tenant_id=tenant_id)
+        return identity.InteractiveBrowserCredential(
+            tenant_id=tenant_id, additionally_allowed_tenants=anywhere)
     if method == "device-code":
         if prompt is None:
-            return identity.DeviceCodeCredential(tenant_id=tenant_id)
-        return identity.DeviceCodeCredential(tenant_id=tenant_id,
-                                             prompt_callback=device_code_callback(prompt))
+            return identity.DeviceCodeCredential(
+                tenant_id=tenant_id, additionally_allowed_tenants=anywhere)
+        return identity.DeviceCodeCredential(
+            tenant_id=tenant_id, additionally_allowed_tenants=anywhere,
+            prompt_callback=device_code_callback(prompt))
     if tenant_id:
         return identity.DefaultAzureCredential(
             interactive_browser_tenant_id=tenant_id, shared_cache_tenant_id=tenant_id,
-            visual_studio_code_tenant_id=tenant_id, additionally_allowed_tenants=[tenant_id],
+            visual_studio_code_tenant_id=tenant_id, additionally_allowed_tenants=anywhere,
         )
-    return identity.DefaultAzureCredential()
+    return identity.DefaultAzureCredential(additionally_allowed_tenants=anywhere)
 
 
 def azure_target(
@@ -240,7 +280,7 @@ def azure_target(
         raise BadInput("an Azure target needs a subscription id (subscription_id in the spec)")
     return CloudTarget(
         kind="azure",
-        credential=credential or make_credential("default", tenant_id),
+        credential=for_tenant(credential or make_credential("default", tenant_id), tenant_id),
         subscription_id=subscription_id,
         polling_interval=polling_interval,
         tenant_id=tenant_id,
@@ -276,6 +316,7 @@ __all__ = [
     "StaticTokenCredential",
     "azure_target",
     "device_code_callback",
+    "for_tenant",
     "make_credential",
     "sandbox_target",
     "target_for_spec",

@@ -269,8 +269,10 @@ class AzureSignIn:
 
     def subscriptions(self, credential: Any, tenant_id: str | None) -> list[Subscription]:
         from app.services.accounts import list_subscriptions
+        from app.services.target import for_tenant
 
-        subs = list_subscriptions(credential)
+        # ARM lists only the token's tenant's subscriptions: ask with that tenant's token.
+        subs = list_subscriptions(for_tenant(credential, tenant_id))
         return [Subscription(s.subscription_id, s.name, s.tenant_id) for s in subs
                 if not tenant_id or s.tenant_id == tenant_id]
 

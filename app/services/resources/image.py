@@ -24,7 +24,7 @@ class ImageBuildStep(ResourceStep):
     name = "image"
     arm_type = ""
     label = "image"
-    icon = "registry"
+    icon = "settings"
     depends_on = ("registry",)
     progress_text = "Building and pushing {title}"
     success_text = "Pushed {title}"
