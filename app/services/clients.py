@@ -15,6 +15,7 @@ from app.services.target import CloudTarget
 
 if TYPE_CHECKING:
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+    from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
     from azure.mgmt.redis import RedisManagementClient
     from azure.mgmt.redisenterprise import RedisEnterpriseManagementClient
     from azure.mgmt.resource.resources import ResourceManagementClient
@@ -31,6 +32,8 @@ _CLIENTS: dict[str, tuple[str, str, bool]] = {
     "storage": ("azure.mgmt.storage", "StorageManagementClient", True),
     "web": ("azure.mgmt.web", "WebSiteManagementClient", True),
     "registry": ("azure.mgmt.containerregistry", "ContainerRegistryManagementClient", True),
+    "registry_tasks": (
+        "azure.mgmt.containerregistrytasks", "ContainerRegistryTasksMgmtClient", True),
 }
 
 
@@ -118,6 +121,9 @@ class ClientFactory:
 
     def registry(self) -> ContainerRegistryManagementClient:
         return cast("ContainerRegistryManagementClient", self._get("registry"))
+
+    def registry_tasks(self) -> ContainerRegistryTasksMgmtClient:
+        return cast("ContainerRegistryTasksMgmtClient", self._get("registry_tasks"))
 
     def close(self) -> None:
         with self._lock:

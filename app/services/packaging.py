@@ -1,4 +1,4 @@
-"""Turn a model folder into a deployable function-app package, and build its image on Azure.
+"""Turn a model folder into a deployable function-app package.
 
 AzureML SDK v1's `package()` (what the seed article used) lost support on
 2026-06-30, so the product makes the package itself: the user's entry script,
@@ -6,9 +6,7 @@ model files and requirements, wrapped by the cache-aside function template in
 `resources/function-template/`, plus a Dockerfile on the official Azure
 Functions Python image. Validation runs first and names the one missing piece.
 
-On Azure the image is built in the cloud by ACR Tasks (no local Docker), see
-`build_image_in_acr`. On the sandbox the package folder itself is pushed to the
-sandbox registry (`app.sandbox`), which runs it as is.
+The image is then built from the package by `app.services.acr_build`.
 """
 
 from __future__ import annotations
@@ -22,17 +20,15 @@ import re
 import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from app.errors import BadInput, ServiceFailure
-from app.folders import SKIPPED_DIRS, folder_files, pack_folder
+from app.folders import SKIPPED_DIRS, folder_files
 from app.paths import resources_dir
-from app.services.arm import enum_text
 
 log = logging.getLogger("mlcache.package")
 
@@ -419,134 +415,3 @@ def build_package(model_dir: Path, out_dir: Path) -> PackageInfo:
         raise
     log.info("built package %s from %s (model version %s)", out, folder.root, info.model_version)
     return info
-
-
-# ------------------------------------------------------- ACR Tasks (Azure only)
-
-
-def context_archive(package_dir: Path) -> bytes:
-    """The Docker build context as a reproducible tar.gz (what ACR Tasks uploads)."""
-    return pack_folder(folder_files(package_dir))
-
-
-@dataclass(frozen=True)
-class CloudBuildResult:
-    image: str  # <login server>/<repository>:<tag>
-    digest: str | None
-    run_id: str
-
-
-_FINISHED = {"Succeeded", "Failed", "Canceled", "Error", "Timeout"}
-
-
-def run_status(run: Any) -> str:
-    """An ACR Tasks run's status as its wire value ("Succeeded").
-
-    The SDK gives a `RunStatus` enum, whose `str()` is "RunStatus.SUCCEEDED":
-    compare its value, never its text.
-    """
-    return enum_text(run.properties.status if run.properties else None)
-
-
-def build_image_in_acr(
-    *,
-    credential: Any,
-    subscription_id: str,
-    resource_group: str,
-    registry_name: str,
-    package_dir: Path,
-    repository: str,
-    tag: str,
-    log_line: Callable[[str], None],
-    base_url: str | None = None,
-    timeout_seconds: int = 3600,
-    poll_seconds: float = 3.0,
-) -> CloudBuildResult:
-    """Build and push the package's image with an ACR Tasks quick build, streaming its log.
-
-    Same steps as `az acr build`: ask the registry for a build-source upload URL,
-    PUT the gzipped context there, schedule a DockerBuildRequest run, then read the
-    run's log blob with ranged GETs until the run finishes. Uses
-    azure-mgmt-containerregistrytasks (azure-mgmt-containerregistry 15 no longer has
-    runs or scheduleRun); see docs/packaging.md.
-    """
-    import requests
-    from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
-    from azure.mgmt.containerregistrytasks.models import DockerBuildRequest, PlatformProperties
-
-    kwargs: dict[str, Any] = {"base_url": base_url} if base_url else {}
-    client = ContainerRegistryTasksMgmtClient(credential, subscription_id, **kwargs)
-    upload = client.registries.get_build_source_upload_url(resource_group, registry_name)
-    if not upload.upload_url or not upload.relative_path:
-        raise ServiceFailure("ACR returned no build-source upload location")
-    archive = context_archive(package_dir)
-    log_line(f"Uploading build context ({len(archive) // 1024} KiB)")
-    # The upload URL is a blob SAS URL: one PUT of a block blob.
-    put = requests.put(
-        upload.upload_url,
-        data=archive,
-        headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "application/gzip"},
-        timeout=300,
-    )
-    if put.status_code not in (200, 201):
-        raise ServiceFailure(f"uploading the build context failed: HTTP {put.status_code}")
-
-    image = f"{repository}:{tag}"
-    run = client.registries.schedule_run(
-        resource_group,
-        registry_name,
-        DockerBuildRequest(
-            source_location=upload.relative_path,
-            docker_file_path="Dockerfile",
-            image_names=[image],
-            is_push_enabled=True,
-            platform=PlatformProperties(os="Linux", architecture="amd64"),
-            timeout=timeout_seconds,
-        ),
-    )
-    run_id = (run.properties.run_id if run.properties else None) or run.name
-    if not run_id:
-        raise ServiceFailure("ACR accepted the build but returned no run id")
-    log_line(f"Queued ACR Tasks run {run_id}")
-
-    log_url = client.runs.get_log_sas_url(resource_group, registry_name, run_id).log_link
-    offset, status, pending = 0, "Queued", ""
-    deadline = time.monotonic() + timeout_seconds + 300
-    polls_after_finish = 0
-    while True:
-        complete = False
-        if log_url:
-            response = requests.get(log_url, headers={"Range": f"bytes={offset}-"}, timeout=60)
-            if response.status_code in (200, 206) and response.content:
-                offset += len(response.content)
-                pending += response.content.decode("utf-8", errors="replace")
-                *lines, pending = pending.split("\n")
-                for line in lines:
-                    log_line(line.rstrip("\r"))
-            # ACR marks the log blob complete with metadata once the run has written it all.
-            complete = bool(response.headers.get("x-ms-meta-Complete"))
-        current = client.runs.get(resource_group, registry_name, run_id)
-        status = run_status(current) or status
-        if status in _FINISHED:
-            polls_after_finish += 1
-            # Give the log a few more reads to catch up, but never wait on it forever.
-            if complete or not log_url or polls_after_finish > 5:
-                break
-        if time.monotonic() > deadline:
-            raise ServiceFailure(f"ACR Tasks run {run_id} did not finish in time (last: {status})")
-        time.sleep(poll_seconds)
-    if pending:
-        log_line(pending)
-    if status != "Succeeded":
-        message = current.properties.run_error_message if current.properties else None
-        raise ServiceFailure(
-            f"ACR Tasks run {run_id} ended {status}" + (f": {message}" if message else ""),
-            "Read the build log above; a failing `pip install` is the usual cause.",
-        )
-    login_server = f"{registry_name.lower()}.azurecr.io"
-    digest = None
-    for output in (current.properties.output_images if current.properties else None) or []:
-        if output.repository == repository and output.digest:
-            digest = output.digest
-    log_line(f"Built {login_server}/{image}" + (f"@{digest}" if digest else ""))
-    return CloudBuildResult(image=f"{login_server}/{image}", digest=digest, run_id=run_id)

@@ -48,7 +48,8 @@ class ImageBuildStep(ResourceStep):
         ])
 
     def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:
-        from app.services.packaging import build_image_in_acr, build_package
+        from app.services.acr_build import build_image_in_acr
+        from app.services.packaging import build_package
 
         image = image_reference(ctx.spec)
         model_dir = ctx.resolve_path(ctx.spec.image.build_from or "")
@@ -82,15 +83,15 @@ class ImageBuildStep(ResourceStep):
             else:
                 report.progress("Building in ACR")
                 result = build_image_in_acr(
-                    credential=ctx.target.credential,
-                    subscription_id=ctx.target.subscription_id,
+                    clients=ctx.clients,
                     resource_group=ctx.output("registry", "resource_group"),
-                    registry_name=image.registry,
+                    registry_name=ctx.output("registry", "name"),
+                    login_server=ctx.output("registry", "login_server"),
                     package_dir=info.out_dir,
                     repository=image.repository,
                     tag=image.tag or "latest",
                     log_line=report.log,
-                    base_url=ctx.target.arm_endpoint,
+                    check_cancelled=report.check_cancelled,
                 )
                 digest = result.digest or ""
         finally:

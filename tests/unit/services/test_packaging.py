@@ -14,10 +14,10 @@ import pytest
 from app.cli import main
 from app.errors import BadInput
 from app.paths import resources_dir
+from app.services.acr_build import context_archive
 from app.services.packaging import (
     BASE_IMAGE,
     build_package,
-    context_archive,
     merge_requirements,
     model_files_version,
     parse_requirements,
@@ -249,7 +249,7 @@ def test_run_status_is_the_wire_value_of_the_sdks_enum() -> None:
     "RunStatus.SUCCEEDED": a comparison with "Succeeded" must read its value."""
     from azure.mgmt.containerregistrytasks.models import Run, RunProperties, RunStatus
 
-    from app.services.packaging import run_status
+    from app.services.acr_build import run_status
 
     built = Run(properties=RunProperties(status=RunStatus.SUCCEEDED))
     assert str(built.properties.status) != "Succeeded"
