@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.connect import sandbox_target  # noqa: E402
 from app.sandbox import Sandbox  # noqa: E402
 from app.sandbox.latency import resolve_latency  # noqa: E402
 from app.services.cleanup import delete_group  # noqa: E402
@@ -35,7 +36,6 @@ from app.services.clients import ClientFactory  # noqa: E402
 from app.services.context import DeployContext  # noqa: E402
 from app.services.plan import build_plan, preflight  # noqa: E402
 from app.services.runner import Runner, Step, critical_path  # noqa: E402
-from app.services.target import sandbox_target  # noqa: E402
 from app.spec import spec_from_dict  # noqa: E402
 
 # Which latency-profile entry each step waits for in the sandbox.

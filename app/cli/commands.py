@@ -285,7 +285,7 @@ def estimate(args: argparse.Namespace) -> int:
                        "Fix them (`mlcache-deploy validate SPEC` lists them) and try again.")
     state = getattr(args, "sandbox_state", None)
     if spec.target == "sandbox" or state:
-        from app.services.target import sandbox_target
+        from app.connect import sandbox_target
 
         with sandbox_target(state) as target:
             if target.started_here:

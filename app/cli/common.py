@@ -58,7 +58,7 @@ def load(args: argparse.Namespace) -> tuple[DeploymentSpec, Path]:
 
 
 def target_for(spec: DeploymentSpec, args: argparse.Namespace) -> CloudTarget:
-    from app.services.target import target_for_spec
+    from app.connect import target_for_spec
 
     state = getattr(args, "sandbox_state", None)
     if state and spec.target == "azure":

@@ -48,7 +48,7 @@ class ServicesBackend:
     @classmethod
     def for_sandbox(cls, state_dir: str | Path | None = None,
                     latency: str = "fast") -> ServicesBackend:
-        from app.services.target import sandbox_target
+        from app.connect import sandbox_target
 
         target = sandbox_target(state_dir, start=True, latency=latency)
         backend = cls(target, "Local sandbox", "Sandbox subscription")

@@ -94,9 +94,9 @@ def resource_client(sandbox: Sandbox) -> Any:
 
 
 def tail_log(sandbox: Sandbox, spec_path: Path, since: int = 0) -> tuple[list[str], int]:
+    from app.connect import sandbox_target
     from app.services.clients import ClientFactory
     from app.services.logstream import tail
-    from app.services.target import sandbox_target
     from app.spec import load_spec
 
     target = sandbox_target(sandbox.state_dir, start=False)

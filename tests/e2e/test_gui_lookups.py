@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from app.connect import sandbox_target
 from app.errors import BadInput
 from app.sandbox import Sandbox
 from app.sandbox.registry import push_package
 from app.services.clients import ClientFactory
-from app.services.target import sandbox_target
 from app.wizard.launch import sandbox_factory
 from app.wizard.mainwindow import MainWindow
 from tests.unit.wizard.helpers import click, type_into

@@ -20,7 +20,6 @@ MAX_LINES = 600
 # Each is a place where the product talks to the sandbox differently from Azure;
 # the list may only shrink.
 SANDBOX_IMPORTS_IN_SERVICES = {
-    "app.services.target: app.sandbox",
     "app.services.resources.image: app.sandbox.registry",
     "app.services.resources.registry: app.sandbox.registry",
     "app.services.lookups: app.sandbox",

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from app.connect import sandbox_target
 from app.sandbox import Sandbox
 from app.services.availability import check_availability
 from app.services.clients import ClientFactory
-from app.services.target import sandbox_target
 from app.spec import DeploymentSpec
 
 pytestmark = pytest.mark.sandbox

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.connect import sandbox_target
 from app.errors import BadInput
 from app.sandbox import Sandbox
 from app.sandbox.registry import push_package
@@ -21,7 +22,7 @@ from app.services.lookups import (
     list_resource_groups,
     list_tags,
 )
-from app.services.target import CloudTarget, sandbox_target
+from app.services.target import CloudTarget
 
 pytestmark = pytest.mark.sandbox
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app.connect import sandbox_target
 from app.sandbox import Sandbox
 from app.services.clients import ClientFactory
 from app.services.context import DeployContext
@@ -19,7 +20,7 @@ from app.services.resources.registry import RegistryStep
 from app.services.resources.resource_group import ResourceGroupStep
 from app.services.resources.storage import StorageAccountStep
 from app.services.runner import Runner, Step
-from app.services.target import CloudTarget, sandbox_target
+from app.services.target import CloudTarget
 from app.spec import DeploymentSpec, spec_from_dict
 
 pytestmark = pytest.mark.sandbox

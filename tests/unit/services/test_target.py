@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from app.connect import sandbox_target
 from app.errors import BadInput
 from app.sandbox import Sandbox
 from app.services.accounts import list_subscriptions
@@ -15,7 +16,6 @@ from app.services.target import (
     AZURE_POLLING_S,
     azure_target,
     make_credential,
-    sandbox_target,
     sandbox_target_from_connection,
 )
 
@@ -152,7 +152,7 @@ def test_target_for_spec_signs_in_to_azure_as_asked() -> None:
     """The CLI's --auth/--tenant map onto make_credential (no call leaves the machine)."""
     import azure.identity as identity
 
-    from app.services.target import target_for_spec
+    from app.connect import target_for_spec
 
     device = target_for_spec("azure", "sub-1", None, "device-code", "t-1", prompt=print)
     assert isinstance(device.credential, identity.DeviceCodeCredential)
