@@ -154,8 +154,13 @@ def test_target_for_spec_signs_in_to_azure_as_asked() -> None:
 
     from app.connect import target_for_spec
 
+    from app.services.target import TenantCredential
+
     device = target_for_spec("azure", "sub-1", None, "device-code", "t-1", prompt=print)
-    assert isinstance(device.credential, identity.DeviceCodeCredential)
+    # A named tenant pins every token to it (ARM serves only that tenant's subscriptions).
+    assert isinstance(device.credential, TenantCredential)
+    assert device.credential.tenant_id == "t-1"
+    assert isinstance(device.credential.inner, identity.DeviceCodeCredential)
     assert (device.kind, device.subscription_id, device.tenant_id) == ("azure", "sub-1", "t-1")
     browser = target_for_spec("azure", "sub-1", None, "browser")
     assert isinstance(browser.credential, identity.InteractiveBrowserCredential)
