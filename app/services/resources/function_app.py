@@ -44,7 +44,33 @@ def runtime_settings(ctx: DeployContext) -> dict[str, str]:
         "DOCKER_REGISTRY_SERVER_URL": f"https://{login_server}",
         "DOCKER_REGISTRY_SERVER_USERNAME": ctx.output("registry", "username"),
         "DOCKER_REGISTRY_SERVER_PASSWORD": ctx.secrets["registry_password"],
+        "WEBSITES_CONTAINER_START_TIME_LIMIT": str(start_time_limit(model_bytes(ctx))),
     }
+
+
+def model_bytes(ctx: DeployContext) -> int | None:
+    """The size of the model files this run built into the image (None: not built here)."""
+    built = ctx.outputs.get("image", {}).get("model_bytes")
+    return int(built) if built else None
+
+
+# App Service stops a container that has not answered within 230 s (its default)
+# unless WEBSITES_CONTAINER_START_TIME_LIMIT allows more, up to 1800 s (Microsoft
+# Learn, "Configure a custom container for Azure App Service"). The model is read
+# by init() before the host answers: a minute more per 256 MiB of model files, and
+# 10 minutes for an image built elsewhere, whose size is not known here.
+START_LIMIT_DEFAULT_S = 230
+START_LIMIT_MAX_S = 1800
+START_LIMIT_UNKNOWN_S = 600
+_START_STEP_BYTES = 256 * 1024 * 1024
+
+
+def start_time_limit(model_bytes: int | None) -> int:
+    """Seconds App Service waits for the container to start, for a model of this size."""
+    if model_bytes is None:
+        return START_LIMIT_UNKNOWN_S
+    steps = -(-max(0, model_bytes) // _START_STEP_BYTES)
+    return min(START_LIMIT_MAX_S, START_LIMIT_DEFAULT_S + 60 * steps)
 
 
 def deployed_image(ctx: DeployContext) -> str:
@@ -108,6 +134,8 @@ class FunctionAppStep(ResourceStep):
             *wiring.settings.get("storage", []),
             _NO_APP_SERVICE_STORAGE,
             *wiring.settings.get("registry", []),
+            {"name": "WEBSITES_CONTAINER_START_TIME_LIMIT",
+             "value": str(start_time_limit(None))},
             *wiring.settings.get("cache", []),
             *wiring.settings.get("app-settings", []),
         ]

@@ -105,4 +105,6 @@ class ImageBuildStep(ResourceStep):
             "tag": str(image),
             "digest": digest,
             "model_version": info.model_version,
+            "model_bytes": str(sum((model_dir / name).stat().st_size
+                                   for name in info.model_files)),
         }

@@ -111,3 +111,18 @@ def test_preflight_checks_the_model_folder_before_anything_is_created(
     spec.image.build_from = "no/such/folder"
     with pytest.raises(BadInput, match="does not exist"):
         preflight(spec, tmp_path)
+
+
+def test_the_container_start_limit_grows_with_the_model_and_stays_within_azures() -> None:
+    from app.services.resources.function_app import (
+        START_LIMIT_DEFAULT_S,
+        START_LIMIT_MAX_S,
+        start_time_limit,
+    )
+
+    mib = 1024 * 1024
+    assert start_time_limit(0) == START_LIMIT_DEFAULT_S
+    assert start_time_limit(10 * mib) == START_LIMIT_DEFAULT_S + 60
+    assert start_time_limit(600 * mib) == START_LIMIT_DEFAULT_S + 180
+    assert start_time_limit(100 * 1024 * mib) == START_LIMIT_MAX_S
+    assert START_LIMIT_DEFAULT_S < start_time_limit(None) < START_LIMIT_MAX_S

@@ -153,7 +153,6 @@ def test_target_for_spec_signs_in_to_azure_as_asked() -> None:
     import azure.identity as identity
 
     from app.connect import target_for_spec
-
     from app.services.target import TenantCredential
 
     device = target_for_spec("azure", "sub-1", None, "device-code", "t-1", prompt=print)
