@@ -276,3 +276,13 @@ def test_problem_text_names_the_field() -> None:
     assert [str(p) for p in validate_spec(spec)] == [
         "cache.name: must not contain consecutive hyphens"
     ]
+
+
+def test_the_created_by_tag_is_found_whatever_the_case_of_its_key() -> None:
+    """ARM keeps tag names case-insensitive, and the portal may show `Created-By`."""
+    from app.rules import created_by_us
+
+    assert created_by_us({"Created-By": "mlcache-deploy"})
+    assert created_by_us({"created-by": "mlcache-deploy", "owner": "x"})
+    assert not created_by_us({"created-by": "someone-else"})
+    assert not created_by_us(None)
