@@ -18,6 +18,7 @@ Usage: .venv/bin/python benchmarks/deploy.py [--latency realistic-scaled] [--run
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -33,9 +34,9 @@ from app.sandbox import Sandbox  # noqa: E402
 from app.sandbox.latency import resolve_latency  # noqa: E402
 from app.services.cleanup import delete_group  # noqa: E402
 from app.services.clients import ClientFactory  # noqa: E402
-from app.services.context import DeployContext  # noqa: E402
-from app.services.plan import build_plan, preflight  # noqa: E402
-from app.services.runner import Runner, Step, critical_path  # noqa: E402
+from app.services.deploy import plan_deployment, run_deployment  # noqa: E402
+from app.services.plan import build_plan  # noqa: E402
+from app.services.runner import Step, critical_path  # noqa: E402
 from app.spec import spec_from_dict  # noqa: E402
 
 # Which latency-profile entry each step waits for in the sandbox.
@@ -73,13 +74,12 @@ def sample_spec() -> dict[str, object]:
 
 def one_run(state_dir: Path) -> dict[str, float]:
     spec = spec_from_dict(sample_spec())
-    preflight(spec)
-    steps = build_plan(spec)
+    steps = plan_deployment(spec, ROOT)
     target = sandbox_target(state_dir, start=False)
     clients = ClientFactory(target)
-    runner = Runner(steps, DeployContext(spec, target, clients))
     started = time.monotonic()
-    result = runner.run()
+    # The same deploy the CLI and the wizard run (its ARM access check included).
+    result = run_deployment(spec, target, clients, steps, ROOT)
     wall = time.monotonic() - started
     if not result.succeeded:
         failures = "; ".join(
@@ -106,6 +106,8 @@ def main() -> int:
     critical = critical_path(build_plan(spec_from_dict(sample_spec())), nominal)
     runs = []
     with tempfile.TemporaryDirectory(prefix="mlcache-bench-") as tmp:
+        # The deployment logs of these runs go with the temporary folder.
+        os.environ["XDG_DATA_HOME"] = str(Path(tmp) / "data")
         state = Path(tmp) / "sandbox"
         with Sandbox.start(state, latency=profile):
             for _ in range(args.runs):
