@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from app.errors import NotPermitted
 from app.services.clients import ClientFactory
 from app.services.context import DeployContext
 from app.services.events import Listener
@@ -38,6 +39,30 @@ def check_access(clients: ClientFactory, spec: DeploymentSpec) -> None:
         raise as_error(exc, prefix="before creating anything, ARM could not be used: ") from None
 
 
+# The offer of a subscription, as ARM reports it in subscriptionPolicies.quotaId
+# (Microsoft Learn lists the IDs under "Understand Cost Management data"). A free
+# trial may not run ACR Tasks: scheduleRun answers 400 TasksOperationsNotAllowed.
+FREE_TRIAL_QUOTA_PREFIX = "FreeTrial_"
+
+
+def check_build_allowed(clients: ClientFactory, spec: DeploymentSpec) -> None:
+    """Refuse, before anything is created, a cloud build the subscription may not run."""
+    if not spec.image.build_from:
+        return
+    subscription = clients.subscriptions().subscriptions.get(clients.target.subscription_id)
+    policies = subscription.subscription_policies
+    quota_id = (policies.quota_id if policies is not None else None) or ""
+    if quota_id.startswith(FREE_TRIAL_QUOTA_PREFIX):
+        raise NotPermitted(
+            f"subscription {clients.target.subscription_id} is a free trial ({quota_id}), "
+            "which may not run ACR Tasks builds (Azure answers TasksOperationsNotAllowed); "
+            "nothing was created",
+            "Build and push the image elsewhere and set image.reference to it instead of "
+            "image.build_from, or deploy to a pay-as-you-go subscription.",
+            code="TasksOperationsNotAllowed",
+        )
+
+
 def run_deployment(
     spec: DeploymentSpec,
     target: CloudTarget,
@@ -53,6 +78,7 @@ def run_deployment(
     path the `RunFinished` event names.
     """
     check_access(clients, spec)
+    check_build_allowed(clients, spec)
     with DeploymentLog(spec.resource_group.name) as deployment_log:
         ctx = DeployContext(spec, target, clients, spec_dir=spec_dir)
         if cancel is not None:
@@ -62,4 +88,4 @@ def run_deployment(
         return runner.run()
 
 
-__all__ = ["check_access", "plan_deployment", "run_deployment"]
+__all__ = ["check_access", "check_build_allowed", "plan_deployment", "run_deployment"]
