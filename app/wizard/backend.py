@@ -12,9 +12,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.spec import DeploymentSpec
+
+if TYPE_CHECKING:
+    from app.services.events import Event
+    from app.services.runner import RunResult
 
 
 @dataclass(frozen=True)
@@ -109,8 +113,8 @@ class Backend(Protocol):
 
     def existing(self, spec: DeploymentSpec) -> dict[str, str]: ...
 
-    def deploy(self, spec: DeploymentSpec, listener: Callable[[Any], None],
-               cancel: threading.Event) -> Any: ...
+    def deploy(self, spec: DeploymentSpec, listener: Callable[[Event], None],
+               cancel: threading.Event) -> RunResult: ...
 
     def call(self, spec: DeploymentSpec, payload: Any) -> CallResult: ...
 

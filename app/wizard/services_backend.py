@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.spec import DeploymentSpec
 from app.wizard.backend import (
@@ -28,10 +28,18 @@ from app.wizard.backend import (
 
 PORTAL = "https://portal.azure.com"
 
+if TYPE_CHECKING:
+    from app.services.cleanup import GroupItem
+    from app.services.events import Event
+    from app.services.lookups import RegistrySummary
+    from app.services.runner import RunResult
+    from app.services.scoring import ScoringClient
+    from app.services.target import CloudTarget
+
 class ServicesBackend:
     """One target (sandbox or Azure subscription) and its clients."""
 
-    def __init__(self, target: Any, label: str, subscription_name: str = "") -> None:
+    def __init__(self, target: CloudTarget, label: str, subscription_name: str = "") -> None:
         from app.services.clients import ClientFactory
 
         self.target = target
@@ -40,8 +48,8 @@ class ServicesBackend:
         self.is_azure = target.kind == "azure"
         self.spec_dir: Path | None = None
         self._subscription_name = subscription_name
-        self._scoring: dict[tuple[str, str], Any] = {}
-        self._registries: dict[str, Any] = {}
+        self._scoring: dict[tuple[str, str], ScoringClient] = {}
+        self._registries: dict[str, RegistrySummary] = {}
         self._lock = threading.Lock()
 
     # -- construction ------------------------------------------
@@ -101,7 +109,7 @@ class ServicesBackend:
     def group_exists(self, spec: DeploymentSpec) -> bool:
         return self._group_items(spec.resource_group.name) is not None
 
-    def _group_items(self, group: str) -> list[Any] | None:
+    def _group_items(self, group: str) -> list[GroupItem] | None:
         """The group's contents, or None when the group does not exist."""
         from app.services.cleanup import group_contents
 
@@ -127,7 +135,7 @@ class ServicesBackend:
             self._registries = {r.name.lower(): r for r in found}
         return [r.name for r in found]
 
-    def _registry(self, name: str) -> Any:
+    def _registry(self, name: str) -> RegistrySummary:
         from app.services.lookups import RegistrySummary
 
         with self._lock:
@@ -179,8 +187,8 @@ class ServicesBackend:
                 out[row.step] = f"Exists ({row.state})" if row.state else "Exists"
         return out
 
-    def deploy(self, spec: DeploymentSpec, listener: Callable[[Any], None],
-               cancel: threading.Event) -> Any:
+    def deploy(self, spec: DeploymentSpec, listener: Callable[[Event], None],
+               cancel: threading.Event) -> RunResult:
         """The same deploy as `mlcache-deploy deploy`; blocks until done or cancelled."""
         from app.services.deploy import plan_deployment, run_deployment
 
