@@ -139,20 +139,35 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         for i, item in enumerate(value):
             if not isinstance(item, str):
                 raise BadInput(f"{path}[{i}]: expected a string, got {_describe(item)}")
+            _check_text(item, f"{path}[{i}]")
         return list(value)
     if origin is dict:
         if not isinstance(value, dict):
             raise BadInput(f"{path}: expected a table of strings, got {_describe(value)}")
         for key, item in value.items():
+            _check_text(key, f"{path} (a key)")
             if not isinstance(item, str):
                 raise BadInput(f"{path}.{key}: expected a string, got {_describe(item)}")
+            _check_text(item, f"{path}.{key}")
         return dict(value)
     # bool is a subclass of int: a `true` where a number belongs is a shape error.
     if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise BadInput(f"{path}: expected a whole number, got {_describe(value)}")
     if tp is not int and not isinstance(value, tp):
         raise BadInput(f"{path}: expected {_type_name(tp)}, got {_describe(value)}")
+    if isinstance(value, str):
+        _check_text(value, path)
     return value
+
+
+def _check_text(value: str, path: str) -> None:
+    """Text Azure can store: JSON admits a lone UTF-16 surrogate ("\\ud800"), which no
+    UTF-8 request body can carry."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(f"{path}: contains a character that is not valid text "
+                       "(a lone UTF-16 surrogate)") from None
 
 
 def _build(cls: type[T], data: dict[str, Any], prefix: str) -> T:
@@ -205,9 +220,45 @@ def spec_to_dict(spec: DeploymentSpec, *, keep_null: bool = False) -> dict[str, 
     return result
 
 
+# A spec is a page of settings; anything this large is not one (and a device, a FIFO
+# or a link to /dev/zero never ends).
+MAX_SPEC_BYTES = 1024 * 1024
+
+
+def read_small_file(path: Path, what: str, limit: int = MAX_SPEC_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, or BadInput saying why not.
+
+    Checked before reading, so a FIFO, a device or a huge file neither hangs nor fills
+    memory.
+    """
+    import stat
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such file") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise BadInput(f"{path}: is a folder, not {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise BadInput(f"{path}: not a regular file (a device, pipe or socket), not {what}")
+    if info.st_size > limit:
+        raise BadInput(f"{path}: {info.st_size:,} bytes, more than {what} can be "
+                       f"(at most {limit:,})")
+    try:
+        with path.open("rb") as file:
+            data = file.read(limit + 1)
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
+    if len(data) > limit:
+        raise BadInput(f"{path}: more than {limit:,} bytes, more than {what} can be")
+    return data
+
+
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_small_file(path, "a spec file").decode("utf-8")
     except FileNotFoundError:
         raise BadInput(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -220,21 +271,28 @@ def _read_text(path: Path) -> str:
 
 def parse_spec_text(text: str, fmt: str, source: str = "spec") -> DeploymentSpec:
     """Parse JSON or TOML text; syntax errors name the line and column."""
-    if fmt == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BadInput(
-                f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-            ) from None
-    elif fmt == "toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            # tomllib puts "(at line L, column C)" in the message itself.
-            raise BadInput(f"{source}: invalid TOML: {exc}") from None
-    else:
-        raise BadInput(f"{source}: unknown format {fmt!r}; use .json or .toml")
+    try:
+        if fmt == "json":
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise BadInput(
+                    f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+                ) from None
+        elif fmt == "toml":
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                # tomllib puts "(at line L, column C)" in the message itself.
+                raise BadInput(f"{source}: invalid TOML: {exc}") from None
+        else:
+            raise BadInput(f"{source}: unknown format {fmt!r}; use .json or .toml")
+    except RecursionError:
+        raise BadInput(f"{source}: nested too deeply to be a spec") from None
+    except ValueError as exc:
+        # e.g. an integer of thousands of digits ("Exceeds the limit ... for integer
+        # string conversion"): no setting of a spec is such a number.
+        raise BadInput(f"{source}: not a spec: {exc}") from None
     return spec_from_dict(data)
 
 

@@ -21,7 +21,7 @@ from app.services.explain import as_error, plain_request_error
 from app.services.logs import get_logger
 from app.services.redaction import redact, register_secret
 from app.services.target import CloudTarget
-from app.spec import DeploymentSpec
+from app.spec import DeploymentSpec, read_small_file
 
 log = get_logger("test")
 
@@ -140,15 +140,19 @@ def default_payload(spec: DeploymentSpec, spec_dir: Path) -> bytes:
     )
 
 
+# Azure Functions refuses HTTP request bodies over 100 MB.
+MAX_PAYLOAD_BYTES = 100 * 1024 * 1024
+
+
 def read_payload(path: str) -> bytes:
-    file = Path(path)
+    """A JSON request body from a regular file (a FIFO or a device is refused, not read)."""
     try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise BadInput(f"--payload {path}: cannot read ({exc.strerror or exc})") from None
+        data = read_small_file(Path(path), "a request body", MAX_PAYLOAD_BYTES)
+    except BadInput as exc:
+        raise BadInput(f"--payload {exc.message}") from None
     try:
         json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadInput(f"--payload {path}: not valid JSON ({exc})") from None
     return data
 

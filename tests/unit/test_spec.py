@@ -177,3 +177,61 @@ def test_file_problems_are_bad_input(tmp_path: Path) -> None:
     (tmp_path / "list.json").write_text("[1, 2]")
     with pytest.raises(BadInput, match="must be a table of sections"):
         load_spec(tmp_path / "list.json")
+
+
+# --- hostile files: a clear BadInput (exit 2), never a traceback, a hang or a stall ---
+
+
+def _example_text() -> str:
+    return (EXAMPLES / "digits-sandbox.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("name", "text", "words"), [
+    ("deep.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("deep.toml", "a = " + "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("bigint.json", '{"version": ' + "9" * 5000 + "}", "not a spec"),
+])
+def test_hostile_syntax_is_bad_input(tmp_path: Path, name: str, text: str, words: str) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BadInput, match=words):
+        load_spec(path)
+
+
+def test_a_link_to_an_endless_device_or_a_fifo_is_refused_before_reading(tmp_path: Path) -> None:
+    import os
+
+    link = tmp_path / "zero.json"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(BadInput, match="not a regular file"):
+        load_spec(link)
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)  # opening it to read would block until a writer comes
+    with pytest.raises(BadInput, match="not a regular file"):
+        load_spec(fifo)
+
+
+def test_a_huge_file_is_refused_by_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "huge.json"
+    data = json.loads(_example_text())
+    data["cache"]["name"] = "a" * (10 * 1024 * 1024)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(BadInput, match="at most"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("where", ["tag value", "tag key", "name"])
+def test_a_lone_surrogate_is_refused_where_json_admits_it(tmp_path: Path, where: str) -> None:
+    """JSON's "\\ud800" loads as a lone surrogate; no UTF-8 request to Azure can carry it
+    (it broke the resource group it was sent to, in the sandbox, for good)."""
+    text = _example_text()
+    if where == "tag value":
+        text = text.replace('"data-science"', '"data\\ud800science"')
+    elif where == "tag key":
+        text = text.replace('"owner"', '"own\\ud800er"')
+    else:
+        text = text.replace('"digits-cache-demo"', '"digits\\ud800cache"')
+    path = tmp_path / "surrogate.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BadInput, match="not valid text"):
+        load_spec(path)

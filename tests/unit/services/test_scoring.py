@@ -21,7 +21,7 @@ def test_read_payload_accepts_json_and_refuses_the_rest(tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(BadInput, match="not valid JSON"):
         read_payload(str(bad))
-    with pytest.raises(BadInput, match="cannot read"):
+    with pytest.raises(BadInput, match="no such file"):
         read_payload(str(tmp_path / "missing.json"))
 
 
@@ -66,3 +66,12 @@ def test_a_call_to_a_host_that_is_not_listening_says_so_in_plain_words() -> None
     assert result.status == 0
     assert result.error.startswith("not answering yet (connection refused)")
     assert "function-key-123" not in result.error
+
+
+def test_a_payload_that_is_a_fifo_is_refused_not_waited_for(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "payload.json"
+    os.mkfifo(fifo)
+    with pytest.raises(BadInput, match="not a regular file"):
+        read_payload(str(fifo))
