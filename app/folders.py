@@ -14,6 +14,8 @@ import os
 import tarfile
 from pathlib import Path
 
+from app.errors import BadInput
+
 # By-products that are not part of a folder's content (Python writes __pycache__
 # next to sources, so a folder that has run once would otherwise change).
 SKIPPED_DIRS = frozenset(
@@ -24,7 +26,13 @@ SKIPPED_SUFFIXES = (".pyc", ".pyo")
 
 
 def folder_files(root: Path) -> list[tuple[str, Path]]:
-    """The folder's regular files as (relative POSIX path, path), sorted by path."""
+    """The folder's regular files as (relative POSIX path, path), sorted by path.
+
+    A symbolic link to a file inside the folder is that file's content; one that
+    leads outside is refused, so nothing beyond the folder (an /etc/passwd, a key)
+    is ever packaged, pushed or copied into a site.
+    """
+    inside = root.resolve()
     found: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
@@ -32,6 +40,12 @@ def folder_files(root: Path) -> list[tuple[str, Path]]:
             if filename.endswith(SKIPPED_SUFFIXES):
                 continue
             path = Path(dirpath, filename)
+            if path.is_symlink() and not path.resolve().is_relative_to(inside):
+                raise BadInput(
+                    f"{path} is a link to {os.readlink(path)}, outside {root}",
+                    "Copy the file into the folder, or remove the link: files from "
+                    "outside the folder are never packaged.",
+                )
             if not path.is_file():
                 # Sockets, fifos and dangling links have no content to carry.
                 continue

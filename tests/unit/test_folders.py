@@ -37,3 +37,26 @@ def test_archive_is_reproducible_and_complete(tmp_path: Path) -> None:
         assert all(m.mtime == 0 and m.uid == 0 for m in members)
         extracted = tar.extractfile("model/weights.bin")
         assert extracted is not None and extracted.read() == b"\x00\x01"
+
+
+def test_a_link_leading_outside_the_folder_is_refused_and_one_inside_is_content(
+    tmp_path: Path,
+) -> None:
+    import pytest
+
+    from app.errors import BadInput
+
+    root = tmp_path / "model"
+    make_folder(root)
+    (root / "copy.py").symlink_to(root / "score.py")
+    names = [name for name, _ in folder_files(root)]
+    assert "copy.py" in names
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the image\n")
+    (root / "leak.txt").symlink_to(secret)
+    with pytest.raises(BadInput, match="outside"):
+        folder_files(root)
+    (root / "leak.txt").unlink()
+    (root / "passwd").symlink_to("/etc/passwd")
+    with pytest.raises(BadInput, match="outside"):
+        pack_folder(folder_files(root))
