@@ -101,6 +101,21 @@ def wait_until_settled(
         report.sleep(interval)
 
 
+def require_not_failed(resource: T, what: str) -> T:
+    """`resource` as a create answered it, refused when its provisioning ended Failed.
+
+    An ARM PUT may answer at once with the resource as it stands, so a resource left
+    Failed by an earlier run comes back Failed without any error being raised.
+    """
+    if failed(resource):
+        raise ServiceFailure(
+            f"{what} ended in provisioning state {state_of(resource)}",
+            "Deploy again: the next run asks Azure to provision it again (delete it "
+            "first if it stays Failed).",
+        )
+    return resource
+
+
 def id_name(resource_id: str | None) -> str:
     """The last segment of an ARM id (the resource's own name)."""
     return (resource_id or "").rstrip("/").rsplit("/", 1)[-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from app.errors import BadInput
-from app.services.arm import get_or_none, wait_lro
+from app.services.arm import get_or_none, require_not_failed, wait_lro
 from app.services.context import DeployContext
 from app.services.meters import (
     APP_SERVICE,
@@ -177,4 +177,5 @@ class AppServicePlanStep(ResourceStep):
         poller = ctx.clients.web().app_service_plans.begin_create_or_update(
             ctx.group, app.plan_name, plan
         )
-        return self._outputs(wait_lro(poller, report))
+        return self._outputs(
+            require_not_failed(wait_lro(poller, report), f"App Service plan {app.plan_name}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from app.errors import BadInput
-from app.services.arm import get_or_none, id_name, wait_lro
+from app.services.arm import get_or_none, id_name, require_not_failed, wait_lro
 from app.services.context import DeployContext
 from app.services.resources.app_service_plan import WEB_API
 from app.services.resources.base import (
@@ -237,7 +237,9 @@ class FunctionAppStep(ResourceStep):
                 ),
             ),
         )
-        created = wait_lro(web.web_apps.begin_create_or_update(ctx.group, app.name, site), report)
+        created = require_not_failed(
+            wait_lro(web.web_apps.begin_create_or_update(ctx.group, app.name, site), report),
+            f"function app {app.name}")
         if created is None or not created.default_host_name:
             created = web.web_apps.get(ctx.group, app.name)
         return self._outputs(created)

@@ -19,6 +19,7 @@ from app.services.arm import (
     SUCCEEDED,
     enum_text,
     get_or_none,
+    require_not_failed,
     state_of,
     wait_lro,
     wait_until_settled,
@@ -227,7 +228,7 @@ class ManagedRedisClusterStep(ResourceStep):
         created = wait_lro(client.begin_create(group, cluster_name, cluster), report)
         if created is None or state_of(created).lower() not in SUCCEEDED:
             created = client.get(group, cluster_name)
-        return self._outputs(created)
+        return self._outputs(require_not_failed(created, f"Azure Managed Redis {cluster_name}"))
 
 
 class ManagedRedisDatabaseStep(ResourceStep):

@@ -16,6 +16,7 @@ from app.services.arm import (
     SUCCEEDED,
     enum_text,
     get_or_none,
+    require_not_failed,
     state_of,
     wait_lro,
     wait_until_settled,
@@ -372,7 +373,7 @@ class RedisCacheStep(ResourceStep):
         cache = wait_lro(poller, report)
         if state_of(cache).lower() not in SUCCEEDED:
             cache = client.redis.get(ctx.group, spec.name)
-        return self._outputs(cache)
+        return self._outputs(require_not_failed(cache, f"cache {spec.name}"))
 
 
 __all__ = [

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from app.errors import BadInput, NotPermitted, ServiceFailure
 from app.imageref import ImageReference, parse_image_reference
-from app.services.arm import SUCCEEDED, get_or_none, group_of, state_of, wait_lro
+from app.services.arm import (
+    SUCCEEDED,
+    get_or_none,
+    group_of,
+    require_not_failed,
+    state_of,
+    wait_lro,
+)
 from app.services.context import DeployContext
 from app.services.meters import (
     DAYS_PER_MONTH,
@@ -298,5 +305,7 @@ class RegistryStep(_PullCredentials):
             tags=ctx.tags,
             properties=models.RegistryProperties(admin_user_enabled=True),
         )
-        created = wait_lro(client.registries.begin_create(ctx.group, name, registry), report)
+        created = require_not_failed(
+            wait_lro(client.registries.begin_create(ctx.group, name, registry), report),
+            f"container registry {name}")
         return _registry_outputs(ctx, created, ctx.group)

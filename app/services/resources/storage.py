@@ -6,7 +6,14 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from app.errors import BadInput
-from app.services.arm import SUCCEEDED, enum_text, get_or_none, state_of, wait_lro
+from app.services.arm import (
+    SUCCEEDED,
+    enum_text,
+    get_or_none,
+    require_not_failed,
+    state_of,
+    wait_lro,
+)
 from app.services.context import DeployContext
 from app.services.meters import (
     STORAGE_ALLOWANCE_GB,
@@ -194,7 +201,7 @@ class StorageAccountStep(ResourceStep):
             ),
         )
         poller = client.storage_accounts.begin_create(ctx.group, name, parameters)
-        account = wait_lro(poller, report)
+        account = require_not_failed(wait_lro(poller, report), f"storage account {name}")
         if account is None or not getattr(account, "primary_endpoints", None):
             account = client.storage_accounts.get_properties(ctx.group, name)
         return self._outputs(account)

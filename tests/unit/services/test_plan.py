@@ -126,3 +126,21 @@ def test_the_container_start_limit_grows_with_the_model_and_stays_within_azures(
     assert start_time_limit(600 * mib) == START_LIMIT_DEFAULT_S + 180
     assert start_time_limit(100 * 1024 * mib) == START_LIMIT_MAX_S
     assert START_LIMIT_DEFAULT_S < start_time_limit(None) < START_LIMIT_MAX_S
+
+
+def test_a_create_that_answers_failed_is_not_reported_as_created() -> None:
+    """ARM may answer a PUT at once with the resource as it stands (here as the SDK
+    deserializes ARM's JSON): a registry left
+    Failed by an earlier run comes back Failed with no error raised."""
+    from azure.mgmt.containerregistry.models import Registry
+
+    from app.errors import ServiceFailure
+    from app.services.arm import require_not_failed
+
+    left = Registry({"location": "westeurope", "sku": {"name": "Basic"},
+                                 "properties": {"provisioningState": "Failed"}})
+    with pytest.raises(ServiceFailure, match="provisioning state Failed"):
+        require_not_failed(left, "container registry digitsacr")
+    ready = Registry({"location": "westeurope", "sku": {"name": "Basic"},
+                                  "properties": {"provisioningState": "Succeeded"}})
+    assert require_not_failed(ready, "container registry digitsacr") is ready
