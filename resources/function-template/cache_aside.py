@@ -149,24 +149,37 @@ class _EntraPassword:
 
 @dataclass
 class _Breaker:
-    """After a failure, skip the cache for a pause that doubles up to a ceiling."""
+    """After a failure, skip the cache for a pause that doubles up to a ceiling.
+
+    Only a failure of a call made while the cache was allowed counts: the requests
+    that were already in flight when it opened fail too, and must not double the
+    pause each (eight concurrent requests once kept a recovered cache skipped for
+    half a minute).
+    """
 
     pause: float = 0.0
     open_until: float = 0.0
+    opened_at: float = 0.0
     last_error: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def allows(self) -> bool:
         return time.monotonic() >= self.open_until
 
-    def failed(self, error: str) -> None:
+    def failed(self, error: str, started: float | None = None) -> None:
+        """Open (or reopen) the breaker; `started` is when the failed call began."""
         with self.lock:
+            now = time.monotonic()
+            began = now if started is None else started
+            self.last_error = error
+            if now < self.open_until or began < self.opened_at:
+                return  # the breaker was opened after this call began: already counted
             self.pause = min(
                 BREAKER_MAX_PAUSE_SECONDS,
                 self.pause * 2 if self.pause else BREAKER_FIRST_PAUSE_SECONDS,
             )
-            self.open_until = time.monotonic() + self.pause
-            self.last_error = error
+            self.opened_at = now
+            self.open_until = now + self.pause
 
     def succeeded(self) -> None:
         if self.pause:
@@ -224,18 +237,19 @@ class RedisCache:
             raise CacheUnavailable(
                 f"cache skipped after a recent failure ({self._breaker.last_error})"
             )
+        started = time.monotonic()
         try:
             result = operation(self._get_client())
         except (redis.RedisError, OSError) as exc:
             # Never echo the exception text of an auth failure verbatim: it is
             # harmless today, but the class name is enough to diagnose.
             reason = _describe(exc)
-            self._breaker.failed(reason)
+            self._breaker.failed(reason, started)
             log.warning("cache unavailable: %s", reason)
             raise CacheUnavailable(reason) from None
         except Exception as exc:  # token acquisition (Entra) failures land here
             reason = f"{type(exc).__name__}"
-            self._breaker.failed(reason)
+            self._breaker.failed(reason, started)
             log.warning("cache unavailable: %s", reason)
             raise CacheUnavailable(reason) from None
         self._breaker.succeeded()
@@ -286,6 +300,45 @@ class ScoreResult:
     cache_detail: str = ""
 
 
+class _Flights:
+    """One model run per key at a time: identical concurrent misses wait for the first.
+
+    Without it a burst of the same request each ran the model (and each wrote the
+    same entry). The leader runs; followers take its payload, or its error.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[threading.Event, list[Any]]] = {}
+
+    def run(self, key: str, work: Callable[[], Any]) -> tuple[Any, bool]:
+        """`work()`'s payload, and whether this caller ran it (the leader)."""
+        with self._lock:
+            flight = self._running.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = (threading.Event(), [])
+                self._running[key] = flight
+        done, box = flight
+        if not leader:
+            done.wait()
+            outcome = box[0]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome, False
+        try:
+            payload = work()
+            box.append(payload)
+            return payload, True
+        except BaseException as exc:
+            box.append(exc)
+            raise
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+            done.set()
+
+
 class CacheAsideScorer:
     """Score requests through the cache. `run` takes the raw JSON text or the parsed value."""
 
@@ -303,44 +356,63 @@ class CacheAsideScorer:
         self.cache = cache
         self.no_cache_reason = no_cache_reason
         self._pass_raw_text = pass_raw_text
+        self._flights = _Flights()
+
+    def _predict(self, text: str, value: Any) -> bytes:
+        return _predict_payload(self._run, text if self._pass_raw_text else value)
 
     def score(self, body: bytes) -> ScoreResult:
         """Raises BadRequest (caller's fault) or ModelError (the model's); never Redis errors."""
         started = time.perf_counter()
         value, text = parse_body(body)
         key = cache_key(self.model_version, canonical_json(value))
-        detail = ""
         if self.cache is None:
-            detail = self.no_cache_reason
+            payload = self._predict(text, value)
+            return ScoreResult(payload, "BYPASS", _ms_since(started), self.no_cache_reason)
+        try:
+            cached = self.cache.get(key)
+        except CacheUnavailable as exc:
+            cached, detail = None, f"cache unavailable: {exc}"
         else:
-            try:
-                cached = self.cache.get(key)
-            except CacheUnavailable as exc:
-                detail = f"cache unavailable: {exc}"
-            else:
-                if cached is not None:
-                    return ScoreResult(cached, "HIT", _ms_since(started))
+            detail = ""
+            if cached is not None:
+                return ScoreResult(cached, "HIT", _ms_since(started))
+        # One run per key: a request that arrives while another computes it waits.
+        (payload, cache, detail), _ = self._flights.run(
+            key, lambda: self._fill(key, text, value, detail))
+        return ScoreResult(payload, cache, _ms_since(started), detail)
 
-        try:
-            result = self._run(text if self._pass_raw_text else value)
-        except Exception as exc:
-            log.exception("run() raised")
-            raise ModelError(f"the model's run() failed: {type(exc).__name__}: {exc}") from None
-        try:
-            payload = canonical_json(result).encode("utf-8")
-        except (TypeError, ValueError) as exc:
-            raise ModelError(
-                f"run() returned a value that is not JSON serializable: {exc}"
-            ) from None
-
-        if detail:
-            return ScoreResult(payload, "BYPASS", _ms_since(started), detail)
+    def _fill(self, key: str, text: str, value: Any, detail: str) -> tuple[bytes, str, str]:
+        """Run the model for `key` and store the result: (payload, X-Cache, detail)."""
         assert self.cache is not None
+        if not detail:
+            # The request before this one may have stored it while we waited to run.
+            try:
+                stored = self.cache.get(key)
+            except CacheUnavailable as exc:
+                stored, detail = None, f"cache unavailable: {exc}"
+            if stored is not None:
+                return stored, "HIT", ""
+        payload = self._predict(text, value)
+        if detail:
+            return payload, "BYPASS", detail
         try:
             self.cache.set(key, payload)
         except CacheUnavailable as exc:
-            return ScoreResult(payload, "BYPASS", _ms_since(started), f"cache unavailable: {exc}")
-        return ScoreResult(payload, "MISS", _ms_since(started))
+            return payload, "BYPASS", f"cache unavailable: {exc}"
+        return payload, "MISS", ""
+
+
+def _predict_payload(run: Callable[[Any], Any], argument: Any) -> bytes:
+    try:
+        result = run(argument)
+    except Exception as exc:
+        log.exception("run() raised")
+        raise ModelError(f"the model's run() failed: {type(exc).__name__}: {exc}") from None
+    try:
+        return canonical_json(result).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"run() returned a value that is not JSON serializable: {exc}") from None
 
 
 def _ms_since(started: float) -> float:

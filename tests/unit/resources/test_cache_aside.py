@@ -296,3 +296,46 @@ def test_entra_token_close_to_expiry_is_renewed_with_a_new_connection(tls_redis:
     time.sleep(1.1)
     cache.ping()  # a new connection, authenticated with the renewed token
     assert len(credential.scopes) == 2
+
+
+def test_identical_concurrent_misses_run_the_model_once(tls_redis: Any) -> None:
+    import threading
+
+    release = threading.Event()
+    calls: list[int] = []
+
+    def slow_model(raw: str) -> Any:
+        calls.append(1)
+        release.wait(10)  # hold the first run until every request has arrived
+        return {"predictions": json.loads(raw)["data"]}
+
+    scorer = CacheAsideScorer(slow_model, "v-flight", RedisCache(settings_for(tls_redis)))
+    body = b'{"data": [7, 8], "id": "burst"}'
+    results: list[Any] = []
+    threads = [threading.Thread(target=lambda: results.append(scorer.score(body)))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    # Wait until the leader runs and the others queue behind it, then let it finish.
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(results) == 8
+    assert {json.loads(r.body)["predictions"][0] for r in results} == {7}
+    # Requests that came after the entry was stored read it from Redis; none ran it again.
+    assert len(calls) == 1
+
+
+def test_failures_in_flight_when_the_breaker_opens_do_not_lengthen_its_pause() -> None:
+    breaker = cache_aside._Breaker()
+    began = time.monotonic()
+    for _ in range(8):  # eight requests that were all waiting on the stalled cache
+        breaker.failed("TimeoutError", began)
+    assert breaker.pause == cache_aside.BREAKER_FIRST_PAUSE_SECONDS
+    # A call made after the pause ended that fails again doubles it, once.
+    breaker.open_until = time.monotonic() - 0.001
+    breaker.failed("TimeoutError", time.monotonic())
+    assert breaker.pause == 2 * cache_aside.BREAKER_FIRST_PAUSE_SECONDS
