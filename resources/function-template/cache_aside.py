@@ -75,11 +75,25 @@ def parse_body(body: bytes) -> tuple[Any, str]:
     except UnicodeDecodeError as exc:
         raise BadRequest(f"request body is not UTF-8 text (byte {exc.start})") from None
     try:
-        return json.loads(text), text
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadRequest(
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise BadRequest(f"request body cannot be read: {exc}") from None
+    try:
+        # The canonical form is the cache key's input: it must be UTF-8 text, which
+        # a lone surrogate ("\\ud800", valid JSON escape) is not.
+        canonical_json(value).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("request body holds a lone UTF-16 surrogate, which is not text") \
+            from None
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply") from None
+    return value, text
 
 
 @dataclass(frozen=True)

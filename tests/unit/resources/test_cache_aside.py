@@ -339,3 +339,15 @@ def test_failures_in_flight_when_the_breaker_opens_do_not_lengthen_its_pause() -
     breaker.open_until = time.monotonic() - 0.001
     breaker.failed("TimeoutError", time.monotonic())
     assert breaker.pause == 2 * cache_aside.BREAKER_FIRST_PAUSE_SECONDS
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    (b"[" * 1000 + b"]" * 1000, "nested too deeply"),
+    (b'{"data": ' + b"9" * 5000 + b"}", "cannot be read"),
+    (b'{"data": "\\ud800"}', "surrogate"),
+])
+def test_hostile_client_input_is_a_bad_request_not_a_server_error(body: bytes,
+                                                                   words: str) -> None:
+    scorer = CacheAsideScorer(CountingModel(), "v1", None)
+    with pytest.raises(BadRequest, match=words):
+        scorer.score(body)
