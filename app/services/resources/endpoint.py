@@ -32,6 +32,7 @@ class HealthAnswer:
     cache: str = ""
     model_version: str = ""
     error: str = ""  # in plain words, when there was no HTTP answer
+    model_error: str = ""  # the function's own words when its init() failed
 
     @property
     def up(self) -> bool:
@@ -57,8 +58,11 @@ def ask_health(session: Any, url: str, verify: str | bool) -> HealthAnswer:
     except ValueError:
         body = {}
     body = body if isinstance(body, dict) else {}
+    failed_model = body.get("model_loaded") is False
     return HealthAnswer(response.status_code, str(body.get("cache", "") or ""),
-                        str(body.get("model_version", "") or ""))
+                        str(body.get("model_version", "") or ""),
+                        model_error=str(body.get("model_error") or "init() failed")
+                        if failed_model else "")
 
 
 def wait_for_health(
@@ -139,10 +143,21 @@ class EndpointCheckStep(ResourceStep):
             return answer.status == 200 and answer.cache == "reachable" and current(answer)
 
         last = HealthAnswer(0, error="no answer yet")
+        model_failures = 0
 
         def waiting(answer: HealthAnswer) -> None:
-            nonlocal last
+            nonlocal last, model_failures
             last = answer
+            # The host that runs this run's model says the model did not load: waiting
+            # longer cannot help (twice, so a host caught mid-start is not blamed).
+            model_failures = model_failures + 1 if answer.model_error and current(answer) else 0
+            if model_failures >= 2:
+                self._show_site_log(ctx, report)
+                raise ServiceFailure(
+                    f"the function's model did not load: {answer.model_error}",
+                    "Fix the entry script's init() (the log above shows where it failed), "
+                    "then deploy again.",
+                )
             text = answer.describe()
             if answer.status and not current(answer):
                 text += f", still model version {answer.model_version or 'unknown'}"

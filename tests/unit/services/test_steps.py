@@ -269,3 +269,43 @@ def test_health_wait_says_in_plain_words_that_the_host_is_not_answering(
     assert len(failed) == 1
     assert "last: not answering yet (connection refused)" in failed[0].message
     assert "ConnectionError" not in " ".join([*progress, failed[0].message])
+
+
+def test_a_model_whose_init_fails_stops_the_wait_at_once_with_its_words(
+        target: CloudTarget, tmp_path: Path) -> None:
+    """The health route says the model did not load; the step says so without
+    waiting out its timeout (it used to cost 90 s on the sandbox, 15 min on Azure)."""
+    import shutil
+    import time as clock
+
+    from app.paths import resources_dir
+    from app.services.packaging import build_package
+    from app.services.plan import build_plan
+    from app.services.resources.endpoint import EndpointCheckStep
+
+    model = tmp_path / "model"
+    shutil.copytree(resources_dir() / "sample-model", model)
+    (model / "score.py").write_text(
+        "def init():\n    raise RuntimeError('init-failed-marker')\n\n"
+        "def run(raw_data):\n    return raw_data\n")
+    from app.sandbox.registry import push_package
+
+    package = build_package(model, tmp_path / "package").out_dir
+    spec = new_spec()
+    registry = _registry_with(target, spec, {})
+    password = ClientFactory(target).registry().registries.list_credentials(
+        spec.resource_group.name, registry).passwords[0].value
+    push_package(package, f"{registry}.azurecr.io/initfails:v1", endpoint=target.arm_endpoint,
+                 ca_cert=target.ca_bundle or "", username=registry, password=password)
+    spec.image = type(spec.image)(reference=f"{registry}.azurecr.io/initfails:v1")
+    spec.cache.tier, spec.cache.size = "Basic", "C0"
+    steps = [s if s.name != "endpoint" else EndpointCheckStep(spec, timeout_s=60)
+             for s in build_plan(spec)]
+    began = clock.monotonic()
+    result = Runner(steps, DeployContext(spec, target), []).run()
+    failed = result.outcomes["endpoint"]
+    assert failed.status == "failed" and failed.error is not None
+    assert "model did not load" in failed.error.message
+    assert "init-failed-marker" in failed.error.message
+    assert failed.duration < 30, failed.duration  # not the 60 s timeout
+    assert clock.monotonic() - began < 60
