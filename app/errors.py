@@ -54,6 +54,15 @@ class BadInput(MlcacheError):
     exit_code = 2
 
 
+class RuleProblems(BadInput):
+    """The spec reads fine, but a value breaks an Azure rule (a length, a character, a count).
+
+    The same exit code as `validate` gives for it, whichever command finds it.
+    """
+
+    exit_code = 1
+
+
 class NotPermitted(MlcacheError):
     """The signed-in identity or the tenant may not do this."""
 

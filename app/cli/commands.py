@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.cli.common import clean_errors, load, say_for, target_for
-from app.errors import BadInput, ServiceFailure
+from app.errors import BadInput, RuleProblems, ServiceFailure
 from app.services.redaction import redact
 
 if TYPE_CHECKING:
     from app.services.pricing import CostEstimate
 
 T = TypeVar("T")
+# Calls `test --repeat` makes at most: a measurement, not a load test.
+MAX_REPEAT = 10_000
 
 # --- deploy -----------------------------------------------------------------------
 
@@ -111,8 +113,9 @@ def test(args: argparse.Namespace) -> int:
     )
 
     spec, spec_dir = load(args)
-    if args.repeat < 1:
-        raise BadInput(f"--repeat must be at least 1 (got {args.repeat})")
+    if not 1 <= args.repeat <= MAX_REPEAT:
+        raise BadInput(f"--repeat must be from 1 to {MAX_REPEAT:,} (got {args.repeat})",
+                       "For a longer load, run a load tool against the endpoint instead.")
     payload = read_payload(args.payload) if args.payload else default_payload(spec, spec_dir)
     say = say_for(args)
     failures = 0
@@ -281,8 +284,8 @@ def estimate(args: argparse.Namespace) -> int:
     problems = validate_spec(spec)
     if problems:
         listing = "\n  ".join(str(p) for p in problems)
-        raise BadInput(f"the spec has {len(problems)} problem(s):\n  {listing}",
-                       "Fix them (`mlcache-deploy validate SPEC` lists them) and try again.")
+        raise RuleProblems(f"the spec has {len(problems)} problem(s):\n  {listing}",
+                           "Fix them (`mlcache-deploy validate SPEC` lists them) and try again.")
     state = getattr(args, "sandbox_state", None)
     if spec.target == "sandbox" or state:
         from app.connect import sandbox_target

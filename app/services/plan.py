@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.errors import BadInput
+from app.errors import BadInput, RuleProblems
 from app.rules import validate_spec
 from app.services.context import resolve_spec_path
 from app.services.resources.app_service_plan import AppServicePlanStep
@@ -95,7 +95,7 @@ def preflight(spec: DeploymentSpec, spec_dir: Path | None = None) -> None:
     problems = validate_spec(spec)
     if problems:
         listing = "\n  ".join(str(p) for p in problems)
-        raise BadInput(
+        raise RuleProblems(
             f"the spec has {len(problems)} problem(s):\n  {listing}",
             "Fix them (`mlcache-deploy validate SPEC` lists them) and deploy again.",
         )

@@ -525,3 +525,19 @@ def test_without_a_running_sandbox_each_command_starts_one_for_itself(
     cleaned = cli("cleanup", str(spec), "--confirm", data["resource_group"]["name"])
     assert cleaned.returncode == 0, cleaned.stderr
     assert processes_mentioning(str(cli.state)) == []
+
+
+def test_a_rule_problem_is_exit_1_in_validate_and_in_deploy_alike(
+    cli: Cli, tmp_path: Path
+) -> None:
+    spec, _ = make_spec(tmp_path)
+    data = json.loads(spec.read_text())
+    data["cache"]["size"] = "P9"  # not a size of the Standard tier
+    spec.write_text(json.dumps(data))
+    validate = subprocess.run([sys.executable, "-m", "app", "validate", str(spec)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60, env=cli.env)
+    deploy = cli("deploy", str(spec))
+    assert (validate.returncode, deploy.returncode) == (1, 1)
+    assert "cache.size" in deploy.stderr and "Traceback" not in deploy.stderr
+    too_many = cli("test", str(spec), "--repeat", "1000000")
+    assert too_many.returncode == 2 and "--repeat must be from 1 to 10,000" in too_many.stderr
