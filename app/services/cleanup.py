@@ -54,7 +54,12 @@ def delete_group(
     poll: float = 0.25,
 ) -> CleanupResult:
     """Delete `group` after the checks above; raises BadInput/NotPermitted when refused."""
-    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+    from azure.core.exceptions import (
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
 
     started = time.monotonic()
     resources = clients.resources()
@@ -91,8 +96,8 @@ def delete_group(
         poller.result()
     except ResourceNotFoundError:
         log.info("resource group %s vanished while deleting: already gone", group)
-    except HttpResponseError as exc:
-        raise as_error(exc, prefix=f"deleting {group}: ") from None
+    except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+        raise as_error(exc, prefix=f"deleting {group}: ", again="run cleanup") from None
     if resources.resource_groups.check_existence(group):
         raise ServiceFailure(
             f"resource group {group} still exists after the delete finished",

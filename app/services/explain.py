@@ -348,15 +348,23 @@ def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
-def as_error(exc: BaseException, prefix: str = "") -> MlcacheError:
-    """The `app.errors` error to raise for `exc`, message prefixed and redacted."""
+def as_error(exc: BaseException, prefix: str = "", again: str = "deploy") -> MlcacheError:
+    """The `app.errors` error to raise for `exc`, message prefixed and redacted.
+
+    `again` is what the person runs to retry ("deploy", "run cleanup"), so a failed
+    cleanup does not advise deploying again.
+    """
     if isinstance(exc, MlcacheError):
         return exc
     explained = describe(exc)
     text = f"{prefix}{explained.message}" if prefix else explained.message
     if explained.code and explained.code not in text:
         text = f"{text} ({explained.code})"
-    return explained.error_class(text, explained.hint, code=explained.code)
+    hint = explained.hint
+    if again != "deploy":
+        hint = hint.replace("deploy again", f"{again} again").replace(
+            "Deploy again", f"{again[:1].upper()}{again[1:]} again")
+    return explained.error_class(text, hint, code=explained.code)
 
 
 def plain_request_error(exc: Exception) -> str:

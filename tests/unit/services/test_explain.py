@@ -191,3 +191,11 @@ def test_capacity_refusals_name_another_region(code: str) -> None:
     explained = describe(arm_error(200, code, "There is not enough capacity in eastus2."))
     assert explained.error_class is QuotaOrRegion
     assert "another region" in explained.hint and "location" in explained.hint
+
+
+def test_a_failed_cleanup_says_run_cleanup_again_not_deploy_again() -> None:
+    lost = ServiceRequestError("Connection refused")
+    assert "deploy again" in as_error(lost).recommendation
+    cleanup = as_error(lost, prefix="deleting rg-x: ", again="run cleanup")
+    assert "run cleanup again" in cleanup.recommendation
+    assert "deploy" not in cleanup.recommendation.lower()
