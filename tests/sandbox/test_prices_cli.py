@@ -75,18 +75,19 @@ def test_no_price_at_all_is_exit_1(tmp_path: Path) -> None:
     assert "no list price was found" in done.stderr
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (None, "no such file"),
-    ({"cache": {"name": "digits-cache-demo", "tier": "Standard", "size": "P9"}}, "cache.size"),
+@pytest.mark.parametrize(("change", "message", "code"), [
+    (None, "no such file", 2),
+    # A rule problem is exit 1, as in `validate`.
+    ({"cache": {"name": "digits-cache-demo", "tier": "Standard", "size": "P9"}}, "cache.size", 1),
 ])
-def test_bad_input_is_exit_2(tmp_path: Path, change: dict[str, object] | None,
-                             message: str) -> None:
+def test_bad_input_is_refused_before_a_sandbox_starts(
+        tmp_path: Path, change: dict[str, object] | None, message: str, code: int) -> None:
     path = tmp_path / "spec.json"
     if change is not None:
         spec = json.loads((EXAMPLES / "digits-sandbox.json").read_text())
         spec.update(change)
         path.write_text(json.dumps(spec))
     done = estimate(str(path), "--sandbox-state", str(tmp_path / "state"))
-    assert done.returncode == 2
+    assert done.returncode == code
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "state").exists()  # refused before any sandbox started
