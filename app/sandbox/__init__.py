@@ -6,6 +6,8 @@ Public API (stable; others build on it):
     connect(state_dir) -> SandboxConnection                            (BadInput if none runs)
     SandboxProcess.start(state_dir, latency=...) -> SandboxProcess     (`sandbox serve` as a child)
     both: .endpoint .ca_cert .token .subscription_id .state_dir .credential()
+          sign-in: .authority .tenant_id .tenants .username .identity_kwargs()
+                   .approve_device_code(user_code) .complete_browser_sign_in(url)
     LATENCY: app.sandbox.latency.REALISTIC_SECONDS / FAST_SECONDS / resolve_latency
     CA leaf certificates for child processes: SandboxContext.ca.issue_leaf(dir, stem)
 
@@ -19,7 +21,15 @@ from app.sandbox.api import (
     SandboxConnection,
     SandboxCredential,
     SandboxProcess,
+    SandboxTenant,
     connect,
 )
 
-__all__ = ["Sandbox", "SandboxConnection", "SandboxCredential", "SandboxProcess", "connect"]
+__all__ = [
+    "Sandbox",
+    "SandboxConnection",
+    "SandboxCredential",
+    "SandboxProcess",
+    "SandboxTenant",
+    "connect",
+]

@@ -13,10 +13,12 @@
         proc.connection.endpoint
 
 Both objects carry `endpoint`, `ca_cert` (Path), `token`, `subscription_id`,
-`state_dir` and `credential()`. `Sandbox.start` runs the server in a thread of
-the calling process and stops it (and every process it started) on exit.
-A running sandbox writes `connection.json` (endpoint, CA, subscription, token)
-and `sandbox.pid` into its state directory and holds `sandbox.lock`, so two
+`state_dir` and `credential()`, and for signing in with azure-identity
+`authority`, `tenant_id`, `tenants`, `username`, `password` and
+`identity_kwargs()`. `Sandbox.start` runs the server in a thread of the calling
+process and stops it (and every process it started) on exit. A running sandbox
+writes `connection.json` (endpoint, CA, subscription, token, authority, tenants,
+user) and `sandbox.pid` into its state directory and holds `sandbox.lock`, so two
 sandboxes never share a directory.
 """
 
@@ -80,6 +82,26 @@ class SandboxCredential:
 
 
 @dataclass(frozen=True)
+class SandboxTenant:
+    """A tenant of the sandbox's directory and the subscriptions it holds."""
+
+    tenant_id: str
+    name: str
+    default_domain: str
+    home: bool
+    subscriptions: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "name": self.name,
+            "default_domain": self.default_domain,
+            "home": self.home,
+            "subscriptions": list(self.subscriptions),
+        }
+
+
+@dataclass(frozen=True)
 class SandboxConnection:
     """How to reach a running sandbox (what `connection.json` holds)."""
 
@@ -89,17 +111,92 @@ class SandboxConnection:
     subscription_id: str
     state_dir: Path
     credential_scope: str = CREDENTIAL_SCOPE
+    # The Entra authority host (the endpoint itself) and who signs in there.
+    authority: str = ""
+    tenants: tuple[SandboxTenant, ...] = ()
+    username: str = ""
+    password: str = ""
 
     def credential(self) -> SandboxCredential:
         return SandboxCredential(self.token)
 
-    def as_json(self) -> dict[str, str]:
+    @property
+    def tenant_id(self) -> str:
+        """The home tenant (the one holding `subscription_id`)."""
+        return next((t.tenant_id for t in self.tenants if t.home), "")
+
+    @property
+    def guest_tenant(self) -> SandboxTenant | None:
+        """The tenant where the sandbox user is a guest, with the second subscription."""
+        return next((t for t in self.tenants if not t.home), None)
+
+    def identity_kwargs(self) -> dict[str, Any]:
+        """What an azure-identity credential needs to sign in here instead of at Entra:
+        the authority, no instance discovery (it would ask login.microsoftonline.com),
+        and the sandbox CA for its HTTP pipeline (MSAL's requests go through it)."""
+        return {
+            "authority": self.authority,
+            "disable_instance_discovery": True,
+            "connection_verify": str(self.ca_cert),
+        }
+
+    def approve_device_code(self, user_code: str) -> None:
+        """Approve a device code on the sandbox's device login page as its user."""
+        from app.sandbox.signin_browser import approve_device_code
+
+        approve_device_code(
+            self.authority,
+            user_code,
+            ca_cert=self.ca_cert,
+            username=self.username,
+            password=self.password,
+        )
+
+    def complete_browser_sign_in(self, authorize_url: str) -> None:
+        """Do what a person does in a browser with an authorize URL: sign in as the sandbox
+        user, which delivers the code to the application's redirect URI."""
+        from app.sandbox.signin_browser import complete_browser_sign_in
+
+        complete_browser_sign_in(
+            authorize_url, ca_cert=self.ca_cert, username=self.username, password=self.password
+        )
+
+    def as_json(self) -> dict[str, Any]:
         return {
             "endpoint": self.endpoint,
             "ca_cert": str(self.ca_cert),
             "subscription_id": self.subscription_id,
             "token": self.token,
+            "authority": self.authority,
+            "tenant_id": self.tenant_id,
+            "tenants": [t.as_json() for t in self.tenants],
+            "user": {"username": self.username, "password": self.password},
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], state_dir: Path) -> SandboxConnection:
+        """Read `connection.json` (or the line `serve` prints); KeyError/TypeError if torn."""
+        user = data.get("user") or {}
+        return cls(
+            endpoint=str(data["endpoint"]),
+            ca_cert=Path(data["ca_cert"]),
+            token=str(data["token"]),
+            subscription_id=str(data["subscription_id"]),
+            state_dir=state_dir,
+            authority=str(data.get("authority", data["endpoint"])),
+            tenants=tuple(
+                SandboxTenant(
+                    tenant_id=str(t["tenant_id"]),
+                    name=str(t["name"]),
+                    default_domain=str(t["default_domain"]),
+                    home=bool(t["home"]),
+                    subscriptions=tuple(str(s) for s in t["subscriptions"]),
+                )
+                for t in data.get("tenants", [])
+            ),
+            username=str(user.get("username", "")),
+            password=str(user.get("password", "")),
+        )
 
 
 def _resolve_faults(faults: FaultPlan | Path | str | dict[str, Any] | None) -> FaultPlan:
@@ -154,13 +251,7 @@ def connect(state_dir: Path | str) -> SandboxConnection:
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return SandboxConnection(
-            endpoint=str(data["endpoint"]),
-            ca_cert=Path(data["ca_cert"]),
-            token=str(data["token"]),
-            subscription_id=str(data["subscription_id"]),
-            state_dir=state,
-        )
+        return SandboxConnection.from_json(data, state)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BadInput(
             f"the sandbox connection file {path} is unreadable ({exc})",
@@ -192,12 +283,26 @@ class Sandbox:
         except BaseException:
             self._release_lock()
             raise
+        directory = self._server.ctx.directory
         self.connection = SandboxConnection(
             endpoint=self._server.endpoint,
             ca_cert=self._server.ca.cert_file,
             token=self._server.ctx.token,
             subscription_id=self._server.ctx.subscription_id,
             state_dir=state_dir,
+            authority=self._server.endpoint,
+            tenants=tuple(
+                SandboxTenant(
+                    tenant_id=t.tenant_id,
+                    name=t.display_name,
+                    default_domain=t.default_domain,
+                    home=not t.guest,
+                    subscriptions=tuple(s.subscription_id for s in t.subscriptions),
+                )
+                for t in directory.tenants
+            ),
+            username=directory.user.username,
+            password=directory.user.password,
         )
         self._write_files()
 
@@ -255,6 +360,35 @@ class Sandbox:
 
     def credential(self) -> SandboxCredential:
         return self.connection.credential()
+
+    @property
+    def authority(self) -> str:
+        return self.connection.authority
+
+    @property
+    def tenant_id(self) -> str:
+        return self.connection.tenant_id
+
+    @property
+    def tenants(self) -> tuple[SandboxTenant, ...]:
+        return self.connection.tenants
+
+    @property
+    def guest_tenant(self) -> SandboxTenant | None:
+        return self.connection.guest_tenant
+
+    @property
+    def username(self) -> str:
+        return self.connection.username
+
+    def identity_kwargs(self) -> dict[str, Any]:
+        return self.connection.identity_kwargs()
+
+    def approve_device_code(self, user_code: str) -> None:
+        self.connection.approve_device_code(user_code)
+
+    def complete_browser_sign_in(self, authorize_url: str) -> None:
+        self.connection.complete_browser_sign_in(authorize_url)
 
     @property
     def context(self) -> Any:
@@ -373,14 +507,7 @@ class SandboxProcess:
             popen.wait()
             tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
             raise ServiceFailure(f"the sandbox process did not start: {tail.strip()}")
-        data = json.loads(line)
-        connection = SandboxConnection(
-            endpoint=data["endpoint"],
-            ca_cert=Path(data["ca_cert"]),
-            token=data["token"],
-            subscription_id=data["subscription_id"],
-            state_dir=state,
-        )
+        connection = SandboxConnection.from_json(json.loads(line), state)
         return cls(popen, connection, line)
 
     def stop(self, timeout: float = 30.0) -> int:

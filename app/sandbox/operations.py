@@ -116,6 +116,8 @@ class Operations:
             "finalBody": final_body,
             "args": args or {},
             "apiVersion": request.query_params.get("api-version") if request else None,
+            # Status URLs live under the subscription the request named.
+            "subscription": request.path_params.get("subscriptionId") if request else None,
             "fault": fault,
             "duration": self._ctx.latency.seconds(self._kinds[kind].latency_step),
         }
@@ -206,15 +208,19 @@ class Operations:
     def _api_version(self, op: OpRecord) -> str:
         return op.get("apiVersion") or "2024-11-01"
 
+    def subscription_of(self, op: OpRecord) -> str:
+        """The subscription an operation runs in (the home one for records of older stores)."""
+        return str(op.get("subscription") or self._ctx.store.subscription_id)
+
     def async_operation_url(self, op: OpRecord) -> str:
-        sub = self._ctx.store.subscription_id
+        sub = self.subscription_of(op)
         return (
             f"{self._ctx.endpoint}/subscriptions/{sub}/providers/{op['namespace']}/locations/"
             f"{op['location']}/asyncOperations/{op['id']}?api-version={self._api_version(op)}"
         )
 
     def location_url(self, op: OpRecord) -> str:
-        sub = self._ctx.store.subscription_id
+        sub = self.subscription_of(op)
         if op["namespace"] == "Microsoft.Resources":
             return (
                 f"{self._ctx.endpoint}/subscriptions/{sub}/operationresults/{op['id']}"
@@ -247,7 +253,7 @@ class Operations:
         return op
 
     def status_body(self, op: OpRecord) -> dict[str, Any]:
-        sub = self._ctx.store.subscription_id
+        sub = self.subscription_of(op)
         body: dict[str, Any] = {
             "id": f"/subscriptions/{sub}/providers/{op['namespace']}/locations/"
             f"{op['location']}/asyncOperations/{op['id']}",

@@ -1,7 +1,9 @@
 """The sandbox's ARM endpoint: a Starlette app served by uvicorn over TLS.
 
-`build_app(ctx)` assembles every provider's routes behind the ARM gates
-(bearer token, api-version, subscription, fault injection). `SandboxServer`
+`build_app(ctx, authority)` assembles every provider's routes behind the ARM
+gates (bearer token, api-version, subscription and its tenant, fault injection),
+and puts the Entra authority's paths (`app.sandbox.entra.AUTHORITY_PATH`) beside
+them on the same endpoint, as its own app without the ARM gates. `SandboxServer`
 owns one running sandbox: state, providers, their processes and the uvicorn
 server thread; `start()` returns once requests are accepted, `stop()` stops
 everything it started.
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import re
@@ -39,7 +40,11 @@ from app.sandbox.arm import (
     empty_response,
     json_response,
 )
+from app.sandbox.arm_auth import authenticate, check_subscription
 from app.sandbox.certs import CertificateAuthority
+from app.sandbox.directory import Directory
+from app.sandbox.entra import AUTHORITY_PATH, EntraAuthority
+from app.sandbox.entra_tokens import TokenIssuer
 from app.sandbox.faults import FaultPlan
 from app.sandbox.latency import LatencyProfile
 from app.sandbox.processes import ProcessSupervisor
@@ -49,7 +54,6 @@ from app.sandbox.store import Store
 log = logging.getLogger("mlcache.sandbox")
 http_log = logging.getLogger("mlcache.sandbox.http")
 
-_SUBSCRIPTION_PATH = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
 _UNKNOWN_TYPE_PATH = re.compile(r"/providers/(?P<ns>[^/]+)/(?P<type>[^/]+)", re.IGNORECASE)
 
 
@@ -71,9 +75,10 @@ async def _send_arm_error(send: Send, error: ArmError) -> None:
 class ArmGate:
     """ASGI middleware: token, api-version, subscription, then faults, then the router."""
 
-    def __init__(self, app: ASGIApp, ctx: SandboxContext) -> None:
+    def __init__(self, app: ASGIApp, ctx: SandboxContext, tokens: TokenIssuer) -> None:
         self.app = app
         self.ctx = ctx
+        self.tokens = tokens
         prefixes = [DATA_PLANE_ROOT]
         for provider in ctx.providers:
             prefixes.extend(provider.data_plane_prefixes)
@@ -113,9 +118,11 @@ class ArmGate:
             out = _head_answer(logging_send)
         try:
             if not data_plane:
-                self._check_token(request)
+                tenant_id = authenticate(self.ctx, self.tokens, request)
                 check_api_version(request)
-                self._check_subscription(path)
+                check_subscription(self.ctx, self.tokens, path, tenant_id)
+                # Providers answer per tenant where ARM does (`GET /subscriptions`).
+                scope.setdefault("state", {})["tenant_id"] = tenant_id
             rule = self.ctx.faults.match(method, path)
             if rule is not None:
                 log.info("fault rule %d matches %s %s", rule.index + 1, method, path)
@@ -147,34 +154,6 @@ class ArmGate:
                 path,
                 status_holder.get("status", "-"),
                 (time.monotonic() - started) * 1000,
-            )
-
-    def _check_token(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if not header:
-            raise ArmError(
-                401,
-                "AuthenticationFailed",
-                "Authentication failed. The 'Authorization' header is missing.",
-            )
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), self.ctx.token.encode()
-        ):
-            raise ArmError(
-                401,
-                "AuthenticationFailed",
-                "Authentication failed. The 'Authorization' header is provided in an invalid "
-                "format or the token is not valid for this sandbox.",
-            )
-
-    def _check_subscription(self, path: str) -> None:
-        match = _SUBSCRIPTION_PATH.match(path)
-        if match and match.group(1).lower() != self.ctx.subscription_id.lower():
-            raise ArmError(
-                404,
-                "SubscriptionNotFound",
-                f"The subscription '{match.group(1)}' could not be found.",
             )
 
 
@@ -306,7 +285,43 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def build_app(ctx: SandboxContext) -> ASGIApp:
+class SandboxRouter:
+    """ASGI: the authority's paths go to the Entra app, everything else through ArmGate."""
+
+    def __init__(self, arm: ASGIApp, authority: EntraAuthority) -> None:
+        self.arm = arm
+        self.authority = authority
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not AUTHORITY_PATH.match(scope["path"]):
+            await self.arm(scope, receive, send)
+            return
+        started = time.monotonic()
+        status: dict[str, int] = {}
+
+        async def tracing_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["status"] = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-ms-request-id", str(uuid.uuid4()).encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.authority.app(scope, receive, tracing_send)
+        finally:
+            # The path only: queries and bodies here carry codes and tokens.
+            http_log.debug(
+                "%s %s -> %s (%.0f ms)",
+                scope["method"],
+                scope["path"],
+                status.get("status", "-"),
+                (time.monotonic() - started) * 1000,
+            )
+
+
+def build_app(ctx: SandboxContext, authority: EntraAuthority) -> ASGIApp:
     routes: list[BaseRoute] = _operation_routes(ctx)
     for provider in ctx.providers:
         routes.extend(provider.routes())
@@ -318,7 +333,7 @@ def build_app(ctx: SandboxContext) -> ASGIApp:
             Exception: _internal_error,
         },
     )
-    return ArmGate(app, ctx)
+    return SandboxRouter(ArmGate(app, ctx, authority.tokens), authority)
 
 
 class SandboxServer:
@@ -337,15 +352,21 @@ class SandboxServer:
         self.port = port
         state_dir.mkdir(parents=True, exist_ok=True)
         self.ca = CertificateAuthority(state_dir)
+        store = Store(state_dir)
+        # The user's password, like the static token, is new at every start.
+        directory = Directory(store.tenants, password=secrets.token_urlsafe(18))
+        self.tokens = TokenIssuer(directory)
         self.ctx = SandboxContext(
             state_dir=state_dir,
-            store=Store(state_dir),
+            store=store,
             latency=latency,
             faults=faults,
             ca=self.ca,
             processes=ProcessSupervisor(),
+            directory=directory,
             token=secrets.token_urlsafe(32),
         )
+        self.authority: EntraAuthority | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -385,8 +406,14 @@ class SandboxServer:
                 provider.start()
             self.ctx.operations.resume_pending()
 
+            self.authority = EntraAuthority(
+                self.ctx.directory,
+                self.tokens,
+                endpoint=self.ctx.endpoint,
+                fast=self.ctx.latency.is_fast,
+            )
             config = uvicorn.Config(
-                build_app(self.ctx),
+                build_app(self.ctx, self.authority),
                 ssl_certfile=str(leaf.cert_file),
                 ssl_keyfile=str(leaf.key_file),
                 log_config=None,

@@ -1,10 +1,11 @@
 """The sandbox's resource database: one JSON file in the state directory.
 
-Everything ARM knows (subscription, groups, resources with their ARM bodies,
-provider-private data such as ports and access keys, pending operations) lives
-here, so a sandbox restarted on the same directory finds what it had. The file
-is only readable by its owner because the cloud's own records hold access keys,
-as Azure's do; nothing else of the product writes them.
+Everything ARM knows (tenants and their subscriptions, groups per subscription,
+resources with their ARM bodies, provider-private data such as ports and access
+keys, pending operations) lives here, so a sandbox restarted on the same
+directory finds what it had. The file is only readable by its owner because the
+cloud's own records hold access keys, as Azure's do; nothing else of the product
+writes them.
 
 Access goes through `Store.transaction()`, which holds the lock and writes the
 file atomically on exit; readers take `Store.lock` for a consistent view.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import BadInput
+from app.sandbox.directory import default_tenants
 
 STORE_NAME = "store.json"
 _KEYS = ("subscription_id", "tenant_id", "groups", "resources", "operations")
@@ -53,6 +55,7 @@ class Store:
                     f"the sandbox state {self.path} is unreadable ({problem})",
                     "Move the state directory away to start an empty sandbox.",
                 )
+            self._upgrade()
         else:
             self.data = {
                 "subscription_id": str(uuid.uuid4()),
@@ -61,6 +64,24 @@ class Store:
                 "resources": {},
                 "operations": {},
             }
+            self.data["tenants"] = default_tenants(self.tenant_id, self.subscription_id)
+            self.save()
+
+    def _upgrade(self) -> None:
+        """Bring a store written by an older sandbox (one tenant, one subscription, groups
+        keyed by name alone) to today's shape; its resources stay where they were."""
+        changed = False
+        if "tenants" not in self.data:
+            self.data["tenants"] = default_tenants(self.tenant_id, self.subscription_id)
+            changed = True
+        groups = self.data["groups"]
+        if any("/" not in key for key in groups):
+            home = self.subscription_id.lower()
+            self.data["groups"] = {
+                (key if "/" in key else f"{home}/{key}"): value for key, value in groups.items()
+            }
+            changed = True
+        if changed:
             self.save()
 
     @property
@@ -86,20 +107,30 @@ class Store:
             yield self
             self.save()
 
-    # Resource groups: keyed by lower-case name, as ARM names are case-insensitive.
+    @property
+    def tenants(self) -> list[dict[str, Any]]:
+        return list(self.data["tenants"])
 
-    def group(self, name: str) -> Record | None:
-        return self.data["groups"].get(name.lower())
+    # Resource groups: keyed by "<subscription>/<name>" in lower case, as ARM names are
+    # case-insensitive and the same group name may exist in every subscription.
 
-    def groups(self) -> list[Record]:
+    @staticmethod
+    def _group_key(subscription_id: str, name: str) -> str:
+        return f"{subscription_id.lower()}/{name.lower()}"
+
+    def group(self, subscription_id: str, name: str) -> Record | None:
+        return self.data["groups"].get(self._group_key(subscription_id, name))
+
+    def groups(self, subscription_id: str) -> list[Record]:
+        prefix = subscription_id.lower() + "/"
         with self.lock:
-            return list(self.data["groups"].values())
+            return [g for key, g in self.data["groups"].items() if key.startswith(prefix)]
 
-    def put_group(self, name: str, record: Record) -> None:
-        self.data["groups"][name.lower()] = record
+    def put_group(self, subscription_id: str, name: str, record: Record) -> None:
+        self.data["groups"][self._group_key(subscription_id, name)] = record
 
-    def remove_group(self, name: str) -> None:
-        self.data["groups"].pop(name.lower(), None)
+    def remove_group(self, subscription_id: str, name: str) -> None:
+        self.data["groups"].pop(self._group_key(subscription_id, name), None)
 
     # Resources: record = {"body": ARM JSON, "private": provider data, "group": name}.
 
@@ -112,13 +143,26 @@ class Store:
     def remove_resource(self, resource_id: str) -> None:
         self.data["resources"].pop(resource_id.lower(), None)
 
-    def resources(self, rtype: str | None = None, group: str | None = None) -> list[Record]:
-        """Records filtered by `Namespace/type` and/or group, both case-insensitive."""
+    def resources(
+        self,
+        rtype: str | None = None,
+        group: str | None = None,
+        *,
+        subscription: str | None = None,
+    ) -> list[Record]:
+        """Records filtered by `Namespace/type`, subscription and group, case-insensitively.
+
+        A group name means nothing without its subscription, so `group` needs one."""
+        if group is not None and subscription is None:
+            raise ValueError("a group filter needs its subscription")
+        prefix = f"/subscriptions/{subscription.lower()}/" if subscription else ""
         with self.lock:
             found = []
-            for record in self.data["resources"].values():
+            for key, record in self.data["resources"].items():
                 body = record["body"]
                 if rtype is not None and body["type"].lower() != rtype.lower():
+                    continue
+                if prefix and not key.startswith(prefix):
                     continue
                 if group is not None and record["group"].lower() != group.lower():
                     continue

@@ -131,7 +131,9 @@ def test_tenants_and_registered_providers(
     resource_client: ResourceManagementClient,
 ) -> None:
     tenants = list(subscription_client.tenants.list())
-    assert len(tenants) == 1 and tenants[0].tenant_id
+    # The home tenant and the partner tenant where the sandbox user is a guest.
+    assert {t.tenant_id for t in tenants} == {t.tenant_id for t in sandbox.tenants}
+    assert sandbox.tenant_id in {t.tenant_id for t in tenants}
     namespaces = {p.namespace for p in resource_client.providers.list()}
     assert {"Microsoft.Cache", "Microsoft.Storage", "Microsoft.Resources"} <= namespaces
     cache = resource_client.providers.get("microsoft.cache")

@@ -50,6 +50,7 @@ from app.sandbox.arm import (
     resource_id,
 )
 from app.sandbox.certs import CertificateAuthority
+from app.sandbox.directory import Directory
 from app.sandbox.faults import FaultPlan
 from app.sandbox.latency import LatencyProfile
 from app.sandbox.operations import OperationKind, Operations, OpRecord
@@ -82,6 +83,7 @@ class SandboxContext:
     faults: FaultPlan
     ca: CertificateAuthority
     processes: ProcessSupervisor
+    directory: Directory
     endpoint: str = ""
     token: str = ""
     providers: list[Provider] = field(default_factory=list)
@@ -92,6 +94,7 @@ class SandboxContext:
 
     @property
     def subscription_id(self) -> str:
+        """The home tenant's subscription (what `connection.json` names first)."""
         return self.store.subscription_id
 
     def provider_dir(self, namespace: str) -> Path:
@@ -111,9 +114,9 @@ class SandboxContext:
                 return provider
         return None
 
-    def require_group(self, name: str, *, for_write: bool = False) -> Record:
+    def require_group(self, subscription_id: str, name: str, *, for_write: bool = False) -> Record:
         """The group's record, or ARM's 404; writes into a deleting group get 409."""
-        record = self.store.group(name)
+        record = self.store.group(subscription_id, name)
         if record is None:
             raise group_not_found(name)
         state = record["body"]["properties"]["provisioningState"]
@@ -201,20 +204,25 @@ class Provider:
             arm_route(one, delete, ["DELETE"]),
         ]
 
-    def subscription_matches(self, request: Request) -> None:
+    def subscription_matches(self, request: Request) -> str:
+        """The subscription the path names, spelled as the sandbox created it, or ARM's 404.
+
+        (The server has already refused a token of another tenant with 401.)"""
         sub = request.path_params.get("subscriptionId", "")
-        if sub.lower() != self.ctx.subscription_id.lower():
+        found = self.ctx.directory.subscription(sub)
+        if found is None:
             raise ArmError(
                 404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found."
             )
+        return found.subscription_id
 
     def locate(self, request: Request, rtype: str, name_param: str) -> tuple[str, Record | None]:
         """The id a request's path names and its record (None if absent); ARM's 404
         when the group does not exist."""
-        self.subscription_matches(request)
+        sub = self.subscription_matches(request)
         group = request.path_params["resourceGroupName"]
-        self.ctx.require_group(group)
-        rid = resource_id(self.ctx.subscription_id, group, rtype, request.path_params[name_param])
+        self.ctx.require_group(sub, group)
+        rid = resource_id(sub, group, rtype, request.path_params[name_param])
         return rid, self.ctx.store.resource(rid)
 
     def lookup(self, request: Request, rtype: str, name_param: str) -> tuple[str, Record]:
@@ -228,13 +236,12 @@ class Provider:
     def write_target(self, request: Request, rtype: str, name_param: str) -> tuple[Record, str]:
         """For a PUT: the group's record (404, or 409 while it is being deleted) and the id
         of the resource the path names, with the group spelled as it was created."""
+        sub = self.subscription_matches(request)
         group_record = self.ctx.require_group(
-            request.path_params["resourceGroupName"], for_write=True
+            sub, request.path_params["resourceGroupName"], for_write=True
         )
         name = request.path_params[name_param]
-        return group_record, resource_id(
-            self.ctx.subscription_id, group_record["body"]["name"], rtype, name
-        )
+        return group_record, resource_id(sub, group_record["body"]["name"], rtype, name)
 
     def list_response(
         self,
@@ -246,12 +253,12 @@ class Provider:
     ) -> Response:
         """ARM's `{"value": [...]}` of every resource of a type, in the subscription or
         the request's group (404 when the group does not exist), sorted by id."""
-        self.subscription_matches(request)
+        sub = self.subscription_matches(request)
         group = None
         if in_group:
             group = request.path_params["resourceGroupName"]
-            self.ctx.require_group(group)
-        records = self.ctx.store.resources(rtype, group=group)
+            self.ctx.require_group(sub, group)
+        records = self.ctx.store.resources(rtype, group=group, subscription=sub)
         bodies = [view(r) if view else r["body"] for r in records]
         return json_response({"value": sorted(bodies, key=lambda b: str(b["id"]).lower())})
 

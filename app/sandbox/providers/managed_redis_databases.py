@@ -115,8 +115,9 @@ class ManagedRedisDatabases(RedisBackedProvider):
         )
 
     def _status_url(self, op: OpRecord) -> str:
+        sub = self.ctx.operations.subscription_of(op)
         return (
-            f"{self.ctx.endpoint}/subscriptions/{self.ctx.subscription_id}/providers/"
+            f"{self.ctx.endpoint}/subscriptions/{sub}/providers/"
             f"{NAMESPACE}/locations/{op['location']}/operationsStatus/{op['id']}"
             f"?api-version={op.get('apiVersion') or DEFAULT_API_VERSION}"
         )
@@ -372,7 +373,7 @@ class ManagedRedisDatabases(RedisBackedProvider):
         name = request.path_params["databaseName"]
         key = next((k for k in record["private"]["databases"] if k.lower() == name.lower()), None)
         if key is None:
-            self.ctx.require_group(group)
+            self.ctx.require_group(self.subscription_matches(request), group)
             return empty_response(204)
         database = record["private"]["databases"][key]
         op = self.delete_operation(

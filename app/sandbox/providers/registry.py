@@ -126,8 +126,9 @@ class RegistryProvider(Provider):
 
     # -- helpers -------------------------------------------------------------
 
-    def _id(self, group: str, name: str) -> str:
-        return resource_id(self.ctx.subscription_id, group, RTYPE, name)
+    @staticmethod
+    def _id(subscription_id: str, group: str, name: str) -> str:
+        return resource_id(subscription_id, group, RTYPE, name)
 
     def _record(self, request: Request) -> Record:
         return self.lookup(request, RTYPE, "registryName")[1]
@@ -181,13 +182,13 @@ class RegistryProvider(Provider):
         return json_response({"nameAvailable": False, "reason": reason, "message": message})
 
     async def create(self, request: Request) -> Response:
-        self.subscription_matches(request)
+        sub = self.subscription_matches(request)
         group = request.path_params["resourceGroupName"]
         name = request.path_params["registryName"]
         body = await read_json(request)
-        rid = self._id(group, name)
+        rid = self._id(sub, group, name)
         with self.ctx.store.transaction() as store:
-            group_record = self.ctx.require_group(group, for_write=True)
+            group_record = self.ctx.require_group(sub, group, for_write=True)
             existing = store.resource(rid)
             if existing is not None:
                 return self._recreate(existing, body)
@@ -289,7 +290,9 @@ class RegistryProvider(Provider):
         body = await read_json(request)
         with self.ctx.store.transaction():
             record = self._record(request)
-            self.ctx.require_group(record["group"], for_write=True)
+            self.ctx.require_group(
+                self.subscription_matches(request), record["group"], for_write=True
+            )
             current = record["body"]
             if "sku" in body and body["sku"] is not None:
                 current["sku"] = self._sku(body)

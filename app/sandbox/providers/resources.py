@@ -1,4 +1,8 @@
-"""Microsoft.Resources: subscriptions, locations, resource groups, resource listing.
+"""Microsoft.Resources: tenants, subscriptions, locations, resource groups, resources.
+
+As ARM does, `GET /subscriptions` lists only the subscriptions of the token's
+tenant (the server puts it in `request.state.tenant_id`), while `GET /tenants`
+lists every tenant the signed-in user belongs to, guest tenants included.
 
 Resource groups behave as ARM documents them: PUT creates (201) or updates
 (200), HEAD answers 204/404, and DELETE answers 202 with a Location to poll
@@ -26,6 +30,7 @@ from app.sandbox.arm import (
     location_required,
     read_json,
 )
+from app.sandbox.directory import Subscription
 from app.sandbox.operations import OperationKind, OpRecord
 from app.sandbox.providers import Provider
 
@@ -170,15 +175,16 @@ class ResourcesProvider(Provider):
 
     # subscriptions
 
-    def _subscription(self) -> dict[str, Any]:
-        sub = self.ctx.subscription_id
+    @staticmethod
+    def _subscription(found: Subscription) -> dict[str, Any]:
+        sub = found.subscription_id
         return {
             "id": f"/subscriptions/{sub}",
             "authorizationSource": "RoleBased",
             "managedByTenants": [],
             "subscriptionId": sub,
-            "tenantId": self.ctx.store.tenant_id,
-            "displayName": "Sandbox subscription",
+            "tenantId": found.tenant_id,
+            "displayName": found.display_name,
             "state": "Enabled",
             "subscriptionPolicies": {
                 "locationPlacementId": "Public_2014-09-01",
@@ -188,15 +194,17 @@ class ResourcesProvider(Provider):
         }
 
     async def list_subscriptions(self, request: Request) -> Response:
-        return json_response({"value": [self._subscription()]})
+        tenant_id = getattr(request.state, "tenant_id", self.ctx.store.tenant_id)
+        subs = [s for s in self.ctx.directory.subscriptions() if s.tenant_id == tenant_id]
+        return json_response({"value": [self._subscription(s) for s in subs]})
 
     async def get_subscription(self, request: Request) -> Response:
-        self.subscription_matches(request)
-        return json_response(self._subscription())
+        found = self.ctx.directory.subscription(self.subscription_matches(request))
+        assert found is not None
+        return json_response(self._subscription(found))
 
     async def list_locations(self, request: Request) -> Response:
-        self.subscription_matches(request)
-        sub = self.ctx.subscription_id
+        sub = self.subscription_matches(request)
         value = [
             {
                 "id": f"/subscriptions/{sub}/locations/{name}",
@@ -219,27 +227,28 @@ class ResourcesProvider(Provider):
         return json_response({"value": value})
 
     async def list_tenants(self, request: Request) -> Response:
-        tenant = self.ctx.store.tenant_id
+        # tenantCategory is "Home" for every directory the user signs in to, guest ones
+        # included; ProjectedBy/ManagedBy are Azure Lighthouse delegations.
         return json_response(
             {
                 "value": [
                     {
-                        "id": f"/tenants/{tenant}",
-                        "tenantId": tenant,
+                        "id": f"/tenants/{tenant.tenant_id}",
+                        "tenantId": tenant.tenant_id,
                         "tenantCategory": "Home",
-                        "displayName": "Sandbox tenant",
-                        "defaultDomain": "sandbox.onmicrosoft.com",
-                        "domains": ["sandbox.onmicrosoft.com"],
+                        "displayName": tenant.display_name,
+                        "defaultDomain": tenant.default_domain,
+                        "domains": [tenant.default_domain],
                         "tenantType": "AAD",
                     }
+                    for tenant in self.ctx.directory.tenants
                 ]
             }
         )
 
     # resource providers: every namespace the sandbox serves is registered
 
-    def _provider_body(self, namespace: str) -> dict[str, Any]:
-        sub = self.ctx.subscription_id
+    def _provider_body(self, sub: str, namespace: str) -> dict[str, Any]:
         types = PROVIDER_TYPES.get(namespace, ())
         displays = [display for _, display, *_ in REGIONS]
         return {
@@ -258,13 +267,17 @@ class ResourcesProvider(Provider):
         return sorted(names)
 
     async def list_providers(self, request: Request) -> Response:
-        return json_response({"value": [self._provider_body(n) for n in self._served_namespaces()]})
+        sub = self.subscription_matches(request)
+        return json_response(
+            {"value": [self._provider_body(sub, n) for n in self._served_namespaces()]}
+        )
 
     async def get_provider(self, request: Request) -> Response:
+        sub = self.subscription_matches(request)
         wanted = request.path_params["namespace"].lower()
         for namespace in self._served_namespaces():
             if namespace.lower() == wanted:
-                return json_response(self._provider_body(namespace))
+                return json_response(self._provider_body(sub, namespace))
         raise ArmError(
             404,
             "InvalidResourceNamespace",
@@ -274,18 +287,19 @@ class ResourcesProvider(Provider):
     # resource groups
 
     async def list_groups(self, request: Request) -> Response:
-        self.subscription_matches(request)
-        bodies = sorted((g["body"] for g in self.ctx.store.groups()), key=lambda b: b["name"])
+        sub = self.subscription_matches(request)
+        bodies = sorted((g["body"] for g in self.ctx.store.groups(sub)), key=lambda b: b["name"])
         return json_response({"value": bodies})
 
     async def get_group(self, request: Request) -> Response:
         name = request.path_params["resourceGroupName"]
-        record = self.ctx.store.group(name)
+        record = self.ctx.store.group(self.subscription_matches(request), name)
         if record is None:
             raise group_not_found(name)
         return json_response(record["body"])
 
     async def put_group(self, request: Request) -> Response:
+        sub = self.subscription_matches(request)
         name = request.path_params["resourceGroupName"]
         body = await read_json(request)
         if not _GROUP_NAME.match(name) or name.endswith("."):
@@ -299,7 +313,7 @@ class ResourcesProvider(Provider):
         region = location_of(body, _no_group_in)
         tags = _tags(body)
         with self.ctx.store.transaction() as store:
-            existing = store.group(name)
+            existing = store.group(sub, name)
             if existing is not None:
                 current = existing["body"]
                 if current["properties"]["provisioningState"] == "Deleting":
@@ -321,7 +335,7 @@ class ResourcesProvider(Provider):
                     current["managedBy"] = body["managedBy"]
                 return json_response(current, 200)
             group_body: dict[str, Any] = {
-                "id": group_id(self.ctx.subscription_id, name),
+                "id": group_id(sub, name),
                 "name": name,
                 "type": "Microsoft.Resources/resourceGroups",
                 "location": region,
@@ -330,14 +344,15 @@ class ResourcesProvider(Provider):
             }
             if body.get("managedBy"):
                 group_body["managedBy"] = body["managedBy"]
-            store.put_group(name, {"body": group_body})
+            store.put_group(sub, name, {"body": group_body})
         return json_response(group_body, 201)
 
     async def patch_group(self, request: Request) -> Response:
+        sub = self.subscription_matches(request)
         name = request.path_params["resourceGroupName"]
         body = await read_json(request)
         with self.ctx.store.transaction():
-            record = self.ctx.require_group(name, for_write=True)
+            record = self.ctx.require_group(sub, name, for_write=True)
             if "tags" in body:
                 record["body"]["tags"] = _tags(body)
             if "managedBy" in body:
@@ -345,13 +360,14 @@ class ResourcesProvider(Provider):
             return json_response(record["body"])
 
     async def delete_group(self, request: Request) -> Response:
+        sub = self.subscription_matches(request)
         name = request.path_params["resourceGroupName"]
         with self.ctx.store.transaction():
-            record = self.ctx.require_group(name)
+            record = self.ctx.require_group(sub, name)
             record["body"]["properties"]["provisioningState"] = "Deleting"
         op = self.delete_operation(
             request, record, "group.delete", location=record["body"]["location"],
-            args={"group": name},
+            args={"group": name, "subscription": sub},
         )
         return empty_response(
             202, self.ctx.operations.headers(op, async_operation=False, location=True)
@@ -359,28 +375,36 @@ class ResourcesProvider(Provider):
 
     def _delete_group_work(self, op: OpRecord) -> None:
         group = op["args"]["group"]
-        for record in self.ctx.store.resources(group=group):
+        sub = self._operation_subscription(op)
+        for record in self.ctx.store.resources(group=group, subscription=sub):
             self.ctx.teardown(record)
             with self.ctx.store.transaction() as store:
                 store.remove_resource(record["body"]["id"])
         with self.ctx.store.transaction() as store:
-            store.remove_group(group)
+            store.remove_group(sub, group)
+
+    def _operation_subscription(self, op: OpRecord) -> str:
+        # Deletes recorded by an older sandbox carry no subscription: the home one.
+        return str(op["args"].get("subscription") or self.ctx.subscription_id)
 
     def _failed(self, op: OpRecord, error: ArmError) -> None:
         with self.ctx.store.transaction() as store:
-            record = store.group(op["args"]["group"])
+            record = store.group(self._operation_subscription(op), op["args"]["group"])
             if record is not None:
                 record["body"]["properties"]["provisioningState"] = "Failed"
 
     # resources
 
     async def list_group_resources(self, request: Request) -> Response:
+        sub = self.subscription_matches(request)
         name = request.path_params["resourceGroupName"]
-        self.ctx.require_group(name)
-        return json_response({"value": _generic(self.ctx.store.resources(group=name))})
+        self.ctx.require_group(sub, name)
+        records = self.ctx.store.resources(group=name, subscription=sub)
+        return json_response({"value": _generic(records)})
 
     async def list_all_resources(self, request: Request) -> Response:
-        return json_response({"value": _generic(self.ctx.store.resources())})
+        sub = self.subscription_matches(request)
+        return json_response({"value": _generic(self.ctx.store.resources(subscription=sub))})
 
 
 def _generic(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -61,8 +61,9 @@ class PlansMixin(WebProviderBase):
         )
         return plans
 
-    def _plan_id(self, group: str, name: str) -> str:
-        return resource_id(self.ctx.subscription_id, group, PLAN_TYPE, name)
+    @staticmethod
+    def _plan_id(subscription_id: str, group: str, name: str) -> str:
+        return resource_id(subscription_id, group, PLAN_TYPE, name)
 
     def _plan_record(self, request: Request) -> Record:
         return self.lookup(request, PLAN_TYPE, "planName")[1]
@@ -103,11 +104,11 @@ class PlansMixin(WebProviderBase):
         }
 
     async def put_plan(self, request: Request) -> Response:
-        self.subscription_matches(request)
+        sub = self.subscription_matches(request)
         group = request.path_params["resourceGroupName"]
         name = request.path_params["planName"]
         body = await read_json(request)
-        group_record = self.ctx.require_group(group, for_write=True)
+        group_record = self.ctx.require_group(sub, group, for_write=True)
         if not _PLAN_NAME.match(name):
             raise ArmError(
                 400,
@@ -118,7 +119,7 @@ class PlansMixin(WebProviderBase):
         sku = self._plan_sku(body)
         props = properties_of(body)
         reserved = bool(props.get("reserved", False))
-        pid = self._plan_id(group, name)
+        pid = self._plan_id(sub, group, name)
         existing = self.ctx.store.resource(pid)
         if existing is not None and bool(existing["body"]["properties"]["reserved"]) != reserved:
             raise ArmError(

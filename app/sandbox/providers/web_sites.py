@@ -107,8 +107,9 @@ class SitesMixin(WebProviderBase):
 
     # -- ids, views and names -------------------------------------------------
 
-    def _site_id(self, group: str, name: str) -> str:
-        return resource_id(self.ctx.subscription_id, group, SITE_TYPE, name)
+    @staticmethod
+    def _site_id(subscription_id: str, group: str, name: str) -> str:
+        return resource_id(subscription_id, group, SITE_TYPE, name)
 
     def _site_view(self, record: Record) -> dict[str, Any]:
         body = copy.deepcopy(record["body"])
@@ -184,12 +185,12 @@ class SitesMixin(WebProviderBase):
         return plan
 
     async def put_site(self, request: Request) -> Response:
-        self.subscription_matches(request)
+        sub = self.subscription_matches(request)
         group = request.path_params["resourceGroupName"]
         name = request.path_params["siteName"]
         body = await read_json(request)
-        group_record = self.ctx.require_group(group, for_write=True)
-        sid = self._site_id(group, name)
+        group_record = self.ctx.require_group(sub, group, for_write=True)
+        sid = self._site_id(sub, group, name)
         problem = self._site_name_problem(name, sid)
         if problem is not None:
             reason, message = problem
