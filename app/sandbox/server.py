@@ -42,6 +42,7 @@ from app.sandbox.arm import (
 from app.sandbox.certs import CertificateAuthority
 from app.sandbox.faults import FaultPlan
 from app.sandbox.latency import LatencyProfile
+from app.sandbox.offers import read_offer, write_offer
 from app.sandbox.processes import ProcessSupervisor
 from app.sandbox.providers import DATA_PLANE_ROOT, SandboxContext, load_providers
 from app.sandbox.store import Store
@@ -331,6 +332,7 @@ class SandboxServer:
         faults: FaultPlan,
         host: str = "127.0.0.1",
         port: int = 0,
+        offer: str | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.host = host
@@ -345,6 +347,7 @@ class SandboxServer:
             ca=self.ca,
             processes=ProcessSupervisor(),
             token=secrets.token_urlsafe(32),
+            offer=write_offer(state_dir, offer) if offer else read_offer(state_dir),
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
