@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sandbox_state(p)
     p.add_argument("--latency", default="fast", help="fast | realistic-scaled | FACTOR")
     p.add_argument("--faults", metavar="FILE", help="fault-injection rules (.json or .toml)")
+    p.add_argument("--offer", choices=["pay-as-you-go", "free-trial"],
+                   help="the subscription's offer, as Azure reports it (kept in the state dir)")
     p.set_defaults(func=cmd_sandbox_serve)
     p = sandbox_sub.add_parser("status", help="is a sandbox running, and what it holds")
     _add_sandbox_state(p)

@@ -65,6 +65,7 @@ def serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             owner="serve",
+            offer=args.offer,
         )
         try:
             print(json.dumps(sandbox.connection.as_json()), flush=True)

@@ -2,7 +2,8 @@
 
 Public API (stable; others build on it):
 
-    Sandbox.start(state_dir, latency="fast", faults=None) -> Sandbox   (context manager)
+    Sandbox.start(state_dir, latency="fast", faults=None, offer=None) -> Sandbox   (context manager;
+        offer "pay-as-you-go" | "free-trial", kept in the state directory)
     connect(state_dir) -> SandboxConnection                            (BadInput if none runs)
     SandboxProcess.start(state_dir, latency=...) -> SandboxProcess     (`sandbox serve` as a child)
     both: .endpoint .ca_cert .token .subscription_id .state_dir .credential()

@@ -45,6 +45,7 @@ from azure.core.credentials import AccessToken
 from app.errors import BadInput, ServiceFailure
 from app.sandbox.faults import FaultFileError, FaultPlan, load_faults, parse_rules
 from app.sandbox.latency import LatencyProfile, resolve_latency
+from app.sandbox.offers import resolve_offer, write_offer
 from app.sandbox.processes import pid_alive
 
 log = logging.getLogger("mlcache.sandbox")
@@ -270,6 +271,7 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         owner: str = "embedded",
+        offer: str | None = None,
     ) -> None:
         from app.sandbox.server import SandboxServer
 
@@ -278,7 +280,9 @@ class Sandbox:
         self._lock_handle: IO[str] | None = None
         self._acquire_lock()
         try:
-            self._server = SandboxServer(state_dir, latency, faults, host=host, port=port)
+            self._server = SandboxServer(
+                state_dir, latency, faults, host=host, port=port, offer=offer
+            )
             self._server.start()
         except BaseException:
             self._release_lock()
@@ -316,15 +320,20 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         owner: str = "embedded",
+        offer: str | None = None,
     ) -> Sandbox:
         """Start serving `state_dir`; returns once requests are accepted.
 
-        Raises BadInput for an unusable latency or faults file, or when another
-        sandbox already runs on the same directory. `owner="serve"` marks the
-        process as one `mlcache-deploy sandbox stop` may signal.
+        `offer` ("pay-as-you-go" or "free-trial") makes the subscription that kind and
+        is kept in the state directory; None keeps the offer it has (pay-as-you-go
+        at first). Raises BadInput for an unusable latency, offer or faults file, or
+        when another sandbox already runs on the same directory. `owner="serve"`
+        marks the process as one `mlcache-deploy sandbox stop` may signal.
         """
         try:
             profile = resolve_latency(latency)
+            if offer is not None:
+                resolve_offer(offer)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         if host != "localhost" and not _is_loopback(host):
@@ -334,7 +343,7 @@ class Sandbox:
             )
         plan = _resolve_faults(faults)
         state = Path(state_dir).expanduser().resolve()
-        return cls(state, profile, plan, host=host, port=port, owner=owner)
+        return cls(state, profile, plan, host=host, port=port, owner=owner, offer=offer)
 
     # the connection's attributes, for convenience
 
@@ -476,9 +485,17 @@ class SandboxProcess:
         faults: Path | str | None = None,
         *,
         timeout: float = 60.0,
+        offer: str | None = None,
     ) -> SandboxProcess:
+        """Run `sandbox serve` on `state_dir`; `offer` is written to the state directory
+        first (where `serve` reads it), as `Sandbox.start(offer=...)` keeps it."""
         state = Path(state_dir).expanduser().resolve()
         state.mkdir(parents=True, exist_ok=True)
+        if offer is not None:
+            try:
+                write_offer(state, offer)
+            except ValueError as exc:
+                raise BadInput(str(exc)) from None
         argv = [sys.executable, "-m", "app", "sandbox", "serve", "--state-dir", str(state)]
         argv += ["--latency", str(latency)]
         if faults is not None:

@@ -20,6 +20,8 @@ REALISTIC_SECONDS: dict[str, float] = {
     "web.site": 6.0,
     "web.config": 1.0,
     "registry.create": 2.0,
+    "registry.run.queue": 2.0,
+    "registry.run.build": 8.0,
     "group.delete": 5.0,
 }
 
@@ -32,6 +34,8 @@ FAST_SECONDS: dict[str, float] = {
     "web.site": 0.1,
     "web.config": 0.05,
     "registry.create": 0.05,
+    "registry.run.queue": 0.05,
+    "registry.run.build": 0.3,
     "group.delete": 0.1,
 }
 

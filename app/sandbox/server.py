@@ -47,6 +47,7 @@ from app.sandbox.entra import AUTHORITY_PATH, EntraAuthority
 from app.sandbox.entra_tokens import TokenIssuer
 from app.sandbox.faults import FaultPlan
 from app.sandbox.latency import LatencyProfile
+from app.sandbox.offers import read_offer, write_offer
 from app.sandbox.processes import ProcessSupervisor
 from app.sandbox.providers import DATA_PLANE_ROOT, SandboxContext, load_providers
 from app.sandbox.store import Store
@@ -346,6 +347,7 @@ class SandboxServer:
         faults: FaultPlan,
         host: str = "127.0.0.1",
         port: int = 0,
+        offer: str | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.host = host
@@ -365,6 +367,7 @@ class SandboxServer:
             processes=ProcessSupervisor(),
             directory=directory,
             token=secrets.token_urlsafe(32),
+            offer=write_offer(state_dir, offer) if offer else read_offer(state_dir),
         )
         self.authority: EntraAuthority | None = None
         self._server: uvicorn.Server | None = None

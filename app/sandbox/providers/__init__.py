@@ -53,6 +53,7 @@ from app.sandbox.certs import CertificateAuthority
 from app.sandbox.directory import Directory
 from app.sandbox.faults import FaultPlan
 from app.sandbox.latency import LatencyProfile
+from app.sandbox.offers import OFFERS, Offer
 from app.sandbox.operations import OperationKind, Operations, OpRecord
 from app.sandbox.processes import ProcessSupervisor
 from app.sandbox.store import Record, Store
@@ -65,6 +66,7 @@ PROVIDER_CLASSES: list[tuple[str, str]] = [
     ("app.sandbox.providers.storage", "StorageProvider"),
     ("app.sandbox.providers.web", "WebProvider"),
     ("app.sandbox.providers.registry", "RegistryProvider"),
+    ("app.sandbox.providers.registry_tasks", "RegistryTasksProvider"),
     ("app.sandbox.providers.prices", "PricesProvider"),
 ]
 
@@ -86,6 +88,7 @@ class SandboxContext:
     directory: Directory
     endpoint: str = ""
     token: str = ""
+    offer: Offer = OFFERS["pay-as-you-go"]
     providers: list[Provider] = field(default_factory=list)
     operations: Operations = field(init=False)
 

@@ -1,4 +1,4 @@
-"""Microsoft.ContainerRegistry: registries over ARM, and their data plane.
+"""Microsoft.ContainerRegistry: registries over ARM, and where their data plane listens.
 
 ARM side, as ContainerRegistryManagementClient calls it: checkNameAvailability
 (registry names are global), create (201 + `Azure-AsyncOperation`,
@@ -7,28 +7,26 @@ adminUserEnabled), listCredentials / regenerateCredential for the admin user
 (400 UnAuthorizedForCredentialOperations while it is disabled, as Azure
 answers), delete (202 + `Location`), which also deletes the registry's packages.
 
-Data plane, under `/dataplane/registries/<name>/v2/` on the sandbox endpoint
-(the sandbox resolves `<name>.azurecr.io` itself; there is no DNS): the Docker
-Registry v2 subset a deployer needs (`_catalog`, `<repo>/tags/list`) plus
-`PUT <repo>/manifests/<tag>` carrying a package archive, which is how
-`mlcache-deploy sandbox push` stores a package. It accepts the sandbox token
-(Bearer) or the registry's admin user (Basic), like ACR accepts an Entra token
-or the admin user. See docs/sandbox.md.
+Each registry's data plane (`registry_dataplane`) listens on a port of its own
+(`registry_hosts`), and `loginServer` says where: `127.0.0.1:<port>`, the port
+kept across sandbox restarts while it is free. Images named
+`<name>.azurecr.io/...` still resolve to the registry inside the sandbox, and the
+older path `/dataplane/registries/<name>/v2/` on the sandbox endpoint still
+answers. See docs/sandbox.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime
-import hmac
+import logging
 import re
 import secrets
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from app.sandbox.arm import (
     ArmError,
@@ -39,22 +37,29 @@ from app.sandbox.arm import (
     resource_id,
 )
 from app.sandbox.operations import OperationKind, OpRecord
-from app.sandbox.providers import DATA_PLANE_ROOT, Provider, SandboxContext
+from app.sandbox.ports import free_port, port_free
+from app.sandbox.providers import Provider, SandboxContext
+from app.sandbox.providers.registry_dataplane import LOGIN_SUFFIX, RTYPE, RegistryDataPlane
+from app.sandbox.providers.registry_hosts import RegistryHosts
+from app.sandbox.providers.registry_tokens import TokenIssuer
 from app.sandbox.providers.resources import location_of, string_tags
-from app.sandbox.registry import PACKAGE_MEDIA_TYPE, PackageError, PackageStore, pack_package
+from app.sandbox.registry import PackageStore
 from app.sandbox.store import Record
 
-RTYPE = "Microsoft.ContainerRegistry/registries"
+log = logging.getLogger("mlcache.sandbox.registry")
+
 NAMESPACE = "Microsoft.ContainerRegistry"
-LOGIN_SUFFIX = ".azurecr.io"
+__all__ = [
+    "LOGIN_SUFFIX",
+    "RTYPE",
+    "RegistryProvider",
+    "login_server_for",
+    "packages_of",
+    "registry_by_login_server",
+]
 
 _NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
 _SKUS = ("Basic", "Standard", "Premium")
-# Data-plane repository names: the OCI distribution grammar, as app.imageref checks it.
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_UPLOAD_LIMIT = 512 * 1024 * 1024
 
 
 def _now() -> str:
@@ -74,12 +79,40 @@ def packages_of(ctx: SandboxContext) -> PackageStore:
     return PackageStore(ctx.provider_dir(NAMESPACE) / "packages")
 
 
+def login_server_for(port: int) -> str:
+    """A sandbox registry's `loginServer`: where its own listener is."""
+    return f"127.0.0.1:{port}"
+
+
+def registry_by_login_server(ctx: SandboxContext, host: str) -> Record | None:
+    """The registry an image host names: its `loginServer` or `<name>.azurecr.io`."""
+    wanted = host.strip().lower()
+    if wanted.endswith(LOGIN_SUFFIX):
+        return ctx.store.find_by_name(RTYPE, wanted[: -len(LOGIN_SUFFIX)])
+    for record in ctx.store.resources(RTYPE):
+        if str(record["body"]["properties"].get("loginServer", "")).lower() == wanted:
+            return record
+    return None
+
+
 class RegistryProvider(Provider):
     namespace = NAMESPACE
 
     def __init__(self, ctx: SandboxContext) -> None:
         super().__init__(ctx)
-        self.packages = PackageStore(ctx.provider_dir(NAMESPACE) / "packages")
+        root = ctx.provider_dir(NAMESPACE)
+        self.packages = PackageStore(root / "packages")
+        self.tokens = TokenIssuer(root / "tokens.key")
+        self.data_plane = RegistryDataPlane(ctx, self.packages, self.tokens, self.image_pushed)
+        self.hosts = RegistryHosts(root / "hosts", ctx.ca)
+
+    def image_pushed(self, registry: str, repository: str, tag: str) -> None:
+        """A package landed (pushed or built): sites waiting for it start (providers that
+        care define `on_image_pushed`)."""
+        for provider in self.ctx.providers:
+            hook = getattr(provider, "on_image_pushed", None)
+            if callable(hook):
+                hook(registry, repository, tag)
 
     def routes(self) -> list[BaseRoute]:
         sub = "/subscriptions/{subscriptionId}"
@@ -90,7 +123,6 @@ class RegistryProvider(Provider):
             patch=self.update,
             delete=self.delete,
         )
-        data = DATA_PLANE_ROOT + "registries/{registryName}/v2"
         return [
             arm_route(
                 sub + f"/providers/{NAMESPACE}/checkNameAvailability", self.check_name, ["POST"]
@@ -98,19 +130,7 @@ class RegistryProvider(Provider):
             *crud,
             arm_route(registry + "/listCredentials", self.list_credentials, ["POST"]),
             arm_route(registry + "/regenerateCredential", self.regenerate_credential, ["POST"]),
-            Route(data + "/", self.dp_base, methods=["GET"]),
-            Route(data + "/_catalog", self.dp_catalog, methods=["GET"]),
-            Route(data + "/{repository:path}/tags/list", self.dp_tags, methods=["GET"]),
-            Route(
-                data + "/{repository:path}/manifests/{reference}",
-                self.dp_get_manifest,
-                methods=["GET", "HEAD"],
-            ),
-            Route(
-                data + "/{repository:path}/manifests/{reference}",
-                self.dp_put_manifest,
-                methods=["PUT"],
-            ),
+            *self.data_plane.legacy_routes(),
         ]
 
     def operation_kinds(self) -> dict[str, OperationKind]:
@@ -121,8 +141,46 @@ class RegistryProvider(Provider):
             ),
         }
 
+    def start(self) -> None:
+        """Bring back every registry's listener, on its port when that is still free."""
+        for record in self.ctx.store.resources(RTYPE):
+            if record["body"]["properties"]["provisioningState"] in ("Succeeded", "Updating"):
+                self._listen(record)
+
+    def stop(self) -> None:
+        self.hosts.stop_all()
+
     def teardown(self, record: Record) -> None:
-        self.packages.delete_registry(record["body"]["name"])
+        name = record["body"]["name"]
+        self.hosts.stop(name)
+        self.packages.delete_registry(name)
+        for provider in self.ctx.providers:
+            hook = getattr(provider, "on_registry_deleted", None)
+            if callable(hook):
+                hook(name)
+
+    def _listen(self, record: Record) -> None:
+        """Start the registry's listener; a port taken meanwhile is replaced by a free one
+        and `loginServer` follows it."""
+        name = record["body"]["name"]
+        port = record.get("private", {}).get("port")
+        for _attempt in range(5):
+            if not isinstance(port, int) or not port_free(port, reuse_address=True):
+                port = free_port()
+            try:
+                self.hosts.start(name, port, self.data_plane.app_for(name))
+            except OSError:
+                port = None
+                continue
+            break
+        else:
+            log.error("registry %s found no port to listen on", name)
+            return
+        with self.ctx.store.transaction() as store:
+            current = store.resource(record["body"]["id"])
+            if current is not None:
+                current.setdefault("private", {})["port"] = port
+                current["body"]["properties"]["loginServer"] = login_server_for(port)
 
     # -- helpers -------------------------------------------------------------
 
@@ -200,6 +258,7 @@ class RegistryProvider(Provider):
                 raise ArmError(409, "RegistryNameNotAvailable", message)
             location = location_of(body)
             sku = self._sku(body)
+            port = free_port()
             props_in = body.get("properties") or {}
             if not isinstance(props_in, dict):
                 raise ArmError(400, "InvalidRequestContent", "'properties' must be an object.")
@@ -217,7 +276,7 @@ class RegistryProvider(Provider):
                     "lastModifiedByType": "User",
                 },
                 "properties": {
-                    "loginServer": f"{name.lower()}{LOGIN_SUFFIX}",
+                    "loginServer": login_server_for(port),
                     "creationDate": _now(),
                     "provisioningState": "Creating",
                     "adminUserEnabled": bool(props_in.get("adminUserEnabled", False)),
@@ -243,7 +302,7 @@ class RegistryProvider(Provider):
                 {
                     "body": registry_body,
                     "group": group_record["body"]["name"],
-                    "private": {"passwords": [_new_password(), _new_password()]},
+                    "private": {"passwords": [_new_password(), _new_password()], "port": port},
                 },
             )
         op = self.ctx.operations.start(
@@ -328,7 +387,8 @@ class RegistryProvider(Provider):
             record = store.resource(op["resourceId"])
             if record is not None:
                 record["body"]["properties"]["provisioningState"] = "Succeeded"
-
+        if record is not None:
+            self._listen(record)
 
     def _credentials(self, record: Record) -> dict[str, Any]:
         body = record["body"]
@@ -369,158 +429,3 @@ class RegistryProvider(Provider):
             record["private"]["passwords"][index] = _new_password()
             answer = self._credentials(record)
         return json_response(answer)
-
-    # -- data plane ----------------------------------------------------------
-
-    def _dp_registry(self, request: Request) -> Record:
-        """The registry this data-plane request is for, after checking its credentials."""
-        name = request.path_params["registryName"]
-        record = self.ctx.store.find_by_name(RTYPE, name)
-        if record is None or record["body"]["properties"]["provisioningState"] not in (
-            "Succeeded",
-            "Updating",
-        ):
-            raise _DataPlaneError(
-                404, "NAME_UNKNOWN", f"registry {name.lower()}{LOGIN_SUFFIX} is not known"
-            )
-        if not self._dp_authorised(request, record):
-            raise _DataPlaneError(
-                401,
-                "UNAUTHORIZED",
-                "authentication required, visit https://aka.ms/acr/authorization for more "
-                "information.",
-                {"WWW-Authenticate": f'Basic realm="https://{name.lower()}{LOGIN_SUFFIX}"'},
-            )
-        return record
-
-    def _dp_authorised(self, request: Request, record: Record) -> bool:
-        header = request.headers.get("authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer":
-            return hmac.compare_digest(value.strip().encode(), self.ctx.token.encode())
-        if scheme.lower() != "basic":
-            return False
-        try:
-            username, _, password = base64.b64decode(value.strip()).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        body = record["body"]
-        if not body["properties"].get("adminUserEnabled"):
-            return False
-        if username.lower() != body["name"].lower():
-            return False
-        return any(
-            hmac.compare_digest(password.encode(), known.encode())
-            for known in record["private"]["passwords"]
-        )
-
-    async def dp_base(self, request: Request) -> Response:
-        try:
-            self._dp_registry(request)
-        except _DataPlaneError as exc:
-            return exc.response()
-        return JSONResponse({}, headers={"Docker-Distribution-API-Version": "registry/2.0"})
-
-    async def dp_catalog(self, request: Request) -> Response:
-        try:
-            record = self._dp_registry(request)
-        except _DataPlaneError as exc:
-            return exc.response()
-        return JSONResponse({"repositories": self.packages.repositories(record["body"]["name"])})
-
-    async def dp_tags(self, request: Request) -> Response:
-        try:
-            record = self._dp_registry(request)
-        except _DataPlaneError as exc:
-            return exc.response()
-        repository = request.path_params["repository"]
-        tags = self.packages.tags(record["body"]["name"], repository)
-        if tags is None:
-            return _DataPlaneError(
-                404, "NAME_UNKNOWN", f"repository name not known to registry: {repository}"
-            ).response()
-        return JSONResponse({"name": repository, "tags": tags})
-
-    async def dp_get_manifest(self, request: Request) -> Response:
-        try:
-            record = self._dp_registry(request)
-        except _DataPlaneError as exc:
-            return exc.response()
-        repository = request.path_params["repository"]
-        reference = request.path_params["reference"]
-        found = self.packages.resolve(record["body"]["name"], repository, reference)
-        if found is None:
-            return _DataPlaneError(
-                404, "MANIFEST_UNKNOWN", f'manifest tagged by "{reference}" is not found'
-            ).response()
-        data = await asyncio.to_thread(pack_package, found.path)
-        headers = {"Docker-Content-Digest": found.digest, "Content-Length": str(len(data))}
-        if request.method == "HEAD":
-            return Response(status_code=200, headers=headers, media_type=PACKAGE_MEDIA_TYPE)
-        return Response(data, headers=headers, media_type=PACKAGE_MEDIA_TYPE)
-
-    async def dp_put_manifest(self, request: Request) -> Response:
-        try:
-            record = self._dp_registry(request)
-        except _DataPlaneError as exc:
-            return exc.response()
-        repository = request.path_params["repository"]
-        tag = request.path_params["reference"]
-        if not _REPOSITORY.match(repository):
-            return _DataPlaneError(
-                400, "NAME_INVALID", f"invalid repository name: {repository}"
-            ).response()
-        if not _TAG.match(tag):
-            return _DataPlaneError(
-                400, "TAG_INVALID", f"invalid tag {tag!r}: push by tag, the digest is computed"
-            ).response()
-        content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        if content_type != PACKAGE_MEDIA_TYPE:
-            return _DataPlaneError(
-                415,
-                "MANIFEST_INVALID",
-                f"the sandbox registry stores packages; send {PACKAGE_MEDIA_TYPE}",
-            ).response()
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > _UPLOAD_LIMIT:
-            return _DataPlaneError(413, "SIZE_INVALID", "package archive too large").response()
-        data = await request.body()
-        name = record["body"]["name"]
-        try:
-            digest = await asyncio.to_thread(
-                self.packages.push_archive, name, repository, tag, data
-            )
-        except PackageError as exc:
-            return _DataPlaneError(400, "MANIFEST_INVALID", str(exc)).response()
-        # Sites waiting for this image start now (providers that care define the hook).
-        for provider in self.ctx.providers:
-            hook = getattr(provider, "on_image_pushed", None)
-            if callable(hook):
-                hook(name, repository, tag)
-        location = f"{DATA_PLANE_ROOT}registries/{name.lower()}/v2/{repository}/manifests/{digest}"
-        return Response(
-            status_code=201,
-            headers={"Docker-Content-Digest": digest, "Location": location},
-        )
-
-
-class _DataPlaneError(Exception):
-    """A registry data-plane failure in the Docker Registry v2 error shape."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-    def response(self) -> Response:
-        return JSONResponse(
-            {"errors": [{"code": self.code, "message": self.message, "detail": None}]},
-            status_code=self.status,
-            headers=self.headers,
-        )
-
-

@@ -188,8 +188,8 @@ class ResourcesProvider(Provider):
             "state": "Enabled",
             "subscriptionPolicies": {
                 "locationPlacementId": "Public_2014-09-01",
-                "quotaId": "PayAsYouGo_2014-09-01",
-                "spendingLimit": "Off",
+                "quotaId": self.ctx.offer.quota_id,
+                "spendingLimit": self.ctx.offer.spending_limit,
             },
         }
 

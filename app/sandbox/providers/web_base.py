@@ -15,8 +15,7 @@ from starlette.requests import Request
 
 from app.sandbox.arm import ArmError
 from app.sandbox.providers import Provider, SandboxContext
-from app.sandbox.providers.registry import RTYPE as REGISTRY_TYPE
-from app.sandbox.providers.registry import packages_of
+from app.sandbox.providers.registry import packages_of, registry_by_login_server
 from app.sandbox.providers.web_runtime import RegistryAccess, SiteRuntime, SiteSpec
 from app.sandbox.store import Record
 
@@ -47,8 +46,12 @@ class WebProviderBase(Provider):
             self._registry_access,
         )
 
-    def _registry_access(self, name: str) -> RegistryAccess | None:
-        record = self.ctx.store.find_by_name(REGISTRY_TYPE, name)
+    def _registry_access(self, name_or_host: str) -> RegistryAccess | None:
+        """A registry named by its name, `<name>.azurecr.io` or its `loginServer`."""
+        host = name_or_host if ("." in name_or_host or ":" in name_or_host) else (
+            f"{name_or_host}.azurecr.io"
+        )
+        record = registry_by_login_server(self.ctx, host)
         if record is None:
             return None
         props = record["body"]["properties"]
@@ -59,6 +62,7 @@ class WebProviderBase(Provider):
             admin_enabled=bool(props.get("adminUserEnabled")),
             passwords=tuple(record["private"]["passwords"]),
             anonymous_pull=bool(props.get("anonymousPullEnabled")),
+            login_server=str(props.get("loginServer") or ""),
         )
 
     def site_record(self, request: Request) -> Record:

@@ -59,10 +59,14 @@ class RegistryAccess:
     admin_enabled: bool
     passwords: tuple[str, ...]
     anonymous_pull: bool = False
+    # ARM's `loginServer` (`127.0.0.1:<port>`); `<name>.azurecr.io` names it too.
+    login_server: str = ""
 
     @property
-    def login_server(self) -> str:
-        return f"{self.name.lower()}.azurecr.io"
+    def hosts(self) -> tuple[str, ...]:
+        """Every host an image or DOCKER_REGISTRY_SERVER_URL may name this registry by."""
+        alias = f"{self.name.lower()}.azurecr.io"
+        return (alias, self.login_server.lower()) if self.login_server else (alias,)
 
 
 @dataclass(frozen=True)
@@ -213,7 +217,8 @@ class SiteRuntime:
                     retry.append(spec)
                 elif (
                     spec.app_settings.get("DOCKER_ENABLE_CI", "").lower() == "true"
-                    and (image_of(spec.linux_fx_version) or "").lower() == pushed.lower()
+                    and self.canonical_image(image_of(spec.linux_fx_version) or "").lower()
+                    == pushed.lower()
                 ):
                     redeploy.append(spec)
         for spec in retry:
@@ -443,17 +448,27 @@ class SiteRuntime:
         placeholder.start()
         site.placeholder = placeholder
 
+    def canonical_image(self, image_text: str) -> str:
+        """`image_text` with its host spelled `<name>.azurecr.io` when it names a sandbox
+        registry by its `loginServer` (`127.0.0.1:<port>/repo@sha256:...`)."""
+        host, sep, rest = image_text.partition("/")
+        if sep and not host.lower().endswith(".azurecr.io"):
+            registry = self._lookup_registry(host)
+            if registry is not None:
+                return f"{registry.name.lower()}.azurecr.io/{rest}"
+        return image_text
+
     def _pull(self, spec: SiteSpec, image_text: str) -> tuple[Path, str]:
+        host = image_text.partition("/")[0]
         try:
-            image = parse_image_reference(image_text)
+            image = parse_image_reference(self.canonical_image(image_text))
         except ImageReferenceError as exc:
             raise PullError(f"invalid reference format: {exc}") from None
         missing = (image.registry.lower(), image.repository)
         registry = self._lookup_registry(image.registry)
         if registry is None:
             raise PullError(
-                f'Get "https://{image.login_server}/v2/": dial tcp: lookup {image.login_server}: '
-                "no such host",
+                f'Get "https://{host}/v2/": dial tcp: lookup {host}: no such host',
                 missing,
             )
         self._check_pull_credentials(spec, image, registry)
@@ -487,7 +502,8 @@ class SiteRuntime:
                 return
             raise unauthorized
         parsed = urllib.parse.urlparse(server if "://" in server else f"https://{server}")
-        if (parsed.hostname or "").lower() != registry.login_server:
+        named = {(parsed.hostname or "").lower(), parsed.netloc.lower()}
+        if not named & set(registry.hosts):
             # Credentials for another registry are not sent to this one.
             raise unauthorized
         if not registry.admin_enabled:
