@@ -175,8 +175,7 @@ class ResourcesProvider(Provider):
 
     # subscriptions
 
-    @staticmethod
-    def _subscription(found: Subscription) -> dict[str, Any]:
+    def _subscription(self, found: Subscription) -> dict[str, Any]:
         sub = found.subscription_id
         return {
             "id": f"/subscriptions/{sub}",
