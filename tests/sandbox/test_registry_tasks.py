@@ -25,7 +25,8 @@ from app.folders import folder_files, pack_folder
 from app.paths import resources_dir
 from app.sandbox import Sandbox
 from app.sandbox.registry import package_digest
-from app.services.packaging import build_package, context_archive
+from app.services.acr_build import context_archive
+from app.services.packaging import build_package
 
 from .conftest import client_kwargs, mgmt, unique
 
