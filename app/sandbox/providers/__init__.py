@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from app.sandbox.faults import FaultPlan
 from app.sandbox.latency import LatencyProfile
 from app.sandbox.operations import OperationKind, Operations, OpRecord
 from app.sandbox.processes import ProcessSupervisor
+from app.sandbox.requestlog import REQUEST_LOG_NAME, RequestLog
 from app.sandbox.store import Record, Store
 
 # Module path and class name of every provider; order = routing priority.
@@ -71,6 +73,8 @@ PROVIDER_CLASSES: list[tuple[str, str]] = [
 # data planes (e.g. a registry's) that authenticate their own way.
 DATA_PLANE_ROOT = "/dataplane/"
 
+_PROVIDER_PATH = re.compile(r"/providers/(?P<ns>[^/]+)/(?P<type>[^/?]+)", re.IGNORECASE)
+
 
 @dataclass
 class SandboxContext:
@@ -86,9 +90,11 @@ class SandboxContext:
     token: str = ""
     providers: list[Provider] = field(default_factory=list)
     operations: Operations = field(init=False)
+    request_log: RequestLog = field(init=False)
 
     def __post_init__(self) -> None:
         self.operations = Operations(self)
+        self.request_log = RequestLog(self.state_dir / REQUEST_LOG_NAME)
 
     @property
     def subscription_id(self) -> str:
@@ -126,6 +132,14 @@ class SandboxContext:
             )
         return record
 
+    def provider_for_path(self, path: str) -> Provider | None:
+        """The provider whose namespace a request path names (`.../providers/{ns}/{type}`),
+        so answers made for it outside its routes (faults) can take its shape."""
+        match = _PROVIDER_PATH.search(path)
+        if match is None:
+            return None
+        return self.provider_for(f"{match.group('ns')}/{match.group('type')}")
+
     def teardown(self, record: Record) -> None:
         """Ask the owning provider to stop a resource's backing processes."""
         provider = self.provider_for(record["body"]["type"])
@@ -161,6 +175,14 @@ class Provider:
 
     def stop(self) -> None:
         """Stop every backing process; resources stay in the store."""
+
+    def fault_error(
+        self, status: int, code: str, message: str, headers: dict[str, str]
+    ) -> ArmError:
+        """What a fault rule's `status` answer looks like on this provider's paths: ARM's
+        shape here; a resource provider that answers in its own shape (App Service)
+        overrides this."""
+        return ArmError(status, code, message, headers)
 
     # helpers for subclasses
 

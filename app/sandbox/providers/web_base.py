@@ -17,6 +17,7 @@ from app.sandbox.arm import ArmError
 from app.sandbox.providers import Provider, SandboxContext
 from app.sandbox.providers.registry import RTYPE as REGISTRY_TYPE
 from app.sandbox.providers.registry import packages_of
+from app.sandbox.providers.web_errors import AppServiceError, app_service_error
 from app.sandbox.providers.web_runtime import RegistryAccess, SiteRuntime, SiteSpec
 from app.sandbox.store import Record
 
@@ -29,7 +30,7 @@ def properties_of(body: dict[str, Any]) -> dict[str, Any]:
     """A request body's `properties` (empty when absent), or ARM's 400."""
     props = body.get("properties") or {}
     if not isinstance(props, dict):
-        raise ArmError(400, "InvalidRequestContent", "'properties' must be an object.")
+        raise AppServiceError(400, "InvalidRequestContent", "'properties' must be an object.")
     return props
 
 
@@ -78,7 +79,14 @@ class WebProviderBase(Provider):
         await asyncio.sleep(self.ctx.latency.seconds(step))
         fault = getattr(request.state, "fail_provisioning", None)
         if fault:
-            raise ArmError(400, fault["code"], fault["message"])
+            raise AppServiceError(400, fault["code"], fault["message"])
+
+    def fault_error(
+        self, status: int, code: str, message: str, headers: dict[str, str]
+    ) -> ArmError:
+        """A fault rule's answer on a Microsoft.Web path comes from App Service, so it
+        has App Service's shape."""
+        return app_service_error(ArmError(status, code, message, headers))
 
     def site_spec(self, record: Record) -> SiteSpec:
         """How the site's host must run now (the runtime restarts it when this changes)."""

@@ -19,7 +19,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from app.sandbox.arm import (
-    ArmError,
     arm_route,
     empty_response,
     json_response,
@@ -36,6 +35,7 @@ from app.sandbox.providers.web_base import (
     WebProviderBase,
     properties_of,
 )
+from app.sandbox.providers.web_errors import AppServiceError, bad_request, cannot_find, site_exists
 from app.sandbox.providers.web_site_config import (
     DEFAULT_SITE_CONFIG,
     merge_config,
@@ -151,11 +151,11 @@ class SitesMixin(WebProviderBase):
         name = body.get("name")
         rtype = body.get("type")
         if not isinstance(name, str) or not isinstance(rtype, str):
-            raise ArmError(
+            raise AppServiceError(
                 400, "InvalidRequestContent", "The request needs 'name' and 'type' strings."
             )
         if rtype.lower() not in ("site", "microsoft.web/sites"):
-            raise ArmError(
+            raise AppServiceError(
                 400,
                 "BadRequest",
                 f"The sandbox checks names of type 'Microsoft.Web/sites' only, not '{rtype}'.",
@@ -170,7 +170,7 @@ class SitesMixin(WebProviderBase):
 
     def _resolve_plan(self, plan_id: Any) -> Record:
         if not isinstance(plan_id, str) or not plan_id:
-            raise ArmError(
+            raise AppServiceError(
                 400,
                 "BadRequest",
                 "properties.serverFarmId is required: sandbox function apps run on an App "
@@ -178,9 +178,7 @@ class SitesMixin(WebProviderBase):
             )
         plan = self.ctx.store.resource(plan_id)
         if plan is None or plan["body"]["type"].lower() != PLAN_TYPE.lower():
-            raise ArmError(
-                404, "NotFound", f"Cannot find ServerFarm with name {plan_id.rsplit('/', 1)[-1]}."
-            )
+            raise cannot_find("ServerFarm", plan_id.rsplit("/", 1)[-1])
         return plan
 
     async def put_site(self, request: Request) -> Response:
@@ -194,8 +192,8 @@ class SitesMixin(WebProviderBase):
         if problem is not None:
             reason, message = problem
             if reason == "Invalid":
-                raise ArmError(400, "BadRequest", message)
-            raise ArmError(409, "Conflict", f"Website with given name {name} already exists.")
+                raise bad_request(message)
+            raise site_exists(name)
         location = location_of(body)
         props = properties_of(body)
         plan = self._resolve_plan(props.get("serverFarmId"))
@@ -206,9 +204,7 @@ class SitesMixin(WebProviderBase):
             if record is None:
                 # Checked again under the lock: a concurrent create may have taken the name.
                 if self._site_name_problem(name, sid) is not None:
-                    raise ArmError(
-                        409, "Conflict", f"Website with given name {name} already exists."
-                    )
+                    raise site_exists(name)
                 port = free_port()
                 record = {
                     "body": self._new_site_body(sid, name, group_record, location, body, plan),
