@@ -20,7 +20,8 @@ provider writes only its own wire format: `resource_routes` (list/get/put/
 patch/delete routes, lists and GET answered from the store), `lookup`/`locate`
 (the record a path names, ARM's 404), `put_new` (create under a global name),
 `delete_operation` (a repeated DELETE joins the running one),
-`remove_after_teardown` and `mark_failed` (operation handlers). The Redis-backed
+`remove_after_teardown` and `mark_failed` (operation handlers), and `fault_error`
+(the shape a fault rule's answer takes on the provider's paths). The Redis-backed
 providers share `redis_base.RedisBackedProvider` on top of this.
 
 `PROVIDER_CLASSES` lists the provider classes by module, in routing order.

@@ -84,21 +84,31 @@ class SitesMixin(WebProviderBase):
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
-        """Bring every site's host back (sandbox restart), keeping its port when free."""
+        """Bring every site's host and Kudu back (sandbox restart), keeping their ports
+        when free (a site stored before Kudu had its own port gets one now)."""
         for record in self.ctx.store.resources(SITE_TYPE):
-            port = int(record["private"]["port"])
-            if not port_free(port, reuse_address=True):
+            private = record["private"]
+            port = int(private["port"])
+            scm = int(private.get("scmPort") or 0)
+            if not port_free(port, reuse_address=True) or not scm or not port_free(
+                scm, reuse_address=True
+            ):
                 with self.ctx.store.transaction():
-                    port = free_port()
-                    record["private"]["port"] = port
-                    self._set_host_names(record["body"], port)
+                    if not port_free(port, reuse_address=True):
+                        port = private["port"] = free_port()
+                    if not scm or not port_free(scm, reuse_address=True):
+                        scm = private["scmPort"] = free_port()
+                    self._set_host_names(record["body"], port, scm)
+            self.run_kudu(record)
             self.runtime.apply(self.site_spec(record))
 
     def stop(self) -> None:
+        self.kudu.shutdown()
         self.runtime.shutdown()
 
     def teardown(self, record: Record) -> None:
         if record["body"]["type"].lower() == SITE_TYPE.lower():
+            self.kudu.stop(record["body"]["name"])
             self.runtime.remove_site(record["body"]["name"])
 
     def on_image_pushed(self, registry: str, repository: str, tag: str) -> None:
@@ -116,14 +126,19 @@ class SitesMixin(WebProviderBase):
         return body
 
     @staticmethod
-    def _set_host_names(body: dict[str, Any], port: int) -> None:
+    def _set_host_names(body: dict[str, Any], port: int, scm_port: int) -> None:
+        """The site's host and its SCM (Kudu) host, where App Service reports them:
+        `hostNames` has the site's only, `enabledHostNames` and `hostNameSslStates`
+        both (the SCM one with `hostType: Repository`, like `<name>.scm.azurewebsites.net`)."""
         host = f"127.0.0.1:{port}"
+        scm = f"127.0.0.1:{scm_port}"
         props = body["properties"]
         props["defaultHostName"] = host
         props["hostNames"] = [host]
-        props["enabledHostNames"] = [host]
+        props["enabledHostNames"] = [host, scm]
         props["hostNameSslStates"] = [
             {"name": host, "sslState": "Disabled", "hostType": "Standard"},
+            {"name": scm, "sslState": "Disabled", "hostType": "Repository"},
         ]
 
     def _site_name_problem(self, name: str, site_id: str | None = None) -> tuple[str, str] | None:
@@ -205,7 +220,9 @@ class SitesMixin(WebProviderBase):
                 # Checked again under the lock: a concurrent create may have taken the name.
                 if self._site_name_problem(name, sid) is not None:
                     raise site_exists(name)
-                port = free_port()
+                port, scm_port = free_port(), free_port()
+                while scm_port == port:
+                    scm_port = free_port()
                 record = {
                     "body": self._new_site_body(sid, name, group_record, location, body, plan),
                     "group": group_record["body"]["name"],
@@ -213,11 +230,12 @@ class SitesMixin(WebProviderBase):
                         "appSettings": settings or {},
                         "siteConfig": merge_config(DEFAULT_SITE_CONFIG, config_in),
                         "port": port,
+                        "scmPort": scm_port,
                         "masterKey": _new_key(),
                         "functionKey": _new_key(),
                     },
                 }
-                self._set_host_names(record["body"], port)
+                self._set_host_names(record["body"], port, scm_port)
                 store.put_resource(sid, record)
             else:
                 current = record["body"]
@@ -226,6 +244,7 @@ class SitesMixin(WebProviderBase):
                 self._change_site(record, props, plan, config_in, settings)
             answer = self._site_view(record)
             spec = self.site_spec(record)
+        self.run_kudu(record)
         self.runtime.apply(spec)
         return json_response(answer)
 
@@ -332,6 +351,7 @@ class SitesMixin(WebProviderBase):
         sid, record = self.locate(request, SITE_TYPE, "siteName")
         if record is None:
             return empty_response(204)
+        self.kudu.stop(record["body"]["name"])
         await asyncio.to_thread(self.runtime.remove_site, record["body"]["name"])
         plan_id = str(record["body"]["properties"].get("serverFarmId", ""))
         with self.ctx.store.transaction() as store:
