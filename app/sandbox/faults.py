@@ -31,6 +31,8 @@ RULE_KEYS = {
     "retry_after",
     "drop",
     "fail_provisioning",
+    "body",
+    "headers",
 }
 
 _DEFAULT_CODES = {
@@ -67,6 +69,10 @@ class FaultRule:
     count: int | None = None
     probability: float = 1.0
     fired: int = 0
+    # A replayed answer: `has_body` tells a JSON null body from no body at all.
+    body: Any = None
+    has_body: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
     def error_code(self) -> str:
         if self.code:
@@ -179,6 +185,7 @@ def _parse_rule(raw: Any, index: int, source: str) -> FaultRule:
         if value is not None and not isinstance(value, str):
             raise _type_error(where, text_key, "a string", value)
         setattr(rule, text_key, value)
+    _parse_replay(raw, rule, where)
     retry_after = raw.get("retry_after")
     if retry_after is not None:
         if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
@@ -200,6 +207,39 @@ def _parse_rule(raw: Any, index: int, source: str) -> FaultRule:
         raise _type_error(where, "probability", "a number between 0 and 1", probability)
     rule.probability = float(probability)
     return rule
+
+
+def _parse_replay(raw: dict[str, Any], rule: FaultRule, where: str) -> None:
+    """`body` and `headers`: only a rule that answers (`status`) has a body to send."""
+    if rule.status is None:
+        given = [key for key in ("body", "headers") if key in raw]
+        if given:
+            raise FaultFileError(
+                f"{where}: {' and '.join(repr(k) for k in given)} need 'status' "
+                "(only a rule that answers in place of the sandbox sends a body)"
+            )
+        return
+    if "body" in raw:
+        try:
+            json.dumps(raw["body"])
+        except (TypeError, ValueError):
+            raise _type_error(where, "body", "a JSON value", raw["body"]) from None
+        rule.body = raw["body"]
+        rule.has_body = True
+    headers = raw.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise _type_error(where, "headers", "a table of header names to strings", headers)
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value:
+            raise FaultFileError(f"{where}: header {name!r} holds a line break")
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name) or name.lower() in (
+            "content-length",
+            "transfer-encoding",
+        ):
+            raise FaultFileError(f"{where}: 'headers' cannot set {name!r}")
+    rule.headers = dict(headers)
 
 
 def load_faults(path: Path) -> FaultPlan:

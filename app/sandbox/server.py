@@ -3,7 +3,8 @@
 `build_app(ctx, authority)` assembles every provider's routes behind the ARM
 gates (bearer token, api-version, subscription and its tenant, fault injection),
 and puts the Entra authority's paths (`app.sandbox.entra.AUTHORITY_PATH`) beside
-them on the same endpoint, as its own app without the ARM gates. `SandboxServer`
+them on the same endpoint, as its own app without the ARM gates; the gate also
+writes each request to the request log (`app.sandbox.requestlog`). `SandboxServer`
 owns one running sandbox: state, providers, their processes and the uvicorn
 server thread; `start()` returns once requests are accepted, `stop()` stops
 everything it started.
@@ -45,7 +46,7 @@ from app.sandbox.certs import CertificateAuthority
 from app.sandbox.directory import Directory
 from app.sandbox.entra import AUTHORITY_PATH, EntraAuthority
 from app.sandbox.entra_tokens import TokenIssuer
-from app.sandbox.faults import FaultPlan
+from app.sandbox.faults import FaultPlan, FaultRule
 from app.sandbox.latency import LatencyProfile
 from app.sandbox.offers import read_offer, write_offer
 from app.sandbox.processes import ProcessSupervisor
@@ -65,12 +66,18 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _send_arm_error(send: Send, error: ArmError) -> None:
-    body = json.dumps(error.body()).encode()
+async def _send_json(send: Send, status: int, body: bytes, extra: dict[str, str]) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    lowered = {k.lower() for k in extra}
+    if "content-type" in lowered:
+        headers = headers[1:]
+    headers += [(k.lower().encode(), v.encode("latin-1")) for k, v in extra.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _send_arm_error(send: Send, error: ArmError) -> None:
+    await _send_json(send, error.status, json.dumps(error.body()).encode(), error.headers)
 
 
 class ArmGate:
@@ -92,12 +99,18 @@ class ArmGate:
         started = time.monotonic()
         status_holder: dict[str, int] = {}
 
+        path: str = scope["path"]
+        method: str = scope["method"]
         request_id = str(uuid.uuid4())
         correlation = _header(scope, b"x-ms-correlation-request-id") or request_id
+        host = _header(scope, b"host") or ""
 
         async def logging_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                if "logged" not in status_holder:
+                    status_holder["logged"] = 1
+                    self.ctx.request_log.write(method, host, path, int(message["status"]))
                 # ARM's tracing headers, which clients log and show with errors.
                 message["headers"] = [
                     *message.get("headers", []),
@@ -107,8 +120,6 @@ class ArmGate:
             await send(message)
 
         request = Request(scope)
-        path: str = scope["path"]
-        method: str = scope["method"]
         data_plane = path.startswith(self._data_plane)
         out: Send = logging_send
         if scope["method"] == "HEAD" and not data_plane:
@@ -137,16 +148,15 @@ class ArmGate:
                         "message": rule.error_message(),
                     }
                 else:
-                    headers = {}
-                    if rule.retry_after is not None:
-                        headers["Retry-After"] = f"{rule.retry_after:g}"
-                    raise ArmError(
-                        rule.status or 500, rule.error_code(), rule.error_message(), headers
-                    )
+                    await self._answer_fault(rule, path, out)
+                    return
             await self.app(scope, receive, out)
         except ArmError as error:
             await _send_arm_error(out, error)
         finally:
+            if "logged" not in status_holder:
+                # No answer went out (a dropped connection): logged with status null.
+                self.ctx.request_log.write(method, host, path, None)
             # DEBUG: an embedding program's log pane should not list every request;
             # `sandbox serve` turns this logger up to INFO on stderr.
             http_log.debug(
@@ -156,6 +166,26 @@ class ArmGate:
                 status_holder.get("status", "-"),
                 (time.monotonic() - started) * 1000,
             )
+
+    async def _answer_fault(self, rule: FaultRule, path: str, send: Send) -> None:
+        """A `status` rule's answer: its replayed `body` verbatim, or an error in the
+        shape of the provider the path names (App Service's for Microsoft.Web)."""
+        headers = {}
+        if rule.retry_after is not None:
+            headers["Retry-After"] = f"{rule.retry_after:g}"
+        headers.update(rule.headers)
+        status = rule.status or 500
+        if rule.has_body:
+            await _send_json(send, status, json.dumps(rule.body).encode(), headers)
+            return
+        provider = self.ctx.provider_for_path(path)
+        code, message = rule.error_code(), rule.error_message()
+        error = (
+            provider.fault_error(status, code, message, headers)
+            if provider is not None
+            else ArmError(status, code, message, headers)
+        )
+        await _send_arm_error(send, error)
 
 
 def _head_answer(send: Send) -> Send:
@@ -476,4 +506,5 @@ class SandboxServer:
             except Exception:
                 log.exception("provider %s failed to stop", provider.namespace)
         self.ctx.processes.close()
+        self.ctx.request_log.close()
         log.info("sandbox stopped")

@@ -20,7 +20,8 @@ provider writes only its own wire format: `resource_routes` (list/get/put/
 patch/delete routes, lists and GET answered from the store), `lookup`/`locate`
 (the record a path names, ARM's 404), `put_new` (create under a global name),
 `delete_operation` (a repeated DELETE joins the running one),
-`remove_after_teardown` and `mark_failed` (operation handlers). The Redis-backed
+`remove_after_teardown` and `mark_failed` (operation handlers), and `fault_error`
+(the shape a fault rule's answer takes on the provider's paths). The Redis-backed
 providers share `redis_base.RedisBackedProvider` on top of this.
 
 `PROVIDER_CLASSES` lists the provider classes by module, in routing order.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +58,7 @@ from app.sandbox.latency import LatencyProfile
 from app.sandbox.offers import OFFERS, Offer
 from app.sandbox.operations import OperationKind, Operations, OpRecord
 from app.sandbox.processes import ProcessSupervisor
+from app.sandbox.requestlog import REQUEST_LOG_NAME, RequestLog
 from app.sandbox.store import Record, Store
 
 # Module path and class name of every provider; order = routing priority.
@@ -74,6 +77,8 @@ PROVIDER_CLASSES: list[tuple[str, str]] = [
 # data planes (e.g. a registry's) that authenticate their own way.
 DATA_PLANE_ROOT = "/dataplane/"
 
+_PROVIDER_PATH = re.compile(r"/providers/(?P<ns>[^/]+)/(?P<type>[^/?]+)", re.IGNORECASE)
+
 
 @dataclass
 class SandboxContext:
@@ -91,9 +96,11 @@ class SandboxContext:
     offer: Offer = OFFERS["pay-as-you-go"]
     providers: list[Provider] = field(default_factory=list)
     operations: Operations = field(init=False)
+    request_log: RequestLog = field(init=False)
 
     def __post_init__(self) -> None:
         self.operations = Operations(self)
+        self.request_log = RequestLog(self.state_dir / REQUEST_LOG_NAME)
 
     @property
     def subscription_id(self) -> str:
@@ -132,6 +139,14 @@ class SandboxContext:
             )
         return record
 
+    def provider_for_path(self, path: str) -> Provider | None:
+        """The provider whose namespace a request path names (`.../providers/{ns}/{type}`),
+        so answers made for it outside its routes (faults) can take its shape."""
+        match = _PROVIDER_PATH.search(path)
+        if match is None:
+            return None
+        return self.provider_for(f"{match.group('ns')}/{match.group('type')}")
+
     def teardown(self, record: Record) -> None:
         """Ask the owning provider to stop a resource's backing processes."""
         provider = self.provider_for(record["body"]["type"])
@@ -167,6 +182,14 @@ class Provider:
 
     def stop(self) -> None:
         """Stop every backing process; resources stay in the store."""
+
+    def fault_error(
+        self, status: int, code: str, message: str, headers: dict[str, str]
+    ) -> ArmError:
+        """What a fault rule's `status` answer looks like on this provider's paths: ARM's
+        shape here; a resource provider that answers in its own shape (App Service)
+        overrides this."""
+        return ArmError(status, code, message, headers)
 
     # helpers for subclasses
 

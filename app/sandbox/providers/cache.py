@@ -258,8 +258,7 @@ class CacheProvider(RedisBackedProvider):
             location=params.location,
             resource_id=rid,
         )
-        headers = self.ctx.operations.headers(op, async_operation=True, location=False)
-        return json_response(resource_body, 201, headers)
+        return json_response(resource_body, 201, self._create_headers(request, op))
 
     async def _update(
         self,
@@ -305,8 +304,16 @@ class CacheProvider(RedisBackedProvider):
             location=record["body"]["location"],
             resource_id=rid,
         )
+        return json_response(record["body"], 201, self._create_headers(request, op))
+
+    def _create_headers(self, request: Request, op: OpRecord) -> dict[str, str]:
+        """The Redis RP answers a create with both `Azure-AsyncOperation` (the status
+        document) and `Location`, which names the cache itself, the PUT's own URL
+        (azure-cli's `az redis create` recordings); pollers follow the former."""
         headers = self.ctx.operations.headers(op, async_operation=True, location=False)
-        return json_response(record["body"], 201, headers)
+        version = request.query_params.get("api-version", "")
+        headers["Location"] = f"{self.ctx.endpoint}{request.url.path}?api-version={version}"
+        return headers
 
     async def patch(self, request: Request) -> Response:
         rid, record = self._lookup(request)

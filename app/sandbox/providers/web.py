@@ -12,16 +12,20 @@ a failed pull shows in the site's log while the site answers 503.
 with a certificate from the sandbox CA, so `https://{defaultHostName}/api/...`
 works unchanged. Site names are global across the sandbox, as on Azure.
 
-Beyond ARM, the site's Kudu-style log endpoints take the sandbox token:
-`GET /dataplane/sites/<name>/api/logstream` streams the log as Kudu's
-`/api/logstream` does, and `GET /dataplane/sites/<name>/api/vfs/LogFiles/site.log`
-returns the file (with `Range: bytes=N-` for what is new since offset N).
+Beyond ARM, each site has its own Kudu (SCM) host, `127.0.0.1:<port>` reported in
+`hostNameSslStates` (hostType Repository) and `enabledHostNames` as
+`<name>.scm.azurewebsites.net` is on Azure (`web_kudu`): the VFS listing of
+`LogFiles`, the `*_docker.log` files once `config/logs` has container logging on,
+and `/api/logstream`, with the ARM token. The older Kudu-style routes on the
+sandbox endpoint stay: `GET /dataplane/sites/<name>/api/logstream` and
+`GET /dataplane/sites/<name>/api/vfs/LogFiles/site.log` (with `Range: bytes=N-`).
 
 `WebProvider` is put together from one mixin per area, each in its own module
 on top of `web_base.WebProviderBase`: `web_plans` (App Service plans),
 `web_sites` (sites, name checks, restart/start/stop), `web_site_config` (app
-settings and site config), `web_functions` (host keys and functions) and
-`web_logs` (the Kudu-style log endpoints).
+settings and site config), `web_logs_config` (`config/logs`), `web_functions`
+(host keys and functions) and `web_logs` (the Kudu-style log endpoints on the
+sandbox endpoint).
 """
 
 from __future__ import annotations
@@ -30,12 +34,15 @@ from starlette.routing import BaseRoute
 
 from app.sandbox.providers.web_functions import FunctionsMixin
 from app.sandbox.providers.web_logs import LogsMixin
+from app.sandbox.providers.web_logs_config import LogsConfigMixin
 from app.sandbox.providers.web_plans import PlansMixin
 from app.sandbox.providers.web_site_config import SiteConfigMixin
 from app.sandbox.providers.web_sites import SitesMixin
 
 
-class WebProvider(SitesMixin, SiteConfigMixin, PlansMixin, FunctionsMixin, LogsMixin):
+class WebProvider(
+    SitesMixin, SiteConfigMixin, LogsConfigMixin, PlansMixin, FunctionsMixin, LogsMixin
+):
     """The Microsoft.Web resource provider, one mixin per area it serves."""
 
     def routes(self) -> list[BaseRoute]:
@@ -45,6 +52,7 @@ class WebProvider(SitesMixin, SiteConfigMixin, PlansMixin, FunctionsMixin, LogsM
             *self.plan_routes(),
             *sites,
             *self.site_config_routes(site),
+            *self.logs_config_routes(site),
             *self.power_routes(site),
             *self.function_routes(site),
             *self.log_routes(),

@@ -2,8 +2,8 @@
 
 `WebProvider` (in `web`) is put together from one mixin per area the RP serves
 (plans, sites, host keys and functions, logs); they all build on
-`WebProviderBase`, so each reaches the same `SiteRuntime` and the same store
-lookups without knowing about the others.
+`WebProviderBase`, so each reaches the same `SiteRuntime`, the same Kudu hosts
+(`web_kudu`) and the same store lookups without knowing about the others.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from starlette.requests import Request
 from app.sandbox.arm import ArmError
 from app.sandbox.providers import Provider, SandboxContext
 from app.sandbox.providers.registry import packages_of, registry_by_login_server
+from app.sandbox.providers.web_container_logs import ContainerLogFile, container_log_files
+from app.sandbox.providers.web_errors import AppServiceError, app_service_error
+from app.sandbox.providers.web_kudu import KuduHosts, KuduSource
 from app.sandbox.providers.web_runtime import RegistryAccess, SiteRuntime, SiteSpec
 from app.sandbox.store import Record
 
@@ -28,7 +31,7 @@ def properties_of(body: dict[str, Any]) -> dict[str, Any]:
     """A request body's `properties` (empty when absent), or ARM's 400."""
     props = body.get("properties") or {}
     if not isinstance(props, dict):
-        raise ArmError(400, "InvalidRequestContent", "'properties' must be an object.")
+        raise AppServiceError(400, "InvalidRequestContent", "'properties' must be an object.")
     return props
 
 
@@ -44,7 +47,9 @@ class WebProviderBase(Provider):
             ctx.ca,
             packages_of(ctx),
             self._registry_access,
+            request_log=ctx.request_log,
         )
+        self.kudu = KuduHosts(ctx.request_log)
 
     def _registry_access(self, name_or_host: str) -> RegistryAccess | None:
         """A registry named by its name, `<name>.azurecr.io` or its `loginServer`."""
@@ -69,6 +74,31 @@ class WebProviderBase(Provider):
         """The site the request's path names, or ARM's 404."""
         return self.lookup(request, SITE_TYPE, "siteName")[1]
 
+    def run_kudu(self, record: Record) -> None:
+        """Start (or keep) the site's Kudu on its SCM port (`private.scmPort`)."""
+        name = str(record["body"]["name"])
+        port = int(record["private"]["scmPort"])
+        cert = self.ctx.ca.issue_leaf(self.runtime.site_dir(name) / "tls", "scm")
+        self.kudu.ensure(
+            KuduSource(
+                site=name,
+                host=f"127.0.0.1:{port}",
+                token=lambda: self.ctx.token,
+                exists=lambda: self.ctx.store.find_by_name(SITE_TYPE, name) is not None,
+                files=lambda: self.container_logs(name),
+            ),
+            port,
+            cert,
+        )
+
+    def container_logs(self, name: str) -> list[ContainerLogFile]:
+        """The site's `*_docker.log` files: what it logged while container logging was on."""
+        record = self.ctx.store.find_by_name(SITE_TYPE, name)
+        if record is None:
+            return []
+        segments = list(record["private"].get("containerLogs") or [])
+        return container_log_files(self.runtime.log_file(name), segments)
+
     def sites_on_plan(self, plan_id: str) -> list[Record]:
         """The sites an App Service plan hosts."""
         return [
@@ -82,7 +112,14 @@ class WebProviderBase(Provider):
         await asyncio.sleep(self.ctx.latency.seconds(step))
         fault = getattr(request.state, "fail_provisioning", None)
         if fault:
-            raise ArmError(400, fault["code"], fault["message"])
+            raise AppServiceError(400, fault["code"], fault["message"])
+
+    def fault_error(
+        self, status: int, code: str, message: str, headers: dict[str, str]
+    ) -> ArmError:
+        """A fault rule's answer on a Microsoft.Web path comes from App Service, so it
+        has App Service's shape."""
+        return app_service_error(ArmError(status, code, message, headers))
 
     def site_spec(self, record: Record) -> SiteSpec:
         """How the site's host must run now (the runtime restarts it when this changes)."""

@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from app.sandbox.arm import ArmError, arm_route, json_response
+from app.sandbox.arm import arm_route, json_response
 from app.sandbox.providers.web_base import WebProviderBase
+from app.sandbox.providers.web_errors import AppServiceError
 from app.sandbox.store import Record
 
 
@@ -99,7 +100,7 @@ class FunctionsMixin(WebProviderBase):
         for envelope in self._function_envelopes(record):
             if envelope["properties"]["name"].lower() == wanted.lower():
                 return json_response(envelope)
-        raise ArmError(
+        raise AppServiceError(
             404,
             "NotFound",
             f"Error retrieving function '{wanted}': it does not exist in the running app "
@@ -111,7 +112,7 @@ class FunctionsMixin(WebProviderBase):
         function = request.path_params["functionName"]
         known = self.runtime.functions(record["body"]["name"])
         if known is not None and function.lower() not in {f.name.lower() for f in known}:
-            raise ArmError(
+            raise AppServiceError(
                 404,
                 "NotFound",
                 f"Error retrieving function keys: function '{function}' does not exist in "

@@ -3,7 +3,8 @@
 On Azure a client of a site that cannot start (or was stopped) still reaches the
 front end, which answers 503 or 403; it never sees a refused connection. The
 runtime keeps one of these listening on the site's port for as long as no
-function host does.
+function host does. Its answers go to the sandbox's request log, since it is an
+HTTP server of the sandbox process.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 from typing import Any
 
 from app.sandbox.certs import LeafCertificate
+from app.sandbox.requestlog import RequestLog
 
 log = logging.getLogger("mlcache.sandbox.web")
 
@@ -41,7 +43,12 @@ class _UnavailableHandler(http.server.BaseHTTPRequestHandler):
             self.rfile.read(length)
         stopped = self.server.stopped
         body = _STOPPED_PAGE if stopped else _UNAVAILABLE_PAGE
-        self.send_response(403 if stopped else 503)
+        status = 403 if stopped else 503
+        if self.server.request_log is not None:
+            self.server.request_log.write(
+                self.command, self.headers.get("Host", ""), self.path, status
+            )
+        self.send_response(status)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
         if not stopped:
@@ -59,9 +66,16 @@ class _UnavailableHandler(http.server.BaseHTTPRequestHandler):
 class _TlsServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, stopped: bool) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        context: ssl.SSLContext,
+        stopped: bool,
+        request_log: RequestLog | None,
+    ) -> None:
         self._context = context
         self.stopped = stopped
+        self.request_log = request_log
         super().__init__(address, _UnavailableHandler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -82,13 +96,18 @@ class UnavailableServer:
     """
 
     def __init__(
-        self, port: int, cert: LeafCertificate, host: str = "127.0.0.1", stopped: bool = False
+        self,
+        port: int,
+        cert: LeafCertificate,
+        host: str = "127.0.0.1",
+        stopped: bool = False,
+        request_log: RequestLog | None = None,
     ) -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(str(cert.cert_file), str(cert.key_file))
         self.stopped = stopped
-        self._server = _TlsServer((host, port), context, stopped)
+        self._server = _TlsServer((host, port), context, stopped, request_log)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"site-503-{port}", daemon=True
         )

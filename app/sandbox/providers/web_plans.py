@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from app.sandbox.arm import ArmError, empty_response, json_response, read_json, resource_id
+from app.sandbox.arm import empty_response, json_response, read_json, resource_id
 from app.sandbox.providers.resources import location_of, string_tags
 from app.sandbox.providers.web_base import PLAN_TYPE, WebProviderBase, properties_of
+from app.sandbox.providers.web_errors import AppServiceError
 from app.sandbox.store import Record
 
 _PLAN_NAME = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
@@ -79,12 +80,12 @@ class PlansMixin(WebProviderBase):
     def _plan_sku(body: dict[str, Any]) -> dict[str, Any]:
         sku = body.get("sku")
         if not isinstance(sku, dict) or not isinstance(sku.get("name"), str):
-            raise ArmError(
+            raise AppServiceError(
                 400, "InvalidRequestContent", "The request content is missing the required 'sku'."
             )
         name = sku["name"].upper()
         if name not in _PLAN_SKUS:
-            raise ArmError(
+            raise AppServiceError(
                 400,
                 "BadRequest",
                 f"The pricing tier '{sku['name']}' is not allowed. Choose one of "
@@ -93,7 +94,7 @@ class PlansMixin(WebProviderBase):
         tier, family, _ = _PLAN_SKUS[name]
         capacity = sku.get("capacity") or 1
         if not isinstance(capacity, int) or capacity < 1:
-            raise ArmError(400, "BadRequest", "The sku capacity must be a positive integer.")
+            raise AppServiceError(400, "BadRequest", "The sku capacity must be a positive integer.")
         canonical = name[:-2] + name[-2:].lower() if name.endswith(("V2", "V3")) else name
         return {
             "name": canonical,
@@ -110,7 +111,7 @@ class PlansMixin(WebProviderBase):
         body = await read_json(request)
         group_record = self.ctx.require_group(sub, group, for_write=True)
         if not _PLAN_NAME.match(name):
-            raise ArmError(
+            raise AppServiceError(
                 400,
                 "BadRequest",
                 f"The plan name '{name}' is not valid: 1-60 letters, digits, '-' and '_'.",
@@ -122,7 +123,7 @@ class PlansMixin(WebProviderBase):
         pid = self._plan_id(sub, group, name)
         existing = self.ctx.store.resource(pid)
         if existing is not None and bool(existing["body"]["properties"]["reserved"]) != reserved:
-            raise ArmError(
+            raise AppServiceError(
                 409,
                 "Conflict",
                 "The operating system of an App Service plan cannot be changed "
@@ -193,7 +194,7 @@ class PlansMixin(WebProviderBase):
             if sites:
                 # App Service refuses to delete a plan that still hosts apps.
                 names = ", ".join(sorted(s["body"]["name"] for s in sites))
-                raise ArmError(
+                raise AppServiceError(
                     409,
                     "Conflict",
                     f"Server farm '{record['body']['name']}' cannot be deleted because it has "

@@ -31,6 +31,7 @@ from app.sandbox.certs import CertificateAuthority
 from app.sandbox.providers.package_functions import FunctionInfo, scan_functions
 from app.sandbox.providers.web_placeholder import UnavailableServer
 from app.sandbox.registry import PackageStore, package_files
+from app.sandbox.requestlog import RequestLog
 
 log = logging.getLogger("mlcache.sandbox.web")
 
@@ -136,8 +137,10 @@ class SiteRuntime:
         lookup_registry: Callable[[str], RegistryAccess | None],
         host_factory: HostFactory | None = None,
         start_timeout: float = 60.0,
+        request_log: RequestLog | None = None,
     ) -> None:
         self.root = root
+        self._request_log = request_log
         self._ca = ca
         self._packages = packages
         self._lookup_registry = lookup_registry
@@ -441,7 +444,9 @@ class SiteRuntime:
             self._stop_placeholder(site)
         cert = self._ca.issue_leaf(self.site_dir(spec.name) / "tls")
         try:
-            placeholder = UnavailableServer(spec.port, cert, stopped=stopped)
+            placeholder = UnavailableServer(
+                spec.port, cert, stopped=stopped, request_log=self._request_log
+            )
         except OSError as exc:
             self.write_log(spec.name, "ERROR", f"Port {spec.port} is in use: {exc}")
             return

@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from app.sandbox.arm import ArmError, arm_route, json_response, read_json
+from app.sandbox.arm import arm_route, json_response, read_json
 from app.sandbox.operations import utc_now
 from app.sandbox.providers.web_base import WebProviderBase, properties_of
+from app.sandbox.providers.web_errors import AppServiceError
 from app.sandbox.store import Record
 
 # What GET .../config/web shows for a new Linux function app.
@@ -53,7 +54,7 @@ _CONFIG_EXCLUDED = ("appSettings", "connectionStrings", "metadata", "azureStorag
 
 def _settings_list(value: Any) -> dict[str, str]:
     """siteConfig.appSettings ([{name, value}]) as a dict, or ARM's 400."""
-    shapeless = ArmError(
+    shapeless = AppServiceError(
         400, "InvalidRequestContent", "siteConfig.appSettings must be a list of {name, value}."
     )
     if not isinstance(value, list):
@@ -70,13 +71,13 @@ def _settings_list(value: Any) -> dict[str, str]:
 def _settings_dict(value: Any) -> dict[str, str]:
     """A StringDictionary's `properties`, or ARM's 400."""
     if not isinstance(value, dict):
-        raise ArmError(
+        raise AppServiceError(
             400, "InvalidRequestContent", "The request needs 'properties': {name: value, ...}."
         )
     settings: dict[str, str] = {}
     for key, raw in value.items():
         if raw is not None and not isinstance(raw, str | int | float | bool):
-            raise ArmError(
+            raise AppServiceError(
                 400, "InvalidRequestContent", f"The value of app setting '{key}' must be a string."
             )
         settings[str(key)] = "" if raw is None else str(raw)
@@ -88,7 +89,7 @@ def site_config_in(value: Any) -> tuple[dict[str, Any], dict[str, str] | None]:
     if value is None:
         return {}, None
     if not isinstance(value, dict):
-        raise ArmError(400, "InvalidRequestContent", "'siteConfig' must be an object.")
+        raise AppServiceError(400, "InvalidRequestContent", "'siteConfig' must be an object.")
     settings = value.get("appSettings")
     return value, (_settings_list(settings) if settings is not None else None)
 

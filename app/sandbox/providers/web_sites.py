@@ -19,7 +19,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from app.sandbox.arm import (
-    ArmError,
     arm_route,
     empty_response,
     json_response,
@@ -36,6 +35,7 @@ from app.sandbox.providers.web_base import (
     WebProviderBase,
     properties_of,
 )
+from app.sandbox.providers.web_errors import AppServiceError, bad_request, cannot_find, site_exists
 from app.sandbox.providers.web_site_config import (
     DEFAULT_SITE_CONFIG,
     merge_config,
@@ -84,21 +84,31 @@ class SitesMixin(WebProviderBase):
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
-        """Bring every site's host back (sandbox restart), keeping its port when free."""
+        """Bring every site's host and Kudu back (sandbox restart), keeping their ports
+        when free (a site stored before Kudu had its own port gets one now)."""
         for record in self.ctx.store.resources(SITE_TYPE):
-            port = int(record["private"]["port"])
-            if not port_free(port, reuse_address=True):
+            private = record["private"]
+            port = int(private["port"])
+            scm = int(private.get("scmPort") or 0)
+            if not port_free(port, reuse_address=True) or not scm or not port_free(
+                scm, reuse_address=True
+            ):
                 with self.ctx.store.transaction():
-                    port = free_port()
-                    record["private"]["port"] = port
-                    self._set_host_names(record["body"], port)
+                    if not port_free(port, reuse_address=True):
+                        port = private["port"] = free_port()
+                    if not scm or not port_free(scm, reuse_address=True):
+                        scm = private["scmPort"] = free_port()
+                    self._set_host_names(record["body"], port, scm)
+            self.run_kudu(record)
             self.runtime.apply(self.site_spec(record))
 
     def stop(self) -> None:
+        self.kudu.shutdown()
         self.runtime.shutdown()
 
     def teardown(self, record: Record) -> None:
         if record["body"]["type"].lower() == SITE_TYPE.lower():
+            self.kudu.stop(record["body"]["name"])
             self.runtime.remove_site(record["body"]["name"])
 
     def on_image_pushed(self, registry: str, repository: str, tag: str) -> None:
@@ -117,14 +127,19 @@ class SitesMixin(WebProviderBase):
         return body
 
     @staticmethod
-    def _set_host_names(body: dict[str, Any], port: int) -> None:
+    def _set_host_names(body: dict[str, Any], port: int, scm_port: int) -> None:
+        """The site's host and its SCM (Kudu) host, where App Service reports them:
+        `hostNames` has the site's only, `enabledHostNames` and `hostNameSslStates`
+        both (the SCM one with `hostType: Repository`, like `<name>.scm.azurewebsites.net`)."""
         host = f"127.0.0.1:{port}"
+        scm = f"127.0.0.1:{scm_port}"
         props = body["properties"]
         props["defaultHostName"] = host
         props["hostNames"] = [host]
-        props["enabledHostNames"] = [host]
+        props["enabledHostNames"] = [host, scm]
         props["hostNameSslStates"] = [
             {"name": host, "sslState": "Disabled", "hostType": "Standard"},
+            {"name": scm, "sslState": "Disabled", "hostType": "Repository"},
         ]
 
     def _site_name_problem(self, name: str, site_id: str | None = None) -> tuple[str, str] | None:
@@ -152,11 +167,11 @@ class SitesMixin(WebProviderBase):
         name = body.get("name")
         rtype = body.get("type")
         if not isinstance(name, str) or not isinstance(rtype, str):
-            raise ArmError(
+            raise AppServiceError(
                 400, "InvalidRequestContent", "The request needs 'name' and 'type' strings."
             )
         if rtype.lower() not in ("site", "microsoft.web/sites"):
-            raise ArmError(
+            raise AppServiceError(
                 400,
                 "BadRequest",
                 f"The sandbox checks names of type 'Microsoft.Web/sites' only, not '{rtype}'.",
@@ -171,7 +186,7 @@ class SitesMixin(WebProviderBase):
 
     def _resolve_plan(self, plan_id: Any) -> Record:
         if not isinstance(plan_id, str) or not plan_id:
-            raise ArmError(
+            raise AppServiceError(
                 400,
                 "BadRequest",
                 "properties.serverFarmId is required: sandbox function apps run on an App "
@@ -179,9 +194,7 @@ class SitesMixin(WebProviderBase):
             )
         plan = self.ctx.store.resource(plan_id)
         if plan is None or plan["body"]["type"].lower() != PLAN_TYPE.lower():
-            raise ArmError(
-                404, "NotFound", f"Cannot find ServerFarm with name {plan_id.rsplit('/', 1)[-1]}."
-            )
+            raise cannot_find("ServerFarm", plan_id.rsplit("/", 1)[-1])
         return plan
 
     async def put_site(self, request: Request) -> Response:
@@ -195,8 +208,8 @@ class SitesMixin(WebProviderBase):
         if problem is not None:
             reason, message = problem
             if reason == "Invalid":
-                raise ArmError(400, "BadRequest", message)
-            raise ArmError(409, "Conflict", f"Website with given name {name} already exists.")
+                raise bad_request(message)
+            raise site_exists(name)
         location = location_of(body)
         props = properties_of(body)
         plan = self._resolve_plan(props.get("serverFarmId"))
@@ -207,10 +220,10 @@ class SitesMixin(WebProviderBase):
             if record is None:
                 # Checked again under the lock: a concurrent create may have taken the name.
                 if self._site_name_problem(name, sid) is not None:
-                    raise ArmError(
-                        409, "Conflict", f"Website with given name {name} already exists."
-                    )
-                port = free_port()
+                    raise site_exists(name)
+                port, scm_port = free_port(), free_port()
+                while scm_port == port:
+                    scm_port = free_port()
                 record = {
                     "body": self._new_site_body(sid, name, group_record, location, body, plan),
                     "group": group_record["body"]["name"],
@@ -218,11 +231,12 @@ class SitesMixin(WebProviderBase):
                         "appSettings": settings or {},
                         "siteConfig": merge_config(DEFAULT_SITE_CONFIG, config_in),
                         "port": port,
+                        "scmPort": scm_port,
                         "masterKey": _new_key(),
                         "functionKey": _new_key(),
                     },
                 }
-                self._set_host_names(record["body"], port)
+                self._set_host_names(record["body"], port, scm_port)
                 store.put_resource(sid, record)
             else:
                 current = record["body"]
@@ -231,6 +245,7 @@ class SitesMixin(WebProviderBase):
                 self._change_site(record, props, plan, config_in, settings)
             answer = self._site_view(record)
             spec = self.site_spec(record)
+        self.run_kudu(record)
         self.runtime.apply(spec)
         return json_response(answer)
 
@@ -337,6 +352,7 @@ class SitesMixin(WebProviderBase):
         sid, record = self.locate(request, SITE_TYPE, "siteName")
         if record is None:
             return empty_response(204)
+        self.kudu.stop(record["body"]["name"])
         await asyncio.to_thread(self.runtime.remove_site, record["body"]["name"])
         plan_id = str(record["body"]["properties"].get("serverFarmId", ""))
         with self.ctx.store.transaction() as store:
