@@ -43,7 +43,12 @@ class ImageReference:
         return f"{self.registry}{LOGIN_SUFFIX}"
 
     def __str__(self) -> str:
-        text = f"{self.login_server}/{self.repository}"
+        return self.at(self.login_server)
+
+    def at(self, login_server: str) -> str:
+        """The reference on the registry's loginServer as ARM answers it (a spec names
+        `<name>.azurecr.io`; another cloud, or the sandbox, serves it elsewhere)."""
+        text = f"{login_server}/{self.repository}"
         if self.tag:
             text += f":{self.tag}"
         if self.digest:

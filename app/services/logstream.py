@@ -1,9 +1,12 @@
-"""Tail the function app's log: what it printed, image pulls, starts, requests.
+"""Tail the function app's container log, from its Kudu (SCM) host.
 
-Reads the Kudu log file (`/api/vfs/LogFiles/...`) with `Range: bytes=N-`, so each
-call returns only what is new since the last offset. The sandbox serves Kudu's
-endpoints under its own endpoint with its token; on Azure the app's SCM site
-accepts a Microsoft Entra token. Lines pass through redaction like every log.
+The SCM host is the one ARM names in the site's `hostNameSslStates` (the
+`Repository` entry), never composed from the app's name: clouds and Azure's newer
+unique default host names spell it differently. Linux App Service writes the
+container's output to `*_default_docker.log` under `LogFiles/` once container
+logging is on (the function-app step turns it on). The file is read with
+`Range: bytes=N-`, so each call returns only what is new; Kudu accepts the
+signed-in identity's ARM token. Lines pass through redaction like every log.
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ from app.spec import DeploymentSpec
 MAX_BYTES = 256 * 1024
 
 
-def _log_url(
-    spec: DeploymentSpec, target: CloudTarget, session: Any, headers: dict[str, str]
-) -> str:
-    name = spec.function_app.name
-    if target.is_sandbox:
-        return f"{target.arm_endpoint}/dataplane/sites/{name}/api/vfs/LogFiles/site.log"
-    # App Service on Linux writes the container's output to *_default_docker.log.
-    base = f"https://{name}.scm.azurewebsites.net/api/vfs/LogFiles/"
-    listing = session.get(base, headers=headers, timeout=30, verify=target.verify)
+def scm_host(site: Any) -> str:
+    """The site's Kudu host, as ARM reports it."""
+    for state in site.host_name_ssl_states or []:
+        kind = str(getattr(state.host_type, "value", state.host_type) or "")
+        if kind.lower() == "repository" and state.name:
+            return str(state.name)
+    raise ServiceFailure(f"function app {site.name} reports no SCM (Kudu) host")
+
+
+def _log_url(base: str, name: str, session: Any, headers: dict[str, str],
+             verify: str | bool) -> str:
+    listing = session.get(base, headers=headers, timeout=30, verify=verify)
     if listing.status_code != 200:
         raise ServiceFailure(f"the log folder of {name} answered HTTP {listing.status_code}")
     logs = [
@@ -35,7 +41,9 @@ def _log_url(
         if str(item.get("name", "")).endswith("_default_docker.log")
     ]
     if not logs:
-        raise ServiceFailure(f"{name} has no container log yet")
+        raise ServiceFailure(f"{name} has no container log yet",
+                             "Container logging is turned on by deploy; run it again if the "
+                             "app was made elsewhere.")
     newest = max(logs, key=lambda item: str(item.get("mtime", "")))
     return str(newest.get("href") or base + str(newest["name"]))
 
@@ -46,14 +54,16 @@ def tail(
     """Lines written after byte offset `since`, and the offset to ask from next time."""
     import requests
 
+    name = spec.function_app.name
+    site = clients.web().web_apps.get(spec.resource_group.name, name)
+    base = f"https://{scm_host(site)}/api/vfs/LogFiles/"
     token = target.credential.get_token(*target.credential_scopes).token
-    headers = {"Authorization": f"Bearer {token}", "Range": f"bytes={max(0, since)}-"}
+    auth = {"Authorization": f"Bearer {token}"}
     with requests.Session() as session:
-        url = _log_url(spec, target, session, {"Authorization": headers["Authorization"]})
-        response = session.get(url, headers=headers, timeout=30, verify=target.verify)
-    if response.status_code == 416:  # nothing new
-        return [], since
-    if response.status_code == 404:
+        url = _log_url(base, name, session, auth, target.verify)
+        response = session.get(url, headers={**auth, "Range": f"bytes={max(0, since)}-"},
+                               timeout=30, verify=target.verify)
+    if response.status_code in (404, 416):  # not there yet, or nothing new
         return [], since
     if response.status_code not in (200, 206):
         raise ServiceFailure(f"reading the function's log answered HTTP {response.status_code}")

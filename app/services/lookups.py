@@ -1,10 +1,9 @@
 """Lists the wizard offers to pick from: resource groups, registries, repositories, tags.
 
 Resource groups and registries come from ARM (the management clients). Repositories
-and tags live on a registry's data plane, which ARM does not serve: on the sandbox
-that is its `/dataplane/registries/<name>/v2/` path (sandbox token, sandbox CA); on
-Azure it is the registry's own login server, reached with an ACR token obtained by
-exchanging the signed-in identity's Microsoft Entra token.
+and tags live on a registry's data plane, which ARM does not serve: the registry's
+own loginServer (as ARM names it), reached with an ACR token obtained by exchanging
+the signed-in identity's ARM token, on Azure and on the sandbox alike.
 """
 
 from __future__ import annotations
@@ -71,7 +70,7 @@ def list_registries(clients: ClientFactory) -> list[RegistrySummary]:
         match = re.search(r"/resourceGroups/([^/]+)/", registry.id or "", re.IGNORECASE)
         out.append(RegistrySummary(
             name,
-            registry.login_server or f"{name.lower()}.azurecr.io",
+            registry.login_server or "",
             match.group(1) if match else "",
             bool(registry.admin_user_enabled),
         ))
@@ -80,31 +79,12 @@ def list_registries(clients: ClientFactory) -> list[RegistrySummary]:
 
 def list_repositories(target: CloudTarget, registry: RegistrySummary) -> list[str]:
     """Repositories of `registry` (`GET /v2/_catalog`), sorted."""
-    if target.is_sandbox:
-        from app.sandbox import registry as sandbox_registry
-
-        names = sandbox_registry.list_repositories(registry.name, **_sandbox_auth(target))
-    else:
-        names = AcrDataPlane(target, registry.login_server).repositories()
-    return sorted(names)
+    return sorted(AcrDataPlane(target, registry.login_server).repositories())
 
 
 def list_tags(target: CloudTarget, registry: RegistrySummary, repository: str) -> list[str]:
     """Tags of one repository (`GET /v2/<repository>/tags/list`), sorted; [] when unknown."""
-    if target.is_sandbox:
-        from app.sandbox import registry as sandbox_registry
-
-        names = sandbox_registry.list_tags(registry.name, repository, **_sandbox_auth(target))
-    else:
-        names = AcrDataPlane(target, registry.login_server).tags(repository)
-    return sorted(names)
-
-
-def _sandbox_auth(target: CloudTarget) -> dict[str, Any]:
-    if target.ca_bundle is None:
-        raise ServiceFailure("the sandbox target has no CA bundle")
-    token = target.credential.get_token(*target.credential_scopes).token
-    return {"endpoint": target.arm_endpoint, "ca_cert": target.ca_bundle, "token": token}
+    return sorted(AcrDataPlane(target, registry.login_server).tags(repository))
 
 
 class AcrDataPlane:
@@ -116,8 +96,8 @@ class AcrDataPlane:
     (`registry:catalog:*` or `repository:<name>:pull`). Every token is registered
     for redaction the moment it arrives.
 
-    This path needs a real registry and cannot be exercised offline: the tests run
-    the sandbox path only, which serves the same v2 listing answers.
+    The sandbox serves the same exchange and listing at each registry's own
+    loginServer, so this one path is what the tests run.
     """
 
     def __init__(self, target: CloudTarget, login_server: str, timeout: float = 30.0) -> None:

@@ -136,11 +136,17 @@ class ServicesBackend:
         return [r.name for r in found]
 
     def _registry(self, name: str) -> RegistrySummary:
-        from app.services.lookups import RegistrySummary
-
         with self._lock:
             known = self._registries.get(name.lower())
-        return known or RegistrySummary(name, f"{name.lower()}.azurecr.io", "", False)
+        if known is None:
+            self.registries()  # its loginServer is ARM's to say
+            with self._lock:
+                known = self._registries.get(name.lower())
+        if known is None:
+            from app.errors import BadInput
+
+            raise BadInput(f"no container registry named {name} in this subscription")
+        return known
 
     def repositories(self, registry: str) -> list[str]:
         from app.services.lookups import list_repositories

@@ -83,6 +83,23 @@ def always_on(plan_sku: str) -> bool:
     return not plan_sku.upper().startswith("EP")
 
 
+def enable_container_logging(ctx: DeployContext) -> None:
+    """Have App Service keep the container's output in LogFiles/*_default_docker.log.
+
+    Linux App Service writes those files only with container logging on; this is
+    what `az webapp log config --docker-container-logging filesystem` sets (100 MB,
+    3 days, as azure-cli and the portal hard-code), and what `test`'s log tail and a
+    failed start's diagnosis read.
+    """
+    from azure.mgmt.web import models
+
+    config = models.SiteLogsConfig(properties=models.SiteLogsConfigProperties(
+        http_logs=models.HttpLogsConfig(file_system=models.FileSystemHttpLogsConfig(
+            retention_in_mb=100, retention_in_days=3, enabled=True))))
+    ctx.clients.web().web_apps.update_diagnostic_logs_config(
+        ctx.group, ctx.spec.function_app.name, config)
+
+
 class FunctionAppStep(ResourceStep):
     name = "function-app"
     arm_type = "Microsoft.Web/sites"
@@ -242,4 +259,5 @@ class FunctionAppStep(ResourceStep):
             f"function app {app.name}")
         if created is None or not created.default_host_name:
             created = web.web_apps.get(ctx.group, app.name)
+        enable_container_logging(ctx)
         return self._outputs(created)

@@ -26,8 +26,8 @@ class ImageBuildStep(ResourceStep):
     label = "image"
     icon = "settings"
     depends_on = ("registry",)
-    progress_text = "Building and pushing {title}"
-    success_text = "Pushed {title}"
+    progress_text = "Building {title} with ACR Tasks"
+    success_text = "Built and pushed {title}"
 
     def __init__(self, spec: DeploymentSpec) -> None:
         super().__init__(spec)
@@ -65,41 +65,28 @@ class ImageBuildStep(ResourceStep):
             info = build_package(model_dir, work / "package")
             report.log(f"built the package from {model_dir} (model version {info.model_version})")
             report.check_cancelled()
-            username = ctx.output("registry", "username")
-            password = ctx.secrets["registry_password"]
-            if ctx.target.is_sandbox:
-                from app.sandbox.registry import push_package
-
-                report.progress("Pushing")
-                pushed = push_package(
-                    info.out_dir,
-                    image,
-                    endpoint=ctx.target.arm_endpoint,
-                    ca_cert=ctx.target.ca_bundle or "",
-                    username=username,
-                    password=password,
-                )
-                digest = pushed.digest
-            else:
-                report.progress("Building in ACR")
-                result = build_image_in_acr(
-                    clients=ctx.clients,
-                    resource_group=ctx.output("registry", "resource_group"),
-                    registry_name=ctx.output("registry", "name"),
-                    login_server=ctx.output("registry", "login_server"),
-                    package_dir=info.out_dir,
-                    repository=image.repository,
-                    tag=image.tag or "latest",
-                    log_line=report.log,
-                    check_cancelled=report.check_cancelled,
-                )
-                digest = result.digest or ""
+            report.progress("Building in ACR")
+            result = build_image_in_acr(
+                clients=ctx.clients,
+                resource_group=ctx.output("registry", "resource_group"),
+                registry_name=ctx.output("registry", "name"),
+                login_server=ctx.output("registry", "login_server"),
+                package_dir=info.out_dir,
+                repository=image.repository,
+                tag=image.tag or "latest",
+                log_line=report.log,
+                check_cancelled=report.check_cancelled,
+            )
+            digest = result.digest or ""
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        report.log(f"pushed {image} ({digest})")
+        login_server = ctx.output("registry", "login_server")
+        report.log(f"pushed {login_server}/{image.repository}:{image.tag} ({digest})")
         # The site runs the pushed digest, not the tag: a changed package under the
-        # same tag then changes the site's image, so the site pulls it again.
-        pinned = f"{image.login_server}/{image.repository}@{digest}" if digest else str(image)
+        # same tag then changes the site's image, so the site pulls it again. The host
+        # is the registry's loginServer as ARM answers it.
+        pinned = f"{login_server}/{image.repository}@{digest}" if digest \
+            else f"{login_server}/{image.repository}:{image.tag or 'latest'}"
         return {
             "image": pinned,
             "tag": str(image),

@@ -78,10 +78,16 @@ def _registry_outputs(ctx: DeployContext, registry: Any, group: str) -> dict[str
     return {
         "name": registry.name,
         "id": registry.id or "",
-        "login_server": registry.login_server or f"{registry.name}.azurecr.io",
+        "login_server": _login_server(registry),
         "username": credentials.username,
         "resource_group": group,
     }
+
+
+def _login_server(registry: Any) -> str:
+    if not registry.login_server:
+        raise ServiceFailure(f"registry {registry.name} has no loginServer yet")
+    return str(registry.login_server)
 
 
 def _require_admin(registry: Any) -> None:
@@ -170,7 +176,7 @@ class RegistryCredentialsStep(_PullCredentials):
                 _require_admin(registry)
                 group = group_of(registry.id)
                 outputs = _registry_outputs(ctx, registry, group)
-                outputs["image"] = str(image_reference(ctx.spec))
+                outputs["image"] = image_reference(ctx.spec).at(outputs["login_server"])
                 check_image_exists(ctx, outputs)
                 return outputs
         raise BadInput(
@@ -191,14 +197,10 @@ def check_image_exists(ctx: DeployContext, registry: dict[str, str]) -> None:
 
     image = image_reference(ctx.spec)
     reference = image.digest or image.tag or "latest"
-    if ctx.target.is_sandbox:
-        from app.sandbox.registry import data_plane_url
 
-        def url(path: str) -> str:
-            return data_plane_url(ctx.target.arm_endpoint, image.registry, path)
-    else:
-        def url(path: str) -> str:
-            return f"https://{registry['login_server']}/v2/{path}"
+    def url(path: str) -> str:
+        # The data plane is at the registry's loginServer, as ARM answers it.
+        return f"https://{registry['login_server']}/v2/{path}"
 
     auth = (registry["username"], ctx.secrets["registry_password"])
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.connect import sandbox_target
-from app.errors import BadInput
+from app.errors import ServiceFailure
 from app.sandbox import Sandbox
 from app.sandbox.registry import push_package
 from app.services.clients import ClientFactory
@@ -66,7 +66,10 @@ def test_registries_repositories_and_tags(target: CloudTarget, clients: ClientFa
                         properties=models.RegistryProperties(admin_user_enabled=True)),
     ).result()
     found = [r for r in list_registries(clients) if r.name == name]
-    assert found == [RegistrySummary(name, f"{name}.azurecr.io", group, True)]
+    answered = clients.registry().registries.get(group, name).login_server
+    # The data plane's host is the loginServer ARM answers (on the sandbox 127.0.0.1:<port>).
+    assert answered and answered != f"{name}.azurecr.io"
+    assert found == [RegistrySummary(name, answered, group, True)]
     registry = found[0]
     assert list_repositories(target, registry) == []
 
@@ -81,10 +84,10 @@ def test_registries_repositories_and_tags(target: CloudTarget, clients: ClientFa
 
     assert list_repositories(target, registry) == ["ml/score", "other"]
     assert list_tags(target, registry, "ml/score") == ["v1", "v2"]
-    # An unknown repository has no tags; an unknown registry is bad input.
+    # An unknown repository has no tags; a loginServer nothing answers on says so.
     assert list_tags(target, registry, "nothing-here") == []
-    missing = RegistrySummary(f"missing{tag}", f"missing{tag}.azurecr.io", "", False)
-    with pytest.raises(BadInput, match="does not exist"):
+    missing = RegistrySummary(f"missing{tag}", "127.0.0.1:9", "", False)
+    with pytest.raises(ServiceFailure, match=r"cannot reach 127\.0\.0\.1:9"):
         list_repositories(target, missing)
 
 
