@@ -24,17 +24,13 @@ thread, behind the sandbox's request log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import re
-import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -45,6 +41,7 @@ from app.sandbox.certs import LeafCertificate
 from app.sandbox.operations import utc_now
 from app.sandbox.providers.web_container_logs import ContainerLogFile, kudu_time
 from app.sandbox.requestlog import RequestLog, RequestLogMiddleware
+from app.sandbox.tls_listener import TlsListener
 
 log = logging.getLogger("mlcache.sandbox.web")
 
@@ -198,62 +195,14 @@ async def _follow(request: Request, source: KuduSource, base: str) -> AsyncItera
             yield f"{utc_now()}  No new trace in the past 1 min(s).\n".encode()
 
 
-class KuduServer:
-    """One site's Kudu on 127.0.0.1:<port> over TLS, served by uvicorn on its own thread."""
+class KuduServer(TlsListener):
+    """One site's Kudu on 127.0.0.1:<port> over TLS, served on its own thread."""
 
     def __init__(
         self, app: ASGIApp, port: int, cert: LeafCertificate, request_log: RequestLog
     ) -> None:
-        self.port = port
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            self._sock.bind(("127.0.0.1", port))
-        except OSError:
-            self._sock.close()
-            raise
-        self._sock.listen(64)
-        self._sock.set_inheritable(False)
-        config = uvicorn.Config(
-            RequestLogMiddleware(app, request_log),
-            ssl_certfile=str(cert.cert_file),
-            ssl_keyfile=str(cert.key_file),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=5,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=asyncio.run, args=(self._serve(),), name=f"kudu-{port}", daemon=True
-        )
-
-    async def _serve(self) -> None:
-        await self._server.serve(sockets=[self._sock])
-        # Streams (the log stream never ends by itself) would outlive a forced exit.
-        for connection in list(self._server.server_state.connections):
-            transport = getattr(connection, "transport", None)
-            if transport is not None:
-                transport.abort()
-        await asyncio.sleep(0)
-
-    def start(self, timeout: float = 15.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"Kudu on port {self.port} did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._server.force_exit = True
-        if self._thread.is_alive():
-            self._thread.join(10)
-        with contextlib.suppress(OSError):
-            self._sock.close()
+        super().__init__(RequestLogMiddleware(app, request_log), port, cert.cert_file,
+                         cert.key_file, "kudu")
 
 
 class KuduHosts:

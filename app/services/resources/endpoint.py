@@ -145,6 +145,12 @@ class EndpointCheckStep(ResourceStep):
         last = HealthAnswer(0, error="no answer yet")
         model_failures = 0
 
+        def said(answer: HealthAnswer) -> str:
+            text = answer.describe()
+            if answer.status and not current(answer):
+                text += f", still model version {answer.model_version or 'unknown'}"
+            return text
+
         def waiting(answer: HealthAnswer) -> None:
             nonlocal last, model_failures
             last = answer
@@ -158,21 +164,15 @@ class EndpointCheckStep(ResourceStep):
                     "Fix the entry script's init() (the log above shows where it failed), "
                     "then deploy again.",
                 )
-            text = answer.describe()
-            if answer.status and not current(answer):
-                text += f", still model version {answer.model_version or 'unknown'}"
-            report.progress("Starting", f"{url}: {text}")
+            report.progress("Starting", f"{url}: {said(answer)}")
             report.check_cancelled()
 
         answer = wait_for_health(url, ctx.target.verify, timeout, ctx.target.health_poll_s,
                                  good, waiting, report.sleep)
         if answer is None:
             self._show_site_log(ctx, report)
-            text = last.describe()
-            if last.status and not current(last):
-                text += f", still model version {last.model_version or 'unknown'}"
             raise ServiceFailure(
-                f"{url} did not answer within {timeout:.0f} s (last: {text})",
+                f"{url} did not answer within {timeout:.0f} s (last: {said(last)})",
                 "Read the function app's log above (an image pull, a missing "
                 "requirement or a failing init() are the usual causes).",
             )
