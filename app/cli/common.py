@@ -66,11 +66,13 @@ def target_for(spec: DeploymentSpec, args: argparse.Namespace) -> CloudTarget:
               file=sys.stderr, flush=True)
     auth = getattr(args, "auth", None) or "default"
     tenant = getattr(args, "tenant", None)
-    if spec.target != "azure" and (auth != "default" or tenant):
-        print("note: --auth and --tenant are ignored: the spec's target is the sandbox",
-              file=sys.stderr, flush=True)
+    subscription = getattr(args, "subscription", None)
+    if not subscription and (spec.target == "azure" or auth != "default"):
+        # On the sandbox the spec's subscription counts only for a signed-in user: the
+        # sandbox's own token has one subscription.
+        subscription = spec.subscription_id
     # Device code: the URL and code go to stderr, so stdout stays clean for --json.
-    target = target_for_spec(spec.target, spec.subscription_id, state, auth, tenant,
+    target = target_for_spec(spec.target, subscription, state, auth, tenant,
                              prompt=lambda text: print(text, file=sys.stderr, flush=True))
     if target.started_here:
         print(
@@ -79,16 +81,24 @@ def target_for(spec: DeploymentSpec, args: argparse.Namespace) -> CloudTarget:
             file=sys.stderr,
             flush=True,
         )
-    if spec.target == "azure":
+    if target.signed_in:
         from app.services.accounts import signed_in_as
         from app.services.explain import as_error
 
+        where = "Azure" if spec.target == "azure" else "the sandbox"
+        from azure.core.exceptions import ClientAuthenticationError
+
+        from app.services.accounts import sign_in_refused
+
         try:
             who = signed_in_as(target)
+        except ClientAuthenticationError as exc:
+            target.close()
+            raise sign_in_refused(exc) from None
         except Exception as exc:
             target.close()
-            raise as_error(exc, prefix="signing in to Azure failed: ") from None
-        print(f"note: using Azure as {who}", file=sys.stderr, flush=True)
+            raise as_error(exc, prefix=f"signing in to {where} failed: ") from None
+        print(f"note: using {where} as {who}", file=sys.stderr, flush=True)
     return target
 
 

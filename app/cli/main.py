@@ -131,10 +131,16 @@ def _add_sign_in_options(parser: argparse.ArgumentParser) -> None:
         "--auth",
         choices=["default", "browser", "device-code"],
         default="default",
-        help="how to sign in to Azure (target azure): DefaultAzureCredential (default), "
-        "an interactive browser, or a device code",
+        help="how to sign in: on Azure DefaultAzureCredential (default), an interactive "
+        "browser, or a device code; on the sandbox its own token (default), or a browser or "
+        "device-code sign-in at its authority",
     )
     parser.add_argument("--tenant", metavar="ID", help="Microsoft Entra tenant to sign in to")
+    parser.add_argument(
+        "--subscription", metavar="ID",
+        help="subscription to use instead of the spec's subscription_id (on the sandbox, "
+        "default: the signed-in tenant's only subscription)",
+    )
 
 
 def _add_sandbox_state(parser: argparse.ArgumentParser) -> None:

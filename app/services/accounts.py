@@ -5,6 +5,8 @@ Apart from `target` because listing needs the SDK clients, which need a target.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,30 +30,46 @@ class Tenant:
     domain: str
 
 
-def _subscription_client(credential: Any, target: CloudTarget | None) -> Any:
-    probe = target or CloudTarget(kind="azure", credential=credential, subscription_id="")
+def sign_in_refused(exc: Any) -> NotPermitted:
+    """A refused sign-in in words: an unknown tenant is not fixed by signing in again."""
+    message = str(getattr(exc, "message", "") or exc)
+    unknown = re.search(r"Unable to get authority configuration for (\S+?)\.? Authority", message)
+    if unknown:
+        return NotPermitted(
+            f"the sign-in service does not know the tenant in {unknown.group(1)}",
+            "Check the tenant (--tenant): a tenant id or domain such as contoso.onmicrosoft.com.",
+        )
+    return NotPermitted(f"the sign-in was not accepted: {message}", "Sign in again.")
+
+
+def _subscription_client(credential: Any, cloud: CloudTarget | None) -> Any:
+    """A SubscriptionClient on `cloud` (None: Azure) that acts with `credential`."""
+    if cloud is None:
+        probe = CloudTarget(kind="azure", credential=credential, subscription_id="")
+    else:
+        probe = dataclasses.replace(cloud, credential=credential, _closer=None)
     return ClientFactory(probe).subscriptions()
 
 
-def list_tenants(credential: Any, target: CloudTarget | None = None) -> list[Tenant]:
+def list_tenants(credential: Any, cloud: CloudTarget | None = None) -> list[Tenant]:
     """Tenants the signed-in identity can see."""
     from azure.core.exceptions import ClientAuthenticationError
 
-    client = _subscription_client(credential, target)
+    client = _subscription_client(credential, cloud)
     try:
         return [
             Tenant(t.tenant_id or "", t.display_name or t.tenant_id or "", t.default_domain or "")
             for t in client.tenants.list()
         ]
     except ClientAuthenticationError as exc:
-        raise NotPermitted(f"sign-in failed: {exc.message}", "Sign in again.") from None
+        raise sign_in_refused(exc) from None
 
 
-def list_subscriptions(credential: Any, target: CloudTarget | None = None) -> list[Subscription]:
+def list_subscriptions(credential: Any, cloud: CloudTarget | None = None) -> list[Subscription]:
     """Subscriptions the signed-in identity can see, enabled ones first."""
     from azure.core.exceptions import ClientAuthenticationError
 
-    client = _subscription_client(credential, target)
+    client = _subscription_client(credential, cloud)
     try:
         subs = [
             Subscription(
@@ -63,7 +81,7 @@ def list_subscriptions(credential: Any, target: CloudTarget | None = None) -> li
             for s in client.subscriptions.list()
         ]
     except ClientAuthenticationError as exc:
-        raise NotPermitted(f"sign-in failed: {exc.message}", "Sign in again.") from None
+        raise sign_in_refused(exc) from None
     return sorted(subs, key=lambda s: (s.state != "Enabled", s.name.lower()))
 
 

@@ -8,6 +8,7 @@ polled. Everything above this module treats both the same.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from app.services.redaction import register_secret
 log = get_logger("arm")
 
 AZURE_ARM = "https://management.azure.com"
+AZURE_AUTHORITY = "https://login.microsoftonline.com"
 RETAIL_PRICES_URL = "https://prices.azure.com/api/retail/prices"
 AZURE_SCOPES = ("https://management.azure.com/.default",)
 # The SDK waits 30 s between polls when the server sends no Retry-After; a few
@@ -71,6 +73,13 @@ class CloudTarget:
     credential_scopes: tuple[str, ...] = AZURE_SCOPES
     retry: RetrySettings = field(default_factory=RetrySettings)
     tenant_id: str | None = None
+    # The Microsoft Entra ID authority host credentials sign in at, and whether MSAL
+    # may ask Microsoft's instance discovery about it (an authority it does not know,
+    # such as the sandbox's, must not be looked up there).
+    authority: str = AZURE_AUTHORITY
+    instance_discovery: bool = True
+    # Who the target's own sign-in page knows (the sandbox names its user), for hints.
+    sign_in_user: str = ""
     state_dir: Path | None = None
     # Called by close(): stops a sandbox this target started in-process.
     _closer: Callable[[], None] | None = None
@@ -88,6 +97,23 @@ class CloudTarget:
     def verify(self) -> str | bool:
         """What to pass as `verify=` to requests (the CA path, or the system store)."""
         return str(self.ca_bundle) if self.ca_bundle else True
+
+    @property
+    def signed_in(self) -> bool:
+        """True when the credential is a person's sign-in, not the sandbox's own token."""
+        return not isinstance(self.credential, StaticTokenCredential)
+
+    def identity_kwargs(self) -> dict[str, Any]:
+        """What an azure-identity credential needs to sign in to this cloud: its
+        authority, and the CA its HTTP pipeline (MSAL's too) must trust."""
+        kwargs: dict[str, Any] = {}
+        if self.authority != AZURE_AUTHORITY:
+            kwargs["authority"] = self.authority
+        if not self.instance_discovery:
+            kwargs["disable_instance_discovery"] = True
+        if self.ca_bundle:
+            kwargs["connection_verify"] = str(self.ca_bundle)
+        return kwargs
 
     def close(self) -> None:
         closer, self._closer = self._closer, None
@@ -120,11 +146,14 @@ class StaticTokenCredential:
 
 
 def sandbox_target_from_connection(
-    connection: dict[str, str], state_dir: Path | None = None
+    connection: dict[str, Any], state_dir: Path | None = None
 ) -> CloudTarget:
     endpoint = connection["endpoint"].rstrip("/")
-    # The token may sit in connection.json and nowhere else we write.
+    # The token and the user's password may sit in connection.json and nowhere else.
     register_secret(connection["token"])
+    user = connection.get("user") or {}
+    if user.get("password"):
+        register_secret(str(user["password"]))
     return CloudTarget(
         kind="sandbox",
         credential=StaticTokenCredential(connection["token"]),
@@ -140,6 +169,11 @@ def sandbox_target_from_connection(
         credential_scopes=(f"{endpoint}/.default",),
         # Short back-off: the sandbox's faults are short by design and tests wait.
         retry=RetrySettings(total=10, backoff_factor=0.1, backoff_max=2.0),
+        tenant_id=str(connection.get("tenant_id") or "") or None,
+        # The sandbox is its own Entra authority, unknown to Microsoft's discovery.
+        authority=str(connection.get("authority") or endpoint).rstrip("/"),
+        instance_discovery=False,
+        sign_in_user=str(user.get("username", "")),
         state_dir=state_dir,
     )
 
@@ -197,34 +231,63 @@ def make_credential(
     method: str = "default",
     tenant_id: str | None = None,
     prompt: Callable[[str], None] | None = None,
+    cloud: CloudTarget | None = None,
 ) -> Any:
     """An azure-identity credential: DefaultAzureCredential, browser or device code.
 
     `prompt` receives the device-code sign-in instructions (URL and code) to show.
     Every credential may ask for any tenant's token (the tenant is chosen after
     sign-in, see `for_tenant`); `tenant_id` is the one to sign in to first.
+    `cloud` is where to sign in (its authority and CA, see `identity_kwargs`);
+    None is Azure's public cloud.
     """
     if method not in SIGN_IN_METHODS:
         raise BadInput(f"sign-in method must be one of {', '.join(SIGN_IN_METHODS)}")
     import azure.identity as identity
 
-    anywhere = ["*"]
+    common: dict[str, Any] = {"additionally_allowed_tenants": ["*"]}
+    if cloud is not None:
+        common.update(cloud.identity_kwargs())
     if method == "browser":
-        return identity.InteractiveBrowserCredential(
-            tenant_id=tenant_id, additionally_allowed_tenants=anywhere)
+        return identity.InteractiveBrowserCredential(tenant_id=tenant_id, **common)
     if method == "device-code":
-        if prompt is None:
-            return identity.DeviceCodeCredential(
-                tenant_id=tenant_id, additionally_allowed_tenants=anywhere)
-        return identity.DeviceCodeCredential(
-            tenant_id=tenant_id, additionally_allowed_tenants=anywhere,
-            prompt_callback=device_code_callback(prompt))
+        if prompt is not None:
+            common["prompt_callback"] = device_code_callback(prompt)
+        return identity.DeviceCodeCredential(tenant_id=tenant_id, **common)
+    if cloud is not None and cloud.authority != AZURE_AUTHORITY:
+        # DefaultAzureCredential reads the authority from AZURE_AUTHORITY_HOST and
+        # would ask the developer tools signed in to Azure: not this cloud's sign-in.
+        raise BadInput(
+            f"this target signs in at {cloud.authority}: choose a browser or device-code "
+            "sign-in (--auth browser or --auth device-code)"
+        )
     if tenant_id:
         return identity.DefaultAzureCredential(
             interactive_browser_tenant_id=tenant_id, shared_cache_tenant_id=tenant_id,
-            visual_studio_code_tenant_id=tenant_id, additionally_allowed_tenants=anywhere,
+            visual_studio_code_tenant_id=tenant_id, **common,
         )
-    return identity.DefaultAzureCredential(additionally_allowed_tenants=anywhere)
+    return identity.DefaultAzureCredential(**common)
+
+
+def sign_in_target(
+    cloud: CloudTarget, credential: Any, subscription_id: str, tenant_id: str | None
+) -> CloudTarget:
+    """`cloud` acting as a signed-in identity: its tokens for `tenant_id`, on that
+    subscription. Everything else (endpoints, CA, polls) stays the cloud's.
+
+    The new target takes over stopping a sandbox `cloud` started, so closing the
+    profile's own backend does not stop the cloud the new one uses.
+    """
+    if not subscription_id:
+        raise BadInput("choose a subscription (--subscription, or subscription_id in the spec)")
+    target = dataclasses.replace(
+        cloud,
+        credential=for_tenant(credential, tenant_id),
+        subscription_id=subscription_id,
+        tenant_id=tenant_id or cloud.tenant_id,
+    )
+    cloud._closer = None
+    return target
 
 
 def azure_target(
@@ -252,4 +315,5 @@ __all__ = [
     "device_code_callback",
     "for_tenant",
     "make_credential",
+    "sign_in_target",
 ]

@@ -314,7 +314,7 @@ def test_bad_spec_and_flags_are_exit_2_without_traceback(cli: Cli, tmp_path: Pat
 
 
 def test_sign_in_flags(cli: Cli, sandbox_factory: Any, tmp_path: Path) -> None:
-    """--auth/--tenant choose the Azure sign-in; a sandbox spec says they do not apply."""
+    """--auth/--tenant choose the sign-in; an Azure spec needs its subscription."""
     spec, data = make_spec(tmp_path)
     wrong = cli("status", str(spec), "--auth", "carrier-pigeon")
     assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
@@ -324,11 +324,12 @@ def test_sign_in_flags(cli: Cli, sandbox_factory: Any, tmp_path: Path) -> None:
     assert no_subscription.returncode == 2
     assert "subscription id" in no_subscription.stderr
     sandbox_factory()
-    ignored = cli("status", str(spec), "--auth", "device-code", "--tenant", "t-1", "--json")
-    assert ignored.returncode == 0, ignored.stderr
-    assert "--auth and --tenant are ignored" in ignored.stderr
-    assert json.loads(ignored.stdout.splitlines()[0])["kind"] == "resource group"
-    for result in (wrong, no_subscription, ignored):
+    # The sandbox's own token: no sign-in, the home tenant.
+    own = cli("status", str(spec), "--json")
+    assert own.returncode == 0, own.stderr
+    assert "note: using" not in own.stderr
+    assert json.loads(own.stdout.splitlines()[0])["kind"] == "resource group"
+    for result in (wrong, no_subscription, own):
         assert "Traceback" not in result.stderr
 
 
