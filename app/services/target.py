@@ -116,6 +116,10 @@ class CloudTarget:
         return kwargs
 
     def close(self) -> None:
+        """Close the credential's HTTP session and stop a sandbox started here."""
+        close_credential = getattr(self.credential, "close", None)
+        if close_credential is not None:
+            close_credential()
         closer, self._closer = self._closer, None
         if closer is not None:
             closer()

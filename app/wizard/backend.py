@@ -87,6 +87,8 @@ class Backend(Protocol):
 
     label: str
     is_azure: bool
+    # True when a person signed in (Azure, or a user at the sandbox's authority).
+    signed_in: bool
     spec_dir: Path | None
 
     def subscription(self) -> Subscription: ...
@@ -126,5 +128,9 @@ class Backend(Protocol):
                      force: bool = False) -> None: ...
 
     def portal_url(self, resource_id: str) -> str: ...
+
+    def cloud_sign_in(self) -> Any:
+        """The sign-in dialog's face for this backend's cloud (services_backend.SignIn)."""
+        ...
 
     def close(self) -> None: ...

@@ -46,6 +46,7 @@ class ServicesBackend:
         self.clients = ClientFactory(target)
         self.label = label
         self.is_azure = target.kind == "azure"
+        self.signed_in = target.signed_in
         self.spec_dir: Path | None = None
         self._subscription_name = subscription_name
         self._scoring: dict[tuple[str, str], ScoringClient] = {}
@@ -256,6 +257,10 @@ class ServicesBackend:
         tenant = self.target.tenant_id or ""
         return f"{PORTAL}/#@{tenant}/resource{resource_id}/overview"
 
+    def cloud_sign_in(self) -> SignIn:
+        """Signing in where this backend is: the sandbox's authority, or Azure's."""
+        return SignIn(self.target)
+
     def close(self) -> None:
         with self._lock:
             clients, self._scoring = list(self._scoring.values()), {}
@@ -265,20 +270,51 @@ class ServicesBackend:
         self.target.close()
 
 
-class AzureSignIn:
-    """The sign-in dialog's face on app.services.target."""
+class SignIn:
+    """The sign-in dialog's face on app.services.target, for one cloud.
+
+    `cloud` None is Azure; a target (the local sandbox's) is where to sign in
+    instead: its authority, CA and ARM endpoint. The same azure-identity
+    credentials sign in either way.
+    """
+
+    def __init__(self, cloud: CloudTarget | None = None) -> None:
+        self.cloud = cloud
+
+    @property
+    def on_azure(self) -> bool:
+        return self.cloud is None or self.cloud.kind == "azure"
+
+    @property
+    def title(self) -> str:
+        return "Sign in to Azure" if self.on_azure else "Sign in to the local sandbox"
+
+    @property
+    def settings_prefix(self) -> str:
+        """Where the chosen tenant and subscription are remembered."""
+        return "azure" if self.on_azure else "sandbox"
+
+    @property
+    def hint(self) -> str:
+        """What a person needs to know to sign in here (never a secret)."""
+        cloud = self.cloud
+        if cloud is None or self.on_azure:
+            return ""
+        where = f"{cloud.state_dir}/connection.json" if cloud.state_dir else "connection.json"
+        return (f"Sign in as {cloud.sign_in_user or 'the sandbox user'}; its password is in "
+                f"{where}. The sandbox has a second tenant where that user is a guest.")
 
     def sign_in(self, method: str, tenant_id: str | None,
                 prompt: Callable[[str], None]) -> Any:
         from app.services.target import make_credential
 
         # Device code: the code and URL go to the dialog (`prompt`), not to stdout.
-        return make_credential(method, tenant_id, prompt=prompt)
+        return make_credential(method, tenant_id, prompt=prompt, cloud=self.cloud)
 
     def tenants(self, credential: Any) -> list[Tenant]:
         from app.services.accounts import list_tenants
 
-        tenants = list_tenants(credential)
+        tenants = list_tenants(credential, self.cloud)
         return [Tenant(t.tenant_id, t.name or t.domain) for t in tenants]
 
     def subscriptions(self, credential: Any, tenant_id: str | None) -> list[Subscription]:
@@ -286,16 +322,21 @@ class AzureSignIn:
         from app.services.target import for_tenant
 
         # ARM lists only the token's tenant's subscriptions: ask with that tenant's token.
-        subs = list_subscriptions(for_tenant(credential, tenant_id))
+        subs = list_subscriptions(for_tenant(credential, tenant_id), self.cloud)
         return [Subscription(s.subscription_id, s.name, s.tenant_id) for s in subs
                 if not tenant_id or s.tenant_id == tenant_id]
 
     def make_backend(self, credential: Any, subscription: Subscription,
                      tenant_id: str | None) -> ServicesBackend:
-        from app.services.target import azure_target
+        from app.services.target import azure_target, sign_in_target
 
-        target = azure_target(subscription.id, credential, tenant_id)
-        label = f"Azure \u2014 {subscription.name}"
+        if self.cloud is None:
+            target = azure_target(subscription.id, credential, tenant_id)
+            label = f"Azure \u2014 {subscription.name}"
+        else:
+            target = sign_in_target(self.cloud, credential, subscription.id, tenant_id)
+            place = "Azure" if self.on_azure else "Local sandbox"
+            label = f"{place} \u2014 {subscription.name}"
         backend = ServicesBackend(target, label, subscription.name)
         backend.warm_up()
         return backend

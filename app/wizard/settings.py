@@ -14,6 +14,8 @@ KNOWN_KEYS = frozenset({
     "azure/tenant_id",
     "azure/subscription_id",
     "azure/sign_in_method",
+    "sandbox/tenant_id",
+    "sandbox/subscription_id",
     "spec/last_path",
     "spec/location",
     "spec/plan_sku",

@@ -1,4 +1,5 @@
-"""Sign in to Azure: browser or device code, then pick tenant and subscription.
+"""Sign in to Azure or to the local sandbox's authority: browser or device code,
+then pick tenant and subscription.
 
 Signing in and listing run in workers; only ids and names are remembered.
 """
@@ -34,17 +35,19 @@ class _Prompt(QObject):
 
 
 class SignInDialog(QDialog):
-    """Produces an Azure `Backend` in `self.backend` when accepted."""
+    """Produces a signed-in `Backend` in `self.backend` when accepted."""
 
     def __init__(self, settings: Settings, azure: Any, parent: QWidget | None = None) -> None:
         """`azure` is the sign-in face of the services backend module (see
-        services_backend.AzureSignIn): sign_in, tenants, subscriptions, make_backend."""
+        services_backend.SignIn): sign_in, tenants, subscriptions, make_backend, and
+        optionally title, settings_prefix and hint."""
         super().__init__(parent)
         self.settings = settings
         self.azure = azure
         self.backend: Any = None
         self.credential: Any = None
-        self.setWindowTitle("Sign in to Azure")
+        self._prefix = getattr(azure, "settings_prefix", "azure")
+        self.setWindowTitle(getattr(azure, "title", "Sign in to Azure"))
         self.setWindowIcon(icon("cloud"))
         self.setMinimumWidth(520)
 
@@ -67,6 +70,11 @@ class SignInDialog(QDialog):
         self.sign_in_button = QPushButton("&Sign in", method)
         row.addWidget(self.sign_in_button)
         column.addWidget(method)
+        hint = getattr(azure, "hint", "")
+        self.hint = QLabel(hint, self)
+        self.hint.setWordWrap(True)
+        self.hint.setVisible(bool(hint))
+        column.addWidget(self.hint)
         self.device_message = QLabel(self)
         self.device_message.setWordWrap(True)
         self.device_message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -108,7 +116,7 @@ class SignInDialog(QDialog):
                             else "Signing in\u2026")
         prompt = _Prompt(self)
         prompt.message.connect(self.device_message.setText)
-        tenant = self.settings.get("azure/tenant_id") or None
+        tenant = self.settings.get(f"{self._prefix}/tenant_id") or None
 
         def work() -> tuple[Any, list[Tenant]]:
             credential = self.azure.sign_in(
@@ -121,7 +129,7 @@ class SignInDialog(QDialog):
         self.credential, tenants = answer
         self.sign_in_button.setEnabled(True)
         self.tenant.clear()
-        remembered = self.settings.get("azure/tenant_id")
+        remembered = self.settings.get(f"{self._prefix}/tenant_id")
         for t in tenants:
             self.tenant.addItem(f"{t.name} ({t.id})", t.id)
         index = self.tenant.findData(remembered)
@@ -135,9 +143,14 @@ class SignInDialog(QDialog):
         credential = self.credential
         self.subscription.clear()
         self.subscription.setEnabled(False)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
 
         def fill(subs: list[Subscription]) -> None:
-            remembered = self.settings.get("azure/subscription_id")
+            # An answer for a tenant the user has since left must not land.
+            if self.tenant.currentData() != tenant:
+                return
+            self.subscription.clear()
+            remembered = self.settings.get(f"{self._prefix}/subscription_id")
             for s in subs:
                 self.subscription.addItem(f"{s.name} ({s.id})", s)
             ids = [s.id for s in subs]
@@ -153,7 +166,9 @@ class SignInDialog(QDialog):
         self.sign_in_button.setEnabled(True)
         self.status.setStyleSheet(f"color: {ERROR_COLOR};")
         hint = recommendation(exc)
-        self.status.setText(f"Sign-in failed: {plain(exc)}" + (f"\n{hint}" if hint else ""))
+        # The engine's words already say what failed: no second "sign-in failed".
+        words = plain(exc)
+        self.status.setText(words[:1].upper() + words[1:] + (f"\n{hint}" if hint else ""))
         self.status.setToolTip(str(exc))
 
     def _on_accept(self) -> None:
@@ -161,7 +176,7 @@ class SignInDialog(QDialog):
         if not isinstance(sub, Subscription):
             return
         tenant = self.tenant.currentData() or sub.tenant_id
-        self.settings.set("azure/tenant_id", tenant or "")
-        self.settings.set("azure/subscription_id", sub.id)
+        self.settings.set(f"{self._prefix}/tenant_id", tenant or "")
+        self.settings.set(f"{self._prefix}/subscription_id", sub.id)
         self.backend = self.azure.make_backend(self.credential, sub, tenant)
         self.accept()

@@ -49,6 +49,12 @@ class TargetHolder(QObject):
         self.sign_in_action.triggered.connect(self.sign_in)
         self.sandbox_action = QAction(icon("sandbox"), "Use the local &sandbox", parent)
         self.sandbox_action.triggered.connect(self.use_sandbox)
+        # The sandbox is also a Microsoft Entra authority: sign in there as a person
+        # would at Azure, and reach its other tenant's subscription.
+        self.sandbox_sign_in_action = QAction(
+            icon("sandbox"), "Sign &in to the sandbox as a user\u2026", parent)
+        self.sandbox_sign_in_action.triggered.connect(self.sign_in_to_sandbox)
+        self.sandbox_sign_in_action.setVisible(False)
         # Placed in the toolbar, which becomes their parent.
         self.icon_label = QLabel()
         self.label = QLabel()
@@ -82,10 +88,20 @@ class TargetHolder(QObject):
 
     def sign_in(self) -> None:
         # Loaded on the first sign-in, not with the window.
-        from app.wizard.services_backend import AzureSignIn
+        from app.wizard.services_backend import SignIn
+
+        self._open_sign_in(SignIn())
+
+    def sign_in_to_sandbox(self) -> None:
+        backend = self.session.backend
+        if backend is None or backend.is_azure:
+            return
+        self._open_sign_in(backend.cloud_sign_in())
+
+    def _open_sign_in(self, face: object) -> None:
         from app.wizard.signin_dialog import SignInDialog
 
-        dialog = SignInDialog(self.settings, AzureSignIn(), self._dialog_parent)
+        dialog = SignInDialog(self.settings, face, self._dialog_parent)
         dialog.accepted.connect(lambda: self._on_signed_in(dialog))
         dialog.open()
 
@@ -115,8 +131,12 @@ class TargetHolder(QObject):
             text = f"Target: {self.session.target_label}"
         self.label.setText(text + "   ")
         # Offered on Azure, and to try again when the sandbox could not start.
-        self.sandbox_action.setVisible(azure or (backend is None and not self.session.starting
-                                                 and bool(self.session.backend_error)))
+        signed_in = backend is not None and backend.signed_in
+        self.sandbox_action.setVisible(signed_in or (backend is None and not self.session.starting
+                                                     and bool(self.session.backend_error)))
         self.sign_in_action.setText("Change Azure subscription\u2026" if azure
                                     else "Sign in to Azure\u2026")
+        self.sandbox_sign_in_action.setVisible(backend is not None and not azure)
+        self.sandbox_action.setText("Use the sandbox's own &token" if signed_in and not azure
+                                    else "Use the local &sandbox")
 

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QDialogButtonBox
 
 from app.wizard.backend import Subscription, Tenant
 from app.wizard.mainwindow import MainWindow
-from app.wizard.services_backend import AzureSignIn
+from app.wizard.services_backend import SignIn
 from app.wizard.settings import Settings
 from app.wizard.signin_dialog import SignInDialog
 
@@ -28,6 +28,7 @@ SUB_B = Subscription("22222222-2222-2222-2222-222222222222", "Team prod", "t-1")
 class _AzureBackend:
     label = "Azure \u2014 Team prod"
     is_azure = True
+    signed_in = True
     spec_dir: Path | None = None
 
     def subscription(self) -> Subscription:
@@ -60,7 +61,7 @@ class StandInSignIn:
 
 def test_stand_in_matches_the_real_sign_in_face() -> None:
     for name in ("sign_in", "tenants", "subscriptions", "make_backend"):
-        assert callable(getattr(AzureSignIn, name))
+        assert callable(getattr(SignIn, name))
 
 
 def test_device_code_sign_in_picks_and_remembers_subscription(qtbot, window: MainWindow,  # type: ignore[no-untyped-def]
@@ -86,7 +87,7 @@ def test_device_code_sign_in_picks_and_remembers_subscription(qtbot, window: Mai
 
 
 class RealCredentialSignIn(StandInSignIn):
-    """Signs in with the real AzureSignIn (a real DeviceCodeCredential), then does what
+    """Signs in with the real SignIn (a real DeviceCodeCredential), then does what
     azure-identity does once Microsoft Entra hands out a code: calls the credential's
     prompt callback, from the worker thread."""
 
@@ -95,7 +96,7 @@ class RealCredentialSignIn(StandInSignIn):
 
         import azure.identity as identity
 
-        credential = AzureSignIn().sign_in(method, tenant_id, prompt)
+        credential = SignIn().sign_in(method, tenant_id, prompt)
         assert isinstance(credential, identity.DeviceCodeCredential)
         credential._prompt_callback("https://microsoft.com/devicelogin", "WXYZ-9876",
                                     datetime.now(UTC))
