@@ -97,6 +97,8 @@ def test_a_plan_refused_for_quota_says_quota_the_limit_and_where_to_ask(
     from app.sandbox.sample_site import sdk_kwargs
 
     web = WebSiteManagementClient(**sdk_kwargs(sandbox))
+    # Asked once: a refusal that retrying cannot change is not retried.
+    assert [rule.fired for rule in sandbox.context.faults.rules] == [1]
     assert list(web.app_service_plans.list_by_resource_group(group)) == []
     assert list(web.web_apps.list_by_resource_group(group)) == []
 
@@ -106,7 +108,7 @@ def test_a_function_app_name_taken_says_choose_another(
 ) -> None:
     spec, data = make_spec(tmp_path)
     name = data["function_app"]["name"]
-    sandbox_factory({"rules": [{
+    sandbox = sandbox_factory({"rules": [{
         "method": "PUT", "path": f"/providers/Microsoft.Web/sites/{name}$",
         "status": 409, "body": site_name_taken(name),
     }]})
@@ -122,6 +124,7 @@ def test_a_function_app_name_taken_says_choose_another(
     assert "wait and try again" not in result.stdout
     assert "Traceback" not in result.stderr
     assert finished_plain(result.stdout).startswith("Deployment failed")
+    assert [rule.fired for rule in sandbox.context.faults.rules] == [1]
 
 
 def finished_plain(stdout: str) -> str:
