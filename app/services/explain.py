@@ -283,7 +283,11 @@ def describe(exc: BaseException) -> Explained:
     if isinstance(exc, MlcacheError):
         code = exc.code or type(exc).__name__
         return Explained(code, redact(exc.message), redact(exc.recommendation), type(exc))
-    if isinstance(exc, ClientAuthenticationError):
+    # A credential that fails raises ClientAuthenticationError with no response. The
+    # generated SDK code raises it too for any HTTP 401 (its error_map), and App
+    # Service answers a plan over quota with 401 "Unauthorized": an answer with a
+    # body is read like any other, so its words, not the status, decide.
+    if isinstance(exc, ClientAuthenticationError) and exc.response is None:
         hint = HINTS["AuthenticationFailed"]
         return Explained("AuthenticationFailed", _message(exc), hint.recommendation, NotPermitted)
     if isinstance(exc, HttpResponseError):

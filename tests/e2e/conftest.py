@@ -16,8 +16,8 @@ from tests.e2e.test_cli import Cli
 def sandbox_factory(tmp_path: Path) -> Iterator[Any]:
     started: list[Sandbox] = []
 
-    def start(faults: dict[str, Any] | None = None) -> Sandbox:
-        sandbox = Sandbox.start(tmp_path / "sandbox", latency="fast", faults=faults)
+    def start(faults: dict[str, Any] | None = None, offer: str | None = None) -> Sandbox:
+        sandbox = Sandbox.start(tmp_path / "sandbox", latency="fast", faults=faults, offer=offer)
         started.append(sandbox)
         return sandbox
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ResourceNotModifiedError,
+    ServiceRequestError,
+)
 from azure.core.pipeline.transport import HttpResponse  # type: ignore[attr-defined]
 
 from app.errors import BadInput, NotPermitted, QuotaOrRegion, ServiceFailure
@@ -109,19 +116,37 @@ def test_generic_codes_are_read_by_their_message(message: str, cls: type, words:
     assert explained.error_class is cls and words in explained.hint
 
 
+# The error_map every generated azure-mgmt operation passes to map_error (e.g.
+# azure-mgmt-web's AppServicePlansOperations._create_or_update_initial): 401, 404 and
+# 409 raise these subclasses, without the ARM error format; anything else raises
+# HttpResponseError with ARMErrorFormat.
+SDK_ERROR_MAP = {
+    401: ClientAuthenticationError,
+    404: ResourceNotFoundError,
+    409: ResourceExistsError,
+    304: ResourceNotModifiedError,
+}
+
+
 def sdk_error_for(status: int, body: dict[str, object]) -> HttpResponseError:
     """What the generated SDK code raises for an error answer: azure-core's own response
-    type and the ARM error format, fed the body as Azure sends it."""
+    type fed the body as Azure sends it, then map_error and the ARM error format."""
     import requests
+    from azure.core.exceptions import map_error
     from azure.core.pipeline.transport import RequestsTransportResponse
     from azure.core.rest import HttpRequest
     from azure.mgmt.core.exceptions import ARMErrorFormat
 
     raw = requests.Response()
-    raw.status_code, raw.reason = status, "Error"
+    raw.status_code, raw.reason = status, {401: "Unauthorized", 409: "Conflict"}.get(
+        status, "Bad Request")
     raw._content = json.dumps(body).encode()
     raw.headers["Content-Type"] = "application/json; charset=utf-8"
     response = RequestsTransportResponse(HttpRequest("PUT", "https://management.azure.com/x"), raw)
+    try:
+        map_error(status_code=status, response=response, error_map=SDK_ERROR_MAP)
+    except HttpResponseError as mapped:
+        return mapped
     return HttpResponseError(response=response, error_format=ARMErrorFormat)
 
 
@@ -162,13 +187,27 @@ def test_azure_core_cannot_read_app_service_errors_so_the_translator_does() -> N
 
 
 def test_a_plan_refused_for_quota_with_401_says_quota_not_sign_in() -> None:
-    exc = sdk_error_for(401, app_service_body("Unauthorized", QUOTA_MESSAGE, "52020"))
+    exc = sdk_error_for(401, app_service_body("Unauthorized", QUOTA_MESSAGE, "70007"))
+    # What azure-mgmt-web really raises for the plan PUT's 401.
+    assert type(exc) is ClientAuthenticationError and exc.error is None
     explained = describe(exc)
     assert explained.error_class is QuotaOrRegion
     assert "Sign in" not in explained.hint
     assert "support request" in explained.hint and "quota" in explained.hint
     assert "Current Limit (Basic VMs): 0" in explained.message
     assert "\r" not in explained.message and "\n" not in explained.message
+
+
+def test_a_401_from_arm_itself_still_says_sign_in_again() -> None:
+    # ARM's own 401 for a bad token (its `error` shape), e.g. Azure/azure-sdk-for-net#49391.
+    expired = describe(sdk_error_for(401, {"error": {
+        "code": "ExpiredAuthenticationToken",
+        "message": "The access token expiry UTC time '1/1/2026 10:00:00 AM' is earlier than "
+                   "current UTC time '1/1/2026 11:00:00 AM'."}}))
+    assert expired.code == "ExpiredAuthenticationToken"
+    assert expired.error_class is NotPermitted and "Sign in again" in expired.hint
+    bare = describe(sdk_error_for(401, {}))
+    assert bare.error_class is NotPermitted and "Sign in again" in bare.hint
 
 
 def test_acr_tasks_refused_on_a_trial_points_at_image_reference_not_at_retrying() -> None:
