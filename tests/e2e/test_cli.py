@@ -338,9 +338,14 @@ def test_ctrl_c_cancels_names_what_is_still_creating_and_a_rerun_adopts_it(
 ) -> None:
     import signal
 
+    from app.sandbox.latency import FAST_SECONDS, LatencyProfile
+
     spec, _ = make_spec(tmp_path)
-    # A quarter of the realistic profile: the cache takes 5 s, long enough to cancel.
-    with Sandbox.start(tmp_path / "sandbox", latency="0.25"):
+    # Everything fast but the cache, which takes 15 s: the deploy cannot end before
+    # the cache does, so the interrupt (sent on the cache's first progress event)
+    # lands mid-deploy however slowly this test reads, and the re-run waits out the rest.
+    slow_cache = LatencyProfile("slow-cache", {**FAST_SECONDS, "redis.create": 15.0}, 0.05)
+    with Sandbox.start(tmp_path / "sandbox", latency=slow_cache):
         process = subprocess.Popen(
             [sys.executable, "-m", "app", "deploy", str(spec), "--json",
              "--sandbox-state", str(cli.state)],
