@@ -34,6 +34,26 @@ class CountingModel:
         return {"predictions": [2 * x for x in data]}
 
 
+class Clock:
+    """The template's `time` module with a hand that the test moves: pauses and token
+    lifetimes pass when the test says so, not when a loaded machine gets round to it."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
 def settings_for(server: Any, **overrides: Any) -> RedisSettings:
     values: dict[str, Any] = {
         "host": "127.0.0.1",
@@ -125,7 +145,8 @@ def test_redis_stopping_mid_way_bypasses(tls_redis: Any) -> None:
 def test_cache_coming_back_is_used_again_after_the_pause(
     dead_port: int, ca: Any, start_redis_on: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cache_aside, "BREAKER_FIRST_PAUSE_SECONDS", 0.3)
+    clock = Clock()
+    monkeypatch.setattr(cache_aside, "time", clock)
     settings = RedisSettings(
         host="127.0.0.1", port=dead_port, key="s3cret-cache-key", ca_bundle=str(ca.cert_file)
     )
@@ -134,9 +155,9 @@ def test_cache_coming_back_is_used_again_after_the_pause(
     try:
         assert scorer.score(b'{"data": [1]}').cache == "BYPASS"
         start_redis_on(dead_port)
-        # Still inside the pause: the cache is not tried.
+        # Still inside the pause (the template's clock has not moved): not tried.
         assert "skipped" in scorer.score(b'{"data": [1]}').cache_detail
-        time.sleep(0.35)
+        clock.advance(cache_aside.BREAKER_FIRST_PAUSE_SECONDS + 0.01)
         assert scorer.score(b'{"data": [1]}').cache == "MISS"
         assert scorer.score(b'{"data": [1]}').cache == "HIT"
     finally:
@@ -278,13 +299,17 @@ def test_entra_authenticates_as_the_identity_with_its_token(tls_redis: Any) -> N
     assert cache._get_client().acl_whoami() == "oid-1234"
 
 
-def test_entra_token_close_to_expiry_is_renewed_with_a_new_connection(tls_redis: Any) -> None:
+def test_entra_token_close_to_expiry_is_renewed_with_a_new_connection(
+    tls_redis: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     admin = tls_redis.client()
     admin.acl_setuser(
         "oid-5678", enabled=True, passwords=["+first", "+renewed"], keys=["*"], commands=["+@all"]
     )
-    # Renewal happens five minutes before expiry: this token is due for it in one second.
-    credential = IssuedTokens(["first", "renewed"], lifetime=301)
+    clock = Clock()
+    monkeypatch.setattr(cache_aside, "time", clock)
+    # Renewal happens five minutes before expiry.
+    credential = IssuedTokens(["first", "renewed"], lifetime=3600)
     cache = RedisCache(
         settings_for(tls_redis, key="", auth="entra", username="oid-5678"), credential=credential
     )
@@ -293,7 +318,7 @@ def test_entra_token_close_to_expiry_is_renewed_with_a_new_connection(tls_redis:
     admin.acl_setuser(  # revoke the first token
         "oid-5678", enabled=True, passwords=["-first"], keys=["*"], commands=["+@all"]
     )
-    time.sleep(1.1)
+    clock.advance(3600 - 299)
     cache.ping()  # a new connection, authenticated with the renewed token
     assert len(credential.scopes) == 2
 
