@@ -104,7 +104,7 @@ class RegistryProvider(Provider):
         self.packages = PackageStore(root / "packages")
         self.tokens = TokenIssuer(root / "tokens.key")
         self.data_plane = RegistryDataPlane(ctx, self.packages, self.tokens, self.image_pushed)
-        self.hosts = RegistryHosts(root / "hosts", ctx.ca)
+        self.hosts = RegistryHosts(root / "hosts", ctx.ca, ctx.faults, ctx.request_log)
 
     def image_pushed(self, registry: str, repository: str, tag: str) -> None:
         """A package landed (pushed or built): sites waiting for it start (providers that
