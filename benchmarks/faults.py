@@ -162,8 +162,12 @@ def cli(state: Path, data: Path, *argv: str) -> subprocess.CompletedProcess[str]
 
 
 def last_words(done: subprocess.CompletedProcess[str]) -> str:
-    text = (done.stderr.strip() or done.stdout.strip()).splitlines()
-    return text[-1][:160] if text else f"exit {done.returncode}"
+    """The line that says why a command failed (a failed step's, else the last one)."""
+    text = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines()
+            if line.strip() and not line.startswith("Log: ")]
+    failed = [line for line in text if " FAILED " in f" {line} " or "error" in line.lower()]
+    chosen = (failed or text or [f"exit {done.returncode}"])[-1]
+    return " ".join(chosen.split())[:140]
 
 
 def tail_log(state: Path, spec_path: Path) -> None:
