@@ -4,7 +4,10 @@ Builds the sample package, runs it in a function host with a real TLS
 redis-server in front of the model, and times round trips on one kept-alive
 HTTPS connection (certificate verified against the local CA). Each iteration
 sends a new body (a miss: model runs, result stored) and then the same body
-again (a hit: answered from Redis). Prints one `name=value` line per figure.
+again (a hit: answered from Redis), then GETs the health route on the same
+connection (the floor: the host and one Redis PING, no model, no key lookup), so
+`hit_over_floor` says what a hit costs beyond the least any call can cost. Prints
+one `name=value` line per figure.
 
     .venv/bin/python benchmarks/scoring.py [--calls 200] [--target sandbox|local]
 
@@ -153,6 +156,18 @@ def measure(endpoint: Endpoint, calls: int) -> dict[str, float]:
     sample = json.loads((SAMPLE / "sample-request.json").read_text())
     run_id = time.time_ns()
 
+    def floor() -> float:
+        """The kept-alive GET of the health route: the host plus one Redis PING."""
+        started = time.perf_counter()
+        conn.request("GET", "/api/health")
+        response = conn.getresponse()
+        payload = response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status != 200 or json.loads(payload).get("cache") != "reachable":
+            raise SystemExit(f"the health route answered HTTP {response.status}: "
+                             f"{payload[:200]!r}")
+        return elapsed
+
     def post(body: bytes) -> tuple[float, str, bytes]:
         started = time.perf_counter()
         conn.request("POST", endpoint.path, body=body, headers={"Content-Type": "application/json"})
@@ -169,11 +184,14 @@ def measure(endpoint: Endpoint, calls: int) -> dict[str, float]:
 
     hits: list[float] = []
     misses: list[float] = []
+    floors: list[float] = []
     unexpected = 0
     for i in range(calls):
         body = json.dumps({**sample, "request": [run_id, i]}).encode()
         miss_ms, miss_state, miss_body = post(body)
         hit_ms, hit_state, hit_body = post(body)
+        # Interleaved, so the floor sees the same load as the hit beside it.
+        floors.append(floor())
         if miss_state != "MISS" or hit_state != "HIT" or miss_body != hit_body:
             unexpected += 1
         misses.append(miss_ms)
@@ -185,6 +203,8 @@ def measure(endpoint: Endpoint, calls: int) -> dict[str, float]:
         "hit_p95_ms": percentile(hits, 95),
         "miss_p50_ms": statistics.median(misses),
         "miss_p95_ms": percentile(misses, 95),
+        "floor_p50_ms": statistics.median(floors),
+        "hit_over_floor": statistics.median(hits) / statistics.median(floors),
         "unexpected_cache_states": float(unexpected),
     }
 

@@ -125,7 +125,7 @@ def test(args: argparse.Namespace) -> int:
         endpoint = find_endpoint(spec, target, clients, say)
         if not args.json:
             say(f"POST {endpoint.url} ({len(payload)} bytes), {args.repeat} call(s)")
-        with ScoringClient(endpoint, target.verify) as client:
+        with ScoringClient(endpoint, target.verify, retry=target.retry) as client:
             for number in range(1, args.repeat + 1):
                 result = client.call(payload)
                 latencies.append(result.latency_ms)

@@ -46,6 +46,7 @@ from app.sandbox.certs import CertificateAuthority
 from app.sandbox.directory import Directory
 from app.sandbox.entra import AUTHORITY_PATH, EntraAuthority
 from app.sandbox.entra_tokens import TokenIssuer
+from app.sandbox.fault_gate import DropUnsupported, drop_connection, rule_headers
 from app.sandbox.faults import FaultPlan, FaultRule
 from app.sandbox.latency import LatencyProfile
 from app.sandbox.offers import read_offer, write_offer
@@ -139,7 +140,11 @@ class ArmGate:
             if rule is not None:
                 log.info("fault rule %d matches %s %s", rule.index + 1, method, path)
                 if rule.drop:
-                    await _drop_connection(send)
+                    try:
+                        await drop_connection(send)
+                    except DropUnsupported:
+                        raise ArmError(500, "InternalServerError",
+                                       "Connection drop is not supported here.") from None
                     status_holder["status"] = 0
                     return
                 if rule.fail_provisioning:
@@ -170,10 +175,7 @@ class ArmGate:
     async def _answer_fault(self, rule: FaultRule, path: str, send: Send) -> None:
         """A `status` rule's answer: its replayed `body` verbatim, or an error in the
         shape of the provider the path names (App Service's for Microsoft.Web)."""
-        headers = {}
-        if rule.retry_after is not None:
-            headers["Retry-After"] = f"{rule.retry_after:g}"
-        headers.update(rule.headers)
+        headers = rule_headers(rule)
         status = rule.status or 500
         if rule.has_body:
             await _send_json(send, status, json.dumps(rule.body).encode(), headers)
@@ -209,23 +211,6 @@ def _head_answer(send: Send) -> Send:
             await send(message)
 
     return head_send
-
-
-async def _drop_connection(send: Send) -> None:
-    """Close the TCP connection without an answer, as a broken network would.
-
-    uvicorn exposes the transport only through its response cycle object, which
-    is what `send` is bound to at the outermost layer of the app.
-    """
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None:
-        raise ArmError(500, "InternalServerError", "Connection drop is not supported here.")
-    transport.abort()
-    # Let uvicorn see the connection is gone, so it does not try to answer 500.
-    await asyncio.sleep(0)
-    if cycle is not None and hasattr(cycle, "disconnected"):
-        cycle.disconnected = True
 
 
 def _operation_routes(ctx: SandboxContext) -> list[BaseRoute]:

@@ -20,6 +20,7 @@ from app.errors import ServiceFailure
 from app.folders import folder_files, pack_folder
 from app.services.arm import enum_text
 from app.services.clients import ClientFactory
+from app.services.transport import retrying_session
 
 FINISHED = frozenset({"Succeeded", "Failed", "Canceled", "Error", "Timeout"})
 # After the run has finished, the log blob is read this many more times while its
@@ -99,7 +100,6 @@ def build_image_in_acr(
     timeout_seconds: int = 3600,
 ) -> CloudBuildResult:
     """Build and push the package's image with ACR Tasks, streaming its log to `log_line`."""
-    import requests
     from azure.mgmt.containerregistrytasks.models import DockerBuildRequest, PlatformProperties
 
     target = clients.target
@@ -109,7 +109,9 @@ def build_image_in_acr(
         raise ServiceFailure("ACR returned no build-source upload location")
     archive = context_archive(package_dir)
     log_line(f"Uploading build context ({len(archive) // 1024} KiB)")
-    with requests.Session() as session:
+    # The upload is a blob PUT (sending it again replaces the blob) and the log reads
+    # are HEAD/GET: all of them may be retried on a 503 or a dropped connection.
+    with retrying_session(target) as session:
         put = session.put(
             upload.upload_url, data=archive, timeout=300, verify=target.verify,
             headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "application/gzip"},

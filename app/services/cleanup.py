@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.errors import BadInput, NotPermitted, ServiceFailure
+from app.errors import BadInput, MlcacheError, NotPermitted, ServiceFailure
 from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE, created_by_us
 from app.services.arm import get_or_none
 from app.services.clients import ClientFactory
@@ -53,13 +53,44 @@ def delete_group(
     say: Say = print,
     poll: float = 0.25,
 ) -> CleanupResult:
-    """Delete `group` after the checks above; raises BadInput/NotPermitted when refused."""
-    from azure.core.exceptions import (
-        HttpResponseError,
-        ResourceNotFoundError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
+    """Delete `group` after the checks above; raises BadInput/NotPermitted when refused.
+
+    Every ARM call is retried by the client's policy; a fault that outlasts it, at
+    any point (listing, deleting, the final check), says to run cleanup again.
+    """
+    from azure.core.exceptions import AzureError
+
+    try:
+        return _delete_group(clients, group, confirm, force, say, poll)
+    except AzureError as exc:
+        raise cleanup_error(exc, group) from None
+
+
+def cleanup_error(exc: BaseException, group: str) -> MlcacheError:
+    """What a cleanup that Azure (or the network) interrupted tells the person to do."""
+    error = as_error(exc, prefix=f"deleting {group}: ", again="run cleanup")
+    if isinstance(error, ServiceFailure) and _transient(exc):
+        error.recommendation = (
+            "A temporary failure interrupted the cleanup: run cleanup again "
+            "(what is already deleted stays deleted).")
+    return error
+
+
+def _transient(exc: BaseException) -> bool:
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+    from app.services.transport import TRANSIENT_STATUSES
+
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return True
+    return getattr(exc, "status_code", None) in TRANSIENT_STATUSES
+
+
+def _delete_group(
+    clients: ClientFactory, group: str, confirm: str | None, force: bool, say: Say,
+    poll: float,
+) -> CleanupResult:
+    from azure.core.exceptions import ResourceNotFoundError
 
     started = time.monotonic()
     resources = clients.resources()
@@ -96,8 +127,6 @@ def delete_group(
         poller.result()
     except ResourceNotFoundError:
         log.info("resource group %s vanished while deleting: already gone", group)
-    except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
-        raise as_error(exc, prefix=f"deleting {group}: ", again="run cleanup") from None
     if resources.resource_groups.check_existence(group):
         raise ServiceFailure(
             f"resource group {group} still exists after the delete finished",

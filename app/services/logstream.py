@@ -17,6 +17,7 @@ from app.errors import ServiceFailure
 from app.services.clients import ClientFactory
 from app.services.redaction import redact
 from app.services.target import CloudTarget
+from app.services.transport import retrying_session
 from app.spec import DeploymentSpec
 
 MAX_BYTES = 256 * 1024
@@ -52,14 +53,13 @@ def tail(
     spec: DeploymentSpec, target: CloudTarget, clients: ClientFactory, since: int = 0
 ) -> tuple[list[str], int]:
     """Lines written after byte offset `since`, and the offset to ask from next time."""
-    import requests
-
     name = spec.function_app.name
     site = clients.web().web_apps.get(spec.resource_group.name, name)
     base = f"https://{scm_host(site)}/api/vfs/LogFiles/"
     token = target.credential.get_token(*target.credential_scopes).token
     auth = {"Authorization": f"Bearer {token}"}
-    with requests.Session() as session:
+    # Every Kudu call is a GET: a 503 or a dropped connection is asked again.
+    with retrying_session(target) as session:
         url = _log_url(base, name, session, auth, target.verify)
         response = session.get(url, headers={**auth, "Range": f"bytes={max(0, since)}-"},
                                timeout=30, verify=target.verify)

@@ -18,6 +18,7 @@ from app.services.clients import ClientFactory
 from app.services.explain import plain_request_error
 from app.services.redaction import register_secret
 from app.services.target import CloudTarget
+from app.services.transport import TOKEN_POSTS, retrying_session
 
 # Pages of a data-plane listing followed at most (100 names per page).
 MAX_PAGES = 50
@@ -79,12 +80,14 @@ def list_registries(clients: ClientFactory) -> list[RegistrySummary]:
 
 def list_repositories(target: CloudTarget, registry: RegistrySummary) -> list[str]:
     """Repositories of `registry` (`GET /v2/_catalog`), sorted."""
-    return sorted(AcrDataPlane(target, registry.login_server).repositories())
+    with AcrDataPlane(target, registry.login_server) as plane:
+        return sorted(plane.repositories())
 
 
 def list_tags(target: CloudTarget, registry: RegistrySummary, repository: str) -> list[str]:
     """Tags of one repository (`GET /v2/<repository>/tags/list`), sorted; [] when unknown."""
-    return sorted(AcrDataPlane(target, registry.login_server).tags(repository))
+    with AcrDataPlane(target, registry.login_server) as plane:
+        return sorted(plane.tags(repository))
 
 
 class AcrDataPlane:
@@ -97,7 +100,8 @@ class AcrDataPlane:
     for redaction the moment it arrives.
 
     The sandbox serves the same exchange and listing at each registry's own
-    loginServer, so this one path is what the tests run.
+    loginServer, so this one path is what the tests run. Every call goes through
+    the product's retry policy; the token POSTs may be sent again (`TOKEN_POSTS`).
     """
 
     def __init__(self, target: CloudTarget, login_server: str, timeout: float = 30.0) -> None:
@@ -105,6 +109,16 @@ class AcrDataPlane:
         self.server = login_server.lower()
         self.timeout = timeout
         self._refresh_token: str | None = None
+        self._session = retrying_session(target, TOKEN_POSTS)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> AcrDataPlane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def repositories(self) -> list[str]:
         return self._list("_catalog", "registry:catalog:*", "repositories")
@@ -125,8 +139,8 @@ class AcrDataPlane:
         import requests
 
         try:
-            answer = requests.post(f"https://{self.server}/oauth2/{path}", data=data,
-                                   timeout=self.timeout, verify=self.target.verify)
+            answer = self._session.post(f"https://{self.server}/oauth2/{path}", data=data,
+                                        timeout=self.timeout, verify=self.target.verify)
         except requests.RequestException as exc:
             raise self._unreachable(exc) from None
         if answer.status_code in (401, 403):
@@ -171,8 +185,8 @@ class AcrDataPlane:
             if url is None:
                 break
             try:
-                answer = requests.get(url, headers=headers, timeout=self.timeout,
-                                      verify=self.target.verify)
+                answer = self._session.get(url, headers=headers, timeout=self.timeout,
+                                           verify=self.target.verify)
             except requests.RequestException as exc:
                 raise self._unreachable(exc) from None
             if answer.status_code == 404:

@@ -30,7 +30,8 @@ from typing import Any
 from app.errors import ServiceFailure
 from app.services.meters import PriceQuery
 from app.services.plan import build_plan
-from app.services.target import RETAIL_PRICES_URL, CloudTarget
+from app.services.target import RETAIL_PRICES_URL, CloudTarget, RetrySettings
+from app.services.transport import retrying_session
 from app.spec import DeploymentSpec
 
 # The version whose filter values are case-sensitive and which lists every meter.
@@ -294,20 +295,19 @@ def fetch_items(fetch: Fetch, base_url: str, filter_text: str, currency: str) ->
 
 def estimate(spec: DeploymentSpec, prices_base_url: str = RETAIL_PRICES_URL,
              verify: str | bool = True, *, currency: str = "USD", sandbox: bool = False,
-             fetch: Fetch | None = None) -> CostEstimate:
+             fetch: Fetch | None = None, retry: RetrySettings | None = None) -> CostEstimate:
     """Price every resource of `spec` at list prices for its location.
 
     `verify` is passed to every request (the sandbox CA path, or True for the
     system store). Raises ServiceFailure when the API cannot be used at all; a
-    meter it does not list becomes a "price not found" line.
+    meter it does not list becomes a "price not found" line. Its GETs follow the
+    product's retry policy (`retry`: the target's settings, else azure-core's defaults).
     """
-    import requests
-
     queries = price_queries(spec)
     region = spec.location.lower()
     session = None
     if fetch is None:
-        session = requests.Session()
+        session = retrying_session(retry or RetrySettings())
         fetch = _http_fetch(verify, session)
     try:
         results: dict[str, list[dict[str, Any]]] = {}
@@ -330,7 +330,8 @@ def estimate(spec: DeploymentSpec, prices_base_url: str = RETAIL_PRICES_URL,
 
 def estimate_for_target(spec: DeploymentSpec, target: CloudTarget) -> CostEstimate:
     """The estimate from the prices API the target's profile names."""
-    return estimate(spec, target.prices_url, target.verify, sandbox=target.sample_prices)
+    return estimate(spec, target.prices_url, target.verify, sandbox=target.sample_prices,
+                    retry=target.retry)
 
 
 def monthly_cost_text(spec: DeploymentSpec, target: CloudTarget) -> str:

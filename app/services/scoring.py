@@ -20,7 +20,8 @@ from app.services.context import resolve_spec_path
 from app.services.explain import as_error, plain_request_error
 from app.services.logs import get_logger
 from app.services.redaction import redact, register_secret
-from app.services.target import CloudTarget
+from app.services.target import CloudTarget, RetrySettings
+from app.services.transport import CONNECTION_ONLY, retrying_session
 from app.spec import DeploymentSpec, read_small_file
 
 log = get_logger("test")
@@ -158,15 +159,20 @@ def read_payload(path: str) -> bytes:
 
 
 class ScoringClient:
-    """A kept-alive HTTPS session to the function; one `call()` per request."""
+    """A kept-alive HTTPS session to the function; one `call()` per request.
 
-    def __init__(self, endpoint: Endpoint, verify: str | bool, timeout: float = 60.0) -> None:
-        import requests
+    A call that got no answer (a dropped or reset connection) is sent again, as
+    `transport.CONNECTION_ONLY` says; an HTTP answer, a 5xx from the model included,
+    is reported as it came. `retry` bounds the back-off (the target's settings;
+    azure-core's defaults when not given).
+    """
 
+    def __init__(self, endpoint: Endpoint, verify: str | bool, timeout: float = 60.0,
+                 retry: RetrySettings | None = None) -> None:
         self.endpoint = endpoint
         self.verify = verify
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = retrying_session(retry or RetrySettings(), CONNECTION_ONLY)
 
     def call(self, payload: bytes) -> CallResult:
         import requests

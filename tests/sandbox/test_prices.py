@@ -165,11 +165,16 @@ def test_every_managed_redis_and_plan_choice_resolves_or_says_not_found(sandbox:
 
 
 def test_an_api_error_is_a_service_failure(tmp_path: Path) -> None:
-    faults = {"rules": [{"path": "^/retail/prices", "status": 503, "retry_after": 1}]}
+    from app.services.target import RetrySettings
+
+    faults = {"rules": [{"path": "^/retail/prices", "status": 503, "retry_after": 0.1}]}
     with Sandbox.start(tmp_path, latency="fast", faults=faults) as sb:
         spec = load_spec(ROOT / "examples" / "digits-sandbox.json")
+        retry = RetrySettings(total=2, backoff_factor=0.1, backoff_max=0.5)
         with pytest.raises(ServiceFailure, match="answered 503"):
-            pricing.estimate(spec, url(sb), str(sb.ca_cert), sandbox=True)
+            pricing.estimate(spec, url(sb), str(sb.ca_cert), sandbox=True, retry=retry)
+        # Asked once, then again as often as the retry settings allow, then reported.
+        assert sb.context.faults.rules[0].fired == 3
 
 
 def test_the_table_says_what_it_is() -> None:

@@ -407,3 +407,26 @@ def test_listing_helpers(
         list_repositories(name, username=name, password="wrong", **where)
     with pytest.raises(BadInput, match="does not exist"):
         list_tags(unique("ghost"), "app", token=sandbox.token, **where)
+
+
+def test_a_registry_whose_provisioning_failed_is_provisioned_again_by_the_same_put(
+    sandbox: Sandbox, acr: ContainerRegistryManagementClient, group: str
+) -> None:
+    from app.sandbox.faults import parse_rules
+
+    name = unique("acr")
+    sandbox.context.faults.rules = parse_rules({"rules": [{
+        "method": "PUT", "path": f"/registries/{name}$", "count": 1,
+        "fail_provisioning": True}]}).rules
+    try:
+        with pytest.raises(HttpResponseError):
+            _registry(acr, group, name=name)
+    finally:
+        sandbox.context.faults.rules = []
+    failed = acr.registries.get(group, name)
+    assert failed.provisioning_state == "Failed"
+    _registry(acr, group, name=name)  # asserts Succeeded
+    login_server = acr.registries.get(group, name).login_server
+    # Its loginServer answers now, as any registry's does once it is Succeeded.
+    answer = requests.get(f"https://{login_server}/v2/", verify=str(sandbox.ca_cert), timeout=10)
+    assert answer.status_code == 401

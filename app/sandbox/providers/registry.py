@@ -104,7 +104,7 @@ class RegistryProvider(Provider):
         self.packages = PackageStore(root / "packages")
         self.tokens = TokenIssuer(root / "tokens.key")
         self.data_plane = RegistryDataPlane(ctx, self.packages, self.tokens, self.image_pushed)
-        self.hosts = RegistryHosts(root / "hosts", ctx.ca)
+        self.hosts = RegistryHosts(root / "hosts", ctx.ca, ctx.faults, ctx.request_log)
 
     def image_pushed(self, registry: str, repository: str, tag: str) -> None:
         """A package landed (pushed or built): sites waiting for it start (providers that
@@ -248,8 +248,18 @@ class RegistryProvider(Provider):
         with self.ctx.store.transaction() as store:
             group_record = self.ctx.require_group(sub, group, for_write=True)
             existing = store.resource(rid)
-            if existing is not None:
+            if existing is not None and existing["body"]["properties"][
+                    "provisioningState"] != "Failed":
                 return self._recreate(existing, body)
+            if existing is not None:
+                # A PUT on a registry whose provisioning failed provisions it again,
+                # as ARM does (and as the storage provider does here).
+                failed = existing["body"]
+                failed["sku"] = self._sku(body)
+                failed["tags"] = string_tags(body)
+                self._apply_properties(failed, body.get("properties") or {})
+                failed["properties"]["provisioningState"] = "Creating"
+                return self._provision(request, rid, dict(failed), 200)
             problem = self._name_problem(name)
             if problem is not None:
                 reason, message = problem
@@ -305,16 +315,21 @@ class RegistryProvider(Provider):
                     "private": {"passwords": [_new_password(), _new_password()], "port": port},
                 },
             )
+        return self._provision(request, rid, registry_body, 201)
+
+    def _provision(self, request: Request, rid: str, registry_body: dict[str, Any],
+                   status: int) -> Response:
+        """Start the create operation that ends with the registry Succeeded and listening."""
         op = self.ctx.operations.start(
             request,
             "registry.create",
             namespace=NAMESPACE,
-            location=location,
+            location=registry_body["location"],
             resource_id=rid,
         )
         return json_response(
             registry_body,
-            201,
+            status,
             self.ctx.operations.headers(op, async_operation=True, location=False),
         )
 

@@ -17,24 +17,34 @@ from pathlib import Path
 from starlette.types import ASGIApp
 
 from app.sandbox.certs import CertificateAuthority
+from app.sandbox.fault_gate import FaultGate, registry_error
+from app.sandbox.faults import FaultPlan
+from app.sandbox.requestlog import RequestLog, RequestLogMiddleware
 from app.sandbox.tls_listener import TlsListener
 
 log = logging.getLogger("mlcache.sandbox.registry")
 
 
 class RegistryHost(TlsListener):
-    """The HTTPS server of one registry on 127.0.0.1:<port>."""
+    """The HTTPS server of one registry on 127.0.0.1:<port>, behind the request log and
+    the faults file's rules (`fault_gate`), as ARM is."""
 
-    def __init__(self, app: ASGIApp, port: int, cert_file: Path, key_file: Path) -> None:
-        super().__init__(app, port, cert_file, key_file, "registry")
+    def __init__(self, app: ASGIApp, port: int, cert_file: Path, key_file: Path,
+                 faults: FaultPlan, request_log: RequestLog) -> None:
+        gated = FaultGate(RequestLogMiddleware(app, request_log), faults, registry_error,
+                          request_log)
+        super().__init__(gated, port, cert_file, key_file, "registry")
 
 
 class RegistryHosts:
     """Every running registry listener, by registry name (lower case)."""
 
-    def __init__(self, root: Path, ca: CertificateAuthority) -> None:
+    def __init__(self, root: Path, ca: CertificateAuthority, faults: FaultPlan,
+                 request_log: RequestLog) -> None:
         self._root = root
         self._ca = ca
+        self._faults = faults
+        self._request_log = request_log
         self._hosts: dict[str, RegistryHost] = {}
         self._lock = threading.Lock()
 
@@ -44,7 +54,8 @@ class RegistryHosts:
         Raises OSError when the port cannot be bound."""
         self.stop(name)
         cert = self._ca.issue_leaf(self._root / name.lower(), "tls")
-        host = RegistryHost(app, port, cert.cert_file, cert.key_file)
+        host = RegistryHost(app, port, cert.cert_file, cert.key_file, self._faults,
+                            self._request_log)
         host.start()
         with self._lock:
             self._hosts[name.lower()] = host

@@ -49,7 +49,7 @@ class WebProviderBase(Provider):
             self._registry_access,
             request_log=ctx.request_log,
         )
-        self.kudu = KuduHosts(ctx.request_log)
+        self.kudu = KuduHosts(ctx.request_log, ctx.faults)
 
     def _registry_access(self, name_or_host: str) -> RegistryAccess | None:
         """A registry named by its name, `<name>.azurecr.io` or its `loginServer`."""

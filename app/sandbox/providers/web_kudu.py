@@ -38,6 +38,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from app.sandbox.certs import LeafCertificate
+from app.sandbox.fault_gate import FaultGate, plain_error
+from app.sandbox.faults import FaultPlan
 from app.sandbox.operations import utc_now
 from app.sandbox.providers.web_container_logs import ContainerLogFile, kudu_time
 from app.sandbox.requestlog import RequestLog, RequestLogMiddleware
@@ -196,20 +198,24 @@ async def _follow(request: Request, source: KuduSource, base: str) -> AsyncItera
 
 
 class KuduServer(TlsListener):
-    """One site's Kudu on 127.0.0.1:<port> over TLS, served on its own thread."""
+    """One site's Kudu on 127.0.0.1:<port> over TLS, served on its own thread, behind the
+    request log and the faults file's rules (`fault_gate`)."""
 
     def __init__(
-        self, app: ASGIApp, port: int, cert: LeafCertificate, request_log: RequestLog
+        self, app: ASGIApp, port: int, cert: LeafCertificate, request_log: RequestLog,
+        faults: FaultPlan,
     ) -> None:
-        super().__init__(RequestLogMiddleware(app, request_log), port, cert.cert_file,
-                         cert.key_file, "kudu")
+        gated = FaultGate(RequestLogMiddleware(app, request_log), faults, plain_error,
+                          request_log)
+        super().__init__(gated, port, cert.cert_file, cert.key_file, "kudu")
 
 
 class KuduHosts:
     """Every site's Kudu, by site name; starting one that runs is a no-op."""
 
-    def __init__(self, request_log: RequestLog) -> None:
+    def __init__(self, request_log: RequestLog, faults: FaultPlan) -> None:
         self._request_log = request_log
+        self._faults = faults
         self._servers: dict[str, KuduServer] = {}
         self._lock = threading.Lock()
 
@@ -223,7 +229,8 @@ class KuduHosts:
         if current is not None:
             current.stop()
         try:
-            server = KuduServer(build_kudu_app(source), port, cert, self._request_log)
+            server = KuduServer(build_kudu_app(source), port, cert, self._request_log,
+                                self._faults)
             server.start()
         except (OSError, RuntimeError) as exc:
             log.error("Kudu of %s cannot listen on port %d: %s", source.site, port, exc)

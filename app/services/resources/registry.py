@@ -38,6 +38,7 @@ from app.services.resources.base import (
     yours,
 )
 from app.services.runner import StepReport, note
+from app.services.transport import retrying_session
 from app.spec import DeploymentSpec
 
 if TYPE_CHECKING:
@@ -203,28 +204,29 @@ def check_image_exists(ctx: DeployContext, registry: dict[str, str]) -> None:
         return f"https://{registry['login_server']}/v2/{path}"
 
     auth = (registry["username"], ctx.secrets["registry_password"])
-    try:
-        answer = requests.head(
-            url(f"{image.repository}/manifests/{reference}"),
-            auth=auth, headers={"Accept": _MANIFEST_TYPES}, timeout=30, verify=ctx.target.verify,
-        )
-    except requests.RequestException as exc:
-        note(f"could not ask {image.login_server} for {image}: {plain_request_error(exc)}")
-        return
-    if answer.status_code == 200:
-        return
-    if answer.status_code != 404:
-        note(f"{image.login_server} answered HTTP {answer.status_code} for {image}; "
-             "the function app will try to pull it anyway")
-        return
-    tags: list[str] = []
-    try:
-        listing = requests.get(url(f"{image.repository}/tags/list"), auth=auth, timeout=30,
-                               verify=ctx.target.verify)
-        if listing.status_code == 200:
-            tags = list((listing.json() or {}).get("tags") or [])
-    except (requests.RequestException, ValueError):
-        pass
+    with retrying_session(ctx.target) as session:
+        try:
+            answer = session.head(
+                url(f"{image.repository}/manifests/{reference}"), auth=auth,
+                headers={"Accept": _MANIFEST_TYPES}, timeout=30, verify=ctx.target.verify,
+            )
+        except requests.RequestException as exc:
+            note(f"could not ask {image.login_server} for {image}: {plain_request_error(exc)}")
+            return
+        if answer.status_code == 200:
+            return
+        if answer.status_code != 404:
+            note(f"{image.login_server} answered HTTP {answer.status_code} for {image}; "
+                 "the function app will try to pull it anyway")
+            return
+        tags: list[str] = []
+        try:
+            listing = session.get(url(f"{image.repository}/tags/list"), auth=auth, timeout=30,
+                                  verify=ctx.target.verify)
+            if listing.status_code == 200:
+                tags = list((listing.json() or {}).get("tags") or [])
+        except (requests.RequestException, ValueError):
+            pass
     known = f"; tags there: {', '.join(sorted(tags)[:10])}" if tags else ""
     raise BadInput(
         f"image {image} is not in registry {image.registry}{known}",

@@ -15,9 +15,12 @@ from app.errors import BadInput, ServiceFailure
 from app.services import pricing
 from app.services.plan import build_plan
 from app.services.pricing import PriceQuery, build_filter, price_queries, select_item
+from app.services.target import RetrySettings
 from app.spec import DeploymentSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
+# How a failure reads once the retries are spent, without waiting for them.
+NO_RETRY = RetrySettings(total=0)
 
 
 def queries_of(spec: DeploymentSpec, step: str) -> list[PriceQuery]:
@@ -287,7 +290,8 @@ def test_a_closed_port_is_a_clear_service_failure() -> None:
         port = sock.getsockname()[1]
     # Nothing listens there now: the connection is refused at once.
     with pytest.raises(ServiceFailure, match="could not be reached") as caught:
-        pricing.estimate(sandbox_spec(), f"https://127.0.0.1:{port}/retail/prices")
+        pricing.estimate(sandbox_spec(), f"https://127.0.0.1:{port}/retail/prices",
+                         retry=NO_RETRY)
     assert "No estimate is available" in caught.value.recommendation
 
 
@@ -298,4 +302,5 @@ def test_a_server_that_never_answers_is_a_timeout(monkeypatch: pytest.MonkeyPatc
         sock.listen(1)  # the kernel accepts the connection; nobody ever answers
         port = sock.getsockname()[1]
         with pytest.raises(ServiceFailure, match="did not answer in time"):
-            pricing.estimate(sandbox_spec(), f"https://127.0.0.1:{port}/retail/prices")
+            pricing.estimate(sandbox_spec(), f"https://127.0.0.1:{port}/retail/prices",
+                             retry=NO_RETRY)
