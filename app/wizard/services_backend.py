@@ -216,7 +216,7 @@ class ServicesBackend:
             client = self._scoring.get(key)
         if client is None:
             endpoint = find_endpoint(spec, self.target, self.clients)
-            client = ScoringClient(endpoint, self.target.verify)
+            client = ScoringClient(endpoint, self.target.verify, retry=self.target.retry)
             with self._lock:
                 self._scoring[key] = client
         result = client.call(json.dumps(payload).encode("utf-8"))
