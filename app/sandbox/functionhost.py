@@ -193,6 +193,13 @@ class FunctionHost:
                 received += chunk
         return True
 
+    def abort(self) -> None:
+        """Kill a host that is still starting, so that `start()` (which holds the lock
+        while it waits) fails at once; `stop()` then reaps it."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
     def stop(self) -> None:
         """Terminate the host, kill it after a grace period, reap it. Idempotent."""
         with self._lock:

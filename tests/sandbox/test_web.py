@@ -638,3 +638,36 @@ def test_killed_sandbox_leaves_no_host(tmp_path: Path) -> None:
         what="the hosts to exit",
     )
     assert port_closed(site.properties.default_host_name)
+
+
+def test_settings_changed_while_the_host_starts_restart_it_with_the_new_ones(
+    cloud: Cloud, group: str, tmp_path: Path
+) -> None:
+    """A container still starting is started again with the latest settings at once,
+    not first brought up on the old ones (the deploy's cache settings arrive while
+    the new site's first start is under way)."""
+    sb, apps = cloud.sb, cloud.web.web_apps
+    gate = tmp_path / "gate"
+    package = write_package(tmp_path / "v1")
+    # The package's import waits for the gate, so the first start is still under way
+    # when the settings change, however fast or slow this machine is.
+    app = package / "function_app.py"
+    app.write_text(
+        "import pathlib, time\n"
+        f"while not pathlib.Path({str(gate)!r}).exists():\n    time.sleep(0.02)\n"
+        + app.read_text())
+    registry, password = cloud.registry(group)
+    image = f"{registry}.azurecr.io/app:v1"
+    cloud.push(package, image)
+    site = cloud.site(group, cloud.plan(group).id, image, registry_settings(registry, password))
+    wait_for(lambda: "Starting function host" in site_log(sb, site.name), what="first start")
+    apps.update_application_settings(group, site.name, {"properties": {
+        **registry_settings(registry, password), "GREETING": "second"}})
+    wait_for(lambda: "configuration changed while its container started" in site_log(
+        sb, site.name), what="the start cut short")
+    gate.touch()
+    key = apps.list_host_keys(group, site.name).function_keys["default"]
+    wait_for(answers(sb, site.properties.default_host_name, key, "v1 second"))
+    log = site_log(sb, site.name)
+    assert log.count("initialized successfully") == 1, log
+    assert "failing site start" not in log

@@ -45,6 +45,10 @@ class HostProcess(Protocol):
 
     def stop(self) -> None: ...
 
+    def abort(self) -> None:
+        """Kill the host while it is still starting, so its start() fails at once."""
+        ...
+
     @property
     def running(self) -> bool: ...
 
@@ -98,6 +102,9 @@ class _Site:
     state: str = "Starting"
     # (registry, repository) whose missing image keeps the site down, if that is why.
     waiting_for: tuple[str, str] | None = None
+    # The host being started now, and whether a newer spec cut that start short.
+    starting: HostProcess | None = None
+    superseded: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -192,6 +199,11 @@ class SiteRuntime:
                 with site.lock:
                     self._serve_unavailable(spec, site)
             self._pending[key] = spec
+            if site.starting is not None:
+                # A container still starting is stopped and started again with the
+                # new configuration, not brought up on the old one first.
+                site.superseded = True
+                site.starting.abort()
             if key in self._workers:
                 return
             worker = threading.Thread(target=self._work, args=(key,), name=f"site-{key}")
@@ -399,6 +411,8 @@ class SiteRuntime:
             log_file=self.log_file(spec.name),
             port=spec.port,
         )
+        with self._lock:
+            site.starting, site.superseded = host, False
         try:
             host.start(timeout=self._start_timeout)
         except Exception as exc:
@@ -406,6 +420,11 @@ class SiteRuntime:
                 host.stop()
             except Exception:
                 log.debug("stopping a host that failed to start", exc_info=True)
+            if site.superseded:
+                self.write_log(spec.name, "INFO", f"Site {spec.name} configuration changed "
+                               "while its container started; restarting with the new one.")
+                self._serve_unavailable(spec, site)
+                return
             self.write_log(
                 spec.name,
                 "ERROR",
@@ -414,6 +433,9 @@ class SiteRuntime:
             )
             self._serve_unavailable(spec, site)
             return
+        finally:
+            with self._lock:
+                site.starting = None
         site.host = host
         site.state = "Running"
         self.write_log(
