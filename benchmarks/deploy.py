@@ -10,7 +10,7 @@ deletes everything again and prints `name=value` lines:
                      dependency chain of the plan (cache create + app settings)
     sequential_s     the step durations measured in this run, summed: what running
                      them one after another would take
-    ratio            deploy_wall_s / critical_path_s (goal: at most 1.15)
+    ratio            deploy_wall_s / critical_path_s (goal: at most 1.10)
 
 Usage: .venv/bin/python benchmarks/deploy.py [--latency realistic-scaled] [--runs N]
 """
