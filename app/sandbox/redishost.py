@@ -219,15 +219,20 @@ def start_keyed_redis(
     return start_redis(spec, supervisor)
 
 
+def stop_stale_server(config_file: Path) -> None:
+    """Stop a server from an earlier sandbox on this directory that somehow survived
+    (it would hold the ports the resource is about to take again)."""
+    for pid in processes_mentioning(str(config_file)):
+        log.warning("stopping stale redis-server pid %d", pid)
+        terminate_pid(pid)
+
+
 def start_redis(spec: RedisSpec, supervisor: ProcessSupervisor) -> RedisInstance:
     """Write the config, start redis-server, and return once it answers PING over TLS."""
     binary = shutil.which(REDIS_SERVER)
     if binary is None:
         raise RedisStartError("redis-server is not installed (the Makefile installs it)")
-    # A server from an earlier sandbox on this directory that somehow survived.
-    for pid in processes_mentioning(str(spec.config_file)):
-        log.warning("stopping stale redis-server pid %d", pid)
-        terminate_pid(pid)
+    stop_stale_server(spec.config_file)
     admin_password = secrets.token_urlsafe(32)
     _write_config(spec, admin_password)
     log_file = spec.directory / "redis.log"

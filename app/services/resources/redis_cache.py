@@ -29,6 +29,7 @@ from app.services.cache_migration import (
     switch_to_managed_redis,
 )
 from app.services.context import DeployContext
+from app.services.livecheck import LiveAnswer
 from app.services.meters import CLASSIC_PRODUCTS, HOURS_PER_MONTH, REDIS_SERVICE, PriceQuery
 from app.services.resources.base import (
     ArmWiring,
@@ -155,6 +156,17 @@ class RedisCacheStep(ResourceStep):
                       f"{c.host_name}:{c.ssl_port} (TLS)",
             self.name,
         )]
+
+    def live_check(self, clients: ClientFactory) -> LiveAnswer:
+        """PING the cache on the host and TLS port ARM reports, with its primary key."""
+        from app.services.livecheck import ping_redis
+
+        group, name = self.spec.resource_group.name, self.spec.cache.name
+        redis = clients.redis().redis
+        cache = redis.get(group, name)
+        key = redis.list_keys(group, name).primary_key or ""
+        return ping_redis(cache.host_name or f"{name}.redis.cache.windows.net",
+                          int(cache.ssl_port or 6380), key, clients.target.ca_bundle)
 
     # -- export --------------------------------------------------------------------
     def arm_id(self) -> str:
