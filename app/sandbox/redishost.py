@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from app.sandbox.certs import CertificateAuthority, LeafCertificate
+from app.sandbox.certs import REDIS_TLS_PROTOCOLS, CertificateAuthority, LeafCertificate
 from app.sandbox.ports import free_port
 from app.sandbox.processes import ProcessSupervisor, processes_mentioning, terminate_pid
 
@@ -212,7 +212,7 @@ def start_keyed_redis(
         maxmemory_bytes=0,
         maxmemory_policy="noeviction",
         maxclients=10000,
-        tls_protocols="TLSv1.2 TLSv1.3",
+        tls_protocols=REDIS_TLS_PROTOCOLS,
         cert=ca.issue_leaf(directory, "server"),
         ca_file=ca.cert_file,
     )

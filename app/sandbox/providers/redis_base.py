@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from app.sandbox.arm import ArmError
+from app.sandbox.certs import REDIS_TLS_PROTOCOLS
 from app.sandbox.ports import free_port, port_free
 from app.sandbox.providers import Provider, SandboxContext, new_access_key
 from app.sandbox.redishost import (
@@ -31,7 +32,7 @@ KEY_FIELDS = ("primaryKey", "secondaryKey")
 
 def tls_protocols(minimum: str) -> str:
     """redis-server's `tls-protocols` for an ARM `minimumTlsVersion`."""
-    return "TLSv1.2 TLSv1.3" if minimum == "1.2" else "TLSv1.3"
+    return REDIS_TLS_PROTOCOLS if minimum == "1.2" else "TLSv1.3"
 
 
 def free_port_besides(taken: int) -> int:
