@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from app.errors import BadInput, NotPermitted, Recovery
 from app.services.arm import (
     SUCCEEDED,
+    adoptable,
     enum_text,
     get_or_none,
     require_not_failed,
@@ -317,7 +318,7 @@ class RedisCacheStep(ResourceStep):
         if cache is None:
             return None
         self._check_compatible(ctx, cache)
-        if state_of(cache).lower() in SUCCEEDED:
+        if adoptable(cache, f"cache {ctx.spec.cache.name}"):
             return self._outputs(cache)
         return None  # still creating, or failed: create() takes it from there
 
@@ -341,6 +342,7 @@ class RedisCacheStep(ResourceStep):
                 lambda: get_or_none(client.redis.get, ctx.group, spec.name),
                 report,
                 ctx.target.polling_interval,
+                what=f"cache {spec.name}",
             )
             if settled is not None and state_of(settled).lower() in SUCCEEDED:
                 report.log(f"{spec.name} finished creating")
