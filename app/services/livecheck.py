@@ -30,7 +30,8 @@ def ping_redis(host: str, port: int, password: str, ca_bundle: Path | None) -> L
     client = redis.Redis(
         host=host, port=port, ssl=True, password=password,
         ssl_ca_certs=str(ca_bundle) if ca_bundle is not None else None,
-        socket_timeout=5, socket_connect_timeout=5, retry_on_timeout=False,
+        socket_timeout=5, socket_connect_timeout=5,
+        retry=None,  # one answer: redis-py would otherwise back off and retry
     )
     try:
         with client:

@@ -79,23 +79,23 @@ def test_a_killed_redis_server_comes_back_on_its_port_and_calls_use_the_cache(
     # Only a port something else holds is given up: ARM then reports the new one,
     # status sees the function no longer reaching its cache, and a re-run rewrites
     # the settings from ARM's answer.
-    with socket.create_server(("127.0.0.1", int(before.ssl_port))):
-        with Sandbox.start(state, latency="fast") as sandbox:
-            moved = mgmt(RedisManagementClient, sandbox).redis.get(group, cache)
-            assert moved.ssl_port != before.ssl_port
-            stale = cli("status", str(spec), "--json")
-            assert stale.returncode == 1, stale.stdout
-            rows = {row["kind"]: row for row in events(stale.stdout)}
-            assert rows["Azure Cache for Redis"]["live_ok"] is True
-            assert rows["function app"]["live_ok"] is False
-            redeployed = cli("deploy", str(spec), "--json")
-            assert redeployed.returncode == 0, redeployed.stdout[-3000:]
-            steps = {e["step"]: e for e in events(redeployed.stdout)
-                     if e["event"] == "step_succeeded"}
-            assert steps["cache"]["adopted"] and not steps["app-settings"]["adopted"]
-            assert steps["cache"]["outputs"]["ssl_port"] == str(moved.ssl_port)
-            calls = events(cli("test", str(spec), "--json").stdout)
-            assert calls[0]["status"] == 200 and calls[0]["cache"] in ("MISS", "HIT")
+    with socket.create_server(("127.0.0.1", int(before.ssl_port))), \
+            Sandbox.start(state, latency="fast") as sandbox:
+        moved = mgmt(RedisManagementClient, sandbox).redis.get(group, cache)
+        assert moved.ssl_port != before.ssl_port
+        stale = cli("status", str(spec), "--json")
+        assert stale.returncode == 1, stale.stdout
+        rows = {row["kind"]: row for row in events(stale.stdout)}
+        assert rows["Azure Cache for Redis"]["live_ok"] is True
+        assert rows["function app"]["live_ok"] is False
+        redeployed = cli("deploy", str(spec), "--json")
+        assert redeployed.returncode == 0, redeployed.stdout[-3000:]
+        steps = {e["step"]: e for e in events(redeployed.stdout)
+                 if e["event"] == "step_succeeded"}
+        assert steps["cache"]["adopted"] and not steps["app-settings"]["adopted"]
+        assert steps["cache"]["outputs"]["ssl_port"] == str(moved.ssl_port)
+        calls = events(cli("test", str(spec), "--json").stdout)
+        assert calls[0]["status"] == 200 and calls[0]["cache"] in ("MISS", "HIT")
 
 
 def _wait(condition: Any, timeout: float = 10.0) -> bool:
