@@ -23,6 +23,8 @@ class LiveAnswer:
 def ping_redis(host: str, port: int, password: str, ca_bundle: Path | None) -> LiveAnswer:
     """One PING over TLS with an access key, within a few seconds (never retried)."""
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     from app.services.redaction import register_secret
 
@@ -31,7 +33,7 @@ def ping_redis(host: str, port: int, password: str, ca_bundle: Path | None) -> L
         host=host, port=port, ssl=True, password=password,
         ssl_ca_certs=str(ca_bundle) if ca_bundle is not None else None,
         socket_timeout=5, socket_connect_timeout=5,
-        retry=None,  # one answer: redis-py would otherwise back off and retry
+        retry=Retry(NoBackoff(), 0),  # one answer: redis-py would otherwise back off and retry
     )
     try:
         with client:
