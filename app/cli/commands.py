@@ -190,16 +190,19 @@ def status(args: argparse.Namespace) -> int:
     spec, _ = load(args)
     with target_for(spec, args) as target:
         clients = ClientFactory(target)
-        rows = deployment_status(spec, clients)
+        rows = deployment_status(spec, clients, live=True)
         clients.close()
     if args.json:
         for row in rows:
             print(json.dumps(row.as_dict()))
     else:
         for row in rows:
-            mark = "✓" if row.exists else "✗"
-            print(f" {mark} {row.kind:<22} {row.name:<28} {row.state:<10} {row.detail}")
-    return 0
+            mark = "✓" if row.healthy else "✗"
+            # Say which rows were seen working and which are only ARM's record.
+            seen = f"live: {row.live.text}" if row.live is not None else "stored state"
+            print(f" {mark} {row.kind:<22} {row.name:<28} {row.state:<10} {row.detail}"
+                  f" [{seen}]")
+    return 0 if all(row.healthy for row in rows if row.exists) else 1
 
 
 # --- export -----------------------------------------------------------------------

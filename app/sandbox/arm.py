@@ -78,23 +78,75 @@ def check_api_version(request: Request) -> None:
 
 
 async def read_json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or ARM's 400 for content it cannot read."""
+    """The request body as a JSON object, or ARM's 400 for content it cannot read.
+
+    Only what can be stored and answered again gets through: text that is valid
+    Unicode (no lone surrogates such as "\\ud800", which json accepts but no UTF-8
+    answer can carry), finite numbers (no NaN, Infinity or 1e999, which strict JSON
+    answers refuse), and nesting a parser follows. Anything else would be stored,
+    then fail every later GET of the group or resource that holds it.
+    """
     raw = await request.body()
     if not raw.strip():
         raise ArmError(400, "InvalidRequestContent", "The request content was invalid: empty body.")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+        _check_text(body, "")
+    except (ValueError, UnicodeError, RecursionError) as exc:
+        reason = "nesting too deep" if isinstance(exc, RecursionError) else str(exc)
         raise ArmError(
             400,
             "InvalidRequestContent",
-            f"The request content was invalid and could not be deserialized: '{exc}'.",
+            f"The request content was invalid and could not be deserialized: '{reason}'.",
         ) from None
     if not isinstance(body, dict):
         raise ArmError(
             400, "InvalidRequestContent", "The request content was invalid: expected an object."
         )
     return body
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:32]} is out of range")
+    return value
+
+
+# Deeper than any ARM body goes, shallow enough for every encoder and the store.
+MAX_DEPTH = 64
+
+
+def _check_text(value: Any, path: str) -> None:
+    """Raise ValueError naming where `value` holds a string that is not valid Unicode,
+    or nests deeper than MAX_DEPTH."""
+    stack = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nesting deeper than {MAX_DEPTH} levels")
+        if isinstance(item, str):
+            _valid_unicode(item, where)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _valid_unicode(key, f"{where}.{key!r}")
+                stack.append((child, f"{where}.{key}" if where else str(key), depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
+
+
+def _valid_unicode(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        place = where.encode("ascii", "backslashreplace").decode("ascii") or "the body"
+        raise ValueError(
+            f"invalid Unicode at '{place}': a lone surrogate (\\u{ord(text[exc.start]):04x})"
+        ) from None
 
 
 def parse_model(

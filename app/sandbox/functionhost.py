@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from app.sandbox.certs import uvicorn_tls
 from app.sandbox.ports import free_port
 
 log = logging.getLogger("mlcache.functionhost")
@@ -543,8 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         app,
         host=args.host,
         port=args.port,
-        ssl_certfile=str(args.cert_file),
-        ssl_keyfile=str(args.key_file),
+        **uvicorn_tls(args.cert_file, args.key_file),
         log_config=None,
         access_log=False,
         lifespan="off",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from app.sandbox.certs import CertificateAuthority, LeafCertificate
+from app.sandbox.certs import REDIS_TLS_PROTOCOLS, CertificateAuthority, LeafCertificate
 from app.sandbox.ports import free_port
 from app.sandbox.processes import ProcessSupervisor, processes_mentioning, terminate_pid
 
@@ -212,11 +212,19 @@ def start_keyed_redis(
         maxmemory_bytes=0,
         maxmemory_policy="noeviction",
         maxclients=10000,
-        tls_protocols="TLSv1.2 TLSv1.3",
+        tls_protocols=REDIS_TLS_PROTOCOLS,
         cert=ca.issue_leaf(directory, "server"),
         ca_file=ca.cert_file,
     )
     return start_redis(spec, supervisor)
+
+
+def stop_stale_server(config_file: Path) -> None:
+    """Stop a server from an earlier sandbox on this directory that somehow survived
+    (it would hold the ports the resource is about to take again)."""
+    for pid in processes_mentioning(str(config_file)):
+        log.warning("stopping stale redis-server pid %d", pid)
+        terminate_pid(pid)
 
 
 def start_redis(spec: RedisSpec, supervisor: ProcessSupervisor) -> RedisInstance:
@@ -224,10 +232,7 @@ def start_redis(spec: RedisSpec, supervisor: ProcessSupervisor) -> RedisInstance
     binary = shutil.which(REDIS_SERVER)
     if binary is None:
         raise RedisStartError("redis-server is not installed (the Makefile installs it)")
-    # A server from an earlier sandbox on this directory that somehow survived.
-    for pid in processes_mentioning(str(spec.config_file)):
-        log.warning("stopping stale redis-server pid %d", pid)
-        terminate_pid(pid)
+    stop_stale_server(spec.config_file)
     admin_password = secrets.token_urlsafe(32)
     _write_config(spec, admin_password)
     log_file = spec.directory / "redis.log"

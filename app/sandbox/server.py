@@ -42,7 +42,7 @@ from app.sandbox.arm import (
     json_response,
 )
 from app.sandbox.arm_auth import authenticate, check_subscription
-from app.sandbox.certs import CertificateAuthority
+from app.sandbox.certs import CertificateAuthority, uvicorn_tls
 from app.sandbox.directory import Directory
 from app.sandbox.entra import AUTHORITY_PATH, EntraAuthority
 from app.sandbox.entra_tokens import TokenIssuer
@@ -432,8 +432,7 @@ class SandboxServer:
             )
             config = uvicorn.Config(
                 build_app(self.ctx, self.authority),
-                ssl_certfile=str(leaf.cert_file),
-                ssl_keyfile=str(leaf.key_file),
+                **uvicorn_tls(leaf.cert_file, leaf.key_file),
                 log_config=None,
                 access_log=False,
                 lifespan="off",

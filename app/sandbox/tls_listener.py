@@ -17,6 +17,8 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from app.sandbox.certs import uvicorn_tls
+
 
 class TlsListener:
     """Serve `app` over TLS on 127.0.0.1:`port`; `start()` returns once it accepts."""
@@ -37,8 +39,7 @@ class TlsListener:
         self._sock.set_inheritable(False)
         config = uvicorn.Config(
             app,
-            ssl_certfile=str(cert_file),
-            ssl_keyfile=str(key_file),
+            **uvicorn_tls(cert_file, key_file),
             log_config=None,
             access_log=False,
             lifespan="off",

@@ -30,6 +30,9 @@ class Progress(Protocol):
     def progress(self, provisioning_state: str, message: str = "", force: bool = False) -> None:
         ...
 
+    def log(self, message: str, level: str = "info") -> None:
+        ...
+
     def check_cancelled(self) -> None:
         ...
 
@@ -88,17 +91,57 @@ def wait_lro(poller: Poller[T], report: Progress, state: str = "Creating") -> T:
     return poller.result()
 
 
+def require_not_deleting(resource: Any, what: str) -> None:
+    """Refuse, with what to do, a resource Azure is deleting: it can be neither used nor
+    provisioned again until it is gone (a PUT would be refused with a 409)."""
+    if state_of(resource).lower() == "deleting":
+        raise ServiceFailure(
+            f"{what} is being deleted (provisioning state Deleting)",
+            "Wait until the deletion has finished (usually a few minutes), then deploy "
+            "again: the next run creates it anew. To go on now, choose another name.",
+        )
+
+
+def adoptable(resource: Any, what: str) -> bool:
+    """Whether a step may use an existing resource as it stands (its find_existing).
+
+    Succeeded (or no provisioningState at all): yes. Creating/Updating: not yet, the
+    step's create() waits for it. Failed/Canceled: no, create() sends the same PUT,
+    which provisions it again. Deleting: ServiceFailure saying to wait and retry.
+    """
+    require_not_deleting(resource, what)
+    state = state_of(resource).lower()
+    return not state or state in SUCCEEDED
+
+
 def wait_until_settled(
-    get: Callable[[], T | None], report: Progress, interval: float, state: str = "Creating"
+    get: Callable[[], T | None], report: Progress, interval: float, state: str = "Creating",
+    what: str = "the resource",
 ) -> T | None:
-    """Poll `get()` until the resource's provisioningState is final (resume after cancel)."""
+    """Poll `get()` until the resource's provisioningState is final (resume after cancel);
+    None when it does not exist. A resource being deleted is refused (`require_not_deleting`)."""
     while True:
         resource = get()
+        if resource is not None:
+            require_not_deleting(resource, what)
         current = state_of(resource)
         if resource is None or current.lower() in SUCCEEDED | FAILED or not current:
             return resource
         report.progress(current or state)
         report.sleep(interval)
+
+
+def settle_existing(
+    get: Callable[[], T | None], report: Progress, interval: float, what: str
+) -> T | None:
+    """What a create() finds before its PUT: None (nothing there), a resource that is
+    done (Succeeded: use it), or one whose provisioning failed (the PUT provisions it
+    again, as ARM allows). An operation still running is waited for first."""
+    resource = wait_until_settled(get, report, interval, what=what)
+    if resource is not None and failed(resource):
+        report.log(f"{what} is in provisioning state {state_of(resource)}; sending the same "
+                   "request again to provision it anew", "warning")
+    return resource
 
 
 def require_not_failed(resource: T, what: str) -> T:

@@ -155,7 +155,7 @@ class CacheProvider(RedisBackedProvider):
         instance = self._start_instance(
             record["body"]["id"],
             spec=lambda: self._spec(record),
-            ports_free=lambda: port_free(private["sslPort"]) and port_free(private["port"]),
+            ports=lambda: [private["sslPort"], private["port"]],
             new_ports=new_ports,
             reuse_ports=reuse_ports,
             what="cache",
@@ -352,7 +352,7 @@ class CacheProvider(RedisBackedProvider):
                 instance.set_tls_protocols(tls_protocols(new_props["minimumTlsVersion"]))
                 if new_props["enableNonSslPort"] != props["enableNonSslPort"]:
                     port = private["port"]
-                    if new_props["enableNonSslPort"] and not port_free(port):
+                    if new_props["enableNonSslPort"] and not port_free(port, reuse_address=True):
                         port = free_port()
                         private["port"] = port
                     instance.set_plain_port(port if new_props["enableNonSslPort"] else None)

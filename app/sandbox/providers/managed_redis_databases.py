@@ -29,7 +29,7 @@ from app.sandbox.arm import (
     read_json,
 )
 from app.sandbox.operations import OperationKind, OpRecord
-from app.sandbox.ports import free_port, port_free
+from app.sandbox.ports import free_port
 from app.sandbox.providers.managed_redis_rules import (
     AZURE_PORT,
     BUSY_STATES,
@@ -170,9 +170,8 @@ class ManagedRedisDatabases(RedisBackedProvider):
         """Start the database's redis-server (on its own ports again when `reuse_ports`)."""
         database = record["private"]["databases"][name]
 
-        def ports_free() -> bool:
-            wanted = [database["port"], database.get("adminPort") or database["port"]]
-            return all(port_free(p) for p in wanted)
+        def ports() -> list[int]:
+            return [database["port"], database.get("adminPort") or database["port"]]
 
         def new_ports() -> None:
             database["port"] = free_port()
@@ -183,7 +182,7 @@ class ManagedRedisDatabases(RedisBackedProvider):
         return self._start_instance(
             self._database_id(record, name),
             spec=lambda: self._spec(record, name),
-            ports_free=ports_free,
+            ports=ports,
             new_ports=new_ports,
             reuse_ports=reuse_ports,
             what="database",

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from app.sandbox.arm import ArmError
-from app.sandbox.ports import free_port
+from app.sandbox.certs import REDIS_TLS_PROTOCOLS
+from app.sandbox.ports import free_port, port_free
 from app.sandbox.providers import Provider, SandboxContext, new_access_key
 from app.sandbox.redishost import (
     RedisInstance,
@@ -23,6 +24,7 @@ from app.sandbox.redishost import (
     key_hash,
     redis_server_version,
     start_redis,
+    stop_stale_server,
 )
 
 KEY_FIELDS = ("primaryKey", "secondaryKey")
@@ -30,7 +32,7 @@ KEY_FIELDS = ("primaryKey", "secondaryKey")
 
 def tls_protocols(minimum: str) -> str:
     """redis-server's `tls-protocols` for an ARM `minimumTlsVersion`."""
-    return "TLSv1.2 TLSv1.3" if minimum == "1.2" else "TLSv1.3"
+    return REDIS_TLS_PROTOCOLS if minimum == "1.2" else "TLSv1.3"
 
 
 def free_port_besides(taken: int) -> int:
@@ -126,17 +128,25 @@ class RedisBackedProvider(Provider):
         key: str,
         *,
         spec: Callable[[], RedisSpec],
-        ports_free: Callable[[], bool],
+        ports: Callable[[], list[int]],
         new_ports: Callable[[], None],
         reuse_ports: bool,
         what: str,
     ) -> RedisInstance:
-        """(Re)start the server for `key`: on its recorded ports when free and
-        `reuse_ports`, else on new ones (`new_ports` runs in a store transaction);
-        a port taken meanwhile is retried twice. Failures are ARM 500s."""
+        """(Re)start the server for `key`: on its recorded `ports` when free and
+        `reuse_ports`, else on new ones (`new_ports` runs in a store transaction and
+        puts them in the ARM answer, so clients and app settings can follow);
+        a port taken meanwhile is retried twice. Failures are ARM 500s.
+
+        A port counts as free when redis-server could bind it: it binds with
+        SO_REUSEADDR, so the TIME_WAIT/FIN_WAIT sockets a killed server leaves behind
+        must not cost the resource its port (clients keep the old one in settings).
+        """
         self._stop_instance(key)
+        stop_stale_server(spec().config_file)
         for attempt in range(3):
-            if attempt or not reuse_ports or not ports_free():
+            free = all(port_free(p, reuse_address=True) for p in ports())
+            if attempt or not reuse_ports or not free:
                 with self.ctx.store.transaction():
                     new_ports()
             try:

@@ -248,72 +248,11 @@ class RegistryProvider(Provider):
         with self.ctx.store.transaction() as store:
             group_record = self.ctx.require_group(sub, group, for_write=True)
             existing = store.resource(rid)
-            if existing is not None and existing["body"]["properties"][
-                    "provisioningState"] != "Failed":
+            if existing is not None and not self._failed(existing):
                 return self._recreate(existing, body)
-            if existing is not None:
-                # A PUT on a registry whose provisioning failed provisions it again,
-                # as ARM does (and as the storage provider does here).
-                failed = existing["body"]
-                failed["sku"] = self._sku(body)
-                failed["tags"] = string_tags(body)
-                self._apply_properties(failed, body.get("properties") or {})
-                failed["properties"]["provisioningState"] = "Creating"
-                return self._provision(request, rid, dict(failed), 200)
-            problem = self._name_problem(name)
-            if problem is not None:
-                reason, message = problem
-                if reason == "Invalid":
-                    raise ArmError(400, "InvalidRegistryName", message)
-                raise ArmError(409, "RegistryNameNotAvailable", message)
-            location = location_of(body)
-            sku = self._sku(body)
-            port = free_port()
-            props_in = body.get("properties") or {}
-            if not isinstance(props_in, dict):
-                raise ArmError(400, "InvalidRequestContent", "'properties' must be an object.")
-            registry_body: dict[str, Any] = {
-                "id": rid,
-                "name": name,
-                "type": RTYPE,
-                "location": location,
-                "tags": string_tags(body),
-                "sku": sku,
-                "systemData": {
-                    "createdAt": _now(),
-                    "createdByType": "User",
-                    "lastModifiedAt": _now(),
-                    "lastModifiedByType": "User",
-                },
-                "properties": {
-                    "loginServer": login_server_for(port),
-                    "creationDate": _now(),
-                    "provisioningState": "Creating",
-                    "adminUserEnabled": bool(props_in.get("adminUserEnabled", False)),
-                    "networkRuleSet": {"defaultAction": "Allow", "ipRules": []},
-                    "policies": {
-                        "quarantinePolicy": {"status": "disabled"},
-                        "trustPolicy": {"type": "Notary", "status": "disabled"},
-                        "retentionPolicy": {"days": 7, "status": "disabled"},
-                        "exportPolicy": {"status": "enabled"},
-                    },
-                    "encryption": {"status": "disabled"},
-                    "dataEndpointEnabled": False,
-                    "dataEndpointHostNames": [],
-                    "privateEndpointConnections": [],
-                    "publicNetworkAccess": props_in.get("publicNetworkAccess", "Enabled"),
-                    "networkRuleBypassOptions": "AzureServices",
-                    "zoneRedundancy": props_in.get("zoneRedundancy", "Disabled"),
-                    "anonymousPullEnabled": bool(props_in.get("anonymousPullEnabled", False)),
-                },
-            }
-            store.put_resource(
-                rid,
-                {
-                    "body": registry_body,
-                    "group": group_record["body"]["name"],
-                    "private": {"passwords": [_new_password(), _new_password()], "port": port},
-                },
+            registry_body = (
+                self._reprovision(existing, body) if existing is not None
+                else self._new_registry(body, rid, name, group_record)
             )
         return self._provision(request, rid, registry_body, 201)
 
@@ -332,6 +271,82 @@ class RegistryProvider(Provider):
             status,
             self.ctx.operations.headers(op, async_operation=True, location=False),
         )
+
+    @staticmethod
+    def _failed(record: Record) -> bool:
+        return bool(record["body"]["properties"]["provisioningState"] == "Failed")
+
+    def _reprovision(self, existing: Record, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT on a registry whose provisioning failed: provision it again (Creating, a new
+        operation), as ARM lets a failed create be retried; keeps its keys and port."""
+        current = existing["body"]
+        current["sku"] = self._sku(body)
+        current["tags"] = string_tags(body)
+        self._apply_properties(current, body.get("properties") or {})
+        current["properties"]["provisioningState"] = "Creating"
+        current.setdefault("systemData", {})["lastModifiedAt"] = _now()
+        return dict(current)
+
+    def _new_registry(
+        self, body: dict[str, Any], rid: str, name: str, group_record: Record
+    ) -> dict[str, Any]:
+        store = self.ctx.store
+        problem = self._name_problem(name)
+        if problem is not None:
+            reason, message = problem
+            if reason == "Invalid":
+                raise ArmError(400, "InvalidRegistryName", message)
+            raise ArmError(409, "RegistryNameNotAvailable", message)
+        location = location_of(body)
+        sku = self._sku(body)
+        port = free_port()
+        props_in = body.get("properties") or {}
+        if not isinstance(props_in, dict):
+            raise ArmError(400, "InvalidRequestContent", "'properties' must be an object.")
+        registry_body: dict[str, Any] = {
+            "id": rid,
+            "name": name,
+            "type": RTYPE,
+            "location": location,
+            "tags": string_tags(body),
+            "sku": sku,
+            "systemData": {
+                "createdAt": _now(),
+                "createdByType": "User",
+                "lastModifiedAt": _now(),
+                "lastModifiedByType": "User",
+            },
+            "properties": {
+                "loginServer": login_server_for(port),
+                "creationDate": _now(),
+                "provisioningState": "Creating",
+                "adminUserEnabled": bool(props_in.get("adminUserEnabled", False)),
+                "networkRuleSet": {"defaultAction": "Allow", "ipRules": []},
+                "policies": {
+                    "quarantinePolicy": {"status": "disabled"},
+                    "trustPolicy": {"type": "Notary", "status": "disabled"},
+                    "retentionPolicy": {"days": 7, "status": "disabled"},
+                    "exportPolicy": {"status": "enabled"},
+                },
+                "encryption": {"status": "disabled"},
+                "dataEndpointEnabled": False,
+                "dataEndpointHostNames": [],
+                "privateEndpointConnections": [],
+                "publicNetworkAccess": props_in.get("publicNetworkAccess", "Enabled"),
+                "networkRuleBypassOptions": "AzureServices",
+                "zoneRedundancy": props_in.get("zoneRedundancy", "Disabled"),
+                "anonymousPullEnabled": bool(props_in.get("anonymousPullEnabled", False)),
+            },
+        }
+        store.put_resource(
+            rid,
+            {
+                "body": registry_body,
+                "group": group_record["body"]["name"],
+                "private": {"passwords": [_new_password(), _new_password()], "port": port},
+            },
+        )
+        return registry_body
 
     def _recreate(self, existing: Record, body: dict[str, Any]) -> Response:
         """PUT on an existing registry: update in place (200), as ARM's create-or-update."""

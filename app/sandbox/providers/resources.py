@@ -137,11 +137,9 @@ def location_of(
 
 
 def string_tags(body: dict[str, Any]) -> dict[str, str]:
-    """`tags` as App Service and ACR check them: names mapped to strings."""
-    tags = body.get("tags") or {}
-    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
-        raise ArmError(400, "InvalidRequestContent", "'tags' must map names to strings.")
-    return dict(tags)
+    """`tags` of an App Service or ACR PUT: ARM checks them before the RP, as for any
+    resource, so ARM's limits and codes apply (ARM's error shape, not the RP's)."""
+    return _tags(body)
 
 
 class ResourcesProvider(Provider):
@@ -420,25 +418,59 @@ def _generic(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda item: item["id"].lower())
 
 
+# ARM's tag limits, checked by ARM itself before any resource provider sees a PUT.
+MAX_TAGS = 50
+MAX_TAG_NAME = 512
+MAX_TAG_VALUE = 256
+_RESERVED_TAG_CHARACTERS = "<>%&\\?/"
+
+
 def _tags(body: dict[str, Any]) -> dict[str, str]:
-    """Tags as ARM checks them: at most 50, names <= 512 chars, values <= 256 chars."""
+    """`tags` as ARM checks them, with ARM's codes and words (Fidelity table): names
+    map to strings, at most 50 tags, names non-blank, at most 512 characters and free
+    of `<>%&\\?/` and control characters, values at most 256 characters."""
     tags = body.get("tags") or {}
     if not isinstance(tags, dict):
         raise ArmError(400, "InvalidRequestContent", "The 'tags' property must be an object.")
-    if len(tags) > 50:
-        raise ArmError(400, "InvalidTagCount", "The number of tags exceeds the limit of 50.")
+    if len(tags) > MAX_TAGS:
+        raise ArmError(
+            400, "InvalidTags",
+            f"Too many tags specified. Requested tag count - '{len(tags)}'. Maximum number of "
+            f"tags allowed - '{MAX_TAGS}'.",
+        )
     for key, value in tags.items():
         if not isinstance(value, str):
             raise ArmError(
                 400, "InvalidRequestContent", f"The value of tag '{key}' must be a string."
             )
-        if len(key) > 512 or len(value) > 256 or any(c in key for c in "<>%&\\?/"):
+        if not key.strip():
             raise ArmError(
-                400,
-                "InvalidTagNameCharacters",
-                f"The tag name '{key[:64]}' has invalid characters or is too long, or its "
-                "value exceeds 256 characters.",
+                400, "InvalidTagName",
+                "The tag name must be non-null, non-empty and non-whitespace only. Please "
+                "provide an actual value.",
             )
+    reserved = [k for k in tags if any(c in _RESERVED_TAG_CHARACTERS or ord(c) < 32 for c in k)]
+    if reserved:
+        raise ArmError(
+            400, "InvalidTagNameCharacters",
+            f"The tag names '{', '.join(reserved)}' have reserved characters "
+            "'<,>,%,&,\\,?,/' or control characters.",
+        )
+    long_names = [k for k in tags if len(k) > MAX_TAG_NAME]
+    if long_names:
+        raise ArmError(
+            400, "InvalidTagName",
+            f"Tag key too large. Following tag name '{', '.join(long_names)}' exceeded the "
+            f"maximum length. Maximum allowed length for tag name - '{MAX_TAG_NAME}' characters.",
+        )
+    long_values = [v for v in tags.values() if len(v) > MAX_TAG_VALUE]
+    if long_values:
+        raise ArmError(
+            400, "InvalidTagValueLength",
+            f"Tag value too large. Following tag value '{', '.join(long_values)}' exceeded the "
+            f"maximum length. Maximum allowed length for tag value - '{MAX_TAG_VALUE}' "
+            "characters.",
+        )
     return dict(tags)
 
 

@@ -16,7 +16,7 @@ import ssl
 import threading
 from typing import Any
 
-from app.sandbox.certs import LeafCertificate
+from app.sandbox.certs import LeafCertificate, server_ssl_context
 from app.sandbox.requestlog import RequestLog
 
 log = logging.getLogger("mlcache.sandbox.web")
@@ -103,9 +103,7 @@ class UnavailableServer:
         stopped: bool = False,
         request_log: RequestLog | None = None,
     ) -> None:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(str(cert.cert_file), str(cert.key_file))
+        context = server_ssl_context(cert.cert_file, cert.key_file)
         self.stopped = stopped
         self._server = _TlsServer((host, port), context, stopped, request_log)
         self._thread = threading.Thread(

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from app.errors import BadInput
-from app.services.arm import get_or_none, require_not_failed, wait_lro
+from app.services.arm import (
+    adoptable,
+    get_or_none,
+    require_not_failed,
+    settle_existing,
+    succeeded,
+    wait_lro,
+)
 from app.services.context import DeployContext
 from app.services.meters import (
     APP_SERVICE,
@@ -149,7 +156,7 @@ class AppServicePlanStep(ResourceStep):
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
         app = ctx.spec.function_app
         plan = get_or_none(ctx.clients.web().app_service_plans.get, ctx.group, app.plan_name)
-        if plan is None:
+        if plan is None or not adoptable(plan, f"App Service plan {app.plan_name}"):
             return None
         if not plan.reserved:
             raise BadInput(
@@ -167,6 +174,12 @@ class AppServicePlanStep(ResourceStep):
         from azure.mgmt.web import models
 
         app = ctx.spec.function_app
+        web = ctx.clients.web()
+        existing = settle_existing(
+            lambda: get_or_none(web.app_service_plans.get, ctx.group, app.plan_name),
+            report, ctx.target.polling_interval, f"App Service plan {app.plan_name}")
+        if existing is not None and succeeded(existing) and existing.reserved:
+            return self._outputs(existing)
         plan = models.AppServicePlan(
             location=ctx.spec.location,
             kind="linux",
@@ -174,7 +187,7 @@ class AppServicePlanStep(ResourceStep):
             tags=ctx.tags,
             properties=models.AppServicePlanProperties(reserved=True),
         )
-        poller = ctx.clients.web().app_service_plans.begin_create_or_update(
+        poller = web.app_service_plans.begin_create_or_update(
             ctx.group, app.plan_name, plan
         )
         return self._outputs(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.errors import BadInput
 from app.services.context import DeployContext
+from app.services.livecheck import LiveAnswer
 from app.services.runner import Step, StepReport
 from app.spec import DeploymentSpec
 
@@ -39,7 +40,11 @@ def yours(what: str, group: str) -> NameAnswer:
 
 @dataclass(frozen=True)
 class ResourceStatus:
-    """One row of `status`: what exists right now, and which step it belongs to."""
+    """One row of `status`: what exists right now, and which step it belongs to.
+
+    `live` is what the resource itself answered (None: only ARM's stored state was
+    read), since a record can say Succeeded of a cache whose server is gone.
+    """
 
     kind: str
     name: str
@@ -47,6 +52,16 @@ class ResourceStatus:
     state: str = ""
     detail: str = ""
     step: str = ""
+    live: LiveAnswer | None = None
+
+    @property
+    def checked(self) -> str:
+        return "live" if self.live is not None else "stored state"
+
+    @property
+    def healthy(self) -> bool:
+        """Exists, and did not fail a live check."""
+        return self.exists and (self.live is None or self.live.ok)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +70,9 @@ class ResourceStatus:
             "exists": self.exists,
             "state": self.state,
             "detail": self.detail,
+            "checked": self.checked,
+            "live_ok": None if self.live is None else self.live.ok,
+            "live": "" if self.live is None else self.live.text,
         }
 
 
@@ -145,6 +163,12 @@ class ResourceStep(Step[DeployContext]):
     # -- status, export, price --------------------------------------------------
     def probe(self, clients: ClientFactory) -> list[ResourceStatus]:
         return []
+
+    def live_check(self, clients: ClientFactory) -> LiveAnswer | None:
+        """Ask the resource itself whether it works (None: it has no such check, so
+        `status` shows ARM's stored state only). Called only when the probe found it
+        provisioned; errors are the check's answer, never an exception."""
+        return None
 
     def arm_settings(self) -> list[dict[str, str]]:
         """App settings this resource gives the function app in the ARM template."""

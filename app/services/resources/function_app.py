@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from app.errors import BadInput
 from app.services.arm import get_or_none, id_name, require_not_failed, wait_lro
 from app.services.context import DeployContext
+from app.services.livecheck import LiveAnswer
 from app.services.resources.app_service_plan import WEB_API
 from app.services.resources.base import (
     ArmWiring,
@@ -137,6 +138,27 @@ class FunctionAppStep(ResourceStep):
         return [probe("function app", name, lambda: clients.web().web_apps.get(group, name),
                       lambda s: f"https://{s.default_host_name} ({s.state or 'unknown'})",
                       self.name)]
+
+    def live_check(self, clients: ClientFactory) -> LiveAnswer:
+        """One GET of the health route: the host is up, and its own view of the cache
+        (a function holding an old cache port answers "unreachable")."""
+        import requests
+
+        from app.services.resources.endpoint import NO_HEALTH_ROUTE, ask_health
+
+        group, name = self.spec.resource_group.name, self.spec.function_app.name
+        site = clients.web().web_apps.get(group, name)
+        url = f"https://{site.default_host_name}/api/health"
+        with requests.Session() as session:
+            answer = ask_health(session, url, clients.target.verify)
+        if answer.status in NO_HEALTH_ROUTE:
+            return LiveAnswer(True, f"{url} answered HTTP {answer.status} (no open health "
+                                    "route: the cache connection was not checked)")
+        ok = answer.status == 200 and answer.cache in ("reachable", "")
+        text = f"{url}: {answer.describe()}"
+        if answer.status == 200 and answer.cache == "unreachable":
+            text += " (the function cannot reach its cache: deploy again to rewrite settings)"
+        return LiveAnswer(ok, text)
 
     # -- export --------------------------------------------------------------------
     def arm_parameters(self) -> dict[str, dict[str, Any]]:

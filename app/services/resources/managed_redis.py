@@ -17,6 +17,7 @@ from app.errors import BadInput
 from app.services.arm import (
     FAILED,
     SUCCEEDED,
+    adoptable,
     enum_text,
     get_or_none,
     require_not_failed,
@@ -195,7 +196,7 @@ class ManagedRedisClusterStep(ResourceStep):
         if cluster is None:
             return None
         self._check_compatible(ctx, cluster)
-        if state_of(cluster).lower() in SUCCEEDED:
+        if adoptable(cluster, f"Azure Managed Redis {cluster_name}"):
             return self._outputs(cluster)
         return None
 
@@ -209,7 +210,7 @@ class ManagedRedisClusterStep(ResourceStep):
         if existing is not None:
             settled = wait_until_settled(
                 lambda: get_or_none(client.get, group, cluster_name), report,
-                ctx.target.polling_interval,
+                ctx.target.polling_interval, what=f"Azure Managed Redis {cluster_name}",
             )
             if settled is not None and state_of(settled).lower() in SUCCEEDED:
                 self._check_compatible(ctx, settled)
@@ -348,7 +349,8 @@ class ManagedRedisDatabaseStep(ResourceStep):
         if database is None:
             return None
         self._check_compatible(ctx, database)
-        if state_of(database).lower() in SUCCEEDED and self._keys_ready(database):
+        if adoptable(database, f"database {DATABASE} of {cluster_name}") and \
+                self._keys_ready(database):
             return self._outputs(ctx, database)
         return None  # creating, failed, or keys disabled: create() settles it
 
@@ -361,7 +363,7 @@ class ManagedRedisDatabaseStep(ResourceStep):
         if existing is not None:
             settled = wait_until_settled(
                 lambda: get_or_none(client.get, group, cluster_name, DATABASE), report,
-                ctx.target.polling_interval,
+                ctx.target.polling_interval, what=f"database {DATABASE} of {cluster_name}",
             )
             if settled is not None and state_of(settled).lower() in SUCCEEDED:
                 self._check_compatible(ctx, settled)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from app.errors import BadInput, NotPermitted, Recovery
 from app.services.arm import (
     SUCCEEDED,
+    adoptable,
     enum_text,
     get_or_none,
     require_not_failed,
@@ -29,6 +30,7 @@ from app.services.cache_migration import (
     switch_to_managed_redis,
 )
 from app.services.context import DeployContext
+from app.services.livecheck import LiveAnswer
 from app.services.meters import CLASSIC_PRODUCTS, HOURS_PER_MONTH, REDIS_SERVICE, PriceQuery
 from app.services.resources.base import (
     ArmWiring,
@@ -155,6 +157,17 @@ class RedisCacheStep(ResourceStep):
                       f"{c.host_name}:{c.ssl_port} (TLS)",
             self.name,
         )]
+
+    def live_check(self, clients: ClientFactory) -> LiveAnswer:
+        """PING the cache on the host and TLS port ARM reports, with its primary key."""
+        from app.services.livecheck import ping_redis
+
+        group, name = self.spec.resource_group.name, self.spec.cache.name
+        redis = clients.redis().redis
+        cache = redis.get(group, name)
+        key = redis.list_keys(group, name).primary_key or ""
+        return ping_redis(cache.host_name or f"{name}.redis.cache.windows.net",
+                          int(cache.ssl_port or 6380), key, clients.target.ca_bundle)
 
     # -- export --------------------------------------------------------------------
     def arm_id(self) -> str:
@@ -305,7 +318,7 @@ class RedisCacheStep(ResourceStep):
         if cache is None:
             return None
         self._check_compatible(ctx, cache)
-        if state_of(cache).lower() in SUCCEEDED:
+        if adoptable(cache, f"cache {ctx.spec.cache.name}"):
             return self._outputs(cache)
         return None  # still creating, or failed: create() takes it from there
 
@@ -329,6 +342,7 @@ class RedisCacheStep(ResourceStep):
                 lambda: get_or_none(client.redis.get, ctx.group, spec.name),
                 report,
                 ctx.target.polling_interval,
+                what=f"cache {spec.name}",
             )
             if settled is not None and state_of(settled).lower() in SUCCEEDED:
                 report.log(f"{spec.name} finished creating")

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 from app.errors import BadInput, NotPermitted, ServiceFailure
 from app.imageref import ImageReference, parse_image_reference
 from app.services.arm import (
-    SUCCEEDED,
+    adoptable,
     get_or_none,
     group_of,
     require_not_failed,
-    state_of,
+    settle_existing,
+    succeeded,
     wait_lro,
 )
 from app.services.context import DeployContext
@@ -289,7 +290,7 @@ class RegistryStep(_PullCredentials):
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
         name = ctx.spec.image.registry or ""
         registry = get_or_none(ctx.clients.registry().registries.get, ctx.group, name)
-        if registry is None or state_of(registry).lower() not in SUCCEEDED:
+        if registry is None or not adoptable(registry, f"container registry {name}"):
             return None
         _require_admin(registry)
         return _registry_outputs(ctx, registry, ctx.group)
@@ -299,7 +300,13 @@ class RegistryStep(_PullCredentials):
 
         client = ctx.clients.registry()
         name = ctx.spec.image.registry or ""
-        if get_or_none(client.registries.get, ctx.group, name) is None:
+        existing = settle_existing(lambda: get_or_none(client.registries.get, ctx.group, name),
+                                   report, ctx.target.polling_interval,
+                                   f"container registry {name}")
+        if existing is not None and succeeded(existing):
+            _require_admin(existing)
+            return _registry_outputs(ctx, existing, ctx.group)
+        if existing is None:
             self.require_name_free(
                 ctx, name, "Registry names are global across Azure: choose another image.registry."
             )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.errors import BadInput, ServiceFailure
-from app.services.arm import get_or_none, state_of
+from app.errors import BadInput
+from app.services.arm import get_or_none, require_not_deleting
 from app.services.context import DeployContext
 from app.services.resources.base import (
     AzCliPart,
@@ -71,11 +71,7 @@ class ResourceGroupStep(ResourceStep):
                     "Create it first, or set resource_group.create to true.",
                 )
             return None
-        if state_of(group).lower() == "deleting":
-            raise ServiceFailure(
-                f"resource group {ctx.group} is being deleted",
-                "Wait until the deletion finishes, then deploy again.",
-            )
+        require_not_deleting(group, f"resource group {ctx.group}")
         return {"name": group.name or ctx.group, "location": group.location or ""}
 
     def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from app.errors import BadInput
 from app.services.arm import (
-    SUCCEEDED,
+    adoptable,
     enum_text,
     get_or_none,
     require_not_failed,
-    state_of,
+    settle_existing,
+    succeeded,
     wait_lro,
 )
 from app.services.context import DeployContext
@@ -175,7 +176,7 @@ class StorageAccountStep(ResourceStep):
                 "needs a general-purpose account (StorageV2)",
                 "Choose another function_app.storage_account name.",
             )
-        if state_of(account).lower() not in SUCCEEDED:
+        if not adoptable(account, f"storage account {account.name}"):
             return None
         return self._outputs(account)
 
@@ -184,7 +185,12 @@ class StorageAccountStep(ResourceStep):
 
         client = ctx.clients.storage()
         name = ctx.spec.function_app.storage_account
-        if get_or_none(client.storage_accounts.get_properties, ctx.group, name) is None:
+        existing = settle_existing(
+            lambda: get_or_none(client.storage_accounts.get_properties, ctx.group, name),
+            report, ctx.target.polling_interval, f"storage account {name}")
+        if existing is not None and succeeded(existing):
+            return self._outputs(existing)
+        if existing is None:
             self.require_name_free(
                 ctx, name, "Storage account names are global across Azure: choose another "
                 "function_app.storage_account.",
