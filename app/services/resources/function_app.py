@@ -101,6 +101,10 @@ def enable_container_logging(ctx: DeployContext) -> None:
         ctx.group, ctx.spec.function_app.name, config)
 
 
+# How long `status` waits for a starting host before saying it does not answer.
+STARTING_WAIT_S = 30.0
+
+
 class FunctionAppStep(ResourceStep):
     name = "function-app"
     arm_type = "Microsoft.Web/sites"
@@ -142,15 +146,23 @@ class FunctionAppStep(ResourceStep):
     def live_check(self, clients: ClientFactory) -> LiveAnswer:
         """One GET of the health route: the host is up, and its own view of the cache
         (a function holding an old cache port answers "unreachable")."""
-        import requests
-
-        from app.services.resources.endpoint import NO_HEALTH_ROUTE, ask_health
+        from app.services.resources.endpoint import NO_HEALTH_ROUTE, HealthAnswer, wait_for_health
 
         group, name = self.spec.resource_group.name, self.spec.function_app.name
         site = clients.web().web_apps.get(group, name)
         url = f"https://{site.default_host_name}/api/health"
-        with requests.Session() as session:
-            answer = ask_health(session, url, clients.target.verify)
+        answers: list[HealthAnswer] = []
+
+        def settled(seen: HealthAnswer) -> bool:
+            answers.append(seen)
+            return seen.status not in (0, 503)
+
+        # A host that is starting (just restarted, or a sandbox just started) refuses
+        # or answers 503 for a while: give it a bounded moment before calling it down.
+        target = clients.target
+        wait_for_health(url, target.verify, min(target.health_timeout_s, STARTING_WAIT_S),
+                        target.health_poll_s, good=settled)
+        answer = answers[-1]
         if answer.status in NO_HEALTH_ROUTE:
             return LiveAnswer(True, f"{url} answered HTTP {answer.status} (no open health "
                                     "route: the cache connection was not checked)")
