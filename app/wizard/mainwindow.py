@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         # and given up waiting for the run to stop.
         self._close_when_stopped = False
         self._close_now = False
+        self._step_marks: dict[str, str] = {}  # the icon each step list row shows
 
         self.setWindowTitle(WINDOW_TITLE)
         self.setWindowIcon(icon("app"))
@@ -283,10 +284,13 @@ class MainWindow(QMainWindow):
             return
         self.go(key)
 
-    def _reachable(self, key: str) -> bool:
+    def _reachable(self, key: str, any_problem: bool | None = None) -> bool:
+        """`any_problem`: whether a configuration page has a problem, when the caller
+        has just worked it out (the checks read files and run every rule)."""
         if key in ("deploy", "test"):
-            return not self.all_problems() or self.deploy.running or \
-                self.deploy.result is not None
+            if any_problem is None:
+                any_problem = bool(self.all_problems())
+            return not any_problem or self.deploy.running or self.deploy.result is not None
         return True
 
     def back(self) -> None:
@@ -356,16 +360,21 @@ class MainWindow(QMainWindow):
             self.nav_status.setText("Checking name availability\u2026")
         else:
             self.nav_status.clear()
-        # Mark pages that have problems in the step list.
+        # Mark pages that have problems in the step list. Each page is checked once
+        # per call: this runs on every engine event that changes the run's state.
+        bad = {k: bool(problems) if k == key else bool(self.pages[k].problems(spec))
+               for k in CONFIG_PAGES}
         for i, page_key in enumerate(ALL_PAGES):
             item = self.steps.item(i)
             if page_key in CONFIG_PAGES:
-                bad = bool(self.pages[page_key].problems(spec))
-                item.setIcon(icon("error") if bad else icon("check"))
-                item.setToolTip("Has problems" if bad else "")
+                mark = "error" if bad[page_key] else "check"
+                if self._step_marks.get(page_key) != mark:
+                    self._step_marks[page_key] = mark
+                    item.setIcon(icon(mark))
+                    item.setToolTip("Has problems" if bad[page_key] else "")
             elif page_key in ("deploy", "test"):
                 flags = item.flags()
-                if self._reachable(page_key):
+                if self._reachable(page_key, any(bad.values())):
                     item.setFlags(flags | Qt.ItemFlag.ItemIsEnabled)
                 else:
                     item.setFlags(flags & ~Qt.ItemFlag.ItemIsEnabled)
