@@ -161,8 +161,11 @@ def test_closing_mid_deploy_stops_the_run_and_reopening_resumes_it(  # type: ign
         qtbot.waitUntil(lambda: resumed.running, timeout=10_000)
     assert finished.args[0].succeeded, resumed.log.text()
     assert "resuming" in resumed.log.text()
-    # What the first run had finished is adopted, not created again.
+    # What the first run had finished is adopted, not created again; the cache it
+    # left Creating went on being created in the sandbox: adopted, or waited for.
     assert resumed.rows["plan"].text(2) == "Existing \u2014 used"
+    assert resumed.rows["cache"].text(2) == "Existing \u2014 used" or \
+        "gui-reopen-cache finished creating" in resumed.log.text()
     assert running_pid(state_dir) == pid
 
 
