@@ -12,11 +12,9 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -110,27 +108,14 @@ def status(args: argparse.Namespace) -> int:
 
 
 def stop(args: argparse.Namespace) -> int:
-    from app.sandbox.api import read_pid_file, running_pid
+    from app.sandbox.api import stop_serving
 
     state = _state_dir(args)
-    pid = running_pid(state)
-    if pid is None:
+    if stop_serving(state) is None:
         print(f"no sandbox is running in {state}")
-        return 0
-    info = read_pid_file(state) or {}
-    if info.get("owner") != "serve":
-        raise BadInput(
-            f"the sandbox in {state} runs inside another program (pid {pid})",
-            "Close that program to stop it.",
-        )
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if running_pid(state) is None:
-            print(f"sandbox in {state} stopped")
-            return 0
-        time.sleep(0.1)
-    raise ServiceFailure(f"the sandbox (pid {pid}) did not stop within 30 s")
+    else:
+        print(f"sandbox in {state} stopped")
+    return 0
 
 
 def push(args: argparse.Namespace) -> int:

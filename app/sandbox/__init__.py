@@ -5,7 +5,9 @@ Public API (stable; others build on it):
     Sandbox.start(state_dir, latency="fast", faults=None, offer=None) -> Sandbox   (context manager;
         offer "pay-as-you-go" | "free-trial", kept in the state directory)
     connect(state_dir) -> SandboxConnection                            (BadInput if none runs)
-    SandboxProcess.start(state_dir, latency=...) -> SandboxProcess     (`sandbox serve` as a child)
+    SandboxProcess.start(state_dir, latency=...) -> SandboxProcess     (`sandbox serve` as a child;
+        detach=True: in its own session, outliving the caller)
+    stop_serving(state_dir) -> pid | None                              (what `sandbox stop` does)
     both: .endpoint .ca_cert .token .subscription_id .state_dir .credential()
           sign-in: .authority .tenant_id .tenants .username .identity_kwargs()
                    .approve_device_code(user_code) .complete_browser_sign_in(url)
@@ -24,6 +26,7 @@ from app.sandbox.api import (
     SandboxProcess,
     SandboxTenant,
     connect,
+    stop_serving,
 )
 
 __all__ = [
@@ -33,4 +36,5 @@ __all__ = [
     "SandboxProcess",
     "SandboxTenant",
     "connect",
+    "stop_serving",
 ]

@@ -12,6 +12,8 @@
     with SandboxProcess.start(state_dir) as proc:   # `sandbox serve` as a child process
         proc.connection.endpoint
 
+    stop_serving(state_dir)   # `sandbox stop`; SandboxProcess.start(detach=True) outlives us
+
 Both objects carry `endpoint`, `ca_cert` (Path), `token`, `subscription_id`,
 `state_dir` and `credential()`, and for signing in with azure-identity
 `authority`, `tenant_id`, `tenants`, `username`, `password` and
@@ -486,9 +488,14 @@ class SandboxProcess:
         *,
         timeout: float = 60.0,
         offer: str | None = None,
+        detach: bool = False,
     ) -> SandboxProcess:
         """Run `sandbox serve` on `state_dir`; `offer` is written to the state directory
-        first (where `serve` reads it), as `Sandbox.start(offer=...)` keeps it."""
+        first (where `serve` reads it), as `Sandbox.start(offer=...)` keeps it.
+
+        `detach=True`: its own session and process group, so a Ctrl-C, hang-up or
+        signal meant for this program's group misses it and it outlives this program
+        (`serve` writes nothing after the ready line, so the pipe closing is harmless)."""
         state = Path(state_dir).expanduser().resolve()
         state.mkdir(parents=True, exist_ok=True)
         if offer is not None:
@@ -509,6 +516,7 @@ class SandboxProcess:
                 stdin=subprocess.DEVNULL,
                 text=True,
                 cwd=Path(__file__).resolve().parents[2],
+                start_new_session=detach,
             )
         assert popen.stdout is not None
         ready: list[str] = []
@@ -551,6 +559,29 @@ class SandboxProcess:
         self.stop()
         if self.popen.stdout is not None:
             self.popen.stdout.close()
+
+
+def stop_serving(state_dir: Path | str, timeout: float = 30.0) -> int | None:
+    """SIGTERM the `sandbox serve` process of `state_dir` and wait until it is gone.
+
+    Returns its pid, or None when no sandbox runs there. BadInput when the sandbox
+    runs inside another program (only that program may stop it); ServiceFailure
+    when it is still there after `timeout` seconds.
+    """
+    state = Path(state_dir).expanduser().resolve()
+    pid = running_pid(state)
+    if pid is None:
+        return None
+    if (read_pid_file(state) or {}).get("owner") != "serve":
+        raise BadInput(f"the sandbox in {state} runs inside another program (pid {pid})",
+                       "Close that program to stop it.")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while running_pid(state) is not None:
+        if time.monotonic() > deadline:
+            raise ServiceFailure(f"the sandbox (pid {pid}) did not stop within {timeout:g} s")
+        time.sleep(0.1)
+    return pid
 
 
 def _is_loopback(host: str) -> bool:

@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from PySide6.QtWidgets import QApplication
 
-    from app.wizard.backend import Backend
+    from app.wizard.local_sandbox import SandboxFactory
     from app.wizard.mainwindow import MainWindow
 
 
@@ -33,17 +31,11 @@ def configure_app(app: QApplication) -> None:
         app.setStyleSheet(style.read_text(encoding="utf-8"))
 
 
-def sandbox_factory(
-    sandbox_state: str | Path | None, latency: str = "fast"
-) -> Callable[[], Backend]:
-    """A backend factory for the local sandbox; runs in a worker."""
+def sandbox_factory(sandbox_state: str | Path | None, latency: str = "fast") -> SandboxFactory:
+    """The backend factory for the local sandbox (a process of its own; runs in a worker)."""
+    from app.wizard.local_sandbox import SandboxFactory
 
-    def make() -> Backend:
-        from app.wizard.services_backend import ServicesBackend
-
-        return ServicesBackend.for_sandbox(sandbox_state, latency=latency)
-
-    return make
+    return SandboxFactory(sandbox_state, latency)
 
 
 def create_window(sandbox_state: str | Path | None = None) -> MainWindow:
@@ -55,9 +47,10 @@ def create_window(sandbox_state: str | Path | None = None) -> MainWindow:
 
 
 def _close_on_signals(window: MainWindow) -> None:
-    """Ctrl-C or a TERM from the terminal closes the window properly (stopping the
-    sandbox it started). Python runs signal handlers only between bytecodes, so a
-    short timer gives it the chance while Qt's loop waits."""
+    """Ctrl-C or a TERM from the terminal closes the window properly (asking first
+    while a deployment runs; the sandbox process, in a session of its own, gets
+    neither signal and keeps running). Python runs signal handlers only between
+    bytecodes, so a short timer gives it the chance while Qt's loop waits."""
     import signal
 
     from PySide6.QtCore import QTimer

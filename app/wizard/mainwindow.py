@@ -31,6 +31,7 @@ from app.spec import DeploymentSpec
 from app.wizard.bridge import EngineBridge
 from app.wizard.cleanup_dialog import CleanupDialog
 from app.wizard.fields import ALL_PAGES, CONFIG_PAGES, PAGE_TITLES, owner_of
+from app.wizard.last_run import LastRun, fingerprint
 from app.wizard.menus import WindowMenus
 from app.wizard.pages.advanced import AdvancedPage
 from app.wizard.pages.base import Page
@@ -49,6 +50,8 @@ from app.wizard.target_holder import TargetHolder
 from app.wizard.widgets import icon
 
 WINDOW_TITLE = "mlcache-deploy"
+# Closing during a deploy waits this long for the run to stop before closing anyway.
+STOP_RUN_WAIT_MS = 15_000
 
 
 def default_spec(settings: Settings) -> DeploymentSpec:
@@ -78,6 +81,11 @@ class MainWindow(QMainWindow):
         self.bridge.attach_logging()
         self._current = ""
         self._start_after_paint = False
+        # Closing during a deploy: asked and answered (close once the run stopped),
+        # and given up waiting for the run to stop.
+        self._close_when_stopped = False
+        self._close_now = False
+        self._step_marks: dict[str, str] = {}  # the icon each step list row shows
 
         self.setWindowTitle(WINDOW_TITLE)
         self.setWindowIcon(icon("app"))
@@ -102,6 +110,7 @@ class MainWindow(QMainWindow):
         self.review.jump_requested.connect(self.jump_to_field)
         self.deploy.recovery_chosen.connect(self._on_recovery)
         self.deploy.run_state_changed.connect(self._update_navigation)
+        self.deploy.run_state_changed.connect(self._on_run_state)
 
         self.target = TargetHolder(self.session, self.settings, backend_factory, self)
         self.spec_file = SpecFile(self.session, self.settings, self._store_current_page,
@@ -123,9 +132,47 @@ class MainWindow(QMainWindow):
         self.session.spec_replaced.connect(self._on_spec_replaced)
         self._restore_geometry()
         self.spec_file.restore_working_spec()
-        self.go("basics")
+        self.go(self._reopened_page())
         self.target.refresh()
         self._update_title()
+
+    def _reopened_page(self) -> str:
+        """Deploy when the spec put back is the one last deployed to the sandbox (the
+        sandbox the window connects to on opening): a run the window closed on
+        resumes, a finished one shows how it ended; Basics otherwise. (An Azure
+        deployment needs a sign-in first: its spec opens on Basics.)"""
+        last = self.spec_file.last_run()
+        if last is None or last.target != "sandbox":
+            return "basics"
+        self.deploy.reopen(last)
+        return "deploy"
+
+    def _on_run_state(self) -> None:
+        """Keep how the deployment stands for a reopened window, and close once the run
+        stopped if the window was asked to close during it."""
+        deploy = self.deploy
+        self.target.stop_sandbox_action.setEnabled(not deploy.running)
+        if self._close_when_stopped:
+            # Left as "running": reopening resumes the run this close stopped.
+            if not deploy.running:
+                self.close()
+            return
+        if deploy.running or not isinstance(deploy.result, LastRun):
+            result = deploy.result
+            if deploy.running:
+                state = "running"
+            elif getattr(result, "succeeded", False):
+                state = "succeeded"
+            elif getattr(getattr(result, "finished", None), "cancelled", False):
+                state = "cancelled"
+            else:
+                state = "failed"
+            finished = getattr(result, "finished", None)
+            spec = deploy.run_spec or self.session.spec  # what was deployed, as it started
+            self.spec_file.keep_run(LastRun(
+                state, "azure" if self.session.is_azure else "sandbox",
+                spec.resource_group.name, fingerprint(spec), deploy.status.text(),
+                dict(deploy.finished), getattr(finished, "log_path", "")))
 
     def _default_size(self) -> QSize:
         """1180×740, or less on a small screen (a 1366×768 laptop keeps its taskbar)."""
@@ -237,10 +284,13 @@ class MainWindow(QMainWindow):
             return
         self.go(key)
 
-    def _reachable(self, key: str) -> bool:
+    def _reachable(self, key: str, any_problem: bool | None = None) -> bool:
+        """`any_problem`: whether a configuration page has a problem, when the caller
+        has just worked it out (the checks read files and run every rule)."""
         if key in ("deploy", "test"):
-            return not self.all_problems() or self.deploy.running or \
-                self.deploy.result is not None
+            if any_problem is None:
+                any_problem = bool(self.all_problems())
+            return not any_problem or self.deploy.running or self.deploy.result is not None
         return True
 
     def back(self) -> None:
@@ -310,16 +360,21 @@ class MainWindow(QMainWindow):
             self.nav_status.setText("Checking name availability\u2026")
         else:
             self.nav_status.clear()
-        # Mark pages that have problems in the step list.
+        # Mark pages that have problems in the step list. Each page is checked once
+        # per call: this runs on every engine event that changes the run's state.
+        bad = {k: bool(problems) if k == key else bool(self.pages[k].problems(spec))
+               for k in CONFIG_PAGES}
         for i, page_key in enumerate(ALL_PAGES):
             item = self.steps.item(i)
             if page_key in CONFIG_PAGES:
-                bad = bool(self.pages[page_key].problems(spec))
-                item.setIcon(icon("error") if bad else icon("check"))
-                item.setToolTip("Has problems" if bad else "")
+                mark = "error" if bad[page_key] else "check"
+                if self._step_marks.get(page_key) != mark:
+                    self._step_marks[page_key] = mark
+                    item.setIcon(icon(mark))
+                    item.setToolTip("Has problems" if bad[page_key] else "")
             elif page_key in ("deploy", "test"):
                 flags = item.flags()
-                if self._reachable(page_key):
+                if self._reachable(page_key, any(bad.values())):
                     item.setFlags(flags | Qt.ItemFlag.ItemIsEnabled)
                 else:
                     item.setFlags(flags & ~Qt.ItemFlag.ItemIsEnabled)
@@ -341,6 +396,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Deleted {name}.", 8000)
         # What the deploy page showed is gone with the group.
         self.deploy.result = None
+        if name == self.session.spec.resource_group.name:
+            self.spec_file.forget_run()
         if self._current == "deploy":
             self.deploy.on_shown()
         self._update_navigation()
@@ -363,15 +420,17 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.deploy.running:
-            answer = QMessageBox.question(
-                self, "A deployment is running",
-                "Closing stops watching the deployment; what Azure is creating keeps being "
-                "created. Open the same spec again and deploy to resume.\n\nClose anyway?")
-            if answer != QMessageBox.StandardButton.Yes:
-                event.ignore()
-                return
-            self.deploy.cancel()
+        if self.deploy.running and not self._close_now:
+            event.ignore()
+            if not self._close_when_stopped and self._confirm_stop_run():
+                # The run is this program's: stop it the way Cancel does (no new step
+                # starts, waiting ones stop at their next poll), then close.
+                self._close_when_stopped = True
+                self.deploy.cancel()
+                self.setEnabled(False)
+                self.statusBar().showMessage("Stopping the deployment run, then closing\u2026")
+                QTimer.singleShot(STOP_RUN_WAIT_MS, self._close_anyway)
+            return
         self._store_current_page()
         self.settings.set_bytes("window/geometry", self.saveGeometry())
         spec = self.session.spec
@@ -382,6 +441,27 @@ class MainWindow(QMainWindow):
         self.bridge.detach_logging()
         self.session.close()
         super().closeEvent(event)
+
+    def _confirm_stop_run(self) -> bool:
+        if self.session.is_azure:
+            goes_on = ("What Azure is already creating goes on there. Open the same spec "
+                       "again, sign in and deploy to pick the deployment up where it stopped.")
+        else:
+            goes_on = ("What the local sandbox is already creating goes on there: the "
+                       "sandbox keeps running after the window closes (Target > Stop the "
+                       "local sandbox stops it). Reopen the wizard to pick the deployment "
+                       "up where it stopped.")
+        answer = QMessageBox.question(
+            self, "A deployment is running",
+            "Closing stops this deployment run: the steps that have not started yet do "
+            f"not start.\n\n{goes_on}\n\nStop the run and close?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _close_anyway(self) -> None:
+        """The run did not stop in time (a request still in flight): close regardless."""
+        if self._close_when_stopped:
+            self._close_now = True
+            self.close()
 
     def show_when_ready(self) -> None:
         """Show now; connect to the target once the first frame is on screen, so the

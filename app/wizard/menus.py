@@ -46,6 +46,7 @@ class WindowMenus:
         target_menu.addAction(target.sandbox_action)
         target_menu.addAction(target.sign_in_action)
         target_menu.addAction(target.sandbox_sign_in_action)
+        target_menu.addAction(target.stop_sandbox_action)
         target_menu.addSeparator()
         target_menu.addAction(self.cleanup_action)
         help_menu = window.menuBar().addMenu("&Help")

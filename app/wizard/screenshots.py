@@ -76,7 +76,8 @@ def render(out_dir: Path) -> list[Path]:
         scratch = Path(tmp)
         os.environ["XDG_DATA_HOME"] = str(scratch / "data")
         settings = Settings(QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat))
-        window = MainWindow(backend_factory=sandbox_factory(scratch / "sandbox"),
+        sandbox = sandbox_factory(scratch / "sandbox")
+        window = MainWindow(backend_factory=sandbox,
                             settings=settings)
         window.resize(*WINDOW_SIZE)
         window.show_when_ready()
@@ -173,6 +174,7 @@ def render(out_dir: Path) -> list[Path]:
             window.close()
             window.session.close()
             wait_for_tasks(10_000)
+            sandbox.stop()  # the sandbox process outlives windows; this one is throwaway
     return saved
 
 

@@ -57,9 +57,10 @@ class ServicesBackend:
     @classmethod
     def for_sandbox(cls, state_dir: str | Path | None = None,
                     latency: str = "fast") -> ServicesBackend:
-        from app.connect import sandbox_target
+        from app.connect import sandbox_process_target
 
-        target = sandbox_target(state_dir, start=True, latency=latency)
+        # A process of its own: it outlives the window and spares the UI thread.
+        target = sandbox_process_target(state_dir, latency=latency)
         backend = cls(target, "Local sandbox", "Sandbox subscription")
         backend.warm_up()
         return backend
@@ -193,6 +194,14 @@ class ServicesBackend:
             if row.step and row.exists:
                 out[row.step] = f"Exists ({row.state})" if row.state else "Exists"
         return out
+
+    def missing(self, spec: DeploymentSpec) -> list[str]:
+        """Resources of the spec that are gone (or failed) now: a finished deployment
+        the window reopens on is shown as done only while all of it is there."""
+        from app.services.status import deployment_status
+
+        return [row.name for row in deployment_status(spec, self.clients)
+                if not row.exists or row.state.lower() == "failed"]
 
     def deploy(self, spec: DeploymentSpec, listener: Callable[[Event], None],
                cancel: threading.Event) -> RunResult:

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 from app.errors import MlcacheError
 from app.spec import load_spec, save_spec
 from app.wizard.errors_view import show_error
+from app.wizard.last_run import LastRun, read_last_run, write_last_run
 from app.wizard.session import Session
 from app.wizard.settings import Settings
 
@@ -135,6 +136,32 @@ class SpecFile(QObject):
         self.message.emit(
             f"Reopened the last deployment ({spec.resource_group.name}); the Deploy page "
             "shows what of it exists.", 8000)
+
+    @property
+    def _run_record(self) -> Path | None:
+        return self.working_spec.with_name("last-run.json") if self.working_spec else None
+
+    def last_run(self) -> LastRun | None:
+        """How the last deployment of the spec now in the window ended (None: no
+        record, or the record is about another spec)."""
+        path = self._run_record
+        record = read_last_run(path) if path is not None else None
+        return record if record is not None and record.is_for(self.session.spec) else None
+
+    def keep_run(self, record: LastRun) -> None:
+        path = self._run_record
+        if path is None:
+            return
+        try:
+            write_last_run(path, record)
+        except OSError as exc:
+            log.warning("could not keep the deployment's outcome for next time: %s", exc)
+
+    def forget_run(self) -> None:
+        """The deployment is gone (its group deleted): reopen on Basics again."""
+        path = self._run_record
+        if path is not None:
+            path.unlink(missing_ok=True)
 
     def keep_working_spec(self) -> None:
         """Called as a deploy starts: the spec survives the window (no secrets in it)."""

@@ -55,6 +55,11 @@ class TargetHolder(QObject):
             icon("sandbox"), "Sign &in to the sandbox as a user\u2026", parent)
         self.sandbox_sign_in_action.triggered.connect(self.sign_in_to_sandbox)
         self.sandbox_sign_in_action.setVisible(False)
+        self.stop_sandbox_action = QAction("S&top the local sandbox", parent)
+        self.stop_sandbox_action.setToolTip(
+            "The sandbox keeps running when the window closes; this stops it and its "
+            "caches and function apps (they start again with it, cache contents kept)")
+        self.stop_sandbox_action.triggered.connect(self.stop_sandbox)
         # Placed in the toolbar, which becomes their parent.
         self.icon_label = QLabel()
         self.label = QLabel()
@@ -85,6 +90,38 @@ class TargetHolder(QObject):
                 run_task(old.close)
             self.session.start_backend(self.backend_factory)
             self.refresh()
+
+    def stop_sandbox(self) -> None:
+        """Stop the local sandbox process (it outlives the window otherwise)."""
+        stop = getattr(self.backend_factory, "stop", None)
+        if stop is None or self.session.starting:
+            return
+        backend = self.session.backend
+        if backend is not None and not backend.is_azure:
+            self.session.backend = None
+            self.session.backend_error = "the local sandbox is stopped"
+        self.stop_sandbox_action.setEnabled(False)
+        self.message.emit("Stopping the local sandbox…", 0)
+
+        def work() -> bool:
+            if backend is not None and not backend.is_azure:
+                backend.close()
+            return bool(stop())
+
+        run_task(work, self._on_sandbox_stopped, self._on_sandbox_stop_failed)
+        self.refresh()
+
+    def _on_sandbox_stopped(self, was_running: bool) -> None:
+        self.stop_sandbox_action.setEnabled(True)
+        self.message.emit("Stopped the local sandbox. Target > Use the local sandbox starts "
+                          "it again." if was_running else "The local sandbox was not running.",
+                          0)
+        self.refresh()
+
+    def _on_sandbox_stop_failed(self, exc: BaseException) -> None:
+        self.stop_sandbox_action.setEnabled(True)
+        self.message.emit(f"Could not stop the local sandbox: {exc}", 0)
+        self.refresh()
 
     def sign_in(self) -> None:
         # Loaded on the first sign-in, not with the window.
@@ -139,4 +176,5 @@ class TargetHolder(QObject):
         self.sandbox_sign_in_action.setVisible(backend is not None and not azure)
         self.sandbox_action.setText("Use the sandbox's own &token" if signed_in and not azure
                                     else "Use the local &sandbox")
+        self.stop_sandbox_action.setVisible(hasattr(self.backend_factory, "stop"))
 

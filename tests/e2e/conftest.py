@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,10 @@ def cli(tmp_path: Path) -> Cli:
 def open_wizard(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     """Open the real main window on a sandbox backend; close everything afterwards.
 
-    `open_wizard(backend_factory, group=None)` returns the window once its
-    backend is up; at teardown the group (if named) is deleted, the window and
-    its session closed, and the worker pool drained.
+    `open_wizard(backend_factory, group=None, working_spec=None)` returns the
+    window once its backend is up; at teardown the group (if named) is deleted,
+    the window and its session closed, the worker pool drained, and the sandbox
+    process a factory started (it outlives windows on purpose) stopped.
     """
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -51,12 +53,16 @@ def open_wizard(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     configure_app(QApplication.instance())  # type: ignore[arg-type]
     opened: list[tuple[MainWindow, str | None]] = []
+    factories: list[Any] = []
 
-    def open_window(backend_factory: Any, group: str | None = None) -> MainWindow:
+    def open_window(backend_factory: Any, group: str | None = None,
+                    working_spec: Path | None = None) -> MainWindow:
         settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-        window = MainWindow(backend_factory=backend_factory, settings=settings)
+        window = MainWindow(backend_factory=backend_factory, settings=settings,
+                            working_spec=working_spec)
         qtbot.addWidget(window)
         opened.append((window, group))
+        factories.append(backend_factory)
         window.show_when_ready()
         qtbot.waitUntil(lambda: window.session.backend is not None, timeout=60_000)
         return window
@@ -70,3 +76,11 @@ def open_wizard(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
             window.close()
         window.session.close()
         wait_for_tasks(10_000)
+    from app.errors import BadInput
+
+    for factory in factories:
+        stop = getattr(factory, "stop", None)
+        if stop is not None:
+            # BadInput: the test's own in-process sandbox served it; the test stops that.
+            with contextlib.suppress(BadInput):
+                stop()

@@ -1,6 +1,6 @@
 """The whole wizard against a local sandbox, driven as a user drives it: type names
 (a wrong one first), walk every page, deploy, test (MISS then HIT), clean up,
-and check that nothing is left — no resource group, no process."""
+and stop the local sandbox: nothing is left, no resource group, no process."""
 
 from __future__ import annotations
 
@@ -164,7 +164,13 @@ def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Pa
     assert not backend.group_info(GROUP).exists
     dialog.close()
 
-    # -- Closing the window stops the sandbox it started, and every process with it.
+    # -- Target > Stop the local sandbox stops it, and every process with it (closing
+    # the window would leave it running: tests/e2e/test_gui_reopen.py).
     state_dir = str(tmp_path / "sandbox")
-    window.close()
+    assert processes_mentioning(state_dir)
+    assert window.target.stop_sandbox_action.isVisible()
+    window.target.stop_sandbox_action.trigger()
     qtbot.waitUntil(lambda: not processes_mentioning(state_dir), timeout=20_000)
+    qtbot.waitUntil(window.target.sandbox_action.isVisible, timeout=10_000)
+    assert window.target.label.text().strip() == "Target: not connected"
+    window.close()

@@ -39,6 +39,7 @@ from app.spec import DeploymentSpec
 from app.wizard.backend import PlannedStep
 from app.wizard.bridge import EngineBridge
 from app.wizard.errors_view import details, plain, recommendation
+from app.wizard.last_run import LastRun
 from app.wizard.logpane import LogPane
 from app.wizard.pages.base import Page
 from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon
@@ -69,6 +70,7 @@ class DeployPage(Page):
         self.result: Any = None
         self._cancel = threading.Event()
         self._run_spec: object = None
+        self._reopened: LastRun | None = None
 
         top = QWidget(self.body)
         row = QHBoxLayout(top)
@@ -176,9 +178,72 @@ class DeployPage(Page):
     def show_problems(self, spec: DeploymentSpec) -> list:
         return self.problems(spec)
 
+    @property
+    def run_spec(self) -> DeploymentSpec | None:
+        """The spec of the last run this page started (a copy taken as it started)."""
+        return self._run_spec if isinstance(self._run_spec, DeploymentSpec) else None
+
+    # -- reopened ------------------------------------------
+    def reopen(self, last: LastRun) -> None:
+        """The window reopened on this page for the last deployment of its spec:
+        shown once, when the page is first shown."""
+        self._reopened = last
+
+    def _show_reopened(self, last: LastRun) -> None:
+        spec = copy.deepcopy(self.session.spec)
+        group = spec.resource_group.name
+        if last.state == "running":
+            # The window closed while it ran: the run stopped, the cloud kept what it
+            # had been asked to create. Running it again adopts that and goes on.
+            self.log.add("INFO", "wizard", f"The window closed while {group} was being "
+                         "deployed; resuming: what exists is adopted, the rest created.")
+            self.start()
+            self.status.setText("Resuming the deployment…")
+            return
+        self.log.add("INFO", "wizard", f"Last deployment of {group} ({last.when}): "
+                     f"{last.status or last.state}")
+        if last.log_path:
+            self.log.add("INFO", "wizard", f"Its log: {last.log_path}")
+        if last.state != "succeeded":
+            self.on_shown()  # the rows show what exists now; Deploy resumes
+            return
+
+        def planned(steps: list[PlannedStep]) -> None:
+            self._show_plan(steps, during_run=True)
+            for step, state in last.steps.items():
+                self._set_state(step, state, OK_COLOR)
+            self.progress.setValue(self.progress.maximum())
+            self.status.setText(f"Deployed {last.when}. Checking that it is all still "
+                                "there…")
+            self.session.submit(lambda b: b.missing(spec), checked,
+                                lambda e: self._show_error("Could not check the deployment", e))
+
+        def checked(missing: list[str]) -> None:
+            if self.running:
+                return
+            if missing:
+                self.status.setText(f"Deployed {last.when}, but {', '.join(missing)} no longer "
+                                    "exist. Deploy to create what is missing.")
+                self.progress.setValue(0)
+                return
+            self.result = last
+            self._run_spec = spec
+            self.status.setText(f"Deployed {last.when}; every resource is still there. "
+                                "Next: test the endpoint.")
+            self.run_state_changed.emit()  # Next: Test is allowed now
+
+        self.session.submit(lambda b: b.plan(spec), planned,
+                            lambda e: self._show_error("Could not plan the deployment", e))
+
     # -- plan ------------------------------------------
     def on_shown(self) -> None:
         if self.running:
+            return
+        if self._reopened is not None:
+            if self.session.backend is None and not self.session.starting:
+                return  # the window is still opening: shown again once the target is up
+            last, self._reopened = self._reopened, None
+            self._show_reopened(last)
             return
         if self.result is not None and self._run_spec == self.session.spec:
             return  # keep showing the last run of this same spec

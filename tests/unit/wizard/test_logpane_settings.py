@@ -92,3 +92,34 @@ def test_reopened_window_shows_the_last_deployment(qtbot, settings: Settings,
     assert second.session.spec.cache.name == "review-cache"
     assert second.pages["basics"].cache_name.text() == "review-cache"
     second.close()
+
+
+@pytest.mark.parametrize(("target", "same_spec", "page"), [
+    ("sandbox", True, "deploy"),   # the last deployment of this spec: show it
+    ("sandbox", False, "basics"),  # a record about another spec does not count
+    ("azure", True, "basics"),     # Azure needs a sign-in before anything can be shown
+])
+def test_reopened_window_opens_on_the_last_deployment_of_its_spec(  # type: ignore[no-untyped-def]
+        qtbot, settings: Settings, tmp_path: Path, target: str, same_spec: bool,
+        page: str) -> None:
+    from app.wizard.last_run import LastRun, fingerprint
+    from tests.unit.wizard.test_review import valid_spec
+
+    working = tmp_path / "wizard" / "last-spec.json"
+    first = MainWindow(backend_factory=None, settings=settings, working_spec=working)
+    qtbot.addWidget(first)
+    spec = valid_spec()
+    first.session.replace_spec(spec)
+    first.spec_file.keep_working_spec()
+    recorded = valid_spec()
+    if not same_spec:
+        recorded.cache.name = "another-cache"
+    first.spec_file.keep_run(LastRun("succeeded", target, spec.resource_group.name,
+                                     fingerprint(recorded), "Deployment succeeded."))
+    first.close()
+    second = MainWindow(backend_factory=None, settings=settings, working_spec=working)
+    qtbot.addWidget(second)
+    assert second.current == page
+    # Nothing is claimed before the target has answered: no result, Test not offered.
+    assert second.deploy.result is None
+    second.close()

@@ -25,6 +25,12 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicesBacken
     made = ServicesBackend.for_sandbox(state)
     yield made
     made.close()
+    # The wizard's sandbox is a process that outlives its backend: stop it too.
+    from app.connect import stop_sandbox_process
+    from app.sandbox.processes import processes_mentioning
+
+    assert stop_sandbox_process(state)
+    assert not processes_mentioning(str(state.resolve()))
 
 
 def test_existing_shows_managed_redis_cluster_and_database_rows(backend: ServicesBackend) -> None:
