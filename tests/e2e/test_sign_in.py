@@ -114,7 +114,7 @@ def test_sign_in_choices_that_cannot_work_are_explained(
 ) -> None:
     sandbox = sandbox_factory()
     spec, _data = make_spec(tmp_path)
-    tenant, _subscription = guest(sandbox)
+    tenant, subscription = guest(sandbox)
     # The sandbox's own token cannot act in another tenant.
     unsigned = cli("status", str(spec), "--tenant", tenant)
     assert unsigned.returncode == 2
@@ -124,8 +124,8 @@ def test_sign_in_choices_that_cannot_work_are_explained(
         cli, sandbox, "status", str(spec), "--auth", "device-code", "--tenant", "no-such-tenant")
     assert code == 1 and not approved
     assert "does not know the tenant" in err and "Check the tenant (--tenant)" in err
-    # DefaultAzureCredential signs in with developer tools at Microsoft, not here.
-    default = cli("status", str(spec), "--auth", "default", "--subscription", _subscription)
+    # Choosing a subscription is a signed-in user's choice: the sandbox's token has one.
+    default = cli("status", str(spec), "--auth", "default", "--subscription", subscription)
     assert default.returncode == 2
     assert "need a sign-in" in default.stderr
     for text in (unsigned.stderr, err):
