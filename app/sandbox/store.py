@@ -8,7 +8,10 @@ cloud's own records hold access keys, as Azure's do; nothing else of the product
 writes them.
 
 Access goes through `Store.transaction()`, which holds the lock and writes the
-file atomically on exit; readers take `Store.lock` for a consistent view.
+file atomically on exit; readers take `Store.lock` for a consistent view. A
+transaction that raises (a provider's bug, a value JSON cannot hold) leaves the
+store as it was before it began, in memory and on disk, so one bad request cannot
+break every later one.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Store:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / STORE_NAME
         self.lock = threading.RLock()
+        self._depth = 0
         if self.path.exists():
             problem = ""
             try:
@@ -104,8 +108,23 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Store]:
         with self.lock:
-            yield self
-            self.save()
+            if self._depth:  # nested: the outermost transaction saves or rolls back
+                self._depth += 1
+                try:
+                    yield self
+                finally:
+                    self._depth -= 1
+                return
+            before = copy.deepcopy(self.data)
+            self._depth = 1
+            try:
+                yield self
+                self.save()
+            except BaseException:
+                self.data = before
+                raise
+            finally:
+                self._depth = 0
 
     @property
     def tenants(self) -> list[dict[str, Any]]:
