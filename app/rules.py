@@ -139,6 +139,8 @@ MANAGED_SIZES = {
 TLS_VERSIONS = ("1.2",)
 REDIS_VERSIONS = ("6",)
 AUTH_MODES = ("access-keys", "entra")
+# How the function app reaches its registry and host storage (docs/spec.md).
+FUNCTION_AUTH_MODES = ("managed-identity", "keys")
 PERSISTENCE_MODES = ("rdb", "aof")
 ZONES = ("1", "2", "3")
 MAX_SHARDS = 10
@@ -341,6 +343,9 @@ def check_function_app(spec: DeploymentSpec) -> list[Problem]:
         out.append(Problem("function_app.plan_sku",
                            f"must be a Linux plan that runs containers: {', '.join(PLAN_SKUS)} "
                            f"(got {app.plan_sku!r})"))
+    problem = _one_of(app.auth, FUNCTION_AUTH_MODES)
+    if problem:
+        out.append(Problem("function_app.auth", problem))
     return out
 
 

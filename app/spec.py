@@ -68,6 +68,9 @@ class FunctionAppSpec:
     plan_name: str = ""
     plan_sku: str = "B1"
     storage_account: str = ""
+    # How the function reaches its registry and host storage: its managed identity
+    # with role assignments, or the registry's admin password and the storage key.
+    auth: str = "managed-identity"
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from app.services.target import CloudTarget
 
 if TYPE_CHECKING:
+    from azure.mgmt.authorization import AuthorizationManagementClient
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
     from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
     from azure.mgmt.redis import RedisManagementClient
@@ -34,6 +35,7 @@ _CLIENTS: dict[str, tuple[str, str, bool]] = {
     "registry": ("azure.mgmt.containerregistry", "ContainerRegistryManagementClient", True),
     "registry_tasks": (
         "azure.mgmt.containerregistrytasks", "ContainerRegistryTasksMgmtClient", True),
+    "authorization": ("azure.mgmt.authorization", "AuthorizationManagementClient", True),
 }
 
 
@@ -124,6 +126,9 @@ class ClientFactory:
 
     def registry_tasks(self) -> ContainerRegistryTasksMgmtClient:
         return cast("ContainerRegistryTasksMgmtClient", self._get("registry_tasks"))
+
+    def authorization(self) -> AuthorizationManagementClient:
+        return cast("AuthorizationManagementClient", self._get("authorization"))
 
     def close(self) -> None:
         with self._lock:

@@ -53,8 +53,13 @@ def arm_template(spec: DeploymentSpec) -> dict[str, Any]:
         parameters.update(step.arm_parameters())
     parameters["tags"] = {"type": "object", "defaultValue": tags_with_created_by(spec.tags)}
     resources = [resource for step in steps for resource in step.arm_resources(wiring)]
-    note = ("Holds no secrets: keys are read with listKeys()/listCredentials() "
-            "when Azure deploys it.")
+    if spec.function_app.auth == "managed-identity" and spec.cache.auth == "entra" \
+            and not spec.cache.persistence:
+        note = ("Holds no secrets and reads none: the function app reaches the registry, "
+                "storage and cache with its managed identity.")
+    else:
+        note = ("Holds no secrets: keys are read with listKeys()/listCredentials() "
+                "when Azure deploys it.")
     if spec.image.build_from:
         note += " Build and push the image first (see the az CLI export)."
     return {

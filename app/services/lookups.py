@@ -205,6 +205,24 @@ class AcrDataPlane:
             url = following or None
         return names
 
+    def has_manifest(self, repository: str, reference: str, accept: str) -> bool | None:
+        """Whether the registry holds `repository@reference` (None: it did not say)."""
+        import requests
+
+        headers = {"Authorization": f"Bearer {self._access_token(f'repository:{repository}:pull')}",
+                   "Accept": accept}
+        try:
+            answer = self._session.head(
+                f"https://{self.server}/v2/{repository}/manifests/{reference}",
+                headers=headers, timeout=self.timeout, verify=self.target.verify)
+        except requests.RequestException as exc:
+            raise self._unreachable(exc) from None
+        if answer.status_code == 200:
+            return True
+        if answer.status_code == 404:
+            return False
+        return None
+
 
 __all__ = [
     "AcrDataPlane",

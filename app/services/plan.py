@@ -17,6 +17,7 @@ from app.services.context import resolve_spec_path
 from app.services.resources.app_service_plan import AppServicePlanStep
 from app.services.resources.app_settings import FunctionSettingsStep
 from app.services.resources.base import ResourceStep
+from app.services.resources.cache_access import ManagedRedisAccessStep, RedisCacheAccessStep
 from app.services.resources.endpoint import EndpointCheckStep
 from app.services.resources.function_app import FunctionAppStep
 from app.services.resources.image import ImageBuildStep
@@ -24,6 +25,7 @@ from app.services.resources.managed_redis import ManagedRedisClusterStep, Manage
 from app.services.resources.redis_cache import RedisCacheStep
 from app.services.resources.registry import RegistryCredentialsStep, RegistryStep
 from app.services.resources.resource_group import ResourceGroupStep
+from app.services.resources.role_assignments import RegistryPullStep, StorageRolesStep
 from app.services.resources.storage import StorageAccountStep
 from app.services.runner import check_plan
 from app.spec import DeploymentSpec
@@ -32,20 +34,31 @@ from app.spec import DeploymentSpec
 def build_plan(spec: DeploymentSpec) -> list[ResourceStep]:
     """The steps that create (or adopt) everything `spec` describes, with dependencies."""
     steps: list[ResourceStep] = [ResourceGroupStep(spec)]
+    access: ResourceStep
     if spec.cache.kind == "azure-managed-redis":
         database = ManagedRedisDatabaseStep(spec)
         steps += [ManagedRedisClusterStep(spec), database]
-        keys = database.access_keys
+        keys, access = database.access_keys, ManagedRedisAccessStep(spec)
     else:
         cache = RedisCacheStep(spec)
         steps.append(cache)
-        keys = cache.access_keys
+        keys, access = cache.access_keys, RedisCacheAccessStep(spec)
     steps += [StorageAccountStep(spec), AppServicePlanStep(spec)]
     if spec.image.build_from:
         steps += [RegistryStep(spec), ImageBuildStep(spec)]
     else:
         steps.append(RegistryCredentialsStep(spec))
-    steps += [FunctionAppStep(spec), FunctionSettingsStep(spec, keys), EndpointCheckStep(spec)]
+    steps.append(FunctionAppStep(spec))
+    # The identity's rights: steps of their own, granted before the settings that
+    # restart the site, so its next pull and start have them.
+    rights: list[ResourceStep] = []
+    if spec.function_app.auth == "managed-identity":
+        rights += [RegistryPullStep(spec), StorageRolesStep(spec)]
+    if spec.cache.auth == "entra":
+        rights.append(access)
+    steps += rights
+    steps += [FunctionSettingsStep(spec, keys, after=tuple(r.name for r in rights)),
+              EndpointCheckStep(spec)]
     check_plan(steps)
     return steps
 
@@ -77,11 +90,6 @@ _NOT_YET = (
         lambda s: not s.cache.public_network_access,
         "cache.public_network_access",
         "false (a private endpoint) is not supported by deploy yet",
-    ),
-    (
-        lambda s: s.cache.auth == "entra",
-        "cache.auth",
-        "entra (Microsoft Entra authentication) is not supported by deploy yet",
     ),
 )
 

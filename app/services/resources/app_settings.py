@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from app.services.context import DeployContext
 from app.services.redaction import register_secret
+from app.services.resources.app_service_plan import WEB_API
 from app.services.resources.base import AzCliPart, ResourceStep, Shell
 from app.services.runner import StepReport
 from app.spec import DeploymentSpec
@@ -21,6 +22,9 @@ DEFAULT_TTL_SECONDS = "3600"
 _SECRET_SETTING = re.compile(r"KEY|PASSWORD|SECRET|TOKEN|CONNECTION|AzureWebJobsStorage", re.I)
 
 AccessKeys = Callable[[DeployContext], tuple[str | None, str | None]]
+# The runtime settings that carry a password or key, left out of a keyless function.
+KEYED_RUNTIME_SETTINGS = ("AzureWebJobsStorage", "DOCKER_REGISTRY_SERVER_USERNAME",
+                          "DOCKER_REGISTRY_SERVER_PASSWORD")
 
 
 def register_setting_secrets(settings: dict[str, str]) -> None:
@@ -36,45 +40,65 @@ class FunctionSettingsStep(ResourceStep):
     arm_type = "Microsoft.Web/sites/config"
     label = "app settings"
     icon = "settings"
-    depends_on = ("function-app", "cache")
+    depends_on: tuple[str, ...] = ("function-app", "cache")
     nominal_s = 1.0
     progress_text = "Writing {title}"
     success_text = "Wrote {title}"
     adopted_text = "{title} already up to date"
 
-    def __init__(self, spec: DeploymentSpec, keys: AccessKeys) -> None:
+    def __init__(self, spec: DeploymentSpec, keys: AccessKeys,
+                 after: tuple[str, ...] = ()) -> None:
+        """`after`: the steps granting the identity its rights; written settings restart
+        the site, so its next pull and start see them."""
         super().__init__(spec)
         self.keys = keys
+        self.depends_on = (*self.depends_on, *after)
         self.title = f"cache settings of {spec.function_app.name}"
 
     def resource_name(self) -> str:
         return f"{self.spec.function_app.name} settings"
 
     def arm_settings(self) -> list[dict[str, str]]:
-        return [
+        settings = [
             {"name": "REDIS_AUTH", "value": self.spec.cache.auth},
             {"name": "REDIS_TTL_SECONDS", "value": DEFAULT_TTL_SECONDS},
         ]
+        if self.spec.cache.auth == "entra":
+            settings.append({
+                "name": "REDIS_USERNAME",
+                "value": "[reference(resourceId('Microsoft.Web/sites', "
+                         f"parameters('functionAppName')), '{WEB_API}', 'full')"
+                         ".identity.principalId]",
+            })
+        return settings
 
     def azcli(self, sh: Shell) -> AzCliPart:
         app = self.spec.function_app
+        who = ("REDIS_USERNAME=\"$principal_id\"" if self.spec.cache.auth == "entra"
+               else "REDIS_KEY=\"$redis_key\"")
         return AzCliPart(read=[
             f"az functionapp config appsettings set --resource-group {sh.rg} "
             f"--name {sh.q(app.name)} "
             "--settings REDIS_HOST=\"$redis_host\" REDIS_PORT=\"$redis_port\" "
-            f"REDIS_KEY=\"$redis_key\" REDIS_AUTH={sh.q(self.spec.cache.auth)} "
+            f"{who} REDIS_AUTH={sh.q(self.spec.cache.auth)} "
             f"REDIS_TTL_SECONDS={DEFAULT_TTL_SECONDS} --output none",
         ])
 
-    def desired(self, ctx: DeployContext) -> dict[str, str]:
+    def _who(self, ctx: DeployContext) -> dict[str, str]:
+        """How the function signs in to Redis: its identity's object id, or the key."""
+        if ctx.spec.cache.auth == "entra":
+            return {"REDIS_USERNAME": ctx.output("function-app", "principal_id")}
         primary, secondary = self.keys(ctx)
         key = ctx.secret("cache_key", primary)
         if secondary:
             register_secret(secondary)
+        return {"REDIS_KEY": key}
+
+    def desired(self, ctx: DeployContext) -> dict[str, str]:
         wanted = {
             "REDIS_HOST": ctx.output("cache", "host"),
             "REDIS_PORT": ctx.output("cache", "ssl_port"),
-            "REDIS_KEY": key,
+            **self._who(ctx),
             "REDIS_AUTH": ctx.spec.cache.auth,
             "REDIS_TTL_SECONDS": DEFAULT_TTL_SECONDS,
         }
@@ -94,10 +118,18 @@ class FunctionSettingsStep(ResourceStep):
         register_setting_secrets(settings)
         return settings
 
+    def stale(self, ctx: DeployContext) -> set[str]:
+        """Settings an earlier way of signing in left, which must not stay behind."""
+        gone = {"REDIS_USERNAME"} if ctx.spec.cache.auth == "access-keys" else {"REDIS_KEY"}
+        if ctx.spec.function_app.auth == "managed-identity":
+            gone |= set(KEYED_RUNTIME_SETTINGS)
+        return gone
+
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
         wanted = self.desired(ctx)
         current = self._current(ctx)
-        if all(current.get(k) == v for k, v in wanted.items()):
+        if all(current.get(k) == v for k, v in wanted.items()) and \
+                not self.stale(ctx) & set(current):
             return {"settings": ",".join(sorted(wanted))}
         return None
 
@@ -105,7 +137,8 @@ class FunctionSettingsStep(ResourceStep):
         from azure.mgmt.web import models
 
         wanted = self.desired(ctx)
-        merged = {**self._current(ctx), **wanted}
+        stale = self.stale(ctx)
+        merged = {k: v for k, v in {**self._current(ctx), **wanted}.items() if k not in stale}
         # Azure replaces the whole set on update, so the runtime settings go along.
         ctx.clients.web().web_apps.update_application_settings(
             ctx.group, ctx.spec.function_app.name, models.StringDictionary(properties=merged)

@@ -34,6 +34,12 @@ class NameAnswer:
     message: str = ""
 
 
+def keyless(spec: DeploymentSpec) -> bool:
+    """Whether the function reaches its registry and storage with its managed identity
+    (role assignments), not the registry's admin password and the storage key."""
+    return spec.function_app.auth == "managed-identity"
+
+
 def yours(what: str, group: str) -> NameAnswer:
     return NameAnswer("yours", f"This {what} exists in {group}; deploy will use it.")
 

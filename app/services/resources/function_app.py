@@ -16,11 +16,12 @@ from app.services.resources.base import (
     ResourceStatus,
     ResourceStep,
     Shell,
+    keyless,
     probe,
     yours,
 )
 from app.services.resources.registry import image_reference
-from app.services.resources.storage import storage_connection
+from app.services.resources.storage import STORAGE_ACCOUNT_SETTING, storage_connection
 from app.services.runner import StepReport
 from app.spec import DeploymentSpec
 
@@ -36,17 +37,26 @@ _NO_APP_SERVICE_STORAGE = {"name": "WEBSITES_ENABLE_APP_SERVICE_STORAGE", "value
 
 
 def runtime_settings(ctx: DeployContext) -> dict[str, str]:
-    """The Functions runtime's own settings: extension version, storage, registry."""
+    """The Functions runtime's own settings: extension version, storage, registry.
+
+    Keyless (the default), storage is named, not keyed: the host reaches it with the
+    site's identity (Microsoft Learn, "Connecting to host storage with an identity"),
+    and the registry is pulled from with `acrUseManagedIdentityCreds`; no password
+    is written.
+    """
     login_server = ctx.output("registry", "login_server")
-    return {
-        **{s["name"]: s["value"] for s in _RUNTIME_SETTINGS},
-        "AzureWebJobsStorage": storage_connection(ctx),
-        _NO_APP_SERVICE_STORAGE["name"]: _NO_APP_SERVICE_STORAGE["value"],
-        "DOCKER_REGISTRY_SERVER_URL": f"https://{login_server}",
-        "DOCKER_REGISTRY_SERVER_USERNAME": ctx.output("registry", "username"),
-        "DOCKER_REGISTRY_SERVER_PASSWORD": ctx.secrets["registry_password"],
-        "WEBSITES_CONTAINER_START_TIME_LIMIT": str(start_time_limit(model_bytes(ctx))),
-    }
+    settings = {s["name"]: s["value"] for s in _RUNTIME_SETTINGS}
+    if keyless(ctx.spec):
+        settings[STORAGE_ACCOUNT_SETTING] = ctx.output("storage", "name")
+    else:
+        settings["AzureWebJobsStorage"] = storage_connection(ctx)
+    settings[_NO_APP_SERVICE_STORAGE["name"]] = _NO_APP_SERVICE_STORAGE["value"]
+    settings["DOCKER_REGISTRY_SERVER_URL"] = f"https://{login_server}"
+    if not keyless(ctx.spec):
+        settings["DOCKER_REGISTRY_SERVER_USERNAME"] = ctx.output("registry", "username")
+        settings["DOCKER_REGISTRY_SERVER_PASSWORD"] = ctx.secrets["registry_password"]
+    settings["WEBSITES_CONTAINER_START_TIME_LIMIT"] = str(start_time_limit(model_bytes(ctx)))
+    return settings
 
 
 def model_bytes(ctx: DeployContext) -> int | None:
@@ -198,6 +208,7 @@ class FunctionAppStep(ResourceStep):
             "location": "[parameters('location')]",
             "tags": "[parameters('tags')]",
             "kind": "functionapp,linux,container",
+            "identity": {"type": "SystemAssigned"},
             "dependsOn": waits,
             "properties": {
                 "serverFarmId": wiring.ids["plan"],
@@ -205,6 +216,7 @@ class FunctionAppStep(ResourceStep):
                 "httpsOnly": True,
                 "siteConfig": {
                     "linuxFxVersion": "[format('DOCKER|{0}', parameters('image'))]",
+                    "acrUseManagedIdentityCreds": keyless(self.spec),
                     "alwaysOn": always_on(self.spec.function_app.plan_sku),
                     "minTlsVersion": "1.2",
                     "ftpsState": "Disabled",
@@ -216,21 +228,47 @@ class FunctionAppStep(ResourceStep):
 
     def azcli(self, sh: Shell) -> AzCliPart:
         app = self.spec.function_app
+        name, image = sh.q(app.name), sh.q(str(image_reference(self.spec)))
+        if not keyless(self.spec):
+            return AzCliPart(create=[
+                f"az functionapp create --resource-group {sh.rg} --name {name} "
+                f"--plan {sh.q(app.plan_name)} --storage-account {sh.q(app.storage_account)} "
+                "--functions-version 4 --os-type Linux "
+                f"--image {image} "
+                "--registry-username \"$acr_user\" --registry-password \"$acr_password\" "
+                f"--https-only true --assign-identity '[system]' --tags {sh.tags}",
+                f"principal_id=$(az functionapp identity show --resource-group {sh.rg} "
+                f"--name {name} --query principalId --output tsv)",
+            ])
+        # Created without an image first: the identity must hold AcrPull before a pull.
         return AzCliPart(create=[
-            f"az functionapp create --resource-group {sh.rg} --name {sh.q(app.name)} "
+            f"az functionapp create --resource-group {sh.rg} --name {name} "
             f"--plan {sh.q(app.plan_name)} --storage-account {sh.q(app.storage_account)} "
-            "--functions-version 4 --os-type Linux "
-            f"--image {sh.q(str(image_reference(self.spec)))} "
-            "--registry-username \"$acr_user\" --registry-password \"$acr_password\" "
-            f"--https-only true --tags {sh.tags}",
+            "--functions-version 4 --os-type Linux --runtime python "
+            f"--https-only true --assign-identity '[system]' --tags {sh.tags}",
+            f"principal_id=$(az functionapp identity show --resource-group {sh.rg} "
+            f"--name {name} --query principalId --output tsv)",
+        ], read=[
+            f"az functionapp config appsettings delete --resource-group {sh.rg} --name {name} "
+            "--setting-names AzureWebJobsStorage --output none",
+            f"az functionapp config appsettings set --resource-group {sh.rg} --name {name} "
+            f"--settings {STORAGE_ACCOUNT_SETTING}={sh.q(app.storage_account)} --output none",
+            f"az resource update --resource-group {sh.rg} --name {name}/config/web "
+            "--resource-type Microsoft.Web/sites/config "
+            "--set properties.acrUseManagedIdentityCreds=true --output none",
+            f"az functionapp config container set --resource-group {sh.rg} --name {name} "
+            f"--image {image} --output none",
         ])
 
     # -- deploy --------------------------------------------------------------------
     def _outputs(self, site: Any) -> dict[str, str]:
+        identity = site.identity
         return {
             "name": site.name,
             "id": site.id or "",
             "default_host_name": site.default_host_name or "",
+            "principal_id": (identity.principal_id or "") if identity else "",
+            "tenant_id": (identity.tenant_id or "") if identity else "",
         }
 
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
@@ -252,9 +290,13 @@ class FunctionAppStep(ResourceStep):
                 f"but the spec puts it on {app.plan_name}",
                 "Set function_app.plan_name to its plan, or choose another app name.",
             )
+        if site.identity is None or not site.identity.principal_id:
+            return None  # no managed identity yet: create() gives it one
         config = web.web_apps.get_configuration(ctx.group, app.name)
         if (config.linux_fx_version or "") != f"DOCKER|{deployed_image(ctx)}":
             return None  # another image: create() updates the site in place
+        if bool(config.acr_use_managed_identity_creds) != keyless(ctx.spec):
+            return None
         return self._outputs(site)
 
     def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:
@@ -272,6 +314,7 @@ class FunctionAppStep(ResourceStep):
             location=ctx.spec.location,
             kind="functionapp,linux,container",
             tags=ctx.tags,
+            identity=models.ManagedServiceIdentity(type="SystemAssigned"),
             properties=models.SiteProperties(
                 server_farm_id=ctx.output("plan", "id"),
                 reserved=True,
@@ -282,6 +325,7 @@ class FunctionAppStep(ResourceStep):
                         models.NameValuePair(name=k, value=v) for k, v in settings.items()
                     ],
                     always_on=always_on(app.plan_sku),
+                    acr_use_managed_identity_creds=keyless(ctx.spec),
                     min_tls_version="1.2",
                     ftps_state="Disabled",
                     http20_enabled=True,
@@ -291,7 +335,7 @@ class FunctionAppStep(ResourceStep):
         created = require_not_failed(
             wait_lro(web.web_apps.begin_create_or_update(ctx.group, app.name, site), report),
             f"function app {app.name}")
-        if created is None or not created.default_host_name:
+        if created is None or not created.default_host_name or created.identity is None:
             created = web.web_apps.get(ctx.group, app.name)
         enable_container_logging(ctx)
         return self._outputs(created)

@@ -271,14 +271,17 @@ class ManagedRedisDatabaseStep(ResourceStep):
         return f"[{DATABASE_ID}]"
 
     def arm_settings(self) -> list[dict[str, str]]:
-        """Host from the cluster, port from the database, key read by listKeys() at deploy."""
-        return [
+        """Host from the cluster, port from the database; the key (read by listKeys() at
+        deploy) only when the spec keeps access keys."""
+        settings = [
             {"name": "REDIS_HOST", "value": f"[reference({CLUSTER_ID}, '{API_VERSION}').hostName]"},
             {"name": "REDIS_PORT",
              "value": f"[string(reference({DATABASE_ID}, '{API_VERSION}').port)]"},
-            {"name": "REDIS_KEY",
-             "value": f"[listKeys({DATABASE_ID}, '{API_VERSION}').primaryKey]"},
         ]
+        if self.spec.cache.auth == "access-keys":
+            settings.append({"name": "REDIS_KEY",
+                             "value": f"[listKeys({DATABASE_ID}, '{API_VERSION}').primaryKey]"})
+        return settings
 
     def arm_resources(self, wiring: ArmWiring) -> list[dict[str, Any]]:
         properties: dict[str, Any] = {
@@ -286,7 +289,7 @@ class ManagedRedisDatabaseStep(ResourceStep):
             "port": AZURE_PORT,
             "clusteringPolicy": CLUSTERING_POLICY,
             "evictionPolicy": EVICTION_POLICY,
-            "accessKeysAuthentication": "Enabled",
+            "accessKeysAuthentication": self._wanted_keys(),
         }
         persistence = _persistence_body(self.spec)
         if persistence:
@@ -309,8 +312,9 @@ class ManagedRedisDatabaseStep(ResourceStep):
             "--query hostName -o tsv)",
             f"redis_port=$(az redisenterprise database show --resource-group {rg} "
             f"--cluster-name {name} --query port -o tsv)",
-            f"redis_key=$(az redisenterprise database list-keys --resource-group {rg} "
-            f"--cluster-name {name} --query primaryKey -o tsv)",
+            *([f"redis_key=$(az redisenterprise database list-keys --resource-group {rg} "
+               f"--cluster-name {name} --query primaryKey -o tsv)"]
+              if self.spec.cache.auth == "access-keys" else []),
         ])
 
     def _outputs(self, ctx: DeployContext, database: Any) -> dict[str, str]:
@@ -339,8 +343,13 @@ class ManagedRedisDatabaseStep(ResourceStep):
                 f"Encrypted and clustering policy {CLUSTERING_POLICY}.",
             )
 
+    def _wanted_keys(self) -> str:
+        """Access keys on only when the spec asks for them (Azure's default is off)."""
+        return "Enabled" if self.spec.cache.auth == "access-keys" else "Disabled"
+
     def _keys_ready(self, database: Any) -> bool:
-        return enum_text(database.access_keys_authentication) == "Enabled"
+        return (enum_text(database.access_keys_authentication) or "Disabled") == \
+            self._wanted_keys()
 
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
         group, cluster_name = _names(ctx)
@@ -368,11 +377,13 @@ class ManagedRedisDatabaseStep(ResourceStep):
             if settled is not None and state_of(settled).lower() in SUCCEEDED:
                 self._check_compatible(ctx, settled)
                 if not self._keys_ready(settled):
-                    report.log(f"enabling access keys on the database {DATABASE}")
+                    wanted = self._wanted_keys()
+                    report.log(f"turning access keys {'on' if wanted == 'Enabled' else 'off'} "
+                               f"on the database {DATABASE}")
                     settled = wait_lro(
                         client.begin_update(
                             group, cluster_name, DATABASE,
-                            models.DatabaseUpdate(access_keys_authentication="Enabled"),
+                            models.DatabaseUpdate(access_keys_authentication=wanted),
                         ),
                         report, "Updating",
                     )
@@ -391,8 +402,8 @@ class ManagedRedisDatabaseStep(ResourceStep):
             clustering_policy=CLUSTERING_POLICY,
             eviction_policy=EVICTION_POLICY,
             persistence=persistence,
-            # Azure's default is Disabled (Entra only); the function uses a key.
-            access_keys_authentication="Enabled",
+            # Azure's default is Disabled (Entra only); keys only when the spec asks.
+            access_keys_authentication=self._wanted_keys(),
         )
         created = wait_lro(client.begin_create(group, cluster_name, DATABASE, database), report)
         if created is None or not created.port:

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
 API_VERSION = "2024-11-01"
 ARM_ID = "resourceId('Microsoft.Cache/redis', parameters('cacheName'))"
+# redisConfiguration's switch for Microsoft Entra authentication (a string, "true").
+ENTRA_SETTING = "aad-enabled"
 
 # What Azure answers today (field reports of `az redis create` and template
 # deployments; Microsoft documents no dedicated error code): HTTP 400 with the
@@ -158,10 +160,15 @@ class RedisCacheStep(ResourceStep):
             self.name,
         )]
 
-    def live_check(self, clients: ClientFactory) -> LiveAnswer:
-        """PING the cache on the host and TLS port ARM reports, with its primary key."""
+    def live_check(self, clients: ClientFactory) -> LiveAnswer | None:
+        """PING the cache on the host and TLS port ARM reports, with its primary key.
+
+        A cache with Entra authentication has no key to use: only the function's
+        identity may connect, and the function's own live check reports the cache."""
         from app.services.livecheck import ping_redis
 
+        if self.spec.cache.auth == "entra":
+            return None
         group, name = self.spec.resource_group.name, self.spec.cache.name
         redis = clients.redis().redis
         cache = redis.get(group, name)
@@ -177,11 +184,14 @@ class RedisCacheStep(ResourceStep):
         return {"cacheName": {"type": "string", "defaultValue": self.spec.cache.name}}
 
     def arm_settings(self) -> list[dict[str, str]]:
-        return [
+        settings = [
             {"name": "REDIS_HOST", "value": f"[reference({ARM_ID}).hostName]"},
             {"name": "REDIS_PORT", "value": f"[string(reference({ARM_ID}).sslPort)]"},
-            {"name": "REDIS_KEY", "value": f"[listKeys({ARM_ID}, '{API_VERSION}').primaryKey]"},
         ]
+        if self.spec.cache.auth == "access-keys":
+            settings.append({"name": "REDIS_KEY",
+                             "value": f"[listKeys({ARM_ID}, '{API_VERSION}').primaryKey]"})
+        return settings
 
     def arm_resources(self, wiring: ArmWiring) -> list[dict[str, Any]]:
         cache = self.spec.cache
@@ -217,6 +227,9 @@ class RedisCacheStep(ResourceStep):
             "tags": "[parameters('tags')]",
             "properties": properties,
         }
+        if cache.auth == "entra":
+            properties.setdefault("redisConfiguration", {})[ENTRA_SETTING] = "true"
+            properties["disableAccessKeyAuthentication"] = True
         if cache.zones:
             redis["zones"] = list(cache.zones)
         if cache.persistence:
@@ -260,8 +273,8 @@ class RedisCacheStep(ResourceStep):
                 "--query hostName -o tsv)",
                 f"redis_port=$(az redis show --resource-group {rg} --name {name} "
                 "--query sslPort -o tsv)",
-                f"redis_key=$(az redis list-keys --resource-group {rg} --name {name} "
-                "--query primaryKey -o tsv)",
+                *([f"redis_key=$(az redis list-keys --resource-group {rg} --name {name} "
+                   "--query primaryKey -o tsv)"] if cache.auth == "access-keys" else []),
             ],
         )
 
@@ -359,7 +372,7 @@ class RedisCacheStep(ResourceStep):
                 "Cache names are global across Azure: choose another cache.name.",
             )
         name, family, capacity = classic_sku(spec.tier, spec.size)
-        redis_configuration = None
+        redis_configuration: Any = None
         if spec.persistence == "rdb":
             redis_configuration = models.RedisCommonPropertiesRedisConfiguration(
                 rdb_backup_enabled="true",
@@ -371,6 +384,10 @@ class RedisCacheStep(ResourceStep):
                 aof_backup_enabled="true",
                 aof_storage_connection_string0=storage_connection(ctx),
             )
+        if spec.auth == "entra":
+            redis_configuration = redis_configuration or \
+                models.RedisCommonPropertiesRedisConfiguration()
+            redis_configuration.aad_enabled = "true"
         parameters = models.RedisCreateParameters(
             location=ctx.spec.location,
             sku=models.Sku(name=name, family=family, capacity=capacity),
@@ -381,6 +398,7 @@ class RedisCacheStep(ResourceStep):
             shard_count=spec.shards,
             zones=list(spec.zones) or None,
             redis_configuration=redis_configuration,
+            disable_access_key_authentication=spec.auth == "entra",
             tags=ctx.tags,
         )
         poller = client.redis.begin_create(ctx.group, spec.name, parameters)

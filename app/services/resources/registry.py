@@ -35,6 +35,7 @@ from app.services.resources.base import (
     ResourceStatus,
     ResourceStep,
     Shell,
+    keyless,
     probe,
     yours,
 )
@@ -72,6 +73,13 @@ def image_reference(spec: DeploymentSpec) -> ImageReference:
 
 
 def _registry_outputs(ctx: DeployContext, registry: Any, group: str) -> dict[str, str]:
+    if keyless(ctx.spec):
+        return {
+            "name": registry.name,
+            "id": registry.id or "",
+            "login_server": _login_server(registry),
+            "resource_group": group,
+        }
     credentials = ctx.clients.registry().registries.list_credentials(group, registry.name)
     passwords = credentials.passwords or []
     if not credentials.username or not passwords:
@@ -135,10 +143,13 @@ class _PullCredentials(ResourceStep):
         }
 
     def arm_settings(self) -> list[dict[str, str]]:
+        url = {"name": "DOCKER_REGISTRY_SERVER_URL",
+               "value": f"[format('https://{{0}}', reference({ARM_ID}, '{REGISTRY_API}')"
+                        ".loginServer)]"}
+        if keyless(self.spec):
+            return [url]
         return [
-            {"name": "DOCKER_REGISTRY_SERVER_URL",
-             "value": f"[format('https://{{0}}', reference({ARM_ID}, '{REGISTRY_API}')"
-                      ".loginServer)]"},
+            url,
             {"name": "DOCKER_REGISTRY_SERVER_USERNAME",
              "value": f"[listCredentials({ARM_ID}, '{REGISTRY_API}').username]"},
             {"name": "DOCKER_REGISTRY_SERVER_PASSWORD",
@@ -147,6 +158,8 @@ class _PullCredentials(ResourceStep):
 
     def azcli(self, sh: Shell) -> AzCliPart:
         registry = sh.q(image_reference(self.spec).registry)
+        if keyless(self.spec):
+            return AzCliPart()
         return AzCliPart(create=[
             f"acr_user=$(az acr credential show --name {registry} --query username -o tsv)",
             f"acr_password=$(az acr credential show --name {registry} "
@@ -175,7 +188,8 @@ class RegistryCredentialsStep(_PullCredentials):
         wanted = image_reference(ctx.spec).registry
         for registry in ctx.clients.registry().registries.list():
             if (registry.name or "").lower() == wanted:
-                _require_admin(registry)
+                if not keyless(ctx.spec):
+                    _require_admin(registry)
                 group = group_of(registry.id)
                 outputs = _registry_outputs(ctx, registry, group)
                 outputs["image"] = image_reference(ctx.spec).at(outputs["login_server"])
@@ -204,6 +218,9 @@ def check_image_exists(ctx: DeployContext, registry: dict[str, str]) -> None:
         # The data plane is at the registry's loginServer, as ARM answers it.
         return f"https://{registry['login_server']}/v2/{path}"
 
+    if keyless(ctx.spec):
+        _check_image_with_token(ctx, registry)
+        return
     auth = (registry["username"], ctx.secrets["registry_password"])
     with retrying_session(ctx.target) as session:
         try:
@@ -235,8 +252,31 @@ def check_image_exists(ctx: DeployContext, registry: dict[str, str]) -> None:
     )
 
 
+def _check_image_with_token(ctx: DeployContext, registry: dict[str, str]) -> None:
+    """The same question asked with the signed-in identity (ACR's token exchange)."""
+    from app.services.lookups import AcrDataPlane
+
+    image = image_reference(ctx.spec)
+    reference = image.digest or image.tag or "latest"
+    try:
+        with AcrDataPlane(ctx.target, registry["login_server"]) as plane:
+            found = plane.has_manifest(image.repository, reference, _MANIFEST_TYPES)
+            tags = [] if found is not False else plane.tags(image.repository)
+    except (BadInput, NotPermitted, ServiceFailure) as exc:
+        note(f"could not ask {image.login_server} for {image}: {exc.message}")
+        return
+    if found is not False:
+        return
+    known = f"; tags there: {', '.join(sorted(tags)[:10])}" if tags else ""
+    raise BadInput(
+        f"image {image} is not in registry {image.registry}{known}",
+        "Check image.reference (repository, tag or digest), or push the image first.",
+    )
+
+
 class RegistryStep(_PullCredentials):
-    """For a build: the registry in the spec's group, created (Basic, admin user) if missing."""
+    """For a build: the registry in the spec's group, created (Basic) if missing; its admin
+    user is on only when the spec keeps keys (`function_app.auth = "keys"`)."""
 
     depends_on = ("resource-group",)
     nominal_s = 2.0
@@ -266,7 +306,7 @@ class RegistryStep(_PullCredentials):
             "location": "[parameters('location')]",
             "tags": "[parameters('tags')]",
             "sku": {"name": "Basic"},
-            "properties": {"adminUserEnabled": True},
+            "properties": {"adminUserEnabled": not keyless(self.spec)},
         }]
 
     def azcli(self, sh: Shell) -> AzCliPart:
@@ -274,7 +314,8 @@ class RegistryStep(_PullCredentials):
         part = super().azcli(sh)
         part.create[:0] = [
             f"az acr create --resource-group {sh.rg} --name {registry} --location "
-            f"{sh.location} --sku Basic --admin-enabled true --tags {sh.tags}",
+            f"{sh.location} --sku Basic --admin-enabled "
+            f"{'false' if keyless(self.spec) else 'true'} --tags {sh.tags}",
         ]
         return part
 
@@ -292,7 +333,8 @@ class RegistryStep(_PullCredentials):
         registry = get_or_none(ctx.clients.registry().registries.get, ctx.group, name)
         if registry is None or not adoptable(registry, f"container registry {name}"):
             return None
-        _require_admin(registry)
+        if not keyless(ctx.spec):
+            _require_admin(registry)
         return _registry_outputs(ctx, registry, ctx.group)
 
     def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:
@@ -304,7 +346,8 @@ class RegistryStep(_PullCredentials):
                                    report, ctx.target.polling_interval,
                                    f"container registry {name}")
         if existing is not None and succeeded(existing):
-            _require_admin(existing)
+            if not keyless(ctx.spec):
+                _require_admin(existing)
             return _registry_outputs(ctx, existing, ctx.group)
         if existing is None:
             self.require_name_free(
@@ -314,7 +357,7 @@ class RegistryStep(_PullCredentials):
             location=ctx.spec.location,
             sku=models.Sku(name="Basic"),
             tags=ctx.tags,
-            properties=models.RegistryProperties(admin_user_enabled=True),
+            properties=models.RegistryProperties(admin_user_enabled=not keyless(ctx.spec)),
         )
         created = require_not_failed(
             wait_lro(client.registries.begin_create(ctx.group, name, registry), report),

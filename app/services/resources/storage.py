@@ -29,6 +29,7 @@ from app.services.resources.base import (
     ResourceStatus,
     ResourceStep,
     Shell,
+    keyless,
     probe,
     yours,
 )
@@ -40,6 +41,11 @@ if TYPE_CHECKING:
 
 STORAGE_API = "2023-05-01"
 ARM_ID = "resourceId('Microsoft.Storage/storageAccounts', parameters('storageAccountName'))"
+
+
+# The identity-based form of AzureWebJobsStorage (Microsoft Learn, "Connecting to host
+# storage with an identity"): the account's name, which is not a secret.
+STORAGE_ACCOUNT_SETTING = "AzureWebJobsStorage__accountName"
 
 
 def arm_storage_connection() -> str:
@@ -115,6 +121,9 @@ class StorageAccountStep(ResourceStep):
                                        "defaultValue": self.spec.function_app.storage_account}}
 
     def arm_settings(self) -> list[dict[str, str]]:
+        if keyless(self.spec):
+            return [{"name": STORAGE_ACCOUNT_SETTING,
+                     "value": "[parameters('storageAccountName')]"}]
         return [{"name": "AzureWebJobsStorage", "value": arm_storage_connection()}]
 
     def arm_resources(self, wiring: ArmWiring) -> list[dict[str, Any]]:

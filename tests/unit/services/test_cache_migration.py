@@ -120,8 +120,11 @@ def test_plan_for_managed_redis(classic: DeploymentSpec) -> None:
     assert "Balanced_B0" in steps["cache-cluster"].title
     entra = copy.deepcopy(spec)
     entra.cache.auth = "entra"
-    with pytest.raises(BadInput, match=r"cache\.auth"):
-        preflight(entra)
+    preflight(entra)
+    entra_steps = {s.name: s for s in build_plan(entra)}
+    # The function's identity is granted the database before its settings are written.
+    assert entra_steps["cache-access"].depends_on == ("cache", "function-app")
+    assert "cache-access" in entra_steps["app-settings"].depends_on
 
 
 def test_azures_refusal_becomes_a_plain_message_with_the_switch(classic: DeploymentSpec) -> None:

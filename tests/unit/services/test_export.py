@@ -26,21 +26,72 @@ def test_arm_template_for_a_build_has_every_resource_and_tags() -> None:
         "Microsoft.Web/serverfarms",
         "Microsoft.ContainerRegistry/registries",
         "Microsoft.Web/sites",
+        "Microsoft.Authorization/roleAssignments",  # AcrPull on the registry
+        "Microsoft.Authorization/roleAssignments",  # three data roles on the storage account
+        "Microsoft.Authorization/roleAssignments",
+        "Microsoft.Authorization/roleAssignments",
     ]
     tags = template["parameters"]["tags"]["defaultValue"]
     assert tags == {"project": "digits", "owner": "data-science", "created-by": "mlcache-deploy"}
     cache = template["resources"][0]["properties"]
     assert cache["sku"] == {"name": "Standard", "family": "C", "capacity": 1}
     assert cache["enableNonSslPort"] is False and cache["minimumTlsVersion"] == "1.2"
-    site = template["resources"][-1]
-    settings = {s["name"]: s["value"] for s in site["properties"]["siteConfig"]["appSettings"]}
+    site = template["resources"][4]
+    assert site["identity"] == {"type": "SystemAssigned"}
+    config = site["properties"]["siteConfig"]
+    assert config["acrUseManagedIdentityCreds"] is True
+    settings = {s["name"]: s["value"] for s in config["appSettings"]}
     assert settings["FUNCTIONS_EXTENSION_VERSION"] == "~4"
+    # Keyless: the account by name, no password of the registry or the storage account.
+    assert settings["AzureWebJobsStorage__accountName"] == "[parameters('storageAccountName')]"
+    assert "AzureWebJobsStorage" not in settings
+    assert not any(k.startswith("DOCKER_REGISTRY_SERVER_USER") or "PASSWORD" in k
+                   for k in settings)
+    assert "REDIS_CA_BUNDLE" not in settings
+    fx = config["linuxFxVersion"]
+    assert fx == "[format('DOCKER|{0}', parameters('image'))]"
+    roles = [r for r in template["resources"] if r["type"].endswith("roleAssignments")]
+    assert roles[0]["scope"].startswith("[format('Microsoft.ContainerRegistry/registries/")
+    assert roles[0]["properties"]["roleDefinitionId"].endswith(
+        "'7f951dda-4ed3-4680-a7ca-43fe172d538d')]")
+    assert all(".identity.principalId]" in r["properties"]["principalId"] for r in roles)
+    # The cache keeps its key where the spec says so (cache.auth, its own choice).
+    assert (spec.cache.auth == "access-keys") == ("listKeys(" in json.dumps(template))
+
+
+def test_arm_template_that_keeps_keys_reads_them_at_deployment_time() -> None:
+    spec = load_spec(EXAMPLES / "digits-sandbox.json")
+    spec.function_app.auth = "keys"
+    spec.cache.auth = "access-keys"
+    template = arm_template(spec)
+    assert not any(r["type"].endswith("roleAssignments") for r in template["resources"])
+    site = next(r for r in template["resources"] if r["type"] == "Microsoft.Web/sites")
+    config = site["properties"]["siteConfig"]
+    assert config["acrUseManagedIdentityCreds"] is False
+    settings = {s["name"]: s["value"] for s in config["appSettings"]}
     assert settings["REDIS_KEY"].startswith("[listKeys(")
     assert "listKeys(" in settings["AzureWebJobsStorage"]
     assert settings["DOCKER_REGISTRY_SERVER_PASSWORD"].startswith("[listCredentials(")
-    assert "REDIS_CA_BUNDLE" not in settings
-    fx = site["properties"]["siteConfig"]["linuxFxVersion"]
-    assert fx == "[format('DOCKER|{0}', parameters('image'))]"
+    registry = next(r for r in template["resources"] if "ContainerRegistry" in r["type"])
+    assert registry["properties"]["adminUserEnabled"] is True
+
+
+def test_arm_template_with_entra_grants_the_identity_the_cache() -> None:
+    spec = load_spec(EXAMPLES / "digits-sandbox.json")
+    spec.cache.auth = "entra"
+    template = arm_template(spec)
+    cache = template["resources"][0]["properties"]
+    assert cache["redisConfiguration"]["aad-enabled"] == "true"
+    assert cache["disableAccessKeyAuthentication"] is True
+    access = [r for r in template["resources"]
+              if r["type"] == "Microsoft.Cache/redis/accessPolicyAssignments"]
+    assert len(access) == 1
+    assert access[0]["properties"]["accessPolicyName"] == "Data Contributor"
+    site = next(r for r in template["resources"] if r["type"] == "Microsoft.Web/sites")
+    settings = {s["name"]: s["value"] for s in site["properties"]["siteConfig"]["appSettings"]}
+    assert "REDIS_KEY" not in settings
+    assert settings["REDIS_USERNAME"].endswith(".identity.principalId]")
+    assert "listKeys(" not in json.dumps(template)
 
 
 def test_arm_template_for_premium_options() -> None:

@@ -33,9 +33,19 @@ def test_build_plan_with_a_model_folder(sandbox_spec: DeploymentSpec) -> None:
         "registry": ("resource-group",),
         "image": ("registry",),
         "function-app": ("image", "plan", "registry", "resource-group", "storage"),
-        "app-settings": ("cache", "function-app"),
+        # The identity's rights, each a step, before the settings that restart the site.
+        "registry-pull": ("function-app", "registry"),
+        "storage-roles": ("function-app", "storage"),
+        "app-settings": ("cache", "function-app", "registry-pull", "storage-roles"),
         "endpoint": ("app-settings",),
     }
+
+
+def test_a_plan_that_keeps_keys_grants_no_roles(sandbox_spec: DeploymentSpec) -> None:
+    sandbox_spec.function_app.auth = "keys"
+    plan = deps(sandbox_spec)
+    assert "registry-pull" not in plan and "storage-roles" not in plan
+    assert plan["app-settings"] == ("cache", "function-app")
 
 
 def test_build_plan_with_an_existing_image() -> None:
@@ -70,7 +80,6 @@ def test_preflight_accepts_the_example(sandbox_spec: DeploymentSpec) -> None:
     ("change", "field"),
     [
         (lambda s: setattr(s.cache, "public_network_access", False), "cache.public_network_access"),
-        (lambda s: setattr(s.cache, "auth", "entra"), "cache.auth"),
     ],
 )
 def test_preflight_refuses_what_is_not_supported_yet(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,9 +115,11 @@ def test_a_missing_group_with_create_false_is_bad_input(target: CloudTarget) -> 
 
 
 def test_a_registry_without_admin_user_is_refused_with_the_fix(target: CloudTarget) -> None:
+    """Only a spec that keeps keys needs the admin user; a keyless one adopts it as it is."""
     from azure.mgmt.containerregistry import models
 
     spec = new_spec()
+    spec.function_app.auth = "keys"
     clients = ClientFactory(target)
     clients.resources().resource_groups.create_or_update(
         spec.resource_group.name, {"location": "westeurope"}
@@ -128,6 +131,10 @@ def test_a_registry_without_admin_user_is_refused_with_the_fix(target: CloudTarg
     failed = run(spec, target, ResourceGroupStep(spec), RegistryStep(spec))["registry"]
     assert isinstance(failed, StepFailed) and failed.code == "NotPermitted"
     assert "admin user disabled" in failed.message and "--admin-enabled true" in failed.hint
+    keyless = copy.deepcopy(spec)
+    keyless.function_app.auth = "managed-identity"
+    adopted = run(keyless, target, ResourceGroupStep(keyless), RegistryStep(keyless))["registry"]
+    assert isinstance(adopted, StepSucceeded), adopted
 
 
 def test_status_reports_an_azure_managed_redis_cluster_and_database(target: CloudTarget) -> None:
