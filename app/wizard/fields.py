@@ -22,7 +22,8 @@ PAGE_TITLES = {
     "test": "Test",
 }
 
-# Longest prefixes first is not needed: prefixes are disjoint by construction.
+# The first matching prefix wins: a field listed before its parent (function_app.auth)
+# belongs to another page than the rest of it.
 FIELD_OWNERS: dict[str, str] = {
     "target": "basics",
     "subscription_id": "basics",
@@ -37,6 +38,7 @@ FIELD_OWNERS: dict[str, str] = {
     "cache.minimum_tls_version": "advanced",
     "cache.redis_version": "advanced",
     "cache.auth": "advanced",
+    "function_app.auth": "advanced",
     "cache.shards": "advanced",
     "cache.persistence": "advanced",
     "cache.zones": "advanced",
@@ -58,7 +60,8 @@ FIELD_LABELS: dict[str, str] = {
     "cache.non_tls_port": "Non-TLS port",
     "cache.minimum_tls_version": "Minimum TLS version",
     "cache.redis_version": "Redis version",
-    "cache.auth": "Authentication",
+    "cache.auth": "Cache authentication",
+    "function_app.auth": "Registry and storage access",
     "cache.shards": "Shard count",
     "cache.persistence": "Data persistence",
     "cache.zones": "Availability zones",

@@ -1,5 +1,6 @@
-"""Advanced: ports, TLS, Redis version, authentication; Premium-only clustering and
-persistence; availability zones for Standard and Premium."""
+"""Advanced: ports, TLS, Redis version, how the function signs in to the cache and to its
+registry and storage; Premium-only clustering and persistence; availability zones for
+Standard and Premium."""
 
 from __future__ import annotations
 
@@ -59,29 +60,25 @@ class AdvancedPage(Page):
         form.addRow(label, stack(self.version, self.version_message))
         self.bind("cache.redis_version", self.version, self.version_message)
 
-        auth_box = QWidget(general)
-        row = QHBoxLayout(auth_box)
-        row.setContentsMargins(0, 0, 0, 0)
-        self.keys = QRadioButton("Access &keys", auth_box)
-        self.keys.setAccessibleName("Access keys authentication")
-        self.entra = QRadioButton("Microsoft &Entra ID", auth_box)
-        self.entra.setAccessibleName("Microsoft Entra authentication")
-        auth_group = QButtonGroup(auth_box)
-        auth_group.addButton(self.keys)
-        auth_group.addButton(self.entra)
-        self.keys.setChecked(True)
-        row.addWidget(self.keys)
-        row.addWidget(self.entra)
-        row.addStretch(1)
-        self.keys.toggled.connect(self._on_auth)
-        self.auth_message = self.message_for()
-        self.auth_note = QLabel(
-            "Microsoft Entra authentication for the cache comes in a later release: "
-            "deploying stops before creating anything and names this option.")
-        self.auth_note.setObjectName("warningText")
-        self.auth_note.setWordWrap(True)
-        form.addRow("Authentication", stack(auth_box, self.auth_note, self.auth_message))
-        self.bind("cache.auth", self.keys, self.auth_message)
+        self._explained: list[tuple[QRadioButton, QLabel, str, str]] = []
+        self.entra, self.keys, self.auth_note = self._choice(
+            general, form, "cache.auth", "Cache authentication",
+            ("Microsoft &Entra ID", "Microsoft Entra authentication",
+             "The function signs in to the cache with its managed identity; no key is "
+             "stored anywhere and Azure turns the cache's access keys off."),
+            ("Access &keys", "Access keys authentication",
+             "The function holds the cache's access key in its app settings, for tools "
+             "or policies that need keys."))
+        self.auth_message = self._last_message
+        self.identity, self.app_keys, self.app_note = self._choice(
+            general, form, "function_app.auth", "Registry and storage access",
+            ("&Managed identity", "Managed identity access",
+             "The function pulls its image and reaches its storage with its managed "
+             "identity and role assignments; the registry's admin user stays off."),
+            ("Registry &password and storage key", "Registry password and storage key",
+             "The function keeps the registry's admin password and the storage account "
+             "key in its app settings, the older way."))
+        self.app_auth_message = self._last_message
         self.layout_.addWidget(general)
 
         self.premium = QGroupBox("Premium options", self.body)
@@ -140,9 +137,41 @@ class AdvancedPage(Page):
         self.managed_note.setObjectName("noteBox")
         self.layout_.addWidget(self.managed_note)
 
-    def _on_auth(self, _checked: bool) -> None:
-        self.auth_note.setVisible(self.entra.isChecked())
-        self._on_edit()
+    def _explain(self) -> None:
+        for first, note, first_text, second_text in self._explained:
+            note.setText(first_text if first.isChecked() else second_text)
+
+    def _choice(self, parent: QWidget, form: QFormLayout, field: str, label: str,
+                first: tuple[str, str, str], second: tuple[str, str, str],
+                ) -> tuple[QRadioButton, QRadioButton, QLabel]:
+        """Two radio buttons and one sentence saying what the checked one means."""
+        box = QWidget(parent)
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        group = QButtonGroup(box)
+        buttons = []
+        for text, name, _why in (first, second):
+            button = QRadioButton(text, box)
+            button.setAccessibleName(name)
+            group.addButton(button)
+            row.addWidget(button)
+            buttons.append(button)
+        row.addStretch(1)
+        note = QLabel(first[2], parent)
+        note.setWordWrap(True)
+        note.setObjectName("muted")
+        buttons[0].setChecked(True)
+        self._explained.append((buttons[0], note, first[2], second[2]))
+
+        def explain(_checked: bool) -> None:
+            self._explain()
+            self._on_edit()
+
+        buttons[0].toggled.connect(explain)
+        self._last_message = self.message_for()
+        form.addRow(label, stack(box, note, self._last_message))
+        self.bind(field, buttons[0], self._last_message)
+        return buttons[0], buttons[1], note
 
     def _apply_visibility(self, spec: DeploymentSpec) -> None:
         managed = spec.cache.kind == "azure-managed-redis"
@@ -171,7 +200,9 @@ class AdvancedPage(Page):
             self.version.setCurrentIndex(max(index, 0))
         self.keys.setChecked(cache.auth != "entra")
         self.entra.setChecked(cache.auth == "entra")
-        self.auth_note.setVisible(cache.auth == "entra")
+        self.app_keys.setChecked(spec.function_app.auth == "keys")
+        self.identity.setChecked(spec.function_app.auth != "keys")
+        self._explain()
         self.cluster.setChecked(cache.shards is not None)
         self.shards.setValue(cache.shards or 1)
         self.persistence.setCurrentIndex(max(self.persistence.findData(cache.persistence), 0))
@@ -187,6 +218,7 @@ class AdvancedPage(Page):
         cache.minimum_tls_version = self.tls.currentText()
         cache.redis_version = None if managed else self.version.currentData()
         cache.auth = "entra" if self.entra.isChecked() else "access-keys"
+        spec.function_app.auth = "keys" if self.app_keys.isChecked() else "managed-identity"
         cache.shards = self.shards.value() if premium and self.cluster.isChecked() else None
         cache.persistence = self.persistence.currentData() if premium else None
         zoned = not managed and cache.tier in ("Standard", "Premium")

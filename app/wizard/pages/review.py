@@ -193,7 +193,10 @@ def summary_html(spec: DeploymentSpec, target: str, subscription: str = "") -> t
             ("Non-TLS port", "Enabled" if cache.non_tls_port else "Disabled"),
             ("Minimum TLS", cache.minimum_tls_version),
             ("Redis version", cache.redis_version or "Managed by Azure"),
-            ("Authentication", "Microsoft Entra ID" if cache.auth == "entra" else "Access keys"),
+            ("Cache authentication",
+             "Microsoft Entra ID" if cache.auth == "entra" else "Access keys"),
+            ("Registry and storage", "Managed identity" if spec.function_app.auth != "keys"
+             else "Registry password and storage key"),
             *([("Shards", str(cache.shards))] if cache.shards else []),
             *([("Persistence", cache.persistence.upper())] if cache.persistence else []),
             *([("Zones", ", ".join(cache.zones))] if cache.zones else []),

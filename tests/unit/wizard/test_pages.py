@@ -94,12 +94,21 @@ def test_function_app_names_and_suggestions(qtbot, window) -> None:  # type: ign
     assert window.session.spec.function_app.storage_account == "Has_Upper"
 
 
-def test_advanced_entra_note_and_managed_restrictions(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+def test_advanced_sign_in_choices_and_managed_restrictions(qtbot, window) -> None:  # type: ignore[no-untyped-def]
     window.go("advanced")
     page = window.pages["advanced"]
+    click(qtbot, page.keys)
+    assert window.session.spec.cache.auth == "access-keys"
+    assert "access key in its app settings" in page.auth_note.text()
     click(qtbot, page.entra)
-    assert page.auth_note.isVisible()
     assert window.session.spec.cache.auth == "entra"
+    assert "managed identity" in page.auth_note.text()
+    click(qtbot, page.app_keys)
+    assert window.session.spec.function_app.auth == "keys"
+    assert "admin password" in page.app_note.text()
+    click(qtbot, page.identity)
+    assert window.session.spec.function_app.auth == "managed-identity"
+    assert "role assignments" in page.app_note.text()
     window.go("basics")
     basics = window.pages["basics"]
     basics.cache_type.setCurrentIndex(0)  # Azure Managed Redis, Balanced
