@@ -12,6 +12,7 @@ answers from an older model's results.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -125,11 +126,8 @@ class RedisSettings:
             raise ValueError(f"REDIS_PORT and REDIS_TTL_SECONDS must be integers: {exc}") from None
         if ttl <= 0:
             raise ValueError("REDIS_TTL_SECONDS must be a positive number of seconds")
+        # Entra without REDIS_USERNAME: the token's own object id (`oid`) is the user.
         username = env.get("REDIS_USERNAME", "").strip()
-        if auth == "entra" and not username:
-            raise ValueError(
-                "REDIS_AUTH=entra needs REDIS_USERNAME, the managed identity's object id"
-            )
         return cls(
             host=host,
             port=port,
@@ -159,6 +157,20 @@ class _EntraPassword:
             token = self._credential.get_token(ENTRA_SCOPE)
             self._token, self._expires_on = token.token, float(token.expires_on)
         return self._token, self._expires_on
+
+    def object_id(self) -> str:
+        """The identity's object id, read from the token (`oid`), as Microsoft's
+        redis-entraid credential provider names the Redis user when none is given."""
+        token, _expires = self.current()
+        try:
+            payload = token.split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (IndexError, ValueError) as exc:
+            raise ValueError("the Microsoft Entra token is not a JWT") from exc
+        oid = str(claims.get("oid") or "") if isinstance(claims, dict) else ""
+        if not oid:
+            raise ValueError("the Microsoft Entra token names no object id (oid)")
+        return oid
 
 
 @dataclass
@@ -220,7 +232,7 @@ class RedisCache:
         password, username, expires = s.key or None, None, float("inf")
         if self._entra is not None:
             password, expires = self._entra.current()
-            username = s.username or None
+            username = s.username or self._entra.object_id()
         client = redis.Redis(
             host=s.host,
             port=s.port,

@@ -6,7 +6,7 @@ and is loaded here; all cache logic is in `cache_aside.py`.
 
 Application settings read (the contract with the deployer): REDIS_HOST,
 REDIS_PORT (TLS port), REDIS_KEY, REDIS_AUTH (access-keys | entra),
-REDIS_USERNAME (entra: the managed identity's object id), REDIS_CA_BUNDLE
+REDIS_USERNAME (entra: the identity's object id; default: the token's oid), REDIS_CA_BUNDLE
 (optional, only for a private CA), REDIS_TTL_SECONDS (default 3600),
 MODEL_VERSION (default: the hash of the model files recorded at build time).
 """

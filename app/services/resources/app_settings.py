@@ -129,16 +129,28 @@ class FunctionSettingsStep(ResourceStep):
         wanted = self.desired(ctx)
         current = self._current(ctx)
         if all(current.get(k) == v for k, v in wanted.items()) and \
-                not self.stale(ctx) & set(current):
+                not self.stale(ctx) & set(current) and not self._granted_now(ctx):
             return {"settings": ",".join(sorted(wanted))}
         return None
+
+    def _granted_now(self, ctx: DeployContext) -> list[str]:
+        """The rights steps of this run that granted something new."""
+        return [name for name in self.depends_on
+                if ctx.outputs.get(name, {}).get("granted") == "yes"]
 
     def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:
         from azure.mgmt.web import models
 
         wanted = self.desired(ctx)
         stale = self.stale(ctx)
-        merged = {k: v for k, v in {**self._current(ctx), **wanted}.items() if k not in stale}
+        current = self._current(ctx)
+        merged = {k: v for k, v in {**current, **wanted}.items() if k not in stale}
+        if merged == current:
+            # Nothing to write, but the identity was just granted rights its running
+            # container started without (a pull refused before AcrPull): start anew.
+            ctx.clients.web().web_apps.restart(ctx.group, ctx.spec.function_app.name)
+            report.log("restarted the function app so its new rights take effect")
+            return {"settings": ",".join(sorted(wanted))}
         # Azure replaces the whole set on update, so the runtime settings go along.
         ctx.clients.web().web_apps.update_application_settings(
             ctx.group, ctx.spec.function_app.name, models.StringDictionary(properties=merged)

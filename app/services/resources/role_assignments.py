@@ -176,7 +176,10 @@ class RoleAssignmentStep(ResourceStep):
                 assign_role(ctx, scope, principal, role, report)
                 report.log(f"{role.name} on {scope.rsplit('/', 1)[-1]} for the identity "
                            f"{principal} ({role.why})")
-        return {"scope": scope, "roles": ",".join(r.name for r in self.roles)}
+        # "granted": the settings step restarts the site so a container that started
+        # without these rights starts again with them.
+        return {"scope": scope, "roles": ",".join(r.name for r in self.roles),
+                "granted": "yes" if len(held) < len(self.roles) else "no"}
 
     def probe(self, clients: ClientFactory) -> list[ResourceStatus]:
         from app.services.arm import get_or_none

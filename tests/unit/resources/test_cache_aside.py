@@ -263,8 +263,9 @@ def test_settings_from_environment_contract() -> None:
         "0000-oid",
         "",
     )
-    with pytest.raises(ValueError, match="needs REDIS_USERNAME"):
-        RedisSettings.from_environment({"REDIS_HOST": "h", "REDIS_AUTH": "entra"})
+    # Without REDIS_USERNAME the token's object id names the user (see the test below).
+    bare = RedisSettings.from_environment({"REDIS_HOST": "h", "REDIS_AUTH": "entra"})
+    assert bare is not None and bare.username == ""
     with pytest.raises(ValueError, match="integers"):
         RedisSettings.from_environment({"REDIS_HOST": "h", "REDIS_PORT": "tls"})
 
@@ -376,3 +377,28 @@ def test_hostile_client_input_is_a_bad_request_not_a_server_error(body: bytes,
     scorer = CacheAsideScorer(CountingModel(), "v1", None)
     with pytest.raises(BadRequest, match=words):
         scorer.score(body)
+
+
+def _jwt(claims: dict[str, Any]) -> str:
+    import base64
+    import json
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2ln"
+
+
+def test_entra_without_a_user_name_signs_in_as_the_tokens_object_id(tls_redis: Any) -> None:
+    token = _jwt({"oid": "5d0c7a7e-0000-4000-8000-000000000001", "aud": "https://redis.azure.com"})
+    tls_redis.client().acl_setuser("5d0c7a7e-0000-4000-8000-000000000001", enabled=True,
+                                   passwords=[f"+{token}"], keys=["*"], commands=["+@all"])
+    cache = RedisCache(settings_for(tls_redis, key="", auth="entra", username=""),
+                       credential=IssuedTokens([token], lifetime=3600))
+    scorer = CacheAsideScorer(CountingModel(), "v1", cache)
+    assert scorer.score(b'{"data": [1]}').cache == "MISS"
+    assert cache._get_client().acl_whoami() == "5d0c7a7e-0000-4000-8000-000000000001"
+    unnamed = RedisCache(settings_for(tls_redis, key="", auth="entra", username=""),
+                         credential=IssuedTokens([_jwt({"aud": "x"})], lifetime=3600))
+    outcome = CacheAsideScorer(CountingModel(), "v1", unnamed).score(b'{"data": [1]}')
+    assert outcome.cache == "BYPASS"
