@@ -44,7 +44,9 @@ def new_principal() -> str:
 
 
 def entra_client(host: str, port: int, ca: Path, username: str, token: str) -> redis.Redis:
-    """A TLS client that authenticates as `username` with `token`, failing fast."""
+    """A TLS client that authenticates as `username` with `token` (AUTH on construction),
+    failing fast. It holds one connection and never silently replaces it: a pooled client
+    would reconnect (and re-AUTH) when the server closed its connection, hiding the drop."""
     return redis.Redis(
         host=host,
         port=port,
@@ -55,6 +57,7 @@ def entra_client(host: str, port: int, ca: Path, username: str, token: str) -> r
         socket_timeout=5,
         socket_connect_timeout=5,
         retry=None,
+        single_connection_client=True,
     )
 
 

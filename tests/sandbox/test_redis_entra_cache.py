@@ -221,7 +221,7 @@ def test_switching_access_keys_off_closes_connections_and_refuses_keys(
     cache = _create(redis_mgmt, group, name, redis_configuration=AAD_ON)
     host, port, ca = cache.host_name, cache.ssl_port, sandbox.ca_cert
     key = redis_mgmt.redis.list_keys(group, name).primary_key
-    connected = tls_client(host, port, ca, key)
+    connected = entra_client(host, port, ca, "default", key)
     assert connected.ping()
     updated = redis_mgmt.redis.begin_update(
         group, name, RedisUpdateParameters(disable_access_key_authentication=True)
