@@ -277,3 +277,29 @@ def test_entra_users_survive_a_sandbox_restart(tmp_path: Path) -> None:
         key = client.redis.list_keys("rg-entra", "entra-restart").primary_key
         with pytest.raises(redis.AuthenticationError):
             tls_client(host, port, sb.ca_cert, key).ping()
+
+
+def test_token_listeners_hear_every_signed_token_and_cannot_break_signing(
+    sandbox: Sandbox,
+) -> None:
+    issuer = sandbox.context.tokens
+    heard: list[tuple[str, str]] = []
+
+    def broken(token: str, claims: dict[str, object]) -> None:
+        raise RuntimeError("a listener's own failure")
+
+    def record(token: str, claims: dict[str, object]) -> None:
+        heard.append((token, str(claims["oid"])))
+
+    issuer.add_listener(broken)
+    issuer.add_listener(record)
+    try:
+        principal = new_principal()
+        token = mint(sandbox, principal)
+        assert heard == [(token, principal)]
+        assert issuer.verify(token)["oid"] == principal
+    finally:
+        issuer.remove_listener(broken)
+        issuer.remove_listener(record)
+    mint(sandbox, new_principal())
+    assert len(heard) == 1
