@@ -19,9 +19,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import secrets
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +34,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from app.sandbox.directory import Directory, Tenant
 
+log = logging.getLogger("mlcache.sandbox.entra")
+
 ACCESS_TOKEN_SECONDS = 3600
+# Told of every token the issuer signs: (token, claims). Data planes that accept
+# Entra tokens without asking the authority (Redis) learn of them this way.
+TokenListener = Callable[[str, dict[str, Any]], None]
 # What ARM accepts as `aud`, exactly as its 401 lists them.
 ARM_AUDIENCES = (
     "https://management.core.windows.net/",
@@ -84,6 +92,22 @@ class TokenIssuer:
             "e": _uint(public.e),
         }
         self.authority = ""  # set once the server listens
+        self._listeners: list[TokenListener] = []
+        self._listeners_lock = threading.Lock()
+
+    # who hears of signed tokens
+
+    def add_listener(self, listener: TokenListener) -> None:
+        """Call `listener(token, claims)` after every token this issuer signs, in the
+        signing thread, before `sign` returns (so a client holding the token finds the
+        data plane ready). A listener that raises is logged and does not fail signing."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: TokenListener) -> None:
+        with self._listeners_lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
     # the keys document
 
@@ -100,7 +124,15 @@ class TokenIssuer:
             + b64url(json.dumps(claims, separators=(",", ":")).encode())
         )
         signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return signing_input + "." + b64url(signature)
+        token = signing_input + "." + b64url(signature)
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(token, dict(claims))
+            except Exception:
+                log.exception("a token listener failed")
+        return token
 
     def verify(self, token: str) -> dict[str, Any]:
         """The claims of a token this sandbox signed; TokenRejected otherwise (expiry and

@@ -3,9 +3,12 @@
 The server listens on 127.0.0.1 only: a TLS port with a certificate from the
 sandbox CA (TLS 1.2+), and the non-TLS port only while enableNonSslPort is true.
 Both access keys open the `default` user; the config file holds only their
-SHA-256 hashes (Redis ACL `#<hash>` rules), never the keys. Changes (a
-regenerated key, the non-TLS port, memory policy) are applied to the live
-server through an admin user whose password exists only in this process.
+SHA-256 hashes (Redis ACL `#<hash>` rules), never the keys. Principals with a
+Microsoft Entra access-policy assignment are ACL users of their own (named by
+object id, passwords the hashes of their valid tokens; see `redis_entra`).
+Changes (a regenerated key, the non-TLS port, memory policy, Entra users) are
+applied to the live server through an admin user whose password exists only in
+this process, and written to the config file, so a restarted server has them too.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -58,6 +61,18 @@ def redis_server_version() -> str:
 
 
 @dataclass
+class EntraUser:
+    """A principal's ACL user: its access policy's rules and its valid tokens' hashes."""
+
+    rules: tuple[str, ...]
+    hashes: list[str]
+
+    def acl(self) -> list[str]:
+        """`ACL SETUSER` arguments after the name: on, these passwords, these rights."""
+        return ["on", *[f"#{h}" for h in self.hashes], *self.rules]
+
+
+@dataclass
 class RedisSpec:
     """How one cache's server runs."""
 
@@ -72,6 +87,7 @@ class RedisSpec:
     cert: LeafCertificate
     ca_file: Path
     notify_keyspace_events: str = ""
+    entra_users: dict[str, EntraUser] = field(default_factory=dict)
 
     @property
     def config_file(self) -> Path:
@@ -119,6 +135,30 @@ class RedisInstance:
                 "ACL", "SETUSER", "default", "resetpass", *[f"#{h}" for h in hashes]
             )
         _write_config(self.spec, self._admin_password)
+
+    def set_entra_user(self, name: str, user: EntraUser) -> None:
+        """Create or change a principal's user; its connections stay (Azure re-checks a
+        connection's rights per command, and so does Redis)."""
+        self.spec.entra_users[name] = user
+        with self.admin() as conn:
+            conn.execute_command(
+                "ACL", "SETUSER", name, "resetpass", "resetkeys", "resetchannels", "-@all",
+                *user.acl(),
+            )
+        _write_config(self.spec, self._admin_password)
+
+    def delete_entra_user(self, name: str) -> None:
+        """Remove a principal's user: Redis disconnects every client authenticated as it."""
+        self.spec.entra_users.pop(name, None)
+        with self.admin() as conn:
+            conn.execute_command("ACL", "DELUSER", name)
+        _write_config(self.spec, self._admin_password)
+
+    def disconnect_clients(self) -> None:
+        """Close every client connection but the admin's own (Azure does this when access
+        key authentication is switched on or off)."""
+        with self.admin() as conn:
+            conn.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
 
     def set_plain_port(self, port: int | None) -> None:
         self.spec.plain_port = port
@@ -181,6 +221,7 @@ def _write_config(spec: RedisSpec, admin_password: str) -> None:
         'proc-title-template "{title} {listen-addr} {config-file}"',
         f"user default reset on {passwords} ~* &* +@all",
         f"user {ADMIN_USER} reset on #{key_hash(admin_password)} ~* &* +@all",
+        *(f"user {name} reset {' '.join(user.acl())}" for name, user in spec.entra_users.items()),
     ]
     path = spec.config_file
     tmp = path.with_name(path.name + ".tmp")

@@ -381,6 +381,7 @@ class SandboxServer:
             ca=self.ca,
             processes=ProcessSupervisor(),
             directory=directory,
+            tokens=self.tokens,
             token=secrets.token_urlsafe(32),
             offer=write_offer(state_dir, offer) if offer else read_offer(state_dir),
         )

@@ -53,6 +53,7 @@ from app.sandbox.arm import (
 )
 from app.sandbox.certs import CertificateAuthority
 from app.sandbox.directory import Directory
+from app.sandbox.entra_tokens import TokenIssuer
 from app.sandbox.faults import FaultPlan
 from app.sandbox.latency import LatencyProfile
 from app.sandbox.offers import OFFERS, Offer
@@ -94,6 +95,8 @@ class SandboxContext:
     endpoint: str = ""
     token: str = ""
     offer: Offer = OFFERS["pay-as-you-go"]
+    # The authority's signer: data planes that take Entra tokens listen to it.
+    tokens: TokenIssuer | None = None
     providers: list[Provider] = field(default_factory=list)
     operations: Operations = field(init=False)
     request_log: RequestLog = field(init=False)

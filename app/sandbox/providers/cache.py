@@ -34,6 +34,7 @@ from app.sandbox.arm import (
 )
 from app.sandbox.operations import OperationKind, OpRecord
 from app.sandbox.ports import free_port, port_free
+from app.sandbox.providers.cache_access import CacheAccessPolicies
 from app.sandbox.providers.cache_rules import (
     CACHE_NAME,
     check_scaling,
@@ -45,7 +46,6 @@ from app.sandbox.providers.cache_rules import (
     validated_properties,
 )
 from app.sandbox.providers.redis_base import (
-    RedisBackedProvider,
     access_keys,
     busy,
     free_port_besides,
@@ -64,7 +64,7 @@ log = logging.getLogger("mlcache.sandbox.redis")
 RTYPE = "Microsoft.Cache/Redis"
 
 
-class CacheProvider(RedisBackedProvider):
+class CacheProvider(CacheAccessPolicies):
     namespace = "Microsoft.Cache"
     resource_types = (RTYPE,)
     # Sandbox shutdown snapshots each cache (dump.rdb in its directory), loaded
@@ -88,6 +88,7 @@ class CacheProvider(RedisBackedProvider):
             *crud,
             arm_route(one + "/listKeys", self.list_keys, ["POST"]),
             arm_route(one + "/regenerateKey", self.regenerate_key, ["POST"]),
+            *self.access_routes(one),
         ]
 
     def operation_kinds(self) -> dict[str, OperationKind]:
@@ -96,6 +97,7 @@ class CacheProvider(RedisBackedProvider):
             "redis.delete": OperationKind(
                 "redis.delete", self.remove_after_teardown, self.mark_failed
             ),
+            **self.access_operation_kinds(),
         }
 
     # lifecycle
@@ -135,7 +137,7 @@ class CacheProvider(RedisBackedProvider):
             directory=directory,
             tls_port=private["sslPort"],
             plain_port=private["port"] if props["enableNonSslPort"] else None,
-            key_hashes=key_hashes(private),
+            key_hashes=_open_hashes(props, private),
             maxmemory_bytes=maxmemory,
             maxmemory_policy=config.get("maxmemory-policy", "volatile-lru"),
             maxclients=maxclients,
@@ -143,6 +145,7 @@ class CacheProvider(RedisBackedProvider):
             cert=self.ctx.ca.issue_leaf(directory, "server"),
             ca_file=self.ctx.ca.cert_file,
             notify_keyspace_events=config.get("notify-keyspace-events", ""),
+            entra_users=self.entra_users(record["body"]["id"]),
         )
 
     def _run_server(self, record: Record, reuse_ports: bool) -> RedisInstance:
@@ -356,6 +359,12 @@ class CacheProvider(RedisBackedProvider):
                         port = free_port()
                         private["port"] = port
                     instance.set_plain_port(port if new_props["enableNonSslPort"] else None)
+                if new_props["disableAccessKeyAuthentication"] != props.get(
+                    "disableAccessKeyAuthentication", False
+                ):
+                    # Azure closes every connection when access keys go on or off.
+                    instance.set_key_hashes(_open_hashes(new_props, private))
+                    instance.disconnect_clients()
 
             await run_in_threadpool(reconfigure)
         with self.ctx.store.transaction():
@@ -363,6 +372,8 @@ class CacheProvider(RedisBackedProvider):
             if tags is not None:
                 record["body"]["tags"] = tags
             self._publish_ports(record)
+        if instance is not None:
+            await run_in_threadpool(self.sync_entra, rid)
 
     async def delete(self, request: Request) -> Response:
         rid, record = self.locate(request, RTYPE, "name")
@@ -396,7 +407,8 @@ class CacheProvider(RedisBackedProvider):
         keys = regenerated(private, field)
         instance = self.instance(rid)
         if instance is not None:
-            await run_in_threadpool(instance.set_key_hashes, key_hashes(keys))
+            props = record["body"]["properties"]
+            await run_in_threadpool(instance.set_key_hashes, _open_hashes(props, keys))
         with self.ctx.store.transaction():
             private.update(keys)
         return json_response(keys)
@@ -424,6 +436,11 @@ class CacheProvider(RedisBackedProvider):
         self._stop_server(record)
         self.mark_failed(op, error)
 
+
+
+def _open_hashes(props: dict[str, Any], keys: dict[str, Any]) -> list[str]:
+    """The key hashes that open the `default` user: none once access keys are disabled."""
+    return [] if props.get("disableAccessKeyAuthentication") else key_hashes(keys)
 
 
 def _two_free_ports() -> tuple[int, int]:

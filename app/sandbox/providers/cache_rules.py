@@ -132,6 +132,38 @@ def check_scaling(old: dict[str, Any], new: dict[str, Any]) -> None:
 
 
 
+def aad_enabled(props: dict[str, Any]) -> bool:
+    """Whether a cache's `redisConfiguration` turns Microsoft Entra authentication on
+    (`aad-enabled` is a string, "true"/"false", in any case)."""
+    config = props.get("redisConfiguration") or {}
+    return str(config.get("aad-enabled", "false")).lower() == "true"
+
+
+def check_entra(props: dict[str, Any]) -> None:
+    """Azure's rules for Microsoft Entra authentication and access keys on one cache."""
+    config = props["redisConfiguration"]
+    if str(config.get("aad-enabled", "false")).lower() not in ("true", "false"):
+        raise invalid_request_body(
+            f"The value '{config['aad-enabled']}' of 'aad-enabled' is invalid; valid values "
+            "are 'true' and 'false'.",
+            "properties.redisConfiguration.aad-enabled",
+        )
+    if aad_enabled(props) and props["enableNonSslPort"]:
+        # The RP's own words (quoted in Azure/azure-sdk-for-java#47602).
+        raise invalid_request_body(
+            "Microsoft Entra Authentication cannot be used cache is configured to allow "
+            "non-SSL connections.",
+            "properties.enableNonSslPort",
+        )
+    if props.get("disableAccessKeyAuthentication") and not aad_enabled(props):
+        raise invalid_request_body(
+            "Access key authentication can only be disabled when Microsoft Entra "
+            "authentication is enabled ('aad-enabled' is 'true'); otherwise no client could "
+            "authenticate.",
+            "properties.disableAccessKeyAuthentication",
+        )
+
+
 def name_taken(name: str) -> ArmError:
     """The 409 when another cache holds the name (cache names are global, as DNS names)."""
     return ArmError(
@@ -235,6 +267,9 @@ def validated_properties(
     if getattr(params, "replicas_per_master", None) is not None and tier != "Basic":
         props["replicasPerMaster"] = params.replicas_per_master
         props["replicasPerPrimary"] = params.replicas_per_master
-    if getattr(params, "disable_access_key_authentication", None) is not None:
-        props["disableAccessKeyAuthentication"] = bool(params.disable_access_key_authentication)
+    disable_keys = getattr(params, "disable_access_key_authentication", None)
+    if disable_keys is None:
+        disable_keys = bool(old.get("disableAccessKeyAuthentication", False))
+    props["disableAccessKeyAuthentication"] = bool(disable_keys)
+    check_entra(props)
     return props

@@ -54,10 +54,10 @@ from app.sandbox.arm import (
     read_json,
 )
 from app.sandbox.operations import OperationKind, OpRecord
+from app.sandbox.providers.managed_redis_access import ManagedRedisAccess
 from app.sandbox.providers.managed_redis_databases import (
     NAMESPACE,
     RTYPE,
-    ManagedRedisDatabases,
     set_states,
 )
 from app.sandbox.providers.managed_redis_rules import (
@@ -77,8 +77,9 @@ from app.sandbox.store import Record
 log = logging.getLogger("mlcache.sandbox.redisenterprise")
 
 
-class ManagedRedisProvider(ManagedRedisDatabases):
-    """Azure Managed Redis clusters, with the databases of `ManagedRedisDatabases`."""
+class ManagedRedisProvider(ManagedRedisAccess):
+    """Azure Managed Redis clusters, with the databases of `ManagedRedisDatabases` and
+    their access-policy assignments (`ManagedRedisAccess`)."""
 
     namespace = NAMESPACE
     resource_types = (RTYPE,)
@@ -106,6 +107,7 @@ class ManagedRedisProvider(ManagedRedisDatabases):
             ),
             *clusters,
             *self.database_routes(one),
+            *self.assignment_routes(one),
         ]
 
     def operation_kinds(self) -> dict[str, OperationKind]:
@@ -119,6 +121,7 @@ class ManagedRedisProvider(ManagedRedisDatabases):
                 "redis.delete", self.remove_after_teardown, self._cluster_delete_failed
             ),
             **self.database_operation_kinds(),
+            **self.assignment_operation_kinds(),
         }
 
     # lifecycle

@@ -62,6 +62,16 @@ NAMESPACE = "Microsoft.Cache"
 DEFAULT_API_VERSION = "2025-07-01"
 
 
+# From this api-version on, a database created without `accessKeysAuthentication`
+# has access keys off (before it, on): hashicorp/terraform#37842 lists it among the
+# 2025-07-01 breaking changes; the 2024-09-01-preview spec says "default is enabled".
+KEYS_OFF_SINCE = "2025-07-01"
+
+
+def default_access_keys(api_version: str) -> str:
+    return "Disabled" if api_version[:10] >= KEYS_OFF_SINCE else "Enabled"
+
+
 def set_states(body: dict[str, Any], provisioning: str, resource: str) -> None:
     """A cluster's or database's provisioningState and resourceState, which move together."""
     body["properties"]["provisioningState"] = provisioning
@@ -164,6 +174,7 @@ class ManagedRedisDatabases(RedisBackedProvider):
             tls_protocols=tls_protocols(tls),
             cert=self.ctx.ca.issue_leaf(directory, "server"),
             ca_file=self.ctx.ca.cert_file,
+            entra_users=self.entra_users(self._database_id(record, name)),
         )
 
     def run_database_server(self, record: Record, name: str, reuse_ports: bool) -> RedisInstance:
@@ -263,7 +274,8 @@ class ManagedRedisDatabases(RedisBackedProvider):
                 "properties.deferUpgrade",
             ),
             "accessKeysAuthentication": canonical(
-                database.access_keys_authentication or "Disabled",
+                database.access_keys_authentication
+                or default_access_keys(request.query_params.get("api-version", "")),
                 ("Enabled", "Disabled"),
                 "properties.accessKeysAuthentication",
             ),
@@ -348,6 +360,8 @@ class ManagedRedisDatabases(RedisBackedProvider):
                 )
                 if new["accessKeysAuthentication"] != props["accessKeysAuthentication"]:
                     instance.set_key_hashes(self._hashes(database, new))
+                    # Azure ends every connection, key or Entra, when keys go on or off.
+                    instance.disconnect_clients()
 
             await run_in_threadpool(reconfigure)
         with self.ctx.store.transaction():

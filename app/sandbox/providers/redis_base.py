@@ -9,15 +9,20 @@ access key whose SHA-256 hashes open the server. That part lives here once.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
+
+import redis
 
 from app.sandbox.arm import ArmError
 from app.sandbox.certs import REDIS_TLS_PROTOCOLS
 from app.sandbox.ports import free_port, port_free
 from app.sandbox.providers import Provider, SandboxContext, new_access_key
+from app.sandbox.redis_entra import RedisTokenBook
 from app.sandbox.redishost import (
+    EntraUser,
     RedisInstance,
     RedisSpec,
     RedisStartError,
@@ -26,6 +31,8 @@ from app.sandbox.redishost import (
     start_redis,
     stop_stale_server,
 )
+
+log = logging.getLogger("mlcache.sandbox.redis")
 
 KEY_FIELDS = ("primaryKey", "secondaryKey")
 
@@ -92,6 +99,9 @@ class RedisBackedProvider(Provider):
         self._instances: dict[str, RedisInstance] = {}
         self._lock = threading.Lock()
         self._version: str | None = None
+        # One sync of ACL users at a time (token signing and assignment changes race).
+        self._entra_lock = threading.RLock()
+        self._tokens = RedisTokenBook(ctx.tokens, self._principal_changed) if ctx.tokens else None
 
     @property
     def redis_version(self) -> str:
@@ -108,7 +118,50 @@ class RedisBackedProvider(Provider):
         with self._lock:
             return self._instances.get(key.lower())
 
+    # Microsoft Entra users
+
+    def entra_grants(self, key: str) -> dict[str, tuple[str, ...]]:
+        """The principals (object id -> ACL rules) instance `key` lets in with a token."""
+        return {}
+
+    def entra_users(self, key: str) -> dict[str, EntraUser]:
+        """The ACL users instance `key`'s server should have now."""
+        return {
+            object_id: EntraUser(rules, self._tokens.hashes(object_id) if self._tokens else [])
+            for object_id, rules in self.entra_grants(key).items()
+        }
+
+    def sync_entra(self, key: str) -> None:
+        """Bring the live server's Entra users in line with its grants and valid tokens:
+        a user whose grant went is deleted (its clients are disconnected)."""
+        instance = self.instance(key)
+        if instance is None:
+            return
+        with self._entra_lock:
+            wanted = self.entra_users(key)
+            for name in set(instance.spec.entra_users) - set(wanted):
+                instance.delete_entra_user(name)
+            for name, user in wanted.items():
+                if instance.spec.entra_users.get(name) != user:
+                    instance.set_entra_user(name, user)
+
+    def _principal_changed(self, object_id: str) -> None:
+        """A principal's valid tokens changed: update it on every server that knows it."""
+        with self._lock:
+            keys = [k for k, inst in self._instances.items() if inst.alive()]
+        for key in keys:
+            instance = self.instance(key)
+            if instance is None:
+                continue
+            if object_id in instance.spec.entra_users or object_id in self.entra_grants(key):
+                try:
+                    self.sync_entra(key)
+                except (redis.RedisError, OSError) as exc:
+                    log.warning("Entra users of %s not updated: %s", key, exc)
+
     def stop(self) -> None:
+        if self._tokens is not None:
+            self._tokens.stop()
         with self._lock:
             instances = list(self._instances.values())
             self._instances.clear()
