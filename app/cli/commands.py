@@ -139,6 +139,7 @@ def test(args: argparse.Namespace) -> int:
                         f"#{number:<3} {result.status or 'ERR':<4} {result.cache or '-':<6} "
                         f"{result.latency_ms:8.1f} ms  {redact(body)[:200]}"
                         + (f"  ({result.error})" if result.error else "")
+                        + (f"  [cache: {result.cache_detail}]" if result.cache_detail else "")
                     )
         clients.close()
     if not args.json and len(latencies) > 1:

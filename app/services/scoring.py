@@ -43,6 +43,8 @@ class CallResult:
     cache: str  # HIT | MISS | BYPASS | "" when the function did not say
     body: Any
     error: str = ""
+    # Why the cache was not used (the function's X-Cache-Detail), when it says.
+    cache_detail: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -51,6 +53,8 @@ class CallResult:
             "cache": self.cache,
             "body": self.body,
         }
+        if self.cache_detail:
+            data["cache_detail"] = self.cache_detail
         if self.error:
             data["error"] = self.error
         return data
@@ -201,7 +205,8 @@ class ScoringClient:
         error = "" if response.status_code == 200 else f"HTTP {response.status_code}"
         log.info("POST %s -> %s %s in %.1f ms", self.endpoint.url, response.status_code,
                  cache or "-", latency)
-        return CallResult(response.status_code, latency, cache, body, error)
+        detail = redact(response.headers.get("X-Cache-Detail", ""))[:300]
+        return CallResult(response.status_code, latency, cache, body, error, detail)
 
     def close(self) -> None:
         self.session.close()

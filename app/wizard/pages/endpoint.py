@@ -315,8 +315,10 @@ class EndpointPage(Page):
         except ValueError:
             shown = result.body
         self.body_view.setPlainText(shown)
+        detail = f" ({result.cache_detail})" if result.cache_detail else ""
         self.function_log.add("INFO" if ok else "ERROR", "test",
-                              f"{result.status} {cache} {result.latency_ms:.1f} ms")
+                              f"{result.status} {cache}{detail} {result.latency_ms:.1f} ms")
+        self.cache_label.setToolTip(result.cache_detail)
 
     def _plot(self, result: CallResult) -> None:
         self.results.append(result)
