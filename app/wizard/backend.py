@@ -51,7 +51,8 @@ class CallResult:
     status: int
     body: str
     latency_ms: float
-    cache: str  # HIT | MISS | "" when the function did not say
+    cache: str  # HIT | MISS | BYPASS | "" when the function did not say
+    cache_detail: str = ""  # why the cache was not used, when the function says
 
 
 @dataclass(frozen=True)

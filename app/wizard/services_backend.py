@@ -232,7 +232,8 @@ class ServicesBackend:
         body = result.body if isinstance(result.body, str) else json.dumps(result.body)
         if result.error and not body:
             body = result.error
-        return CallResult(result.status, body or "", result.latency_ms, result.cache)
+        return CallResult(result.status, body or "", result.latency_ms, result.cache,
+                          result.cache_detail)
 
     def function_logs(self, spec: DeploymentSpec, since: int) -> tuple[list[str], int]:
         from app.services import logstream
