@@ -53,6 +53,7 @@ from app.sandbox.arm import (
 )
 from app.sandbox.certs import CertificateAuthority
 from app.sandbox.directory import Directory
+from app.sandbox.entra_tokens import TokenIssuer
 from app.sandbox.faults import FaultPlan
 from app.sandbox.latency import LatencyProfile
 from app.sandbox.offers import OFFERS, Offer
@@ -64,6 +65,7 @@ from app.sandbox.store import Record, Store
 # Module path and class name of every provider; order = routing priority.
 PROVIDER_CLASSES: list[tuple[str, str]] = [
     ("app.sandbox.providers.resources", "ResourcesProvider"),
+    ("app.sandbox.providers.authorization", "AuthorizationProvider"),
     ("app.sandbox.providers.cache", "CacheProvider"),
     ("app.sandbox.providers.managed_redis", "ManagedRedisProvider"),
     ("app.sandbox.providers.storage", "StorageProvider"),
@@ -94,6 +96,8 @@ class SandboxContext:
     endpoint: str = ""
     token: str = ""
     offer: Offer = OFFERS["pay-as-you-go"]
+    # The Entra authority's signer: managed identity tokens are minted with it.
+    tokens: TokenIssuer | None = None
     providers: list[Provider] = field(default_factory=list)
     operations: Operations = field(init=False)
     request_log: RequestLog = field(init=False)
@@ -182,6 +186,10 @@ class Provider:
 
     def stop(self) -> None:
         """Stop every backing process; resources stay in the store."""
+
+    def on_role_assignment(self, principal_id: str) -> None:
+        """A role assignment of `principal_id` has just taken effect (after the latency
+        profile's `rbac.propagation`): retry what was refused for want of it."""
 
     def fault_error(
         self, status: int, code: str, message: str, headers: dict[str, str]
