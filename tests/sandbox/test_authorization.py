@@ -39,7 +39,8 @@ class Clouds:
         self.rm = mgmt(ResourceManagementClient, sb)
 
     def role(self, guid: str) -> str:
-        return f"/subscriptions/{self.sb.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
+        sub = self.sb.subscription_id
+        return f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
 
     def assign(self, scope: str, principal: str, guid: str, name: str = "") -> Any:
         return self.auth.role_assignments.create(
@@ -130,7 +131,8 @@ def test_role_assignment_crud_and_filters(clouds: Clouds, group: str) -> None:
     principal = clouds.site_with_identity(group).identity.principal_id
 
     created = clouds.assign(registry.id, principal, ACR_PULL)
-    assert created.id == f"{registry.id}/providers/Microsoft.Authorization/roleAssignments/{created.name}"
+    suffix = f"/providers/Microsoft.Authorization/roleAssignments/{created.name}"
+    assert created.id == registry.id + suffix
     assert created.type == "Microsoft.Authorization/roleAssignments"
     assert created.scope == registry.id and created.principal_id == principal
     assert created.principal_type == "ServicePrincipal"
