@@ -1,10 +1,10 @@
 """A function app's managed identity at work: App Service's token endpoint inside the host,
 registry pulls that need AcrPull, host storage that needs Storage Blob Data Owner.
 
-Everything is real: the sandbox's hosts run the package, `azure.identity.ManagedIdentityCredential()`
-inside it asks the endpoint App Service's environment names, the role assignments are
-made with azure-mgmt-authorization, and the site's log says what App Service and the
-Functions host say when a right is missing.
+Everything is real: the sandbox's hosts run the package,
+`azure.identity.ManagedIdentityCredential()` inside it asks the endpoint App Service's
+environment names, the role assignments are made with azure-mgmt-authorization, and
+the site's log says what App Service and the Functions host say when a right is missing.
 """
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ def test_managed_identity_endpoint_in_the_host(rig: Rig, group: str, tmp_path: P
     assert claims["iss"] == f"{rig.sb.endpoint}/{rig.sb.tenant_id}/"
     assert claims["xms_mirid"] == site.id
     assert rig.sb.context.tokens.verify(got["token"])["oid"] == principal  # the sandbox signed it
-    assert got["endpoint"].startswith("http://127.0.0.1:") and got["msi_endpoint"] == got["endpoint"]
+    assert got["endpoint"].startswith("http://127.0.0.1:")
+    assert got["msi_endpoint"] == got["endpoint"]
 
     # The protocol itself: App Service's answer, and a wrong header refused.
     params = {"resource": "https://storage.azure.com/", "api-version": "2019-08-01"}
@@ -215,7 +216,9 @@ def test_host_storage_needs_blob_data_owner(rig: Rig, group: str, tmp_path: Path
     created = rig.storage.storage_accounts.begin_create(
         group, account, {"location": "westeurope", "sku": {"name": "Standard_LRS"},
                          "kind": "StorageV2"}).result()
-    settings = {**registry_settings(registry, password), "AzureWebJobsStorage__accountName": account}
+    settings = {
+        **registry_settings(registry, password), "AzureWebJobsStorage__accountName": account
+    }
     site = rig.identity_site(group, image, settings)
     host, principal = site.properties.default_host_name, site.identity.principal_id
     wait_for(lambda: "ErrorCode: AuthorizationPermissionMismatch" in site_log(rig.sb, site.name),
