@@ -40,6 +40,11 @@ ACCESS_TOKEN_SECONDS = 3600
 # Told of every token the issuer signs: (token, claims). Data planes that accept
 # Entra tokens without asking the authority (Redis) learn of them this way.
 TokenListener = Callable[[str, dict[str, Any]], None]
+# Managed identity tokens live 24 hours (the platform caches them that long).
+MANAGED_IDENTITY_TOKEN_SECONDS = 24 * 3600
+# Namespace of the application ids the sandbox gives managed identities: an id
+# derived from the object id, so every part names the same app without a lookup.
+_APP_ID_NAMESPACE = uuid.UUID("6f1c1b0e-8a52-4c77-9a3e-0d5c2b7e4a11")
 # What ARM accepts as `aud`, exactly as its 401 lists them.
 ARM_AUDIENCES = (
     "https://management.core.windows.net/",
@@ -209,6 +214,40 @@ class TokenIssuer:
             claims["acct"] = 0
         return self.sign(claims)
 
+    def managed_identity_token(
+        self, principal_id: str, tenant_id: str, audience: str, *, resource_id: str = ""
+    ) -> tuple[str, int]:
+        """An access token for a managed identity (a service principal), as the platform's
+        token service hands it out, and its `expires_on` (epoch seconds).
+
+        Claims as Entra puts them in a managed identity's v1 token: `oid` and `sub` are
+        both the principal's object id, `appid` its application (client) id, `idtyp`
+        `app`, `idp` the tenant's issuer, `appidacr` 2, and `xms_mirid` the resource the
+        identity belongs to. No `scp` or `roles` (no app roles are granted here)."""
+        now = int(time.time())
+        expires = now + MANAGED_IDENTITY_TOKEN_SECONDS
+        claims: dict[str, Any] = {
+            "aud": audience,
+            "iss": self.v1_issuer(tenant_id),
+            "iat": now,
+            "nbf": now,
+            "exp": expires,
+            "aio": secrets.token_urlsafe(24),
+            "appid": managed_identity_app_id(principal_id),
+            "appidacr": "2",
+            "idp": self.v1_issuer(tenant_id),
+            "idtyp": "app",
+            "oid": principal_id,
+            "rh": secrets.token_urlsafe(12),
+            "sub": principal_id,
+            "tid": tenant_id,
+            "uti": secrets.token_urlsafe(16),
+            "ver": "1.0",
+        }
+        if resource_id:
+            claims["xms_mirid"] = resource_id
+        return self.sign(claims), expires
+
     def id_token(self, who: SignedInUser, client_id: str, nonce: str | None) -> str:
         now = int(time.time())
         tenant = who.tenant
@@ -241,6 +280,11 @@ class TokenIssuer:
 def _pairwise(object_id: str, audience: str) -> str:
     """Entra's `sub` is pairwise: stable per user and application, differing between apps."""
     return b64url(hashlib.sha256(f"{object_id}|{audience}".encode()).digest())[:43]
+
+
+def managed_identity_app_id(principal_id: str) -> str:
+    """The application (client) id of the managed identity whose object id is given."""
+    return str(uuid.uuid5(_APP_ID_NAMESPACE, principal_id.lower()))
 
 
 def new_code() -> str:

@@ -23,6 +23,8 @@ REALISTIC_SECONDS: dict[str, float] = {
     "registry.run.queue": 2.0,
     "registry.run.build": 8.0,
     "group.delete": 5.0,
+    # A new role assignment takes effect (pulls, storage) this long after its PUT.
+    "rbac.propagation": 4.0,
 }
 
 FAST_SECONDS: dict[str, float] = {
@@ -37,6 +39,7 @@ FAST_SECONDS: dict[str, float] = {
     "registry.run.queue": 0.05,
     "registry.run.build": 0.3,
     "group.delete": 0.1,
+    "rbac.propagation": 0.0,
 }
 
 PROFILE_NAMES = ("fast", "realistic-scaled")

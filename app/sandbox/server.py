@@ -414,6 +414,9 @@ class SandboxServer:
         self._socket = sock
         port = sock.getsockname()[1]
         self.ctx.endpoint = f"https://{self.host}:{port}"
+        # Hosts started by the providers below may ask for managed identity tokens
+        # before the authority is built; their issuer is this endpoint.
+        self.tokens.authority = self.ctx.endpoint
         leaf = self.ca.issue_leaf(self.state_dir / "tls", "arm")
 
         self.ctx.providers = load_providers(self.ctx)

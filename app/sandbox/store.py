@@ -149,7 +149,9 @@ class Store:
         self.data["groups"][self._group_key(subscription_id, name)] = record
 
     def remove_group(self, subscription_id: str, name: str) -> None:
-        self.data["groups"].pop(self._group_key(subscription_id, name), None)
+        record = self.data["groups"].pop(self._group_key(subscription_id, name), None)
+        if record is not None:
+            self._remove_assignments_under(record["body"]["id"])
 
     # Resources: record = {"body": ARM JSON, "private": provider data, "group": name}.
 
@@ -160,7 +162,8 @@ class Store:
         self.data["resources"][resource_id.lower()] = record
 
     def remove_resource(self, resource_id: str) -> None:
-        self.data["resources"].pop(resource_id.lower(), None)
+        if self.data["resources"].pop(resource_id.lower(), None) is not None:
+            self._remove_assignments_under(resource_id)
 
     def resources(
         self,
@@ -206,6 +209,46 @@ class Store:
     def operations(self) -> list[Record]:
         with self.lock:
             return list(self.data["operations"].values())
+
+    # Service principals (the managed identities of sites), keyed by object id. A
+    # store written before they existed has none; the key is added on first write.
+
+    def service_principal(self, object_id: str) -> Record | None:
+        return self.data.get("servicePrincipals", {}).get(object_id.lower())
+
+    def put_service_principal(self, object_id: str, record: Record) -> None:
+        self.data.setdefault("servicePrincipals", {})[object_id.lower()] = record
+
+    def remove_service_principal(self, object_id: str) -> None:
+        self.data.get("servicePrincipals", {}).pop(object_id.lower(), None)
+
+    # Role assignments (Microsoft.Authorization), keyed by their id in lower case. They
+    # are extension resources, not tracked ones: never in a group's resource list, and
+    # removed with the scope they sit on (`remove_resource`, `remove_group`).
+
+    def role_assignments(self) -> list[Record]:
+        with self.lock:
+            return list(self.data.get("roleAssignments", {}).values())
+
+    def role_assignment(self, assignment_id: str) -> Record | None:
+        return self.data.get("roleAssignments", {}).get(assignment_id.lower())
+
+    def put_role_assignment(self, assignment_id: str, record: Record) -> None:
+        self.data.setdefault("roleAssignments", {})[assignment_id.lower()] = record
+
+    def remove_role_assignment(self, assignment_id: str) -> None:
+        self.data.get("roleAssignments", {}).pop(assignment_id.lower(), None)
+
+    def _remove_assignments_under(self, scope: str) -> None:
+        """Drop the role assignments at `scope` and below it (ARM deletes a scope's
+        extension resources with it)."""
+        prefix = scope.lower().rstrip("/")
+        assignments = self.data.get("roleAssignments", {})
+        for key in [
+            k for k, r in assignments.items()
+            if (r["body"]["properties"]["scope"].lower() + "/").startswith(prefix + "/")
+        ]:
+            del assignments[key]
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:

@@ -65,6 +65,7 @@ from app.sandbox.store import Record, Store
 # Module path and class name of every provider; order = routing priority.
 PROVIDER_CLASSES: list[tuple[str, str]] = [
     ("app.sandbox.providers.resources", "ResourcesProvider"),
+    ("app.sandbox.providers.authorization", "AuthorizationProvider"),
     ("app.sandbox.providers.cache", "CacheProvider"),
     ("app.sandbox.providers.managed_redis", "ManagedRedisProvider"),
     ("app.sandbox.providers.storage", "StorageProvider"),
@@ -95,7 +96,8 @@ class SandboxContext:
     endpoint: str = ""
     token: str = ""
     offer: Offer = OFFERS["pay-as-you-go"]
-    # The authority's signer: data planes that take Entra tokens listen to it.
+    # The Entra authority's signer: managed identity tokens are minted with it, and
+    # data planes that take Entra tokens (Redis) listen to it.
     tokens: TokenIssuer | None = None
     providers: list[Provider] = field(default_factory=list)
     operations: Operations = field(init=False)
@@ -185,6 +187,10 @@ class Provider:
 
     def stop(self) -> None:
         """Stop every backing process; resources stay in the store."""
+
+    def on_role_assignment(self, principal_id: str) -> None:
+        """A role assignment of `principal_id` has just taken effect (after the latency
+        profile's `rbac.propagation`): retry what was refused for want of it."""
 
     def fault_error(
         self, status: int, code: str, message: str, headers: dict[str, str]

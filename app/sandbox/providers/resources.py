@@ -82,6 +82,10 @@ PROVIDER_TYPES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("serverfarms", ("2024-11-01", "2024-04-01", "2023-12-01")),
         ("checknameavailability", ("2024-11-01",)),
     ),
+    "Microsoft.Authorization": (
+        ("roleAssignments", ("2022-04-01",)),
+        ("roleDefinitions", ("2022-04-01",)),
+    ),
     "Microsoft.ContainerRegistry": (
         ("registries", ("2025-04-01", "2023-07-01")),
         ("checkNameAvailability", ("2025-04-01",)),

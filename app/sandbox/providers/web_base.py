@@ -16,6 +16,7 @@ from starlette.requests import Request
 from app.sandbox.arm import ArmError
 from app.sandbox.providers import Provider, SandboxContext
 from app.sandbox.providers.registry import packages_of, registry_by_login_server
+from app.sandbox.providers.web_access import SiteAccess
 from app.sandbox.providers.web_container_logs import ContainerLogFile, container_log_files
 from app.sandbox.providers.web_errors import AppServiceError, app_service_error
 from app.sandbox.providers.web_kudu import KuduHosts, KuduSource
@@ -42,12 +43,14 @@ class WebProviderBase(Provider):
 
     def __init__(self, ctx: SandboxContext) -> None:
         super().__init__(ctx)
+        self.access = SiteAccess(ctx)
         self.runtime = SiteRuntime(
             ctx.provider_dir(NAMESPACE) / "sites",
             ctx.ca,
             packages_of(ctx),
             self._registry_access,
             request_log=ctx.request_log,
+            access=self.access,
         )
         self.kudu = KuduHosts(ctx.request_log, ctx.faults)
 
@@ -68,6 +71,7 @@ class WebProviderBase(Provider):
             passwords=tuple(record["private"]["passwords"]),
             anonymous_pull=bool(props.get("anonymousPullEnabled")),
             login_server=str(props.get("loginServer") or ""),
+            resource_id=str(record["body"]["id"]),
         )
 
     def site_record(self, request: Request) -> Record:
@@ -128,6 +132,7 @@ class WebProviderBase(Provider):
         config = private["siteConfig"]
         plan = self.ctx.store.resource(str(body["properties"].get("serverFarmId", "")))
         linux = bool(plan and plan["body"]["properties"].get("reserved"))
+        identity = body.get("identity") or {}
         return SiteSpec(
             name=body["name"],
             resource_group=record["group"],
@@ -139,4 +144,7 @@ class WebProviderBase(Provider):
             acr_managed_identity=bool(config.get("acrUseManagedIdentityCreds")),
             enabled=body["properties"].get("state") == "Running",
             linux_plan=linux,
+            principal_id=str(identity.get("principalId") or ""),
+            tenant_id=str(identity.get("tenantId") or ""),
+            site_id=str(body["id"]),
         )

@@ -24,7 +24,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.imageref import ImageReference, ImageReferenceError, parse_image_reference
 from app.sandbox.certs import CertificateAuthority
@@ -32,6 +32,9 @@ from app.sandbox.providers.package_functions import FunctionInfo, scan_functions
 from app.sandbox.providers.web_placeholder import UnavailableServer
 from app.sandbox.registry import PackageStore, package_files
 from app.sandbox.requestlog import RequestLog
+
+if TYPE_CHECKING:
+    from app.sandbox.providers.web_access import SiteAccess
 
 log = logging.getLogger("mlcache.sandbox.web")
 
@@ -66,6 +69,8 @@ class RegistryAccess:
     anonymous_pull: bool = False
     # ARM's `loginServer` (`127.0.0.1:<port>`); `<name>.azurecr.io` names it too.
     login_server: str = ""
+    # The registry's resource id: the scope a pull role is checked at.
+    resource_id: str = ""
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -88,6 +93,10 @@ class SiteSpec:
     acr_managed_identity: bool = False
     enabled: bool = True
     linux_plan: bool = True
+    # The system-assigned identity (empty without one), its tenant, the site's id.
+    principal_id: str = ""
+    tenant_id: str = ""
+    site_id: str = ""
 
     @property
     def host_name(self) -> str:
@@ -102,6 +111,8 @@ class _Site:
     state: str = "Starting"
     # (registry, repository) whose missing image keeps the site down, if that is why.
     waiting_for: tuple[str, str] | None = None
+    # Down because its identity lacks a role: a new assignment starts it again.
+    waiting_for_rights: bool = False
     # The host being started now, and whether a newer spec cut that start short.
     starting: HostProcess | None = None
     superseded: bool = False
@@ -115,9 +126,12 @@ class PullError(Exception):
     yet, so a later push can start the site.
     """
 
-    def __init__(self, message: str, missing: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, missing: tuple[str, str] | None = None, rights: bool = False
+    ) -> None:
         super().__init__(message)
         self.missing = missing
+        self.rights = rights
 
 
 def image_of(linux_fx_version: str) -> str | None:
@@ -145,8 +159,10 @@ class SiteRuntime:
         host_factory: HostFactory | None = None,
         start_timeout: float = 60.0,
         request_log: RequestLog | None = None,
+        access: SiteAccess | None = None,
     ) -> None:
         self.root = root
+        self._access = access
         self._request_log = request_log
         self._ca = ca
         self._packages = packages
@@ -243,6 +259,19 @@ class SiteRuntime:
             self.write_log(
                 spec.name, "INFO", f"Continuous deployment: {pushed} was pushed; restarting."
             )
+            self.apply(spec)
+
+    def rights_changed(self, principal_id: str) -> None:
+        """A role assignment of `principal_id` took effect: start again the sites it runs
+        that were refused a pull or their storage, as App Service retries a container."""
+        with self._lock:
+            specs = [
+                site.spec for site in self._sites.values()
+                if site.waiting_for_rights and site.spec is not None
+                and site.spec.principal_id.lower() == principal_id.lower()
+            ]
+        for spec in specs:
+            self.write_log(spec.name, "INFO", "A role assignment took effect; retrying.")
             self.apply(spec)
 
     def wait(self, name: str, timeout: float = 60.0) -> None:
@@ -348,6 +377,7 @@ class SiteRuntime:
         self._stop_processes(key, site)
         site.spec = spec
         site.waiting_for = None
+        site.waiting_for_rights = False
         if not spec.enabled:
             self.write_log(spec.name, "INFO", f"Site {spec.name} is stopped.")
             self._serve_unavailable(spec, site, stopped=True)
@@ -383,6 +413,7 @@ class SiteRuntime:
                 spec.name, "ERROR", "Image pull failed: site will answer 503 until this is fixed."
             )
             site.waiting_for = exc.missing
+            site.waiting_for_rights = exc.rights
             self._serve_unavailable(spec, site)
             return
         self.write_log(spec.name, "INFO", f"Pull Image successful, Image: {image_text}, {digest}")
@@ -399,6 +430,18 @@ class SiteRuntime:
         settings.setdefault("WEBSITE_SITE_NAME", spec.name)
         settings.setdefault("WEBSITE_HOSTNAME", spec.host_name)
         settings.setdefault("WEBSITE_RESOURCE_GROUP", spec.resource_group)
+        if self._access is not None:
+            problem = self._access.host_storage_problem(settings, spec.principal_id)
+            if problem is not None:
+                for line in problem.lines:
+                    self.write_log(spec.name, "ERROR", line)
+                site.waiting_for_rights = problem.rights
+                self._serve_unavailable(spec, site)
+                return
+            if spec.principal_id:
+                settings.update(self._access.identity_environment(
+                    spec.name, spec.principal_id, spec.tenant_id, spec.site_id
+                ))
         self.write_log(spec.name, "INFO", f"Starting container for site {spec.name}")
         self._stop_placeholder(site)
         host = self._make_host(
@@ -510,12 +553,9 @@ class SiteRuntime:
             )
         return found.path, found.digest
 
-    @staticmethod
     def _check_pull_credentials(
-        spec: SiteSpec, image: ImageReference, registry: RegistryAccess
+        self, spec: SiteSpec, image: ImageReference, registry: RegistryAccess
     ) -> None:
-        if spec.acr_managed_identity:
-            return
         settings = spec.app_settings
         server = settings.get("DOCKER_REGISTRY_SERVER_URL", "").strip()
         username = settings.get("DOCKER_REGISTRY_SERVER_USERNAME", "")
@@ -524,6 +564,13 @@ class SiteRuntime:
             f'Head "https://{image.login_server}/v2/{image.repository}/manifests/'
             f'{image.digest or image.tag}": unauthorized: authentication required'
         )
+        if spec.acr_managed_identity:
+            # The site's identity pulls: it needs a pull role at the registry or above.
+            if self._access is not None and self._access.can_pull(
+                spec.principal_id, registry.resource_id
+            ):
+                return
+            raise PullError(str(unauthorized), rights=bool(spec.principal_id))
         if not (username and password):
             if registry.anonymous_pull:
                 return

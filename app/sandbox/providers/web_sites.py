@@ -32,10 +32,10 @@ from app.sandbox.providers.web_base import (
     NAMESPACE,
     PLAN_TYPE,
     SITE_TYPE,
-    WebProviderBase,
     properties_of,
 )
 from app.sandbox.providers.web_errors import AppServiceError, bad_request, cannot_find, site_exists
+from app.sandbox.providers.web_identity import IdentityMixin, identity_type_in
 from app.sandbox.providers.web_site_config import (
     DEFAULT_SITE_CONFIG,
     merge_config,
@@ -52,7 +52,7 @@ def _new_key() -> str:
     return secrets.token_urlsafe(40)[:54] + "=="
 
 
-class SitesMixin(WebProviderBase):
+class SitesMixin(IdentityMixin):
     """Sites: name checks, create/update/delete, restart/start/stop, and their hosts."""
 
     def check_name_route(self) -> BaseRoute:
@@ -105,11 +105,14 @@ class SitesMixin(WebProviderBase):
     def stop(self) -> None:
         self.kudu.shutdown()
         self.runtime.shutdown()
+        self.access.shutdown()
 
     def teardown(self, record: Record) -> None:
         if record["body"]["type"].lower() == SITE_TYPE.lower():
             self.kudu.stop(record["body"]["name"])
             self.runtime.remove_site(record["body"]["name"])
+            with self.ctx.store.transaction():
+                self.drop_identity(record)
 
     def on_image_pushed(self, registry: str, repository: str, tag: str) -> None:
         """Called by the registry provider after a push (see `RegistryProvider`)."""
@@ -214,6 +217,7 @@ class SitesMixin(WebProviderBase):
         props = properties_of(body)
         plan = self._resolve_plan(props.get("serverFarmId"))
         config_in, settings = site_config_in(props.get("siteConfig"))
+        identity = identity_type_in(body)
         await self.sync_delay(request, "web.site")
         with self.ctx.store.transaction() as store:
             record = store.resource(sid)
@@ -243,6 +247,7 @@ class SitesMixin(WebProviderBase):
                 current["kind"] = body.get("kind") or current.get("kind")
                 current["tags"] = string_tags(body)
                 self._change_site(record, props, plan, config_in, settings)
+            self.set_identity(record, identity)
             answer = self._site_view(record)
             spec = self.site_spec(record)
         self.run_kudu(record)
@@ -319,12 +324,14 @@ class SitesMixin(WebProviderBase):
         record = self.site_record(request)
         plan = self._resolve_plan(props["serverFarmId"]) if props.get("serverFarmId") else None
         config_in, settings = site_config_in(props.get("siteConfig"))
+        identity = identity_type_in(body)
         await self.sync_delay(request, "web.site")
         with self.ctx.store.transaction():
             record = self.site_record(request)
             if body.get("tags") is not None:
                 record["body"]["tags"] = string_tags(body)
             self._change_site(record, props, plan, config_in, settings)
+            self.set_identity(record, identity)
             answer = self._site_view(record)
             spec = self.site_spec(record)
         self.runtime.apply(spec)
@@ -356,6 +363,7 @@ class SitesMixin(WebProviderBase):
         await asyncio.to_thread(self.runtime.remove_site, record["body"]["name"])
         plan_id = str(record["body"]["properties"].get("serverFarmId", ""))
         with self.ctx.store.transaction() as store:
+            self.drop_identity(record)
             store.remove_resource(sid)
             if (
                 request.query_params.get("deleteEmptyServerFarm", "").lower() == "true"
