@@ -37,15 +37,15 @@ class ResourceGroupSpec:
 class CacheSpec:
     """The cache, in the portal's terms: type, tier, size and its options."""
 
-    kind: str = "azure-cache-for-redis"
+    kind: str = "azure-managed-redis"
     name: str = ""
-    tier: str = "Standard"
-    size: str = "C1"
+    tier: str = "Balanced"
+    size: str = "B0"
     non_tls_port: bool = False
     minimum_tls_version: str = "1.2"
-    redis_version: str | None = "6"
+    redis_version: str | None = None
     public_network_access: bool = True
-    auth: str = "access-keys"
+    auth: str = "entra"
     shards: int | None = None
     persistence: str | None = None
     zones: list[str] = field(default_factory=list)
@@ -197,8 +197,41 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str) -> T:
     return cls(**values)
 
 
+# What an omitted cache tier and size mean, per kind: a size that kind sells.
+KIND_DEFAULTS: dict[str, dict[str, str]] = {
+    "azure-managed-redis": {"tier": "Balanced", "size": "B0"},
+    "azure-cache-for-redis": {"tier": "Standard", "size": "C1"},
+}
+
+
+def _cache_with_kind_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    cache = data.get("cache")
+    if not isinstance(cache, dict):
+        return data
+    kind = cache.get("kind", CacheSpec.kind)
+    filled = {k: v for k, v in KIND_DEFAULTS.get(kind, {}).items() if k not in cache}
+    return {**data, "cache": {**cache, **filled}} if filled else data
+
+
+def default_notes(data: Any) -> list[str]:
+    """What a spec file leaves to a default that changed meaning, in words."""
+    cache = data.get("cache") if isinstance(data, dict) else None
+    notes = []
+    if isinstance(cache, dict) and "kind" not in cache:
+        notes.append("cache.kind is not given, so the cache is Azure Managed Redis (the "
+                     "default since Azure Cache for Redis closed to new tenants); set "
+                     'cache.kind = "azure-cache-for-redis" for the classic cache')
+    if isinstance(cache, dict) and "auth" not in cache:
+        notes.append("cache.auth is not given, so the function signs in to the cache with "
+                     'its managed identity (entra); set cache.auth = "access-keys" to keep a key')
+    return notes
+
+
 def spec_from_dict(data: Any) -> DeploymentSpec:
-    """Build a spec from parsed JSON/TOML, or raise BadInput naming the bad field."""
+    """Build a spec from parsed JSON/TOML, or raise BadInput naming the bad field.
+
+    An omitted cache kind is Azure Managed Redis, an omitted auth is Microsoft Entra
+    ID, and an omitted tier and size are a size the kind sells (`KIND_DEFAULTS`)."""
     if not isinstance(data, dict):
         raise BadInput(f"the spec must be a table of sections, got {_describe(data)}")
     if "version" not in data:
@@ -208,7 +241,7 @@ def spec_from_dict(data: Any) -> DeploymentSpec:
     for section in REQUIRED_SECTIONS:
         if section not in data:
             raise BadInput(f"{section}: missing section")
-    return _build(DeploymentSpec, data, "")
+    return _build(DeploymentSpec, _cache_with_kind_defaults(data), "")
 
 
 def spec_to_dict(spec: DeploymentSpec, *, keep_null: bool = False) -> dict[str, Any]:
@@ -274,6 +307,10 @@ def _read_text(path: Path) -> str:
 
 def parse_spec_text(text: str, fmt: str, source: str = "spec") -> DeploymentSpec:
     """Parse JSON or TOML text; syntax errors name the line and column."""
+    return spec_from_dict(_parse_data(text, fmt, source))
+
+
+def _parse_data(text: str, fmt: str, source: str) -> Any:
     try:
         if fmt == "json":
             try:
@@ -296,7 +333,7 @@ def parse_spec_text(text: str, fmt: str, source: str = "spec") -> DeploymentSpec
         # e.g. an integer of thousands of digits ("Exceeds the limit ... for integer
         # string conversion"): no setting of a spec is such a number.
         raise BadInput(f"{source}: not a spec: {exc}") from None
-    return spec_from_dict(data)
+    return data
 
 
 def _format_of(path: Path) -> str:
@@ -308,8 +345,13 @@ def _format_of(path: Path) -> str:
 
 def load_spec(path: Path) -> DeploymentSpec:
     """Read a spec file; any problem with the file itself is BadInput (exit 2)."""
-    fmt = _format_of(path)
-    return parse_spec_text(_read_text(path), fmt, str(path))
+    return load_spec_with_notes(path)[0]
+
+
+def load_spec_with_notes(path: Path) -> tuple[DeploymentSpec, list[str]]:
+    """The spec and what it leaves to a changed default (`default_notes`)."""
+    data = _parse_data(_read_text(path), _format_of(path), str(path))
+    return spec_from_dict(data), default_notes(data)
 
 
 def dump_spec(spec: DeploymentSpec, fmt: str) -> str:

@@ -29,10 +29,12 @@ def cmd_gui(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check a spec file against every rule; print problems or `Validation passed`."""
     from app.rules import validate_spec
-    from app.spec import load_spec
+    from app.spec import load_spec_with_notes
 
-    spec = load_spec(Path(args.spec))
+    spec, notes = load_spec_with_notes(Path(args.spec))
     problems = validate_spec(spec)
+    for line in notes:  # stderr, so --json output stays one document
+        print(f"note: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps([p.as_dict() for p in problems], indent=2))
     elif problems:

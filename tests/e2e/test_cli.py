@@ -33,7 +33,10 @@ def make_spec(folder: Path, **cache: Any) -> tuple[Path, dict[str, Any]]:
         "target": "sandbox",
         "location": "westeurope",
         "resource_group": {"name": f"rg-e2e-{tag}", "create": True},
-        "cache": {"name": f"cache-e2e-{tag}", "tier": "Basic", "size": "C0", **cache},
+        # The classic cache with its key unless a test asks otherwise; the keyless
+        # defaults have their own tests (test_keyless.py).
+        "cache": {"kind": "azure-cache-for-redis", "name": f"cache-e2e-{tag}", "tier": "Basic",
+                  "size": "C0", "auth": "access-keys", **cache},
         "tags": {"suite": "e2e"},
         "image": {
             "build_from": str(SAMPLE_MODEL),
@@ -122,7 +125,7 @@ def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     assert end["succeeded"] and not end["failed"]
     assert set(end["done"]) == {
         "resource-group", "cache", "storage", "plan", "registry", "image",
-        "function-app", "app-settings", "endpoint",
+        "function-app", "registry-pull", "storage-roles", "app-settings", "endpoint",
     }
     kinds = {e["event"] for e in events(deployed.stdout)}
     assert {"step_started", "step_progress", "step_succeeded", "run_finished"} <= kinds

@@ -129,7 +129,8 @@ def test_wizard_deploy_checks_the_opened_specs_model_folder(qtbot, gui: MainWind
     spec = {
         "version": 1, "target": "sandbox", "location": "westeurope",
         "resource_group": {"name": group},
-        "cache": {"name": f"preflight-cache-{TAG}", "tier": "Basic", "size": "C0"},
+        "cache": {"kind": "azure-cache-for-redis", "name": f"preflight-cache-{TAG}",
+                  "tier": "Basic", "size": "C0"},
         "image": {"build_from": "model", "registry": f"preflightacr{TAG}",
                   "repository": "digits", "tag": "v1"},
         "function_app": {"name": f"preflight-app-{TAG}", "plan_name": f"preflight-plan-{TAG}",

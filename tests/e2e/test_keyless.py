@@ -31,7 +31,7 @@ from tests.e2e.test_cli import Cli, events, finished, make_spec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 
-KEYLESS = {"auth": "entra"}
+KEYLESS = {"kind": "azure-cache-for-redis", "auth": "entra"}
 MANAGED = {"kind": "azure-managed-redis", "tier": "Balanced", "size": "B0",
            "redis_version": None, "auth": "entra"}
 
@@ -146,3 +146,22 @@ def test_removing_the_cache_assignment_takes_the_cache_away_and_restoring_brings
         assert time.monotonic() < deadline, "the cache stayed unreachable after restoring"
         time.sleep(0.2)
     assert _call_endpoint(cli, spec)[0]["cache"] == "HIT"
+
+
+def test_a_spec_that_names_only_the_cache_deploys_keyless_managed_redis(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory()
+    spec, data = make_spec(tmp_path)
+    data["cache"] = {"name": data["cache"]["name"]}
+    spec.write_text(json.dumps(data))
+    validated = cli("validate", str(spec))
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "Azure Managed Redis" in validated.stderr and "managed identity" in validated.stderr
+    deployed = cli("deploy", str(spec), "--json")
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    assert {"cache-cluster", "cache-access"} <= set(finished(deployed.stdout)["done"])
+    cluster = _client(RedisEnterpriseManagementClient, sandbox).redis_enterprise.get(
+        data["resource_group"]["name"], data["cache"]["name"])
+    assert cluster.sku.name == "Balanced_B0"
+    assert [c["cache"] for c in _call_endpoint(cli, spec, repeat=2)] == ["MISS", "HIT"]

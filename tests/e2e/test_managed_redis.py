@@ -24,7 +24,8 @@ from tests.e2e.test_cli import Cli, events, finished, make_spec, resource_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 
-MANAGED = {"kind": "azure-managed-redis", "tier": "Balanced", "size": "B0", "redis_version": None}
+MANAGED = {"kind": "azure-managed-redis", "tier": "Balanced", "size": "B0", "redis_version": None,
+           "auth": "access-keys"}
 
 
 def _client(cls: Any, sandbox: Sandbox) -> Any:
@@ -45,7 +46,7 @@ def test_managed_redis_deploy_test_cleanup_leaves_nothing(
     assert end["succeeded"] and not end["failed"]
     assert set(end["done"]) == {
         "resource-group", "cache-cluster", "cache", "storage", "plan", "registry", "image",
-        "function-app", "app-settings", "endpoint",
+        "function-app", "registry-pull", "storage-roles", "app-settings", "endpoint",
     }
 
     # The function's settings point at the database's real port, read from ARM.

@@ -81,7 +81,8 @@ def test_no_secret_reaches_logs_outputs_or_exports(tmp_path: Path) -> None:
         "version": 1,
         "target": "sandbox",
         "resource_group": {"name": f"rg-sec-{tag}"},
-        "cache": {"name": f"cache-sec-{tag}", "tier": "Basic", "size": "C0"},
+        "cache": {"kind": "azure-cache-for-redis", "name": f"cache-sec-{tag}", "tier": "Basic",
+                  "size": "C0", "auth": "access-keys"},
         "image": {
             "build_from": str(ROOT / "resources" / "sample-model"),
             "registry": f"acrsec{tag}",

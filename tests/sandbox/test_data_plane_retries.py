@@ -143,7 +143,7 @@ def test_kudu_log_tail_and_scoring_survive_faults(
     try:
         cloud.web.web_apps.update_diagnostic_logs_config(group, site.name, _container_logging())
         assert call(sandbox, host, key).status_code == 200
-        spec = load_spec(ROOT / "examples" / "digits-sandbox.json")
+        spec = load_spec(ROOT / "examples" / "digits-classic-sandbox.json")
         spec.resource_group.name, spec.function_app.name = group, site.name
         clients = ClientFactory(target)
 

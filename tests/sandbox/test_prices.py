@@ -140,7 +140,7 @@ def test_parser_quotes_and_literals() -> None:
 # --- the estimate against the sandbox ----------------------------------------------
 
 
-@pytest.mark.parametrize("example", ["digits-sandbox.json", "digits-azure.toml"])
+@pytest.mark.parametrize("example", ["digits-classic-sandbox.json", "digits-azure.toml"])
 def test_estimate_of_the_examples_prices_every_line(sandbox: Sandbox, example: str) -> None:
     spec = load_spec(ROOT / "examples" / example)
     result = pricing.estimate(spec, url(sandbox), str(sandbox.ca_cert), sandbox=True)
@@ -151,7 +151,7 @@ def test_estimate_of_the_examples_prices_every_line(sandbox: Sandbox, example: s
 
 
 def test_every_managed_redis_and_plan_choice_resolves_or_says_not_found(sandbox: Sandbox) -> None:
-    spec = load_spec(ROOT / "examples" / "digits-sandbox.json")
+    spec = load_spec(ROOT / "examples" / "digits-classic-sandbox.json")
     spec.cache.kind, spec.cache.tier, spec.cache.size = "azure-managed-redis", "Balanced", "B0"
     spec.function_app.plan_sku = "EP1"
     result = pricing.estimate(spec, url(sandbox), str(sandbox.ca_cert), sandbox=True)
@@ -169,7 +169,7 @@ def test_an_api_error_is_a_service_failure(tmp_path: Path) -> None:
 
     faults = {"rules": [{"path": "^/retail/prices", "status": 503, "retry_after": 0.1}]}
     with Sandbox.start(tmp_path, latency="fast", faults=faults) as sb:
-        spec = load_spec(ROOT / "examples" / "digits-sandbox.json")
+        spec = load_spec(ROOT / "examples" / "digits-classic-sandbox.json")
         retry = RetrySettings(total=2, backoff_factor=0.1, backoff_max=0.5)
         with pytest.raises(ServiceFailure, match="answered 503"):
             pricing.estimate(spec, url(sb), str(sb.ca_cert), sandbox=True, retry=retry)
@@ -190,7 +190,7 @@ def test_the_wizard_review_line_comes_from_the_sandbox(sandbox: Sandbox) -> None
         "subscription_id": sandbox.subscription_id, "token": sandbox.token,
     })
     backend = ServicesBackend(target, "Local sandbox")
-    spec = load_spec(ROOT / "examples" / "digits-sandbox.json")
+    spec = load_spec(ROOT / "examples" / "digits-classic-sandbox.json")
     text = backend.monthly_cost(spec)
     expected = pricing.estimate(spec, url(sandbox), str(sandbox.ca_cert), sandbox=True).total
     assert text is not None and text.startswith(f"USD {expected:,.2f} (")

@@ -26,7 +26,7 @@ def estimate(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_sandbox_example_prints_the_table_and_total(tmp_path: Path) -> None:
     # No sandbox runs there: the command starts one for itself and stops it.
-    done = estimate(str(EXAMPLES / "digits-sandbox.json"), "--sandbox-state", str(tmp_path))
+    done = estimate(str(EXAMPLES / "digits-classic-sandbox.json"), "--sandbox-state", str(tmp_path))
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for text in ("Azure Cache for Redis digits-cache-demo", "Standard C1", "B1 (Linux)",
@@ -65,7 +65,7 @@ def test_unreachable_prices_api_is_exit_1_with_the_reason(tmp_path: Path) -> Non
 
 
 def test_no_price_at_all_is_exit_1(tmp_path: Path) -> None:
-    spec = json.loads((EXAMPLES / "digits-sandbox.json").read_text())
+    spec = json.loads((EXAMPLES / "digits-classic-sandbox.json").read_text())
     spec["location"] = "eastus"  # the sample table models westeurope only
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
@@ -78,13 +78,14 @@ def test_no_price_at_all_is_exit_1(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("change", "message", "code"), [
     (None, "no such file", 2),
     # A rule problem is exit 1, as in `validate`.
-    ({"cache": {"name": "digits-cache-demo", "tier": "Standard", "size": "P9"}}, "cache.size", 1),
+    ({"cache": {"kind": "azure-cache-for-redis", "name": "digits-cache-demo",
+                "tier": "Standard", "size": "P9"}}, "cache.size", 1),
 ])
 def test_bad_input_is_refused_before_a_sandbox_starts(
         tmp_path: Path, change: dict[str, object] | None, message: str, code: int) -> None:
     path = tmp_path / "spec.json"
     if change is not None:
-        spec = json.loads((EXAMPLES / "digits-sandbox.json").read_text())
+        spec = json.loads((EXAMPLES / "digits-classic-sandbox.json").read_text())
         spec.update(change)
         path.write_text(json.dumps(spec))
     done = estimate(str(path), "--sandbox-state", str(tmp_path / "state"))

@@ -16,7 +16,8 @@ from app.spec import CacheSpec, DeploymentSpec, FunctionAppSpec, ImageSpec, Reso
 def valid_spec() -> DeploymentSpec:
     return DeploymentSpec(
         resource_group=ResourceGroupSpec(name="rg-demo"),
-        cache=CacheSpec(name="demo-cache"),
+        cache=CacheSpec(kind="azure-cache-for-redis", name="demo-cache", tier="Standard",
+                        size="C1", redis_version="6", auth="access-keys"),
         image=ImageSpec(reference="demoacr.azurecr.io/scoring:v1"),
         function_app=FunctionAppSpec(
             name="demo-func", plan_name="demo-plan", storage_account="demostore1"

@@ -17,10 +17,12 @@ from app.spec import (
     FunctionAppSpec,
     ImageSpec,
     ResourceGroupSpec,
+    default_notes,
     dump_spec,
     load_spec,
     parse_spec_text,
     save_spec,
+    spec_from_dict,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -235,3 +237,23 @@ def test_a_lone_surrogate_is_refused_where_json_admits_it(tmp_path: Path, where:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(BadInput, match="not valid text"):
         load_spec(path)
+
+
+def test_a_cache_given_only_its_name_is_keyless_managed_redis() -> None:
+    spec = spec_from_dict(BASE)
+    cache = spec.cache
+    assert (cache.kind, cache.tier, cache.size, cache.redis_version, cache.auth) == (
+        "azure-managed-redis", "Balanced", "B0", None, "entra")
+    assert spec.function_app.auth == "managed-identity"
+    classic = spec_from_dict(with_change("cache.kind", "azure-cache-for-redis"))
+    assert (classic.cache.tier, classic.cache.size) == ("Standard", "C1")
+    assert validate_spec(spec) == [] and validate_spec(classic) == []
+
+
+def test_validate_notes_what_an_omitted_kind_and_auth_now_mean() -> None:
+    notes = default_notes(BASE)
+    assert len(notes) == 2
+    assert "Azure Managed Redis" in notes[0] and "managed identity" in notes[1]
+    given = with_change("cache.kind", "azure-cache-for-redis")
+    given["cache"]["auth"] = "access-keys"
+    assert default_notes(given) == []

@@ -34,7 +34,7 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 @pytest.fixture
 def classic() -> DeploymentSpec:
-    spec = load_spec(EXAMPLES / "digits-sandbox.json")
+    spec = load_spec(EXAMPLES / "digits-classic-sandbox.json")
     spec.cache.kind = "azure-cache-for-redis"
     spec.cache.tier, spec.cache.size = "Standard", "C0"
     return spec

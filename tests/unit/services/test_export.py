@@ -17,7 +17,7 @@ EXAMPLES = ROOT / "examples"
 
 
 def test_arm_template_for_a_build_has_every_resource_and_tags() -> None:
-    spec = load_spec(EXAMPLES / "digits-sandbox.json")
+    spec = load_spec(EXAMPLES / "digits-classic-sandbox.json")
     template = arm_template(spec)
     types = [r["type"] for r in template["resources"]]
     assert types == [
@@ -60,7 +60,7 @@ def test_arm_template_for_a_build_has_every_resource_and_tags() -> None:
 
 
 def test_arm_template_that_keeps_keys_reads_them_at_deployment_time() -> None:
-    spec = load_spec(EXAMPLES / "digits-sandbox.json")
+    spec = load_spec(EXAMPLES / "digits-classic-sandbox.json")
     spec.function_app.auth = "keys"
     spec.cache.auth = "access-keys"
     template = arm_template(spec)
@@ -77,7 +77,7 @@ def test_arm_template_that_keeps_keys_reads_them_at_deployment_time() -> None:
 
 
 def test_arm_template_with_entra_grants_the_identity_the_cache() -> None:
-    spec = load_spec(EXAMPLES / "digits-sandbox.json")
+    spec = load_spec(EXAMPLES / "digits-classic-sandbox.json")
     spec.cache.auth = "entra"
     template = arm_template(spec)
     cache = template["resources"][0]["properties"]
@@ -117,7 +117,7 @@ def test_arm_template_for_premium_options() -> None:
 
 
 def test_azcli_script_reads_keys_into_variables() -> None:
-    spec = load_spec(EXAMPLES / "digits-sandbox.json")
+    spec = load_spec(EXAMPLES / "digits-classic-sandbox.json")
     script = azcli_script(spec)
     assert script.startswith("#!/usr/bin/env bash")
     for command in ("az group create", "az redis create", "az storage account create",
@@ -135,7 +135,7 @@ def test_azcli_script_reads_keys_into_variables() -> None:
 def test_export_command_writes_the_file(tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"plan.{fmt}"
     proc = subprocess.run(
-        [sys.executable, "-m", "app", "export", str(EXAMPLES / "digits-sandbox.json"),
+        [sys.executable, "-m", "app", "export", str(EXAMPLES / "digits-classic-sandbox.json"),
          "--format", fmt, "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
@@ -147,7 +147,7 @@ def test_export_command_writes_the_file(tmp_path: Path, fmt: str) -> None:
 
 def test_export_of_a_spec_breaking_a_rule_is_refused_as_validate_refuses_it(
         tmp_path: Path) -> None:
-    data = json.loads((EXAMPLES / "digits-sandbox.json").read_text())
+    data = json.loads((EXAMPLES / "digits-classic-sandbox.json").read_text())
     data["cache"]["size"] = "P9"
     spec = tmp_path / "bad.json"
     spec.write_text(json.dumps(data))

@@ -17,7 +17,7 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 @pytest.fixture
 def sandbox_spec() -> DeploymentSpec:
-    return load_spec(EXAMPLES / "digits-sandbox.json")
+    return load_spec(EXAMPLES / "digits-classic-sandbox.json")
 
 
 def deps(spec: DeploymentSpec) -> dict[str, tuple[str, ...]]:

@@ -29,7 +29,7 @@ def queries_of(spec: DeploymentSpec, step: str) -> list[PriceQuery]:
 
 
 def sandbox_spec() -> DeploymentSpec:
-    return load_spec(ROOT / "examples" / "digits-sandbox.json")
+    return load_spec(ROOT / "examples" / "digits-classic-sandbox.json")
 
 
 def azure_spec() -> DeploymentSpec:

@@ -39,7 +39,8 @@ def new_spec(**group: Any) -> DeploymentSpec:
     return spec_from_dict({
         "version": 1,
         "resource_group": {"name": f"rg-steps-{tag}", **group},
-        "cache": {"name": f"cache-steps-{tag}"},
+        "cache": {"kind": "azure-cache-for-redis", "name": f"cache-steps-{tag}",
+                  "auth": "access-keys"},
         "tags": {"team": "ml"},
         "image": {"build_from": "model", "registry": f"acrsteps{tag}", "repository": "m",
                   "tag": "v1"},
