@@ -8,6 +8,7 @@ happens here the same way for both.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -88,4 +89,57 @@ def run_deployment(
         return runner.run()
 
 
-__all__ = ["check_access", "check_build_allowed", "plan_deployment", "run_deployment"]
+# What a deploy imports lazily on its way, besides the clients: the SDK models its
+# steps build requests from, azure-core's response wrapper (loaded at the first
+# streamed answer) and the text decoding its policies use, requests' .netrc lookup
+# (at a session's first call), the image build, the cache's live check (redis-py)
+# and the engine modules the wizard calls around a run.
+_LAZY_MODULES = (
+    "azure.mgmt.containerregistry.models",
+    "azure.mgmt.containerregistrytasks.models",
+    "azure.mgmt.redis.models",
+    "azure.mgmt.redisenterprise.models",
+    "azure.mgmt.storage.models",
+    "azure.mgmt.web.models",
+    "azure.core.rest._requests_basic",
+    "encodings.utf_8_sig",
+    "netrc",
+    "redis",
+    "redis.backoff",
+    "redis.retry",
+    "app.services.acr_build",
+    "app.services.availability",
+    "app.services.cleanup",
+    "app.services.export",
+    "app.services.livecheck",
+    "app.services.logstream",
+    "app.services.lookups",
+    "app.services.pricing",
+    "app.services.scoring",
+    "app.services.status",
+)
+
+
+def preload(clients: ClientFactory) -> None:
+    """Import now, in the calling thread, everything a deploy would otherwise import
+    while it runs: every SDK client, the models, redis-py and the function template
+    the package is checked against.
+
+    Why: an import runs Python code while holding the interpreter lock, and objects
+    made after the wizard freezes the garbage collector's view (`gc.freeze()`) are
+    traversed by every full collection. Imported mid-deploy (the image step loaded
+    ACR Tasks and redis-py, ~4,000 objects), they made the UI thread wait.
+    """
+    from app.services.packaging import template_cache_aside
+
+    for make in (clients.resources, clients.subscriptions, clients.redis,
+                 clients.redis_enterprise, clients.storage, clients.web, clients.registry,
+                 clients.registry_tasks):
+        make()
+    for name in _LAZY_MODULES:
+        importlib.import_module(name)
+    template_cache_aside()
+
+
+__all__ = ["check_access", "check_build_allowed", "plan_deployment", "preload",
+           "run_deployment"]

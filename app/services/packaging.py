@@ -315,8 +315,9 @@ def validate_model_dir(model_dir: Path) -> ModelFolder:
 
 
 @functools.cache
-def _template_cache_aside() -> ModuleType:
-    """The template's cache_aside module, loaded once from its file."""
+def template_cache_aside() -> ModuleType:
+    """The template's cache_aside module, loaded once from its file (it imports redis:
+    `app.services.deploy.preload` loads it before a deploy needs it)."""
     name = "mlcache_template_cache_aside"
     path = template_dir() / "cache_aside.py"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -331,7 +332,7 @@ def _template_cache_aside() -> ModuleType:
 def model_files_version(model_dir: Path) -> str:
     """The template's own `cache_aside.model_files_version`, so build time and run
     time agree by construction (the deployed template must stay self-contained)."""
-    return str(_template_cache_aside().model_files_version(str(model_dir)))
+    return str(template_cache_aside().model_files_version(str(model_dir)))
 
 
 def _copy_tree(source: Path, dest: Path, files: Iterable[str]) -> None:

@@ -2,7 +2,9 @@
 
 Entries arrive from the bridge (engine events and `mlcache.*` records, already
 redacted at the source). The pane keeps the last `capacity` entries so it can
-be filtered again without asking anyone to resend.
+be filtered again without asking anyone to resend. New lines are drawn together,
+a moment after they arrive: a deploy's steps report in bursts (five start at
+once), and one edit of the document per burst keeps the UI thread free.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QApplication,
@@ -27,6 +30,9 @@ from PySide6.QtWidgets import (
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LEVEL_COLORS = {"DEBUG": "#8a8886", "INFO": "#323130", "WARNING": "#8a5300", "ERROR": "#c50f1f"}
+# How long new lines wait to be drawn with the ones that follow them (about two
+# frames: too short to notice, long enough to gather a burst of events).
+FLUSH_MS = 30
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,15 @@ class LogPane(QWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.entries: collections.deque[LogEntry] = collections.deque(maxlen=capacity)
+        self._pending: list[LogEntry] = []
+        self._formats: dict[str, QTextCharFormat] = {}
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(FLUSH_MS)
+        self._flush_timer.timeout.connect(self.flush)
         self.view = QPlainTextEdit(self)
         self.view.setReadOnly(True)
+        self.view.setUndoRedoEnabled(False)  # nothing to undo; the stack would only grow
         self.view.setMaximumBlockCount(capacity)
         self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
@@ -87,10 +100,20 @@ class LogPane(QWidget):
         entry = LogEntry(when or time.time(), level.upper(), source, message)
         self.entries.append(entry)
         if self._visible(entry):
-            self._append(entry)
+            self._pending.append(entry)
+            if not self._flush_timer.isActive():
+                self._flush_timer.start()
+
+    def flush(self) -> None:
+        """Draw the lines added since the last flush (the timer calls it)."""
+        self._flush_timer.stop()
+        pending, self._pending = self._pending, []
+        if pending:
+            self._append(pending)
 
     def clear_entries(self) -> None:
         self.entries.clear()
+        self._pending.clear()
         self.view.clear()
 
     # -- filtering ------------------------------------------
@@ -108,23 +131,38 @@ class LogPane(QWidget):
         return [e.line() for e in self.entries if self._visible(e)]
 
     def _refilter(self) -> None:
+        self._flush_timer.stop()
+        self._pending.clear()  # they are in `entries`, redrawn below
         self.view.clear()
-        for entry in self.entries:
-            if self._visible(entry):
-                self._append(entry)
+        self._append([entry for entry in self.entries if self._visible(entry)])
 
-    def _append(self, entry: LogEntry) -> None:
+    def _format(self, level: str) -> QTextCharFormat:
+        fmt = self._formats.get(level)
+        if fmt is None:
+            fmt = QTextCharFormat()
+            fmt.setForeground(QColor(LEVEL_COLORS.get(level, "#323130")))
+            if level == "ERROR":
+                fmt.setFontWeight(QFont.Weight.Bold)
+            self._formats[level] = fmt
+        return fmt
+
+    def _append(self, entries: list[LogEntry]) -> None:
+        """Add lines at the end in one edit; follow them if the view was at the end."""
+        if not entries:
+            return
         bar = self.view.verticalScrollBar()
         at_end = bar.value() >= bar.maximum() - 2
-        cursor = QTextCursor(self.view.document())
+        document = self.view.document()
+        cursor = QTextCursor(document)
         cursor.movePosition(QTextCursor.MoveOperation.End)
-        fmt = QTextCharFormat()
-        fmt.setForeground(QColor(LEVEL_COLORS.get(entry.level, "#323130")))
-        if entry.level == "ERROR":
-            fmt.setFontWeight(QFont.Weight.Bold)
-        if not self.view.document().isEmpty():
-            cursor.insertBlock()
-        cursor.insertText(entry.line(), fmt)
+        cursor.beginEditBlock()
+        first = document.isEmpty()
+        for entry in entries:
+            if not first:
+                cursor.insertBlock()
+            first = False
+            cursor.insertText(entry.line(), self._format(entry.level))
+        cursor.endEditBlock()
         if at_end:
             bar.setValue(bar.maximum())
 
@@ -146,5 +184,6 @@ class LogPane(QWidget):
         path.write_text(self.text() + "\n", encoding="utf-8")
 
     def scroll_to_end(self) -> None:
+        self.flush()
         self.view.moveCursor(QTextCursor.MoveOperation.End)
         self.view.ensureCursorVisible()

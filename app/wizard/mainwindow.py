@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import Recovery
-from app.rules import Problem
+from app.rules import Problem, validate_spec
 from app.spec import DeploymentSpec
 from app.wizard.bridge import EngineBridge
 from app.wizard.cleanup_dialog import CleanupDialog
@@ -318,9 +318,10 @@ class MainWindow(QMainWindow):
     # -- validation ------------------------------------------
     def all_problems(self) -> list[Problem]:
         spec = self.session.spec
+        rules = validate_spec(spec)  # once, not once per page
         out: list[Problem] = []
         for key in CONFIG_PAGES:
-            out += self.pages[key].problems(spec)
+            out += self.pages[key].problems(spec, rules)
         return out
 
     def _on_page_edited(self, key: str) -> None:
@@ -362,7 +363,8 @@ class MainWindow(QMainWindow):
             self.nav_status.clear()
         # Mark pages that have problems in the step list. Each page is checked once
         # per call: this runs on every engine event that changes the run's state.
-        bad = {k: bool(problems) if k == key else bool(self.pages[k].problems(spec))
+        rules = validate_spec(spec)  # once for every page, not once per page
+        bad = {k: bool(problems) if k == key else bool(self.pages[k].problems(spec, rules))
                for k in CONFIG_PAGES}
         for i, page_key in enumerate(ALL_PAGES):
             item = self.steps.item(i)

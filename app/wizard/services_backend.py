@@ -66,28 +66,16 @@ class ServicesBackend:
         return backend
 
     def warm_up(self) -> None:
-        """Load the SDK clients and the engine now, in this worker, while the user
-        fills in pages, then move everything loaded so far out of the garbage
-        collector's reach: a full collection over the SDK's many model classes
-        otherwise pauses every thread, the UI's too, for ~100 ms mid-deploy."""
+        """Load the SDK clients and everything a deploy imports now, in this worker,
+        while the user fills in pages, then move everything loaded so far out of the
+        garbage collector's reach: a full collection over the SDK's many model classes
+        otherwise pauses every thread, the UI's too, for ~100 ms mid-deploy, and an
+        import mid-deploy holds the interpreter lock the UI thread needs."""
         import gc
 
-        for make in (self.clients.resources, self.clients.redis, self.clients.redis_enterprise,
-                     self.clients.storage, self.clients.web, self.clients.registry):
-            make()
-        from app.services import (  # noqa: F401 - imported for their load time
-            availability,
-            cleanup,
-            deploy,
-            export,
-            logstream,
-            lookups,
-            packaging,
-            plan,
-            scoring,
-            status,
-        )
+        from app.services.deploy import preload
 
+        preload(self.clients)
         gc.collect()
         gc.freeze()
 

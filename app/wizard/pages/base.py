@@ -128,11 +128,16 @@ class Page(QWidget):
         finally:
             self._loading = False
 
-    def rule_problems(self, spec: DeploymentSpec) -> list[Problem]:
-        return [p for p in validate_spec(spec) if owned_by(self.key, p.field)]
+    def rule_problems(self, spec: DeploymentSpec,
+                      rules: list[Problem] | None = None) -> list[Problem]:
+        """This page's share of the rule problems; `rules`: `validate_spec(spec)` when
+        the caller already has it (the window checks every page at once)."""
+        found = validate_spec(spec) if rules is None else rules
+        return [p for p in found if owned_by(self.key, p.field)]
 
-    def problems(self, spec: DeploymentSpec) -> list[Problem]:
-        return self.rule_problems(spec) + self.extra_problems()
+    def problems(self, spec: DeploymentSpec,
+                 rules: list[Problem] | None = None) -> list[Problem]:
+        return self.rule_problems(spec, rules) + self.extra_problems()
 
     @property
     def busy(self) -> bool:

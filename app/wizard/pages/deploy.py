@@ -45,6 +45,7 @@ from app.wizard.pages.base import Page
 from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon
 
 COL_NAME, COL_TYPE, COL_STATE, COL_ELAPSED, COL_LINK = range(5)
+SKIPPED_COLOR = "#8a8886"
 
 class DeployPage(Page):
     key = "deploy"
@@ -71,6 +72,10 @@ class DeployPage(Page):
         self._cancel = threading.Event()
         self._run_spec: object = None
         self._reopened: LastRun | None = None
+        # Made now, not at the first event: PySide6 builds the Python enums of
+        # QBrush's and QGradient's types the first time a brush is made (~10 ms).
+        self._brushes = {color: QBrush(QColor(color))
+                         for color in (OK_COLOR, ERROR_COLOR, SKIPPED_COLOR)}
 
         top = QWidget(self.body)
         row = QHBoxLayout(top)
@@ -166,7 +171,7 @@ class DeployPage(Page):
         b.log_record.connect(self._on_record)
 
     # -- Next is allowed once the run succeeded ----------------------------------------
-    def problems(self, spec: DeploymentSpec) -> list:
+    def problems(self, spec: DeploymentSpec, rules: list | None = None) -> list:
         from app.rules import Problem
 
         if self.running:
@@ -212,7 +217,7 @@ class DeployPage(Page):
             self._show_plan(steps, during_run=True)
             for step, state in last.steps.items():
                 self._set_state(step, state, OK_COLOR)
-            self.progress.setValue(self.progress.maximum())
+            self._set_progress(self.progress.maximum())
             self.status.setText(f"Deployed {last.when}. Checking that it is all still "
                                 "there…")
             self.session.submit(lambda b: b.missing(spec), checked,
@@ -224,7 +229,7 @@ class DeployPage(Page):
             if missing:
                 self.status.setText(f"Deployed {last.when}, but {', '.join(missing)} no longer "
                                     "exist. Deploy to create what is missing.")
-                self.progress.setValue(0)
+                self._set_progress(0)
                 return
             self.result = last
             self._run_spec = spec
@@ -271,8 +276,7 @@ class DeployPage(Page):
                 url = self.session.backend.portal_url(step.resource_id)  # type: ignore[union-attr]
                 link.linkActivated.connect(lambda _l, u=url: QDesktopServices.openUrl(QUrl(u)))
                 self.tree.setItemWidget(item, COL_LINK, link)
-        self.progress.setRange(0, max(len(steps), 1))
-        self.progress.setValue(0)
+        self._set_progress(0, maximum=max(len(steps), 1))
         if during_run:
             return
         spec = copy.deepcopy(self.session.spec)
@@ -300,7 +304,7 @@ class DeployPage(Page):
         self.started_at.clear()
         self._cancel = threading.Event()
         self.error_box.hide()
-        self.progress.setValue(0)
+        self._set_progress(0)
         self.status.setText("Deploying\u2026")
         self.deploy_button.setEnabled(False)
         self.retry_button.setEnabled(False)
@@ -357,7 +361,8 @@ class DeployPage(Page):
             return
         item.setText(COL_STATE, state)
         if color:
-            item.setForeground(COL_STATE, QBrush(QColor(color)))
+            brush = self._brushes.get(color)
+            item.setForeground(COL_STATE, brush if brush is not None else QBrush(QColor(color)))
 
     def _on_started(self, event: StepStarted) -> None:
         self.started_at[event.step] = time.monotonic()
@@ -378,13 +383,23 @@ class DeployPage(Page):
     def _on_log(self, event: StepLog) -> None:
         self.log.add(event.level, event.step or "deploy", event.message, event.time)
 
+    def _set_progress(self, value: int, maximum: int | None = None) -> None:
+        """QProgressBar.setValue repaints at once (a few ms of painting per event, the
+        window's background included); with updates off it only schedules a paint,
+        drawn with everything else that changed in the same pass of the event loop."""
+        self.progress.setUpdatesEnabled(False)
+        if maximum is not None:
+            self.progress.setRange(0, maximum)
+        self.progress.setValue(value)
+        self.progress.setUpdatesEnabled(True)
+
     def _finish_row(self, step: str, state: str, elapsed: float | None, color: str) -> None:
         self.finished[step] = state
         self._set_state(step, state, color)
         item = self.rows.get(step)
         if item is not None and elapsed is not None:
             item.setText(COL_ELAPSED, _elapsed(elapsed))
-        self.progress.setValue(len(self.finished))
+        self._set_progress(len(self.finished))
 
     def _on_succeeded(self, event: StepSucceeded) -> None:
         state = "Existing \u2014 used" if event.adopted else "Succeeded"
@@ -404,7 +419,7 @@ class DeployPage(Page):
         self.error_box.show()
 
     def _on_skipped(self, event: StepSkipped) -> None:
-        self._finish_row(event.step, "Skipped", None, "#8a8886")
+        self._finish_row(event.step, "Skipped", None, SKIPPED_COLOR)
         item = self.rows.get(event.step)
         if item is not None:
             item.setToolTip(COL_STATE, event.reason)
@@ -414,7 +429,7 @@ class DeployPage(Page):
         if event.succeeded:
             self.status.setText(f"Deployment succeeded in {_elapsed(event.elapsed)}. "
                                 "Next: test the endpoint.")
-            self.progress.setValue(self.progress.maximum())
+            self._set_progress(self.progress.maximum())
         elif event.cancelled:
             still = ", ".join(event.still_creating) or "nothing"
             self.status.setText(f"Cancelled after {_elapsed(event.elapsed)}. Still being "

@@ -188,7 +188,7 @@ class EndpointPage(Page):
         self.repeat_button.clicked.connect(self.run_repeated)
         self.stop_button.clicked.connect(self._stop.set)
 
-    def problems(self, spec: DeploymentSpec) -> list:
+    def problems(self, spec: DeploymentSpec, rules: list | None = None) -> list:
         return []
 
     def show_problems(self, spec: DeploymentSpec) -> list:

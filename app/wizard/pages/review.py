@@ -86,7 +86,7 @@ class ReviewPage(Page):
         self.layout_.addWidget(columns)
 
     # -- validation ------------------------------------------
-    def problems(self, spec: DeploymentSpec) -> list[Problem]:
+    def problems(self, spec: DeploymentSpec, rules: list[Problem] | None = None) -> list[Problem]:
         return self.collect_problems()
 
     def show_problems(self, spec: DeploymentSpec) -> list[Problem]:
