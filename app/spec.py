@@ -350,7 +350,8 @@ def load_spec(path: Path) -> DeploymentSpec:
 
 def load_spec_with_notes(path: Path) -> tuple[DeploymentSpec, list[str]]:
     """The spec and what it leaves to a changed default (`default_notes`)."""
-    data = _parse_data(_read_text(path), _format_of(path), str(path))
+    fmt = _format_of(path)
+    data = _parse_data(_read_text(path), fmt, str(path))
     return spec_from_dict(data), default_notes(data)
 
 

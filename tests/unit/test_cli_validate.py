@@ -33,7 +33,7 @@ def test_valid_spec_passes() -> None:
 
 @pytest.fixture
 def bad_spec(tmp_path: Path) -> Path:
-    data = json.loads((EXAMPLES / "digits-sandbox.json").read_text())
+    data = json.loads((EXAMPLES / "digits-classic-sandbox.json").read_text())
     data["cache"]["size"] = "C7"
     data["cache"]["minimum_tls_version"] = "1.0"
     data["function_app"]["name"] = ""

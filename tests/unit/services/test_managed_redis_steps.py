@@ -36,7 +36,7 @@ def new_spec(**cache: Any) -> DeploymentSpec:
         "version": 1,
         "resource_group": {"name": f"rg-amr-{tag}"},
         "cache": {"kind": "azure-managed-redis", "name": f"amr-steps-{tag}", "tier": "Balanced",
-                  "size": "B0", "redis_version": None, **cache},
+                  "size": "B0", "redis_version": None, "auth": "access-keys", **cache},
         "tags": {"team": "ml"},
         "image": {"reference": "acr.azurecr.io/m:v1"},
         "function_app": {"name": f"func-{tag}", "plan_name": f"plan-{tag}",
@@ -78,7 +78,7 @@ def test_create_then_adopt_with_outputs_read_from_arm(target: CloudTarget) -> No
     assert all(isinstance(e, StepSucceeded) and e.adopted for e in second.values())
 
 
-def test_disabled_access_keys_are_enabled_again(target: CloudTarget) -> None:
+def test_access_keys_follow_the_spec_both_ways(target: CloudTarget) -> None:
     from azure.mgmt.redisenterprise import models
 
     spec = new_spec()
@@ -91,6 +91,10 @@ def test_disabled_access_keys_are_enabled_again(target: CloudTarget) -> None:
     again = run(spec, target)
     assert isinstance(again["cache"], StepSucceeded) and not again["cache"].adopted
     assert amr.databases.get(group, name, "default").access_keys_authentication == "Enabled"
+    spec.cache.auth = "entra"  # Entra only: the keys Azure would hand out are turned off
+    keyless = run(spec, target)
+    assert isinstance(keyless["cache"], StepSucceeded) and not keyless["cache"].adopted
+    assert amr.databases.get(group, name, "default").access_keys_authentication == "Disabled"
 
 
 def test_a_cluster_of_another_size_is_refused(target: CloudTarget) -> None:
