@@ -76,6 +76,8 @@ class TargetHolder(QObject):
             return
         self.message.emit("Connecting to the local sandbox\u2026", 0)
         self.session.start_backend(self.backend_factory)
+        # The first start takes seconds: the label says "starting", not connected.
+        self.refresh()
 
     def use_backend(self, backend: Backend) -> None:
         self.session.use_backend(backend)
