@@ -95,6 +95,7 @@ def run_deployment(
 # (at a session's first call), the image build, the cache's live check (redis-py)
 # and the engine modules the wizard calls around a run.
 _LAZY_MODULES = (
+    "azure.mgmt.authorization.v2022_04_01.models",
     "azure.mgmt.containerregistry.models",
     "azure.mgmt.containerregistrytasks.models",
     "azure.mgmt.redis.models",
@@ -134,7 +135,7 @@ def preload(clients: ClientFactory) -> None:
 
     for make in (clients.resources, clients.subscriptions, clients.redis,
                  clients.redis_enterprise, clients.storage, clients.web, clients.registry,
-                 clients.registry_tasks):
+                 clients.registry_tasks, clients.authorization):
         make()
     for name in _LAZY_MODULES:
         importlib.import_module(name)

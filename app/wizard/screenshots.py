@@ -47,7 +47,7 @@ def demo_spec() -> object:
     return DeploymentSpec(
         location="westeurope",
         resource_group=ResourceGroupSpec("rg-digits-demo"),
-        cache=CacheSpec(name="digits-cache-demo", tier="Standard", size="C1"),
+        cache=CacheSpec(name="digits-cache-demo"),  # the defaults: keyless Managed Redis
         tags={"env": "demo", "owner": "ml-team"},
         image=ImageSpec(build_from="resources/sample-model", registry="digitsdemoacr",
                         repository="digits-model", tag="v1"),
