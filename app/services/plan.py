@@ -39,25 +39,27 @@ def build_plan(spec: DeploymentSpec) -> list[ResourceStep]:
         database = ManagedRedisDatabaseStep(spec)
         steps += [ManagedRedisClusterStep(spec), database]
         keys, access = database.access_keys, ManagedRedisAccessStep(spec)
+        address = database.address
     else:
         cache = RedisCacheStep(spec)
         steps.append(cache)
         keys, access = cache.access_keys, RedisCacheAccessStep(spec)
+        address = cache.address
     steps += [StorageAccountStep(spec), AppServicePlanStep(spec)]
     if spec.image.build_from:
         steps += [RegistryStep(spec), ImageBuildStep(spec)]
     else:
         steps.append(RegistryCredentialsStep(spec))
-    steps.append(FunctionAppStep(spec))
-    # The identity's rights: steps of their own, granted before the settings that
-    # restart the site, so its next pull and start have them.
+    # The identity's rights: steps of their own. The storage roles come first, then
+    # AcrPull, whose step restarts the site once both are held (its first pull and
+    # host start were refused without them).
     rights: list[ResourceStep] = []
     if spec.function_app.auth == "managed-identity":
-        rights += [RegistryPullStep(spec), StorageRolesStep(spec)]
+        rights += [StorageRolesStep(spec), RegistryPullStep(spec)]
     if spec.cache.auth == "entra":
         rights.append(access)
-    steps += rights
-    steps += [FunctionSettingsStep(spec, keys, after=tuple(r.name for r in rights)),
+    settings = FunctionSettingsStep(spec, keys, address, after=tuple(r.name for r in rights))
+    steps += [FunctionAppStep(spec, early_settings=settings.early), *rights, settings,
               EndpointCheckStep(spec)]
     check_plan(steps)
     return steps

@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 from app.services.context import DeployContext
 from app.services.redaction import register_secret
-from app.services.resources.app_service_plan import WEB_API
 from app.services.resources.base import AzCliPart, ResourceStep, Shell
 from app.services.runner import StepReport
 from app.spec import DeploymentSpec
@@ -22,6 +21,7 @@ DEFAULT_TTL_SECONDS = "3600"
 _SECRET_SETTING = re.compile(r"KEY|PASSWORD|SECRET|TOKEN|CONNECTION|AzureWebJobsStorage", re.I)
 
 AccessKeys = Callable[[DeployContext], tuple[str | None, str | None]]
+Address = Callable[[DeployContext], "tuple[str, str] | None"]
 # The runtime settings that carry a password or key, left out of a keyless function.
 KEYED_RUNTIME_SETTINGS = ("AzureWebJobsStorage", "DOCKER_REGISTRY_SERVER_USERNAME",
                           "DOCKER_REGISTRY_SERVER_PASSWORD")
@@ -46,12 +46,13 @@ class FunctionSettingsStep(ResourceStep):
     success_text = "Wrote {title}"
     adopted_text = "{title} already up to date"
 
-    def __init__(self, spec: DeploymentSpec, keys: AccessKeys,
+    def __init__(self, spec: DeploymentSpec, keys: AccessKeys, address: Address,
                  after: tuple[str, ...] = ()) -> None:
-        """`after`: the steps granting the identity its rights; written settings restart
-        the site, so its next pull and start see them."""
+        """`keys`/`address`: the cache kind's key and host/port readers (from the plan);
+        `after`: the steps granting the identity its rights."""
         super().__init__(spec)
         self.keys = keys
+        self.address = address
         self.depends_on = (*self.depends_on, *after)
         self.title = f"cache settings of {spec.function_app.name}"
 
@@ -63,41 +64,47 @@ class FunctionSettingsStep(ResourceStep):
             {"name": "REDIS_AUTH", "value": self.spec.cache.auth},
             {"name": "REDIS_TTL_SECONDS", "value": DEFAULT_TTL_SECONDS},
         ]
-        if self.spec.cache.auth == "entra":
-            settings.append({
-                "name": "REDIS_USERNAME",
-                "value": "[reference(resourceId('Microsoft.Web/sites', "
-                         f"parameters('functionAppName')), '{WEB_API}', 'full')"
-                         ".identity.principalId]",
-            })
         return settings
 
     def azcli(self, sh: Shell) -> AzCliPart:
         app = self.spec.function_app
-        who = ("REDIS_USERNAME=\"$principal_id\"" if self.spec.cache.auth == "entra"
-               else "REDIS_KEY=\"$redis_key\"")
+        who = "" if self.spec.cache.auth == "entra" else "REDIS_KEY=\"$redis_key\" "
         return AzCliPart(read=[
             f"az functionapp config appsettings set --resource-group {sh.rg} "
             f"--name {sh.q(app.name)} "
             "--settings REDIS_HOST=\"$redis_host\" REDIS_PORT=\"$redis_port\" "
-            f"{who} REDIS_AUTH={sh.q(self.spec.cache.auth)} "
+            f"{who}REDIS_AUTH={sh.q(self.spec.cache.auth)} "
             f"REDIS_TTL_SECONDS={DEFAULT_TTL_SECONDS} --output none",
         ])
 
     def _who(self, ctx: DeployContext) -> dict[str, str]:
-        """How the function signs in to Redis: its identity's object id, or the key."""
+        """How the function signs in to Redis: as its identity (the template names the
+        user by the token's object id), or with the key."""
         if ctx.spec.cache.auth == "entra":
-            return {"REDIS_USERNAME": ctx.output("function-app", "principal_id")}
+            return {}
         primary, secondary = self.keys(ctx)
         key = ctx.secret("cache_key", primary)
         if secondary:
             register_secret(secondary)
         return {"REDIS_KEY": key}
 
+    def early(self, ctx: DeployContext) -> dict[str, str]:
+        """The settings the function app can be created with, before the cache is ready:
+        keyless, nothing is waited for but the cache's address, which Azure gives out
+        while it is still Creating. So the function starts while the cache provisions,
+        and this step later finds them in place (no second restart). {} with keys."""
+        if ctx.spec.cache.auth != "entra":
+            return {}
+        address = self.address(ctx)
+        return self._settings(ctx, *address) if address else {}
+
     def desired(self, ctx: DeployContext) -> dict[str, str]:
+        return self._settings(ctx, ctx.output("cache", "host"), ctx.output("cache", "ssl_port"))
+
+    def _settings(self, ctx: DeployContext, host: str, port: str) -> dict[str, str]:
         wanted = {
-            "REDIS_HOST": ctx.output("cache", "host"),
-            "REDIS_PORT": ctx.output("cache", "ssl_port"),
+            "REDIS_HOST": host,
+            "REDIS_PORT": port,
             **self._who(ctx),
             "REDIS_AUTH": ctx.spec.cache.auth,
             "REDIS_TTL_SECONDS": DEFAULT_TTL_SECONDS,
@@ -129,28 +136,16 @@ class FunctionSettingsStep(ResourceStep):
         wanted = self.desired(ctx)
         current = self._current(ctx)
         if all(current.get(k) == v for k, v in wanted.items()) and \
-                not self.stale(ctx) & set(current) and not self._granted_now(ctx):
+                not self.stale(ctx) & set(current):
             return {"settings": ",".join(sorted(wanted))}
         return None
-
-    def _granted_now(self, ctx: DeployContext) -> list[str]:
-        """The rights steps of this run that granted something new."""
-        return [name for name in self.depends_on
-                if ctx.outputs.get(name, {}).get("granted") == "yes"]
 
     def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:
         from azure.mgmt.web import models
 
         wanted = self.desired(ctx)
         stale = self.stale(ctx)
-        current = self._current(ctx)
-        merged = {k: v for k, v in {**current, **wanted}.items() if k not in stale}
-        if merged == current:
-            # Nothing to write, but the identity was just granted rights its running
-            # container started without (a pull refused before AcrPull): start anew.
-            ctx.clients.web().web_apps.restart(ctx.group, ctx.spec.function_app.name)
-            report.log("restarted the function app so its new rights take effect")
-            return {"settings": ",".join(sorted(wanted))}
+        merged = {k: v for k, v in {**self._current(ctx), **wanted}.items() if k not in stale}
         # Azure replaces the whole set on update, so the runtime settings go along.
         ctx.clients.web().web_apps.update_application_settings(
             ctx.group, ctx.spec.function_app.name, models.StringDictionary(properties=merged)

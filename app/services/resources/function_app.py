@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from app.errors import BadInput
@@ -124,8 +125,13 @@ class FunctionAppStep(ResourceStep):
     depends_on: tuple[str, ...] = ("resource-group", "plan", "storage", "registry")
     nominal_s = 6.0
 
-    def __init__(self, spec: DeploymentSpec) -> None:
+    def __init__(self, spec: DeploymentSpec,
+                 early_settings: Callable[[DeployContext], dict[str, str]] | None = None,
+                 ) -> None:
+        """`early_settings`: cache settings the site can start with (keyless: known before
+        the cache is ready), so the settings step finds them in place."""
         super().__init__(spec)
+        self.early_settings = early_settings
         self.title = f"function app {spec.function_app.name}"
         if spec.image.build_from:
             self.depends_on = (*self.depends_on, "image")
@@ -310,6 +316,12 @@ class FunctionAppStep(ResourceStep):
                 "<name>.azurewebsites.net): choose another function_app.name.",
             )
         settings = runtime_settings(ctx)
+        if self.early_settings is not None:
+            early = self.early_settings(ctx)
+            if early:
+                report.log(f"the cache's address is known: {', '.join(sorted(early))} "
+                           "written now, so the function starts while the cache is created")
+            settings.update(early)
         site = models.Site(
             location=ctx.spec.location,
             kind="functionapp,linux,container",

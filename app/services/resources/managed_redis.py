@@ -260,6 +260,18 @@ class ManagedRedisDatabaseStep(ResourceStep):
         )
         return keys.primary_key, keys.secondary_key
 
+    @staticmethod
+    def address(ctx: DeployContext) -> tuple[str, str] | None:
+        """The cluster's host and the database's port as ARM tells them now (while still
+        Creating); None when either is not known yet."""
+        client = ctx.clients.redis_enterprise()
+        group, name = _names(ctx)
+        cluster = get_or_none(client.redis_enterprise.get, group, name)
+        database = get_or_none(client.databases.get, group, name, DATABASE)
+        if cluster is None or database is None or not cluster.host_name or not database.port:
+            return None
+        return str(cluster.host_name), str(database.port)
+
     def probe(self, clients: ClientFactory) -> list[ResourceStatus]:
         group, name = self.spec.resource_group.name, self.spec.cache.name
         databases = clients.redis_enterprise().databases

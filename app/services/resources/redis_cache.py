@@ -151,6 +151,15 @@ class RedisCacheStep(ResourceStep):
         keys = ctx.clients.redis().redis.list_keys(ctx.group, ctx.spec.cache.name)
         return keys.primary_key, keys.secondary_key
 
+    @staticmethod
+    def address(ctx: DeployContext) -> tuple[str, str] | None:
+        """Host and TLS port as ARM tells them now, while the cache may still be Creating
+        (Azure answers both from the first PUT on); None when not known yet."""
+        cache = get_or_none(ctx.clients.redis().redis.get, ctx.group, ctx.spec.cache.name)
+        if cache is None or not cache.host_name or not cache.ssl_port:
+            return None
+        return str(cache.host_name), str(cache.ssl_port)
+
     def probe(self, clients: ClientFactory) -> list[ResourceStatus]:
         group, name = self.spec.resource_group.name, self.spec.cache.name
         return [probe(

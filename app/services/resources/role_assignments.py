@@ -140,12 +140,16 @@ class RoleAssignmentStep(ResourceStep):
     # form an extension resource's "scope" takes.
     scope_step = ""
     roles: tuple[Role, ...] = ()
+    # Steps granting rights before this one (their "granted" output is read here), and
+    # whether this step restarts the site once every right is in place.
+    after: tuple[str, ...] = ()
+    restarts_site = False
     id_expr = ""
     scope_expr = ""
 
     def __init__(self, spec: DeploymentSpec, scope_name: str, what: str) -> None:
         super().__init__(spec)
-        self.depends_on = ("function-app", self.scope_step)
+        self.depends_on = ("function-app", self.scope_step, *self.after)
         self.scope_name = scope_name
         names = ", ".join(r.name for r in self.roles)
         self.title = f"{names} on {what} {scope_name} to {spec.function_app.name}"
@@ -159,10 +163,17 @@ class RoleAssignmentStep(ResourceStep):
     def _scope(self, ctx: DeployContext) -> str:
         return ctx.output(self.scope_step, "id")
 
+    def _granted_before(self, ctx: DeployContext) -> bool:
+        """Whether a rights step this one waits for granted something in this run."""
+        return any(ctx.outputs.get(n, {}).get("granted") == "yes" for n in self.depends_on)
+
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
         scope, principal = self._scope(ctx), ctx.output("function-app", "principal_id")
+        if self.restarts_site and self._granted_before(ctx):
+            return None  # create() restarts the site for the rights granted before it
         if len(held_roles(ctx.clients, scope, principal, self.roles)) == len(self.roles):
-            return {"scope": scope, "roles": ",".join(r.name for r in self.roles)}
+            return {"scope": scope, "roles": ",".join(r.name for r in self.roles),
+                    "granted": "no"}
         return None
 
     def create(self, ctx: DeployContext, report: StepReport) -> dict[str, str]:
@@ -176,10 +187,14 @@ class RoleAssignmentStep(ResourceStep):
                 assign_role(ctx, scope, principal, role, report)
                 report.log(f"{role.name} on {scope.rsplit('/', 1)[-1]} for the identity "
                            f"{principal} ({role.why})")
-        # "granted": the settings step restarts the site so a container that started
-        # without these rights starts again with them.
+        granted = len(held) < len(self.roles)
+        if self.restarts_site and (granted or self._granted_before(ctx)):
+            # The container started before it held these rights (its first pull or
+            # host start was refused): start it again now that it does.
+            ctx.clients.web().web_apps.restart(ctx.group, ctx.spec.function_app.name)
+            report.log(f"restarted {ctx.spec.function_app.name} so its new rights take effect")
         return {"scope": scope, "roles": ",".join(r.name for r in self.roles),
-                "granted": "yes" if len(held) < len(self.roles) else "no"}
+                "granted": "yes" if granted else "no"}
 
     def probe(self, clients: ClientFactory) -> list[ResourceStatus]:
         from app.services.arm import get_or_none
@@ -239,6 +254,8 @@ class RegistryPullStep(RoleAssignmentStep):
     name = "registry-pull"
     scope_step = "registry"
     roles = (ACR_PULL,)
+    after = ("storage-roles",)
+    restarts_site = True
     id_expr = ("resourceId(parameters('registryResourceGroup'), "
                "'Microsoft.ContainerRegistry/registries', parameters('registryName'))")
     scope_expr = "format('Microsoft.ContainerRegistry/registries/{0}', parameters('registryName'))"

@@ -26,10 +26,10 @@ def test_arm_template_for_a_build_has_every_resource_and_tags() -> None:
         "Microsoft.Web/serverfarms",
         "Microsoft.ContainerRegistry/registries",
         "Microsoft.Web/sites",
-        "Microsoft.Authorization/roleAssignments",  # AcrPull on the registry
         "Microsoft.Authorization/roleAssignments",  # three data roles on the storage account
         "Microsoft.Authorization/roleAssignments",
         "Microsoft.Authorization/roleAssignments",
+        "Microsoft.Authorization/roleAssignments",  # AcrPull on the registry
     ]
     tags = template["parameters"]["tags"]["defaultValue"]
     assert tags == {"project": "digits", "owner": "data-science", "created-by": "mlcache-deploy"}
@@ -51,8 +51,8 @@ def test_arm_template_for_a_build_has_every_resource_and_tags() -> None:
     fx = config["linuxFxVersion"]
     assert fx == "[format('DOCKER|{0}', parameters('image'))]"
     roles = [r for r in template["resources"] if r["type"].endswith("roleAssignments")]
-    assert roles[0]["scope"].startswith("[format('Microsoft.ContainerRegistry/registries/")
-    assert roles[0]["properties"]["roleDefinitionId"].endswith(
+    assert roles[-1]["scope"].startswith("[format('Microsoft.ContainerRegistry/registries/")
+    assert roles[-1]["properties"]["roleDefinitionId"].endswith(
         "'7f951dda-4ed3-4680-a7ca-43fe172d538d')]")
     assert all(".identity.principalId]" in r["properties"]["principalId"] for r in roles)
     # The cache keeps its key where the spec says so (cache.auth, its own choice).
@@ -89,8 +89,7 @@ def test_arm_template_with_entra_grants_the_identity_the_cache() -> None:
     assert access[0]["properties"]["accessPolicyName"] == "Data Contributor"
     site = next(r for r in template["resources"] if r["type"] == "Microsoft.Web/sites")
     settings = {s["name"]: s["value"] for s in site["properties"]["siteConfig"]["appSettings"]}
-    assert "REDIS_KEY" not in settings
-    assert settings["REDIS_USERNAME"].endswith(".identity.principalId]")
+    assert "REDIS_KEY" not in settings and settings["REDIS_AUTH"] == "entra"
     assert "listKeys(" not in json.dumps(template)
 
 

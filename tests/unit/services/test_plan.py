@@ -34,7 +34,7 @@ def test_build_plan_with_a_model_folder(sandbox_spec: DeploymentSpec) -> None:
         "image": ("registry",),
         "function-app": ("image", "plan", "registry", "resource-group", "storage"),
         # The identity's rights, each a step, before the settings that restart the site.
-        "registry-pull": ("function-app", "registry"),
+        "registry-pull": ("function-app", "registry", "storage-roles"),
         "storage-roles": ("function-app", "storage"),
         "app-settings": ("cache", "function-app", "registry-pull", "storage-roles"),
         "endpoint": ("app-settings",),
