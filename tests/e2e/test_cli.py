@@ -142,7 +142,9 @@ def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     status = cli("status", str(spec), "--json")
     assert status.returncode == 0, status.stderr
     rows = {row["kind"]: row for row in events(status.stdout)}
-    assert all(row["exists"] for row in rows.values()) and len(rows) == 6
+    # Six resources and the identity's role assignments (one row per kind).
+    assert all(row["exists"] for row in rows.values()) and len(rows) == 7
+    assert "role assignment" in rows
     assert rows["Azure Cache for Redis"]["state"] == "Succeeded"
 
     # The function's log tells of the calls (what the GUI's log tail shows).
@@ -209,7 +211,7 @@ def test_resume_after_a_failed_provisioning(
     assert end["failed"] == ["cache"]
     assert set(end["skipped"]) == {"app-settings", "endpoint"}
     assert set(end["done"]) == {"resource-group", "storage", "plan", "registry", "image",
-                                "function-app"}
+                                "function-app", "storage-roles", "registry-pull"}
     failure = next(e for e in events(first.stdout) if e["event"] == "step_failed")
     assert failure["code"] == "ProvisioningDisabled"
     assert "could not be provisioned" in failure["message"] and failure["hint"]
@@ -217,7 +219,8 @@ def test_resume_after_a_failed_provisioning(
     second = cli("deploy", str(spec), "--json")
     assert second.returncode == 0, second.stdout[-3000:]
     succeeded = {e["step"]: e for e in events(second.stdout) if e["event"] == "step_succeeded"}
-    for step in ("resource-group", "storage", "plan", "registry", "function-app"):
+    for step in ("resource-group", "storage", "plan", "registry", "function-app",
+                 "storage-roles", "registry-pull"):
         assert succeeded[step]["adopted"], step
     assert not succeeded["cache"]["adopted"]
     assert finished(second.stdout)["succeeded"]
@@ -236,7 +239,9 @@ def test_throttling_5xx_and_a_dropped_poll_are_survived(
                  "status": 429, "retry_after": 1},
                 {"method": "PUT", "path": "/serverfarms/", "count": 2, "status": 503},
                 {"method": "POST", "path": "/redis/[^/]+/listKeys", "count": 1, "status": 503},
-                {"method": "POST", "path": "/listCredentials", "count": 1, "status": 500},
+                # Keyless: a role assignment's PUT, where keys would read listCredentials.
+                {"method": "PUT", "path": "/Microsoft.Authorization/roleAssignments/",
+                 "count": 1, "status": 500},
                 {"method": "GET", "path": "/asyncOperations/", "count": 1, "drop": True},
             ]
         }

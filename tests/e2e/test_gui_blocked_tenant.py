@@ -53,7 +53,8 @@ def test_blocked_cache_offers_managed_redis_and_the_switch_deploys(
     window = blocked_gui
     window.session.replace_spec(DeploymentSpec(
         resource_group=ResourceGroupSpec(GROUP),
-        cache=CacheSpec(name=CACHE, tier="Standard", size="C0"),
+        cache=CacheSpec(kind="azure-cache-for-redis", name=CACHE, tier="Standard", size="C0",
+                        redis_version="6", auth="access-keys"),
         image=ImageSpec(build_from=str(SAMPLE_MODEL), registry="guiblockedacr",
                         repository="digits", tag="v1"),
         function_app=FunctionAppSpec("gui-blocked-app", "gui-blocked-plan", "B1",

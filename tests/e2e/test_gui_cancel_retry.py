@@ -34,7 +34,8 @@ def test_cancel_then_retry_finishes(qtbot, slow_gui: MainWindow) -> None:  # typ
     window = slow_gui
     window.session.replace_spec(DeploymentSpec(
         resource_group=ResourceGroupSpec(GROUP),
-        cache=CacheSpec(name="gui-cancel-cache", tier="Basic", size="C0"),
+        cache=CacheSpec(kind="azure-cache-for-redis", name="gui-cancel-cache", tier="Basic",
+                        size="C0", redis_version="6", auth="access-keys"),
         image=ImageSpec(build_from=str(SAMPLE_MODEL), registry="guicancelacr",
                         repository="digits", tag="v1"),
         function_app=FunctionAppSpec("gui-cancel-app", "gui-cancel-plan", "B1",

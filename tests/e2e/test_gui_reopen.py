@@ -38,7 +38,8 @@ GROUP = "rg-gui-reopen"
 def spec() -> DeploymentSpec:
     return DeploymentSpec(
         resource_group=ResourceGroupSpec(GROUP),
-        cache=CacheSpec(name="gui-reopen-cache", tier="Basic", size="C0"),
+        cache=CacheSpec(kind="azure-cache-for-redis", name="gui-reopen-cache", tier="Basic",
+                        size="C0", redis_version="6", auth="access-keys"),
         image=ImageSpec(build_from=str(SAMPLE_MODEL), registry="guireopenacr",
                         repository="digits", tag="v1"),
         function_app=FunctionAppSpec("gui-reopen-app", "gui-reopen-plan", "B1",

@@ -93,6 +93,8 @@ def test_no_secret_reaches_logs_outputs_or_exports(tmp_path: Path) -> None:
             "name": f"func-sec-{tag}",
             "plan_name": f"plan-sec-{tag}",
             "storage_account": f"stsec{tag}",
+            # Keys kept: every kind of secret exists, so each can be looked for.
+            "auth": "keys",
         },
     }
     spec_path = tmp_path / "spec.json"

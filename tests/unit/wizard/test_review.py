@@ -17,7 +17,8 @@ pytestmark = [
 def valid_spec() -> DeploymentSpec:
     return DeploymentSpec(
         resource_group=ResourceGroupSpec("rg-review"),
-        cache=CacheSpec(name="review-cache", tier="Basic", size="C0"),
+        cache=CacheSpec(kind="azure-cache-for-redis", name="review-cache", tier="Basic",
+                        size="C0"),
         image=ImageSpec(build_from=str(SAMPLE_MODEL), registry="reviewacr",
                         repository="digits", tag="v1"),
         function_app=FunctionAppSpec("review-app", "review-plan", "B1", "reviewstor"),
