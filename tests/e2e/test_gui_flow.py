@@ -102,7 +102,10 @@ def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Pa
     qtbot.waitUntil(lambda: not deploy.running, timeout=10_000)
     states = {name: item.text(2) for name, item in deploy.rows.items()}
     assert set(states) >= {"resource-group", "cache", "storage", "plan", "function-app"}
-    assert all(state == "Succeeded" for state in states.values()), states
+    # Keyless, the function app is created with its cache settings when the cache's
+    # address is already known, so the settings step then finds them in place.
+    assert states.pop("app-settings") in ("Succeeded", "Existing \u2014 used")
+    assert all(state == "Succeeded" for state in states.values()), sorted(states.items())
     assert deploy.progress.value() == deploy.progress.maximum()
     assert "gui-e2e-app" in deploy.log.text()
 
