@@ -25,3 +25,8 @@ def default_sandbox_state_dir() -> Path:
 
 def deployment_logs_dir() -> Path:
     return user_data_dir() / "deployments"
+
+
+def user_cache_dir() -> Path:
+    """Per-user cache: wheels and built layers, safe to delete at any time."""
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))

@@ -141,6 +141,9 @@ REDIS_VERSIONS = ("6",)
 AUTH_MODES = ("access-keys", "entra")
 # How the function app reaches its registry and host storage (docs/spec.md).
 FUNCTION_AUTH_MODES = ("managed-identity", "keys")
+# How a model folder becomes an image: layers made here and pushed, or ACR Tasks.
+IMAGE_BUILDERS = ("layer", "acr-tasks")
+DEFAULT_IMAGE_BUILDER = "layer"
 PERSISTENCE_MODES = ("rdb", "aof")
 ZONES = ("1", "2", "3")
 MAX_SHARDS = 10
@@ -283,6 +286,9 @@ def check_image(spec: DeploymentSpec) -> list[Problem]:
     if not has_reference and not has_build:
         return [Problem("image", "give either reference (an image in Azure Container "
                                  "Registry) or build_from (a model folder to build)")]
+    if has_reference and image.builder is not None:
+        return [Problem("image.builder", "applies to build_from only; an image reference "
+                                         "is deployed as it is")]
     if has_reference:
         try:
             parse_image_reference(image.reference or "")
@@ -304,7 +310,16 @@ def check_image(spec: DeploymentSpec) -> list[Problem]:
     elif not TAG_RE.fullmatch(image.tag):
         out.append(Problem("image.tag", "must be up to 128 letters, digits, _ . or -, "
                                         "not starting with . or -"))
+    if image.builder is not None:
+        problem = _one_of(image.builder, IMAGE_BUILDERS)
+        if problem:
+            out.append(Problem("image.builder", problem))
     return out
+
+
+def image_builder(spec: DeploymentSpec) -> str:
+    """The builder a build_from spec uses ("layer" unless it asks for ACR Tasks)."""
+    return spec.image.builder or DEFAULT_IMAGE_BUILDER
 
 
 # --- the whole spec ---------------------------------------------------------------

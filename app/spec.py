@@ -60,6 +60,9 @@ class ImageSpec:
     registry: str | None = None
     repository: str | None = None
     tag: str | None = None
+    # How build_from becomes an image: "layer" (made on this machine and pushed as one
+    # layer over the imported base image) or "acr-tasks" (a cloud build). None: layer.
+    builder: str | None = None
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from app.services.target import CloudTarget
 
 if TYPE_CHECKING:
+    from azure.containerregistry import ContainerRegistryClient
     from azure.mgmt.authorization import AuthorizationManagementClient
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
     from azure.mgmt.containerregistrytasks import ContainerRegistryTasksMgmtClient
@@ -129,6 +130,18 @@ class ClientFactory:
 
     def authorization(self) -> AuthorizationManagementClient:
         return cast("AuthorizationManagementClient", self._get("authorization"))
+
+    def registry_data(self, login_server: str) -> ContainerRegistryClient:
+        """A data-plane client for one registry (blobs, manifests), made per call: the
+        caller closes it. It runs ACR's token exchange with the target's credential."""
+        from azure.containerregistry import ContainerRegistryClient
+
+        kwargs: dict[str, Any] = {"audience": self.target.audience,
+                                  **self.target.retry.as_kwargs()}
+        if self.target.ca_bundle is not None:
+            kwargs["connection_verify"] = str(self.target.ca_bundle)
+        return ContainerRegistryClient(f"https://{login_server}", self.target.credential,
+                                       **kwargs)
 
     def close(self) -> None:
         with self._lock:

@@ -34,7 +34,8 @@ log = logging.getLogger("mlcache.package")
 
 # `func init --docker` writes this base for Python 3.11 on Functions runtime 4.
 # Python 3.11 matches the interpreter the sample model is pickled with.
-BASE_IMAGE = "mcr.microsoft.com/azure-functions/python:4-python3.11"
+SITE_PYTHON = "3.11"
+BASE_IMAGE = f"mcr.microsoft.com/azure-functions/python:4-python{SITE_PYTHON}"
 PACKAGE_FORMAT = 1
 PACKAGE_INFO_NAME = "package-info.json"
 MODEL_SUBDIR = "model"

@@ -23,6 +23,8 @@ log = get_logger("arm")
 
 AZURE_ARM = "https://management.azure.com"
 AZURE_AUTHORITY = "https://login.microsoftonline.com"
+# Microsoft Container Registry: where the Azure Functions base images are published.
+AZURE_BASE_REGISTRY = "mcr.microsoft.com"
 RETAIL_PRICES_URL = "https://prices.azure.com/api/retail/prices"
 AZURE_SCOPES = ("https://management.azure.com/.default",)
 # The SDK waits 30 s between polls when the server sends no Retry-After; a few
@@ -80,6 +82,9 @@ class CloudTarget:
     instance_discovery: bool = True
     # Who the target's own sign-in page knows (the sandbox names its user), for hints.
     sign_in_user: str = ""
+    # The public registry the function's base image is imported from (a host name,
+    # as ACR's import takes it in `registryUri`).
+    base_registry: str = AZURE_BASE_REGISTRY
     state_dir: Path | None = None
     # Called by close(): stops a sandbox this target started in-process.
     _closer: Callable[[], None] | None = None
@@ -92,6 +97,12 @@ class CloudTarget:
     def started_here(self) -> bool:
         """True when this target started its sandbox in this process."""
         return self._closer is not None
+
+    @property
+    def audience(self) -> str:
+        """The resource the credential's tokens are for (ARM), as data-plane clients
+        such as azure-containerregistry take it: ACR exchanges an ARM token."""
+        return self.credential_scopes[0].removesuffix("/.default")
 
     @property
     def verify(self) -> str | bool:
@@ -178,6 +189,8 @@ def sandbox_target_from_connection(
         authority=str(connection.get("authority") or endpoint).rstrip("/"),
         instance_discovery=False,
         sign_in_user=str(user.get("username", "")),
+        # The sandbox's stand-in for Microsoft Container Registry (docs/sandbox.md).
+        base_registry=str(connection.get("base_registry") or AZURE_BASE_REGISTRY),
         state_dir=state_dir,
     )
 
