@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from app.errors import NotPermitted
+from app.rules import image_builder
 from app.services.clients import ClientFactory
 from app.services.context import DeployContext
 from app.services.events import Listener
@@ -47,8 +48,10 @@ FREE_TRIAL_QUOTA_PREFIX = "FreeTrial_"
 
 
 def check_build_allowed(clients: ClientFactory, spec: DeploymentSpec) -> None:
-    """Refuse, before anything is created, a cloud build the subscription may not run."""
-    if not spec.image.build_from:
+    """Refuse, before anything is created, a cloud build the subscription may not run.
+
+    Only ACR Tasks is refused on a free trial; the layer builder needs no Tasks."""
+    if not spec.image.build_from or image_builder(spec) != "acr-tasks":
         return
     subscription = clients.subscriptions().subscriptions.get(clients.target.subscription_id)
     policies = subscription.subscription_policies
@@ -58,8 +61,9 @@ def check_build_allowed(clients: ClientFactory, spec: DeploymentSpec) -> None:
             f"subscription {clients.target.subscription_id} is a free trial ({quota_id}), "
             "which may not run ACR Tasks builds (Azure answers TasksOperationsNotAllowed); "
             "nothing was created",
-            "Build and push the image elsewhere and set image.reference to it instead of "
-            "image.build_from, or deploy to a pay-as-you-go subscription.",
+            'Set image.builder to "layer" (the default: built on this machine, no ACR '
+            "Tasks needed), or build and push the image elsewhere and set image.reference, "
+            "or deploy to a pay-as-you-go subscription.",
             code="TasksOperationsNotAllowed",
         )
 
@@ -109,6 +113,9 @@ _LAZY_MODULES = (
     "redis.backoff",
     "redis.retry",
     "app.services.acr_build",
+    "azure.containerregistry",
+    "app.services.image_layers",
+    "app.services.image_push",
     "app.services.availability",
     "app.services.cleanup",
     "app.services.export",

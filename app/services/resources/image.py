@@ -52,13 +52,14 @@ class ImageBuildStep(ResourceStep):
 
     def azcli(self, sh: Shell) -> AzCliPart:
         image = image_reference(self.spec)
+        build = [
+            "# Build the package first: "
+            "mlcache-deploy package build MODEL_DIR --out build/package",
+            f"az acr build --registry {sh.q(image.registry)} "
+            f"--image {sh.q(f'{image.repository}:{image.tag}')} build/package",
+        ]
         if self.builder == "acr-tasks":
-            return AzCliPart(create=[
-                "# Build the package first: "
-                "mlcache-deploy package build MODEL_DIR --out build/package",
-                f"az acr build --registry {sh.q(image.registry)} "
-                f"--image {sh.q(f'{image.repository}:{image.tag}')} build/package",
-            ])
+            return AzCliPart(create=build)
         from app.services.image_push import BASE_REPOSITORY, base_tag
         from app.services.packaging import SITE_PYTHON
 
@@ -66,8 +67,9 @@ class ImageBuildStep(ResourceStep):
         return AzCliPart(create=[
             f"az acr import --name {sh.q(image.registry)} "
             f"--source {sh.q('mcr.microsoft.com/' + base)} --image {sh.q(base)} --force",
-            "# The model's layers are made and pushed without Docker by: "
-            "mlcache-deploy deploy SPEC (az has no command for it)",
+            "# mlcache-deploy pushes the model's layers over that base without Docker; az",
+            "# has no command for it, so this script builds with ACR Tasks instead:",
+            *build,
         ])
 
     def _model_dir(self, ctx: DeployContext) -> Path:

@@ -5,14 +5,12 @@ Standard and Premium."""
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
-    QButtonGroup,
     QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QRadioButton,
     QSpinBox,
     QWidget,
 )
@@ -60,8 +58,7 @@ class AdvancedPage(Page):
         form.addRow(label, stack(self.version, self.version_message))
         self.bind("cache.redis_version", self.version, self.version_message)
 
-        self._explained: list[tuple[QRadioButton, QLabel, str, str]] = []
-        self.entra, self.keys, self.auth_note = self._choice(
+        self.entra, self.keys, self.auth_note = self.two_choices(
             general, form, "cache.auth", "Cache authentication",
             ("Microsoft &Entra ID", "Microsoft Entra authentication",
              "The function signs in to the cache with its managed identity; no key is "
@@ -70,7 +67,7 @@ class AdvancedPage(Page):
              "The function holds the cache's access key in its app settings, for tools "
              "or policies that need keys."))
         self.auth_message = self._last_message
-        self.identity, self.app_keys, self.app_note = self._choice(
+        self.identity, self.app_keys, self.app_note = self.two_choices(
             general, form, "function_app.auth", "Registry and storage access",
             ("&Managed identity", "Managed identity access",
              "The function pulls its image and reaches its storage with its managed "
@@ -137,42 +134,6 @@ class AdvancedPage(Page):
         self.managed_note.setObjectName("noteBox")
         self.layout_.addWidget(self.managed_note)
 
-    def _explain(self) -> None:
-        for first, note, first_text, second_text in self._explained:
-            note.setText(first_text if first.isChecked() else second_text)
-
-    def _choice(self, parent: QWidget, form: QFormLayout, field: str, label: str,
-                first: tuple[str, str, str], second: tuple[str, str, str],
-                ) -> tuple[QRadioButton, QRadioButton, QLabel]:
-        """Two radio buttons and one sentence saying what the checked one means."""
-        box = QWidget(parent)
-        row = QHBoxLayout(box)
-        row.setContentsMargins(0, 0, 0, 0)
-        group = QButtonGroup(box)
-        buttons = []
-        for text, name, _why in (first, second):
-            button = QRadioButton(text, box)
-            button.setAccessibleName(name)
-            group.addButton(button)
-            row.addWidget(button)
-            buttons.append(button)
-        row.addStretch(1)
-        note = QLabel(first[2], parent)
-        note.setWordWrap(True)
-        note.setObjectName("muted")
-        buttons[0].setChecked(True)
-        self._explained.append((buttons[0], note, first[2], second[2]))
-
-        def explain(_checked: bool) -> None:
-            self._explain()
-            self._on_edit()
-
-        buttons[0].toggled.connect(explain)
-        self._last_message = self.message_for()
-        form.addRow(label, stack(box, note, self._last_message))
-        self.bind(field, buttons[0], self._last_message)
-        return buttons[0], buttons[1], note
-
     def _apply_visibility(self, spec: DeploymentSpec) -> None:
         managed = spec.cache.kind == "azure-managed-redis"
         premium = not managed and spec.cache.tier == "Premium"
@@ -202,7 +163,7 @@ class AdvancedPage(Page):
         self.entra.setChecked(cache.auth == "entra")
         self.app_keys.setChecked(spec.function_app.auth == "keys")
         self.identity.setChecked(spec.function_app.auth != "keys")
-        self._explain()
+        self.explain_choices()
         self.cluster.setChecked(cache.shards is not None)
         self.shards.setValue(cache.shards or 1)
         self.persistence.setCurrentIndex(max(self.persistence.findData(cache.persistence), 0))

@@ -8,8 +8,12 @@ from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFormLayout,
     QFrame,
+    QHBoxLayout,
     QLabel,
+    QRadioButton,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -43,6 +47,8 @@ class Page(QWidget):
         super().__init__(parent)
         self.session = session
         self.setObjectName(f"page-{self.key}")
+        # Two-way choices (`two_choices`): first button, its note, and both sentences.
+        self._explained: list[tuple[QRadioButton, QLabel, str, str]] = []
         self.setAccessibleName(self.title)
         self._fields: dict[str, QWidget] = {}
         self._messages: dict[str, FieldMessage] = {}
@@ -185,6 +191,45 @@ class Page(QWidget):
             return False
         widget.setFocus(Qt.FocusReason.OtherFocusReason)
         return True
+
+    def explain_choices(self) -> None:
+        for first, note, first_text, second_text in self._explained:
+            note.setText(first_text if first.isChecked() else second_text)
+
+    def two_choices(self, parent: QWidget, form: QFormLayout, field: str, label: str,
+                first: tuple[str, str, str], second: tuple[str, str, str],
+                ) -> tuple[QRadioButton, QRadioButton, QLabel]:
+        """Two radio buttons and one sentence saying what the checked one means.
+
+        Each of `first`/`second` is (button text, accessible name, the sentence); the
+        first is checked and bound to `field`. Its message is `_last_message`."""
+        box = QWidget(parent)
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        group = QButtonGroup(box)
+        buttons = []
+        for text, name, _why in (first, second):
+            button = QRadioButton(text, box)
+            button.setAccessibleName(name)
+            group.addButton(button)
+            row.addWidget(button)
+            buttons.append(button)
+        row.addStretch(1)
+        note = QLabel(first[2], parent)
+        note.setWordWrap(True)
+        note.setObjectName("muted")
+        buttons[0].setChecked(True)
+        self._explained.append((buttons[0], note, first[2], second[2]))
+
+        def explain(_checked: bool) -> None:
+            self.explain_choices()
+            self._on_edit()
+
+        buttons[0].toggled.connect(explain)
+        self._last_message = self.message_for()
+        form.addRow(label, stack(box, note, self._last_message))
+        self.bind(field, buttons[0], self._last_message)
+        return buttons[0], buttons[1], note
 
 
 def stack(*widgets: QWidget) -> QWidget:

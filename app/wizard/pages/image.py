@@ -107,6 +107,16 @@ class ImagePage(Page):
         self.tag_message = self.message_for()
         form.addRow("Tag", stack(self.tag, self.tag_message))
         self.bind("image.tag", self.tag, self.tag_message)
+        self.layer_build, self.tasks_build, self.builder_note = self.two_choices(
+            self.build_box, form, "image.builder", "Build",
+            ("On this &computer", "Build on this computer",
+             "The model and its packages become one small image layer made here and "
+             "pushed over the Functions base image, which Azure copies into the registry; "
+             "no Docker needed, and an unchanged model uploads nothing."),
+            ("With ACR &Tasks", "Build with ACR Tasks",
+             "Azure Container Registry runs a Docker build in the cloud: slower, not "
+             "allowed on free-trial subscriptions, but it can compile packages that "
+             "publish no Linux wheel."))
         self.layout_.addWidget(self.build_box)
 
         # -- existing image --
@@ -264,6 +274,9 @@ class ImagePage(Page):
         self.registry.set_text(image.registry or "")
         self.repository.setText(image.repository or "")
         self.tag.setText(image.tag or "")
+        self.tasks_build.setChecked(image.builder == "acr-tasks")
+        self.layer_build.setChecked(image.builder != "acr-tasks")
+        self.explain_choices()
         self.build_box.setVisible(not existing)
         self.existing_box.setVisible(existing)
 
@@ -272,9 +285,11 @@ class ImagePage(Page):
         if self.use_existing.isChecked():
             image.reference = self.reference.text().strip()
             image.build_from = image.registry = image.repository = image.tag = None
+            image.builder = None
         else:
             image.reference = None
             image.build_from = self.folder.text().strip()
             image.registry = self.registry.text()
             image.repository = self.repository.text().strip()
             image.tag = self.tag.text().strip()
+            image.builder = "acr-tasks" if self.tasks_build.isChecked() else "layer"

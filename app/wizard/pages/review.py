@@ -205,6 +205,8 @@ def summary_html(spec: DeploymentSpec, target: str, subscription: str = "") -> t
         ("Model image", [("Image", image.reference)] if image.reference else [
             ("Build from", image.build_from or ""),
             ("Into", f"{image.registry}.azurecr.io/{image.repository}:{image.tag}"),
+            ("Built", "with ACR Tasks" if image.builder == "acr-tasks"
+             else "on this computer, over the imported Functions base image"),
         ]),
         ("Function app", [
             ("Name", spec.function_app.name),

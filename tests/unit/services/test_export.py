@@ -122,7 +122,7 @@ def test_azcli_script_reads_keys_into_variables() -> None:
     for command in ("az group create", "az redis create", "az storage account create",
                     "az appservice plan create --resource-group rg-digits-demo "
                     "--name plan-digits-demo --location westeurope --is-linux --sku B1",
-                    "az acr create", "az acr build", "az functionapp create",
+                    "az acr create", "az acr import", "az acr build", "az functionapp create",
                     "az functionapp config appsettings set"):
         assert command in script
     assert 'REDIS_KEY="$redis_key"' in script
