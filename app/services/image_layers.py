@@ -247,12 +247,13 @@ def resolve_packages(requirements: list[str], platform: Platform, target: Path,
         raise ServiceFailure(f"cannot run pip: {exc.strerror}") from None
     try:
         assert process.stdout is not None
-        for raw in process.stdout:
-            text = raw.rstrip()
-            if text:
-                output.append(text)
-                log_line(f"pip: {text}")
-            check_cancelled()
+        with process.stdout:
+            for raw in process.stdout:
+                text = raw.rstrip()
+                if text:
+                    output.append(text)
+                    log_line(f"pip: {text}")
+                check_cancelled()
         code = process.wait(timeout=_PIP_TIMEOUT_S)
     except (Cancelled, subprocess.TimeoutExpired):
         process.kill()

@@ -233,6 +233,13 @@ IMAGE_CASES = [
     (ImageSpec(build_from="", registry="acr12345", repository="digits", tag="v1"),
      "image.build_from"),
     (ImageSpec(registry="acr12345", repository="digits", tag="v1"), "image.build_from"),
+    (ImageSpec(build_from="model", registry="acr12345", repository="digits", tag="v1",
+               builder="acr-tasks"), None),
+    (ImageSpec(build_from="model", registry="acr12345", repository="digits", tag="v1",
+               builder="layer"), None),
+    (ImageSpec(build_from="model", registry="acr12345", repository="digits", tag="v1",
+               builder="docker"), "image.builder"),
+    (ImageSpec(reference="acr12345.azurecr.io/a:1", builder="layer"), "image.builder"),
 ]
 
 
@@ -242,6 +249,14 @@ def test_image_forms(image: ImageSpec, flagged: str | None) -> None:
     spec.image = image
     found = fields(spec)
     assert found == [] if flagged is None else flagged in found
+
+
+def test_a_build_uses_the_layer_builder_unless_it_asks_for_acr_tasks() -> None:
+    spec = valid_spec()
+    spec.image = ImageSpec(build_from="model", registry="acr12345", repository="d", tag="1")
+    assert rules.image_builder(spec) == "layer"
+    spec.image.builder = "acr-tasks"
+    assert rules.image_builder(spec) == "acr-tasks"
 
 
 @pytest.mark.parametrize(
