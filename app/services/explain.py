@@ -151,9 +151,9 @@ HINTS: dict[str, Hint] = {
     "TasksOperationsNotAllowed": Hint(
         NotPermitted,
         "This subscription may not run ACR Tasks builds (free-trial and free-credit "
-        "subscriptions cannot): build and push the image elsewhere and set image.reference "
-        "to it instead of image.build_from, or use a pay-as-you-go subscription. Deploying "
-        "again will not help.",
+        "subscriptions cannot): set image.builder to \"layer\" (built on this machine, no "
+        "ACR Tasks needed), or build and push the image elsewhere and set image.reference, "
+        "or use a pay-as-you-go subscription. Deploying again will not help.",
     ),
     "MissingSubscriptionRegistration": Hint(
         NotPermitted,

@@ -181,6 +181,8 @@ def test_a_free_trial_build_is_stopped_before_anything_is_created(
     sandbox_factory: Any, cli: Cli, tmp_path: Path
 ) -> None:
     spec, data = make_spec(tmp_path)
+    data["image"]["builder"] = "acr-tasks"
+    spec.write_text(json.dumps(data))
     group = data["resource_group"]["name"]
     # A free trial's subscriptionPolicies.quotaId, FreeTrial_2014-09-01; Azure refuses
     # its scheduleRun with TasksOperationsNotAllowed (see the next test).
@@ -191,7 +193,7 @@ def test_a_free_trial_build_is_stopped_before_anything_is_created(
     assert "is a free trial (FreeTrial_2014-09-01)" in result.stderr
     assert "may not run ACR Tasks builds" in result.stderr
     assert "nothing was created" in result.stderr
-    assert "set image.reference" in result.stderr and "image.build_from" in result.stderr
+    assert 'image.builder to "layer"' in result.stderr and "image.reference" in result.stderr
     assert "Traceback" not in result.stderr
     # Stopped before the first step: no step ran, no write reached ARM.
     assert "started" not in result.stdout
@@ -205,6 +207,8 @@ def test_acr_tasks_refused_by_azure_points_at_image_reference(
 ) -> None:
     """A subscription the preflight cannot tell (not FreeTrial_) whose builds Azure refuses."""
     spec, data = make_spec(tmp_path)
+    data["image"]["builder"] = "acr-tasks"
+    spec.write_text(json.dumps(data))
     registry = data["image"]["registry"]
     # scheduleRun's 400, verbatim but for the names, from
     # https://github.com/Azure-Samples/azure-search-openai-demo/issues/2592
@@ -228,7 +232,7 @@ def test_acr_tasks_refused_by_azure_points_at_image_reference(
     failure = next(e for e in events(result.stdout) if e["event"] == "step_failed")
     assert failure["code"] == "TasksOperationsNotAllowed"
     assert "are not permitted" in failure["message"]
-    assert "image.reference" in failure["hint"] and "again will not help" in failure["hint"]
+    assert "image.builder" in failure["hint"] and "again will not help" in failure["hint"]
     # Asked once: a refusal that retrying cannot change is not retried.
     assert [rule.fired for rule in sandbox.context.faults.rules] == [1]
 

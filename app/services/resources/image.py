@@ -172,4 +172,5 @@ class ImageBuildStep(ResourceStep):
             "packages_layer": packages.digest,
             "app_layer": app.digest,
             "app_layer_bytes": str(app.size),
+            "packages_layer_bytes": str(packages.size),
         }
