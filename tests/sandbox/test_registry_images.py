@@ -11,6 +11,7 @@ import json
 import platform
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -288,3 +289,160 @@ def test_deleting_the_repository_removes_its_images(
     assert BASE_REPO not in list(client.list_repository_names())
     with pytest.raises(ResourceNotFoundError):
         client.get_manifest(BASE_REPO, "4-python3.11")
+
+
+# -- a site running an image's layers -----------------------------------------------
+
+
+def layer_of(files: dict[str, bytes]) -> bytes:
+    """A gzip'd tar layer holding `files` (folders made as needed)."""
+    import gzip
+    import tarfile
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+APP = b'''\
+import json
+import os
+
+import azure.functions as func
+import imgpkg
+import tomli_w
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.route(route="hello")
+def hello(req: func.HttpRequest) -> func.HttpResponse:
+    here = os.path.dirname(os.path.abspath(__file__))
+    return func.HttpResponse(json.dumps({
+        "pkg": imgpkg.VALUE,
+        "shadowed": getattr(tomli_w, "FROM_IMAGE", False),
+        "greeting": os.environ.get("GREETING"),
+        "image_only": os.environ.get("IMAGE_ONLY"),
+        "script_root": os.environ.get("AzureWebJobsScriptRoot"),
+        "here": here,
+        "stale": os.path.exists(os.path.join(here, "stale.txt")),
+    }))
+'''
+
+
+def test_a_site_runs_an_image_from_its_layers(
+    sandbox: Sandbox, acr: ContainerRegistryManagementClient, group: str,
+) -> None:
+    from azure.mgmt.web import WebSiteManagementClient
+
+    from .test_registry_tasks import wait_until
+
+    name = unique("acr")
+    server = str(acr.registries.begin_create(
+        group, name, {"location": "westeurope", "sku": {"name": "Basic"},
+                      "properties": {"adminUserEnabled": True}},
+    ).result().properties.login_server)
+    import_base(acr, group, name, "mcr.microsoft.com")
+    repo = "ml/site"
+    site_packages = "home/site/wwwroot/.python_packages/lib/site-packages"
+    lower = layer_of({"home/site/wwwroot/stale.txt": b"from a lower layer\n"})
+    upper = layer_of({
+        "home/site/wwwroot/host.json": b'{"version": "2.0"}\n',
+        "home/site/wwwroot/function_app.py": APP,
+        "home/site/wwwroot/.wh.stale.txt": b"",
+        f"{site_packages}/imgpkg/__init__.py": b'VALUE = "from the image"\n',
+        f"{site_packages}/tomli_w/__init__.py": b"FROM_IMAGE = True\n",
+    })
+    with data_client(sandbox, server) as client:
+        base = client.get_manifest(BASE_REPO, "4-python3.11").manifest
+        config_blob = client.download_blob(BASE_REPO, base["config"]["digest"])
+        base_config = json.loads(b"".join(config_blob))
+        blob_ops = client._client.container_registry_blob
+        for descriptor in base["layers"]:
+            blob_ops.mount_blob(repo, from_parameter=BASE_REPO, mount=descriptor["digest"])
+        layers = []
+        for data in (lower, upper):
+            digest, size = client.upload_blob(repo, io.BytesIO(data))
+            layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                           "digest": digest, "size": size})
+        config = dict(base_config)
+        config["config"] = dict(base_config["config"])
+        config["config"]["Env"] = [
+            *base_config["config"]["Env"],
+            f"PYTHONPATH=/{site_packages}",
+            "GREETING=from the image",
+            "IMAGE_ONLY=yes",
+        ]
+        config_bytes = json.dumps(config).encode()
+        config_digest, _ = client.upload_blob(repo, io.BytesIO(config_bytes))
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config_digest, "size": len(config_bytes)},
+            "layers": [*base["layers"], *layers],
+        }
+        digest = client.set_manifest(repo, manifest, tag="v1", media_type=OCI_MANIFEST)
+    password = acr.registries.list_credentials(group, name).passwords[0].value
+
+    web = mgmt(WebSiteManagementClient, sandbox)
+    plan = web.app_service_plans.begin_create_or_update(
+        group, unique("plan-"),
+        {"location": "westeurope", "kind": "linux", "properties": {"reserved": True},
+         "sku": {"name": "B1", "tier": "Basic"}},
+    ).result()
+    site = web.web_apps.begin_create_or_update(
+        group, unique("func-"),
+        {
+            "location": "westeurope",
+            "kind": "functionapp,linux,container",
+            "properties": {
+                "serverFarmId": plan.id,
+                "siteConfig": {
+                    "linuxFxVersion": f"DOCKER|{server}/{repo}:v1",
+                    "appSettings": [
+                        {"name": "DOCKER_REGISTRY_SERVER_URL", "value": f"https://{server}"},
+                        {"name": "DOCKER_REGISTRY_SERVER_USERNAME", "value": name},
+                        {"name": "DOCKER_REGISTRY_SERVER_PASSWORD", "value": password},
+                        {"name": "GREETING", "value": "from the settings"},
+                    ],
+                },
+            },
+        },
+    ).result()
+    runtime = next(p for p in sandbox.context.providers if hasattr(p, "runtime")).runtime
+
+    def answer() -> Any:
+        try:
+            return wait_until(
+                lambda: (a := requests.get(f"https://{site.default_host_name}/api/hello",
+                                           verify=str(sandbox.ca_cert), timeout=30))
+                .status_code == 200 and a,
+                "the site to serve the image",
+                timeout=120,
+            ).json()
+        except AssertionError:
+            log = runtime.log_file(site.name)
+            raise AssertionError(log.read_text() if log.exists() else "no site log") from None
+
+    got = answer()
+    assert got["pkg"] == "from the image"
+    assert got["shadowed"] is True  # the image's package, not the sandbox venv's
+    assert got["greeting"] == "from the settings"  # app settings win over the image's Env
+    assert got["image_only"] == "yes"
+    assert got["stale"] is False  # the upper layer's whiteout removed it
+    tree = runtime.rootfs_cache / digest.removeprefix("sha256:")
+    assert got["here"] == str(tree / "rootfs" / "home" / "site" / "wwwroot")
+    assert got["script_root"] == got["here"]
+    log = runtime.log_file(site.name).read_text()
+    assert f"Pull Image successful, Image: {server}/{repo}:v1, {digest}" in log
+    # A restart runs the same tree again: unpacked once per digest, never copied.
+    marker = (tree / ".complete").stat().st_ino
+    web.web_apps.restart(group, site.name, synchronous=True)
+    assert answer()["pkg"] == "from the image"
+    assert (tree / ".complete").stat().st_ino == marker
