@@ -5,7 +5,9 @@ ARM side, as ContainerRegistryManagementClient calls it: checkNameAvailability
 provisioningState Creating -> Succeeded), get, list, update (PATCH, e.g.
 adminUserEnabled), listCredentials / regenerateCredential for the admin user
 (400 UnAuthorizedForCredentialOperations while it is disabled, as Azure
-answers), delete (202 + `Location`), which also deletes the registry's packages.
+answers), delete (202 + `Location`), which also deletes the registry's packages and
+images, and importImage (202 + `Location`, see `registry_import`). The base-image
+registry stand-in (`base_registry`) starts with this provider.
 
 Each registry's data plane (`registry_dataplane`) listens on a port of its own
 (`registry_hosts`), and `loginServer` says where: `127.0.0.1:<port>`, the port

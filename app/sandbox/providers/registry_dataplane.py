@@ -15,8 +15,10 @@ Each registry serves it on its own HTTPS port (its `loginServer` is
   reads to run the exchange by itself.
 
 Served: Docker Registry v2 (`/v2/`, `_catalog`, `tags/list`, manifests as
-package archives) and ACR's own listing API (`/acr/v1/_catalog`,
-`/acr/v1/<repo>/_tags`) that `ContainerRegistryClient` calls. The same handlers
+package archives or OCI/Docker image manifests, blob uploads and mounts: see
+`registry_images`) and ACR's own API (`/acr/v1/_catalog`, `/acr/v1/<repo>/_tags[/<tag>]`,
+`/acr/v1/<repo>/_manifests/<digest>`, `DELETE /acr/v1/<repo>`) that
+`ContainerRegistryClient` calls. The same handlers
 also answer the older path `/dataplane/registries/<name>/v2/` on the sandbox
 endpoint, where the sandbox token itself is still taken as a bearer token.
 """
