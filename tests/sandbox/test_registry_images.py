@@ -446,3 +446,57 @@ def test_a_site_runs_an_image_from_its_layers(
     web.web_apps.restart(group, site.name, synchronous=True)
     assert answer()["pkg"] == "from the image"
     assert (tree / ".complete").stat().st_ino == marker
+
+
+def test_a_mount_of_a_blob_the_source_lacks_starts_an_upload(
+    registry: tuple[str, str, ContainerRegistryClient],
+) -> None:
+    _, _, client = registry
+    blob_ops = client._client.container_registry_blob
+    digest, _ = client.upload_blob("ml/one", io.BytesIO(b"only in ml/one"))
+    # The SDK's mount_blob expects 201; the raw answer for an absent blob is 202.
+    with pytest.raises(HttpResponseError) as started:
+        blob_ops.mount_blob("ml/two", from_parameter="ml/other", mount=digest)
+    assert started.value.status_code == 202
+    assert started.value.response.headers["Location"].startswith("/v2/ml/two/blobs/uploads/")
+    with pytest.raises(ResourceNotFoundError):
+        blob_ops.check_blob_exists("ml/two", digest)
+
+
+def test_import_from_another_sandbox_registry_keeps_the_digest(
+    sandbox: Sandbox, acr: ContainerRegistryManagementClient, group: str,
+    registry: tuple[str, str, ContainerRegistryClient],
+) -> None:
+    source_name, source_client = registry[0], registry[2]
+    import_base(acr, group, source_name, "mcr.microsoft.com")
+    digest = source_client.get_manifest(BASE_REPO, "4-python3.11").digest
+    target, target_server = new_registry(acr, group)
+    source_id = acr.registries.get(group, source_name).id
+    acr.registries.begin_import_image(
+        group, target,
+        ImportImageParameters(
+            source=ImportSource(resource_id=source_id, source_image=f"{BASE_REPO}@{digest}"),
+            target_tags=["copied/python:v1"],
+        ),
+        polling_interval=0.05,
+    ).result()
+    with data_client(sandbox, target_server) as client:
+        got = client.get_manifest("copied/python", "v1")
+        assert got.digest == digest
+        for layer in got.manifest["layers"]:
+            client._client.container_registry_blob.check_blob_exists(
+                "copied/python", layer["digest"]
+            )
+
+
+def test_base_registry_requests_are_logged(sandbox: Sandbox) -> None:
+    host = sandbox.base_registry
+    requests.get(f"https://{host}/v2/{BASE_REPO}/manifests/4-python3.13",
+                 verify=str(sandbox.ca_cert), timeout=30)
+    log = (sandbox.connection.state_dir / "requests.log").read_text(encoding="utf-8")
+    entries = [json.loads(line) for line in log.splitlines()]
+    assert any(
+        e["host"] == host and e["path"] == f"/v2/{BASE_REPO}/manifests/4-python3.13"
+        and e["status"] == 200
+        for e in entries
+    )
