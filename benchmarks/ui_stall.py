@@ -9,12 +9,16 @@ interval: the time the event loop could not react (to a click, a repaint, a
 key). The deploy's own events (rows, progress, log lines) are drawn meanwhile,
 so their cost counts.
 
-Prints: latency, deploy_s, ticks, max_stall_ms, p99_stall_ms, stalls_over_16ms.
+Prints: latency, deploy_s, ticks, max_stall_ms, p99_stall_ms, stalls_over_16ms,
+and gc_max_ms / gc_gen2_runs: the longest garbage collection during the deploy (it
+holds the interpreter lock, so it stalls the UI whichever thread triggers it) and
+how many full collections ran.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import os
 import sys
@@ -74,6 +78,16 @@ def main() -> int:
         finished: list[object] = []
         window.bridge.run_finished.connect(finished.append)
 
+        collections: list[tuple[int, float]] = []
+        gc_started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_started[0] = time.perf_counter()
+            else:
+                collections.append((info["generation"], time.perf_counter() - gc_started[0]))
+
+        gc.callbacks.append(on_gc)
         started = time.perf_counter()
         timer.start()
         window.next()  # Create: go to Deploy and start the run
@@ -85,6 +99,7 @@ def main() -> int:
             # Sleep like an idle event loop would, so ticks come from the timer.
             time.sleep(0.001)
         timer.stop()
+        gc.callbacks.remove(on_gc)
         deploy_s = time.perf_counter() - started
         ok = bool(getattr(window.deploy.result, "succeeded", False))
 
@@ -108,6 +123,8 @@ def main() -> int:
     print(f"max_stall_ms={max(stalls, default=0.0):.1f}")
     print(f"p99_stall_ms={p99:.1f}")
     print(f"stalls_over_16ms={sum(1 for s in stalls if s > 16)}")
+    print(f"gc_max_ms={max((d for _g, d in collections), default=0.0) * 1000:.1f}")
+    print(f"gc_gen2_runs={sum(1 for g, _d in collections if g == 2)}")
     return 0 if ok else 1
 
 

@@ -45,6 +45,34 @@ _RETRY_AFTER_HEADERS = (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000
                         ("Retry-After", 1.0))
 
 
+def reuse_acr_tokens(policy: Any) -> None:
+    """Make azure-containerregistry's challenge policy send its last access token up
+    front instead of every request going out bare first.
+
+    As shipped (1.2), each request is sent without credentials, answered 401, and
+    sent again after a token exchange: every 4 MB chunk of a layer upload crossed
+    the wire twice, with two token POSTs. Docker clients reuse the token; so does
+    this. A token without the scope a request needs is still answered 401 and the
+    policy's own challenge handling takes over, as before.
+    """
+    exchange = policy.on_challenge
+    last: list[str] = []
+
+    def on_request(request: Any) -> None:
+        if last and "Authorization" not in request.http_request.headers:
+            request.http_request.headers["Authorization"] = "Bearer " + last[0]
+
+    def on_challenge(request: Any, response: Any, challenge: str) -> bool:
+        answered = bool(exchange(request, response, challenge))
+        header = request.http_request.headers.get("Authorization", "")
+        if answered and header.startswith("Bearer "):
+            last[:] = [header.removeprefix("Bearer ")]
+        return answered
+
+    policy.on_request = on_request
+    policy.on_challenge = on_challenge
+
+
 class ClientFactory:
     """Makes (once) and hands out the SDK clients for one target."""
 
@@ -140,8 +168,10 @@ class ClientFactory:
                                   **self.target.retry.as_kwargs()}
         if self.target.ca_bundle is not None:
             kwargs["connection_verify"] = str(self.target.ca_bundle)
-        return ContainerRegistryClient(f"https://{login_server}", self.target.credential,
-                                       **kwargs)
+        client = ContainerRegistryClient(f"https://{login_server}", self.target.credential,
+                                         **kwargs)
+        reuse_acr_tokens(client._auth_policy)
+        return client
 
     def close(self) -> None:
         with self._lock:
