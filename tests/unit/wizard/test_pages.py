@@ -117,3 +117,21 @@ def test_advanced_sign_in_choices_and_managed_restrictions(qtbot, window) -> Non
     assert not page.non_tls.isEnabled()
     assert not page.zones_box.isVisible()
     assert window.session.spec.cache.redis_version is None
+
+
+def test_image_builder_choice_in_plain_words(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    window.go("image")
+    page = window.pages["image"]
+    click(qtbot, page.use_build)
+    assert page.layer_build.isChecked()
+    assert "no Docker needed" in page.builder_note.text()
+    click(qtbot, page.tasks_build)
+    assert window.session.spec.image.builder == "acr-tasks"
+    assert "free-trial" in page.builder_note.text()
+    click(qtbot, page.layer_build)
+    assert window.session.spec.image.builder == "layer"
+    spec = window.session.spec
+    spec.image.builder = "acr-tasks"
+    page.do_load(spec)
+    assert page.tasks_build.isChecked() and not page.layer_build.isChecked()
+    assert "Docker build in the cloud" in page.builder_note.text()
