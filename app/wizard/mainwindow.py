@@ -397,9 +397,11 @@ class MainWindow(QMainWindow):
     def _on_group_deleted(self, name: str) -> None:
         self.statusBar().showMessage(f"Deleted {name}.", 8000)
         # What the deploy page showed is gone with the group.
-        self.deploy.result = None
         if name == self.session.spec.resource_group.name:
+            self.deploy.forget_run(name)
             self.spec_file.forget_run()
+        else:
+            self.deploy.result = None
         if self._current == "deploy":
             self.deploy.on_shown()
         self._update_navigation()
