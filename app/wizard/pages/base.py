@@ -192,6 +192,16 @@ class Page(QWidget):
         widget.setFocus(Qt.FocusReason.OtherFocusReason)
         return True
 
+    def first_field(self) -> QWidget | None:
+        """Where the focus goes when the page is reached with Back or Next: its first
+        field a user can change now (None: the window keeps it on its buttons)."""
+        for widget in self._fields.values():
+            target = widget.edit if isinstance(widget, NameField) else widget
+            if target.isEnabled() and target.isVisibleTo(self) and \
+                    target.focusPolicy() & Qt.FocusPolicy.TabFocus:
+                return target
+        return None
+
     def explain_choices(self) -> None:
         for first, note, first_text, second_text in self._explained:
             note.setText(first_text if first.isChecked() else second_text)

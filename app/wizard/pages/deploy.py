@@ -185,6 +185,10 @@ class DeployPage(Page):
     def show_problems(self, spec: DeploymentSpec) -> list:
         return self.problems(spec)
 
+    def first_field(self) -> QWidget | None:
+        """Cancel while a run is on (Back and Next are disabled then)."""
+        return self.cancel_button if self.running else None
+
     @property
     def run_spec(self) -> DeploymentSpec | None:
         """The spec of the last run this page started (a copy taken as it started)."""
