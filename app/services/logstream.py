@@ -85,7 +85,8 @@ def tail(
 # platform lines (`<time> INFO  - …`), Python's logging (`INFO`, `WARNING`, `ERROR`,
 # `CRITICAL`), and the Functions host's console logger, whose short names are
 # `trce dbug info warn fail crit` (Microsoft.Extensions.Logging.Console,
-# SimpleConsoleFormatter.GetLogLevelString in dotnet/runtime).
+# GetLogLevelString in https://github.com/dotnet/runtime/blob/main/src/libraries/
+# Microsoft.Extensions.Logging.Console/src/SimpleConsoleFormatter.cs).
 _LEVEL_WORDS = {
     "trace": "DEBUG", "trce": "DEBUG", "debug": "DEBUG", "dbug": "DEBUG",
     "verbose": "DEBUG",

@@ -42,7 +42,7 @@ from app.wizard.errors_view import details, plain, recommendation
 from app.wizard.last_run import LastRun
 from app.wizard.logpane import LogPane
 from app.wizard.pages.base import Page
-from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon
+from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon, lines_high
 
 COL_NAME, COL_TYPE, COL_STATE, COL_ELAPSED, COL_LINK = range(5)
 SKIPPED_COLOR = "#8a8886"
@@ -149,8 +149,8 @@ class DeployPage(Page):
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([230, 300])
-        splitter.setMinimumHeight(400)
-        self.layout_.addWidget(splitter, 1)
+        self.log.view.setMinimumHeight(lines_high(self.log.view, 5))
+        self.add_filling(splitter)
 
         self._ticker = QTimer(self)
         self._ticker.setInterval(500)

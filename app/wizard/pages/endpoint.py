@@ -165,7 +165,7 @@ class EndpointPage(Page):
         # The calls get what they need first; the log grows with the window.
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
-        self.layout_.addWidget(self.splitter, 1)
+        self.add_filling(self.splitter)
 
         self._log_timer = QTimer(self)
         self._log_timer.setInterval(2000)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QScrollArea
 
 from app.services.events import RunFinished
 from app.wizard.logpane import LogPane
@@ -72,3 +72,5 @@ def test_deploy_log_shows_more_than_four_lines(qtbot, window: MainWindow) -> Non
     window.go("deploy")
     QApplication.processEvents()
     assert visible_lines(window.deploy.log.view) > 4
+    # ... and on screen: the page fits the window, nothing hides below a scroll bar.
+    assert window.deploy.findChild(QScrollArea).verticalScrollBar().maximum() == 0

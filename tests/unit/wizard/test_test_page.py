@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QSplitter
+from PySide6.QtWidgets import QApplication, QScrollArea, QSplitter
 
 from app.services.logstream import line_level
 from app.wizard.backend import CallResult, ScoringEndpoint
@@ -46,6 +46,8 @@ def test_body_and_log_show_several_lines_at_the_default_size(qtbot, window: Main
     QApplication.processEvents()
     assert visible_lines(page.body_view) > 3
     assert visible_lines(page.function_log.view) > 4
+    # ... and on screen: the page fits the window, nothing hides below a scroll bar.
+    assert page.findChild(QScrollArea).verticalScrollBar().maximum() == 0
     # A splitter the user can move sits between the calls and the log.
     splitter = page.splitter
     assert isinstance(splitter, QSplitter) and splitter.orientation() == Qt.Orientation.Vertical
