@@ -28,11 +28,21 @@ screenshots: $(STAMP)
 system-deps:
 	@./scripts/system-deps.sh
 
+# The first run installs for a few minutes: say each stage as it starts and keep pip
+# quiet (its errors and warnings still show).
+# The build backend warns on every editable install that a folder named like the
+# package would shadow it; nothing to act on here (the folder is the package).
+PIP := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip
+PIP_FLAGS := --quiet --disable-pip-version-check --no-input
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || { echo "[1/3] Creating the virtual environment in $(VENV)…"; \
+		$(PYTHON) -m venv $(VENV); }
+	@echo "[2/3] Upgrading pip…"
+	@$(PIP) install $(PIP_FLAGS) --upgrade pip
+	@echo "[3/3] Installing mlcache-deploy and its dependencies (first time: a few minutes)…"
+	@$(PIP) install $(PIP_FLAGS) -e '.[dev]'
+	@touch $(STAMP)
+	@echo "Installed. (Later runs skip these steps until pyproject.toml changes.)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

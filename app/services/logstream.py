@@ -11,6 +11,7 @@ signed-in identity's ARM token. Lines pass through redaction like every log.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from app.errors import ServiceFailure
@@ -78,3 +79,38 @@ def tail(
         offset -= len(text[cut:].encode("utf-8"))
         text = text[:cut]
     return [redact(line) for line in text.splitlines()], offset
+
+
+# Level words as they open a container log line, after its timestamp: App Service's
+# platform lines (`<time> INFO  - …`), Python's logging (`INFO`, `WARNING`, `ERROR`,
+# `CRITICAL`), and the Functions host's console logger, whose short names are
+# `trce dbug info warn fail crit` (Microsoft.Extensions.Logging.Console,
+# GetLogLevelString in https://github.com/dotnet/runtime/blob/main/src/libraries/
+# Microsoft.Extensions.Logging.Console/src/SimpleConsoleFormatter.cs).
+_LEVEL_WORDS = {
+    "trace": "DEBUG", "trce": "DEBUG", "debug": "DEBUG", "dbug": "DEBUG",
+    "verbose": "DEBUG",
+    "info": "INFO", "information": "INFO",
+    "warn": "WARNING", "warning": "WARNING",
+    "error": "ERROR", "fail": "ERROR", "crit": "ERROR", "critical": "ERROR",
+    "fatal": "ERROR",
+}
+# An optional timestamp (digits and `-:.,+TZ`, perhaps in brackets), then the first
+# word, perhaps in brackets, ended by a space, a colon or a dash.
+_LEVEL_WORD = re.compile(r"^\s*(?:\[?\d[\d\-:T.,+Z ]*\]?\s*)?\[?([A-Za-z]+)\]?(?:[\s:\-]|$)")
+
+
+def line_level(line: str) -> str:
+    """The level a container log line states (DEBUG, INFO, WARNING or ERROR).
+
+    Read from the line's level word, never from its message: an INFO line that
+    mentions "error" ("0 errors", "error handler registered") is INFO. A line with
+    no level word (a continuation, a plain print) is INFO; a Python traceback's
+    first line is an ERROR.
+    """
+    if line.lstrip().startswith("Traceback (most recent call last)"):
+        return "ERROR"
+    match = _LEVEL_WORD.match(line)
+    if match is None:
+        return "INFO"
+    return _LEVEL_WORDS.get(match.group(1).lower(), "INFO")

@@ -243,3 +243,28 @@ def percentile(values: list[float], fraction: float) -> float:
         return 0.0
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
+
+
+# What a copied curl line sends instead of the key unless the key is asked for: the
+# shell fills it in from the environment, so the key never lands in a clipboard
+# history, a chat or a ticket by accident.
+KEY_PLACEHOLDER = "$FUNCTION_KEY"
+
+
+def curl_command(url: str, payload: str, ca_bundle: str = "", key: str | None = None) -> str:
+    """The same call as `ScoringClient.call`, as a curl line for a POSIX shell.
+
+    `key`: None leaves the function key out (`$FUNCTION_KEY` from the environment
+    stands in for it); `ca_bundle`: the CA file to trust (the sandbox's), "" for the
+    system store. Never logged: with a key it is a secret.
+    """
+    import shlex
+
+    header = (shlex.quote(f"x-functions-key: {key}") if key is not None
+              else f'"x-functions-key: {KEY_PLACEHOLDER}"')
+    parts = ["curl", "-sS", "-i", "-X", "POST", shlex.quote(url),
+             "-H", shlex.quote("Content-Type: application/json"), "-H", header]
+    if ca_bundle:
+        parts += ["--cacert", shlex.quote(ca_bundle)]
+    parts += ["--data-binary", shlex.quote(payload)]
+    return " ".join(parts)

@@ -56,6 +56,17 @@ class CallResult:
 
 
 @dataclass(frozen=True)
+class ScoringEndpoint:
+    """Where the Test page's calls go: the URL, the function key (kept out of reprs,
+    logs and the curl line unless asked for) and the CA bundle to trust ("" for the
+    system store)."""
+
+    url: str
+    key: str = field(repr=False)
+    ca_bundle: str = ""
+
+
+@dataclass(frozen=True)
 class GroupResource:
     name: str
     type: str
@@ -120,6 +131,8 @@ class Backend(Protocol):
 
     def deploy(self, spec: DeploymentSpec, listener: Callable[[Event], None],
                cancel: threading.Event) -> RunResult: ...
+
+    def endpoint(self, spec: DeploymentSpec) -> ScoringEndpoint: ...
 
     def call(self, spec: DeploymentSpec, payload: Any) -> CallResult: ...
 

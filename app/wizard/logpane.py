@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextCharFormat, QTextCursor
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontDatabase,
+    QTextCharFormat,
+    QTextCursor,
+    QTextOption,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -64,7 +71,9 @@ class LogPane(QWidget):
         self.view.setReadOnly(True)
         self.view.setUndoRedoEnabled(False)  # nothing to undo; the stack would only grow
         self.view.setMaximumBlockCount(capacity)
-        self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        # Long lines (an ARM error, a URL) wrap: a cut line hides the part that says why.
+        self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.view.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.view.setAccessibleName(title)
         self.level = QComboBox(self)

@@ -11,16 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QPaintEvent
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QPaintEvent
 from PySide6.QtWidgets import (
+    QAbstractButton,
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QStackedWidget,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -50,6 +54,8 @@ from app.wizard.target_holder import TargetHolder
 from app.wizard.widgets import icon
 
 WINDOW_TITLE = "mlcache-deploy"
+# The smallest window: every page still fits, scrolling where it is taller.
+MINIMUM_SIZE = QSize(640, 480)
 # Closing during a deploy waits this long for the run to stop before closing anyway.
 STOP_RUN_WAIT_MS = 15_000
 
@@ -89,7 +95,7 @@ class MainWindow(QMainWindow):
 
         self.setWindowTitle(WINDOW_TITLE)
         self.setWindowIcon(icon("app"))
-        self.setMinimumSize(QSize(900, 600))
+        self.setMinimumSize(MINIMUM_SIZE)
         self.resize(self._default_size())
 
         self.pages: dict[str, Page] = {
@@ -224,6 +230,8 @@ class MainWindow(QMainWindow):
         self.nav_status = QLabel(bar)
         self.nav_status.setAccessibleName("Why Next is disabled")
         self.nav_status.setObjectName("muted")
+        # Wrapped, so a long reason never widens the window past its minimum.
+        self.nav_status.setWordWrap(True)
         nav.addWidget(self.back_button)
         nav.addWidget(self.next_button)
         nav.addSpacing(16)
@@ -295,8 +303,9 @@ class MainWindow(QMainWindow):
 
     def back(self) -> None:
         index = ALL_PAGES.index(self._current)
-        if index > 0:
+        if index > 0 and self.back_button.isEnabled():
             self.go(ALL_PAGES[index - 1])
+            self._focus_page()
 
     def next(self) -> None:
         if not self.next_button.isEnabled():
@@ -305,10 +314,51 @@ class MainWindow(QMainWindow):
             self.spec_file.keep_working_spec()
             self.go("deploy")
             self.deploy.start()
+            self._focus_page()
             return
         index = ALL_PAGES.index(self._current)
         if index + 1 < len(ALL_PAGES):
             self.go(ALL_PAGES[index + 1])
+            self._focus_page()
+
+    def _focus_page(self) -> None:
+        """After Back or Next the focus goes to the new page's first field, drawn with
+        its keyboard focus ring (the old page's widget is hidden now, and a focus
+        left there shows nowhere). Pages without a field keep it on Next."""
+        page = self.pages[self._current]
+        target = page.first_field()
+        if target is None:
+            target = self.next_button if self.next_button.isEnabled() else self.back_button
+        target.setFocus(Qt.FocusReason.TabFocusReason)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Enter is Next and Esc is Back, as in a wizard dialog, where that is safe.
+
+        Keys reach here only when the focused widget did not use them: a multi-line
+        box keeps Enter for new lines, an open list keeps Esc to close. Enter on
+        Review does not Create (that starts a deployment: a click, Alt+C, or Enter
+        with the focus on Create does),
+        and Esc is not Back while the focus is in a multi-line box or a run is on
+        (Back is disabled then)."""
+        key = event.key()
+        focus = self.focusWidget()
+        typing = isinstance(focus, QPlainTextEdit | QTextEdit)
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers() & ~(
+                Qt.KeyboardModifier.KeypadModifier):
+            if isinstance(focus, QAbstractButton) and not focus.isCheckable() and \
+                    focus.isEnabled():
+                focus.click()  # Enter on a focused push button presses that button
+            elif self._current != "review" and not typing:
+                self.next()
+            event.accept()
+            return
+        if key == Qt.Key.Key_Escape and not event.modifiers():
+            open_list = isinstance(focus, QComboBox) and focus.view().isVisible()
+            if not typing and not open_list:
+                self.back()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def jump_to_field(self, path: str) -> None:
         owner = owner_of(path)
@@ -397,9 +447,11 @@ class MainWindow(QMainWindow):
     def _on_group_deleted(self, name: str) -> None:
         self.statusBar().showMessage(f"Deleted {name}.", 8000)
         # What the deploy page showed is gone with the group.
-        self.deploy.result = None
         if name == self.session.spec.resource_group.name:
+            self.deploy.forget_run(name)
             self.spec_file.forget_run()
+        else:
+            self.deploy.result = None
         if self._current == "deploy":
             self.deploy.on_shown()
         self._update_navigation()

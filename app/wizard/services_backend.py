@@ -22,6 +22,7 @@ from app.wizard.backend import (
     GroupInfo,
     GroupResource,
     PlannedStep,
+    ScoringEndpoint,
     Subscription,
     Tenant,
 )
@@ -205,7 +206,8 @@ class ServicesBackend:
         return result
 
     # -- test ------------------------------------------
-    def call(self, spec: DeploymentSpec, payload: Any) -> CallResult:
+    def _scoring_client(self, spec: DeploymentSpec) -> ScoringClient:
+        """The kept-alive client of the spec's function (its endpoint read once)."""
         from app.services.scoring import ScoringClient, find_endpoint
 
         key = (spec.resource_group.name, spec.function_app.name)
@@ -216,6 +218,16 @@ class ServicesBackend:
             client = ScoringClient(endpoint, self.target.verify, retry=self.target.retry)
             with self._lock:
                 self._scoring[key] = client
+        return client
+
+    def endpoint(self, spec: DeploymentSpec) -> ScoringEndpoint:
+        client = self._scoring_client(spec)
+        verify = self.target.verify
+        return ScoringEndpoint(client.endpoint.url, client.endpoint.key,
+                               verify if isinstance(verify, str) else "")
+
+    def call(self, spec: DeploymentSpec, payload: Any) -> CallResult:
+        client = self._scoring_client(spec)
         result = client.call(json.dumps(payload).encode("utf-8"))
         body = result.body if isinstance(result.body, str) else json.dumps(result.body)
         if result.error and not body:

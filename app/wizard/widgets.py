@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -29,6 +30,20 @@ MUTED_COLOR = "#605e5c"
 
 
 @functools.cache
+def lines_high(view: QPlainTextEdit, lines: int) -> int:
+    """The height that shows `lines` lines of `view`'s font, frame and margins
+    included: a minimum that holds whatever font size the user runs with."""
+    margins = view.contentsMargins()
+    text = int(view.fontMetrics().lineSpacing() * lines + 2 * view.document().documentMargin())
+    return text + margins.top() + margins.bottom() + 2 * view.frameWidth()
+
+
+def visible_lines(view: QPlainTextEdit) -> int:
+    """How many whole lines of text `view` shows now (for tests and layout checks)."""
+    usable = view.viewport().height() - 2 * view.document().documentMargin()
+    return int(usable // view.fontMetrics().lineSpacing())
+
+
 def icon(name: str) -> QIcon:
     """An icon from resources/icons (SVG scales cleanly on high-DPI screens); one
     QIcon per name, so its rendered pixmaps are cached across rows and repaints."""

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QApplication
 
 from app.wizard.launch import sandbox_factory
 from app.wizard.mainwindow import MainWindow
@@ -132,6 +133,17 @@ def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Pa
     qtbot.waitUntil(lambda: any(e.source == "function" for e in test_page.function_log.entries),
                     timeout=15_000)
 
+    # -- The endpoint is shown, and Copy as curl leaves the key out unless asked.
+    qtbot.waitUntil(lambda: test_page.url.text().startswith("https://"), timeout=15_000)
+    assert test_page.url.text().endswith("/api/score")
+    assert test_page.endpoint is not None
+    key = test_page.endpoint.key
+    click(qtbot, test_page.curl_button)
+    copied = QApplication.clipboard().text()
+    assert copied.startswith("curl ") and test_page.url.text() in copied
+    assert key not in copied and "$FUNCTION_KEY" in copied
+    assert key not in test_page.function_log.text() and key not in deploy.log.text()
+
     # -- Names are checked again when a page is shown: the app now exists in our
     # group ("yours"), and for another group the same global name is taken.
     window.go("function_app")
@@ -166,6 +178,13 @@ def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Pa
     assert backend is not None
     assert not backend.group_info(GROUP).exists
     dialog.close()
+    # The Deploy page no longer says the deployment succeeded.
+    window.go("deploy")
+    assert "succeeded" not in deploy.status.text().lower()
+    qtbot.waitUntil(lambda: bool(deploy.rows) and all(
+        item.text(2) == "Pending" for item in deploy.rows.values()), timeout=10_000)
+    assert "succeeded" not in deploy.status.text().lower()
+    assert not window.next_button.isEnabled()
 
     # -- Target > Stop the local sandbox stops it, and every process with it (closing
     # the window would leave it running: tests/e2e/test_gui_reopen.py).

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QRadioButton,
     QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -84,6 +85,20 @@ class Page(QWidget):
             self.layout_.addStretch(1)
 
     # -- for subclasses ------------------------------------------
+    def add_filling(self, widget: QWidget) -> None:
+        """Add the part of a `fill_height` page that takes the height left over.
+
+        Its preferred height is ignored: the page's scroll area sizes a body whose
+        text wraps by the body's preferred heights, so a tall preference would push
+        the page past the window and hide its lower half behind a scroll bar. Its
+        minimum still holds, and below it the page scrolls."""
+        # An ignored policy drops the minimum hint too: keep it as an explicit minimum.
+        widget.setMinimumHeight(max(widget.minimumHeight(), widget.minimumSizeHint().height()))
+        policy = widget.sizePolicy()
+        policy.setVerticalPolicy(QSizePolicy.Policy.Ignored)
+        widget.setSizePolicy(policy)
+        self.layout_.addWidget(widget, 1)
+
     def build(self) -> None:
         raise NotImplementedError
 
@@ -191,6 +206,16 @@ class Page(QWidget):
             return False
         widget.setFocus(Qt.FocusReason.OtherFocusReason)
         return True
+
+    def first_field(self) -> QWidget | None:
+        """Where the focus goes when the page is reached with Back or Next: its first
+        field a user can change now (None: the window keeps it on its buttons)."""
+        for widget in self._fields.values():
+            target = widget.edit if isinstance(widget, NameField) else widget
+            if target.isEnabled() and target.isVisibleTo(self) and \
+                    target.focusPolicy() & Qt.FocusPolicy.TabFocus:
+                return target
+        return None
 
     def explain_choices(self) -> None:
         for first, note, first_text, second_text in self._explained:

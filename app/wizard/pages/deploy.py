@@ -42,7 +42,7 @@ from app.wizard.errors_view import details, plain, recommendation
 from app.wizard.last_run import LastRun
 from app.wizard.logpane import LogPane
 from app.wizard.pages.base import Page
-from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon
+from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon, lines_high
 
 COL_NAME, COL_TYPE, COL_STATE, COL_ELAPSED, COL_LINK = range(5)
 SKIPPED_COLOR = "#8a8886"
@@ -72,6 +72,8 @@ class DeployPage(Page):
         self._cancel = threading.Event()
         self._run_spec: object = None
         self._reopened: LastRun | None = None
+        # What the header says while nothing runs and no run is shown.
+        self._idle_text = "Ready to deploy."
         # Made now, not at the first event: PySide6 builds the Python enums of
         # QBrush's and QGradient's types the first time a brush is made (~10 ms).
         self._brushes = {color: QBrush(QColor(color))
@@ -147,8 +149,8 @@ class DeployPage(Page):
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([230, 300])
-        splitter.setMinimumHeight(400)
-        self.layout_.addWidget(splitter, 1)
+        self.log.view.setMinimumHeight(lines_high(self.log.view, 5))
+        self.add_filling(splitter)
 
         self._ticker = QTimer(self)
         self._ticker.setInterval(500)
@@ -182,6 +184,10 @@ class DeployPage(Page):
 
     def show_problems(self, spec: DeploymentSpec) -> list:
         return self.problems(spec)
+
+    def first_field(self) -> QWidget | None:
+        """Cancel while a run is on (Back and Next are disabled then)."""
+        return self.cancel_button if self.running else None
 
     @property
     def run_spec(self) -> DeploymentSpec | None:
@@ -259,6 +265,10 @@ class DeployPage(Page):
     def _show_plan(self, steps: list[PlannedStep], during_run: bool = False) -> None:
         if self.running and not during_run:
             return
+        if not during_run:
+            # A new plan, not a run: the header tells no earlier run's outcome.
+            self.status.setText(self._idle_text)
+            self.error_box.hide()
         self.tree.clear()
         self.rows.clear()
         self.planned = {s.name: s for s in steps}
@@ -294,11 +304,31 @@ class DeployPage(Page):
             self.status.setText(f"{len(states)} of {len(self.rows)} resources exist already; "
                                 "deploying adopts them and creates the rest.")
 
+    def forget_run(self, group: str) -> None:
+        """The group was deleted (Clean up): what this page showed of it is gone, so
+        the header, the rows and Next follow what exists now."""
+        if self.running:
+            return
+        self.result = None
+        self._run_spec = None
+        self._reopened = None
+        self._idle_text = f"{group} was deleted. Deploy to create it again."
+        self.status.setText(self._idle_text)
+        self.error_box.hide()
+        self.retry_button.setEnabled(False)
+        for item in self.rows.values():
+            item.setText(COL_STATE, "Deleted")
+            item.setText(COL_ELAPSED, "")
+            item.setForeground(COL_STATE, self._brushes[SKIPPED_COLOR])
+        self._set_progress(0)
+        self.run_state_changed.emit()
+
     # -- run ------------------------------------------
     def start(self) -> None:
         if self.running:
             return
         self.running = True
+        self._idle_text = "Ready to deploy."
         self.result = None
         self.finished.clear()
         self.started_at.clear()
@@ -440,7 +470,8 @@ class DeployPage(Page):
                                 "finished resources are kept.")
         for step in event.still_creating:
             self._set_state(step, "Cancelled")
-        level = "INFO" if event.succeeded else "ERROR"
+        # A cancel is the user's choice, not a failure.
+        level = "INFO" if event.succeeded else "WARNING" if event.cancelled else "ERROR"
         self.log.add(level, "deploy", self.status.text(), event.time)
         if event.log_path:
             self.log.add("INFO", "deploy", f"Deployment log: {event.log_path}", event.time)

@@ -13,10 +13,13 @@ from PySide6.QtCharts import QChart, QChartView, QScatterSeries, QValueAxis
 from PySide6.QtCore import QMargins, QObject, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFontDatabase, QPainter
 from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSizePolicy,
@@ -28,11 +31,12 @@ from PySide6.QtWidgets import (
 
 from app.paths import resources_dir
 from app.spec import DeploymentSpec
-from app.wizard.backend import CallResult
+from app.wizard.backend import CallResult, ScoringEndpoint
 from app.wizard.errors_view import plain
+from app.wizard.latency_summary import summary
 from app.wizard.logpane import LogPane
 from app.wizard.pages.base import Page
-from app.wizard.widgets import ERROR_COLOR, OK_COLOR
+from app.wizard.widgets import ERROR_COLOR, OK_COLOR, lines_high
 
 HIT_COLOR = OK_COLOR
 MISS_COLOR = "#ca5010"
@@ -71,10 +75,17 @@ class EndpointPage(Page):
         self.results: list[CallResult] = []
         self._stop = threading.Event()
         self._repeating = False
+        self._sending = False
         self._log_offset = 0
 
-        splitter = QSplitter(Qt.Orientation.Horizontal, self.body)
-        left = QWidget(splitter)
+        self.layout_.addWidget(self._endpoint_row())
+        # Request and response side by side above the function log; the split between
+        # them and the log is the user's to move.
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self.body)
+        self.splitter.setChildrenCollapsible(False)
+        calls = QSplitter(Qt.Orientation.Horizontal, self.splitter)
+        calls.setChildrenCollapsible(False)
+        left = QWidget(calls)
         column = QVBoxLayout(left)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(QLabel("Request body (JSON)"))
@@ -83,6 +94,7 @@ class EndpointPage(Page):
         self.payload.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.payload.setTabChangesFocus(True)
         self.payload.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.payload.setMinimumHeight(lines_high(self.payload, 3))
         column.addWidget(self.payload, 1)
         self.payload_message = self.message_for()
         column.addWidget(self.payload_message)
@@ -106,8 +118,13 @@ class EndpointPage(Page):
         buttons.addWidget(self.repeat_button)
         buttons.addWidget(self.stop_button)
         column.addLayout(buttons)
+        column.addWidget(QLabel("Latency per call (ms)"))
+        column.addWidget(self._build_chart(left), 2)
+        self.stats = QLabel("", left)
+        self.stats.setAccessibleName("Latency summary")
+        column.addWidget(self.stats)
 
-        right = QWidget(splitter)
+        right = QWidget(calls)
         column = QVBoxLayout(right)
         column.setContentsMargins(0, 0, 0, 0)
         result = QGroupBox("Response", right)
@@ -127,11 +144,62 @@ class EndpointPage(Page):
         self.body_view.setReadOnly(True)
         self.body_view.setAccessibleName("Response body")
         self.body_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.body_view.setMaximumHeight(60)
+        self.body_view.setMinimumHeight(lines_high(self.body_view, 6))
         form.addRow("Body", self.body_view)
-        column.addWidget(result)
+        column.addWidget(result, 1)
+        calls.addWidget(left)
+        calls.addWidget(right)
+        calls.setStretchFactor(0, 1)
+        calls.setStretchFactor(1, 1)
 
-        column.addWidget(QLabel("Latency per call (ms)"))
+        logs = QWidget(self.splitter)
+        column = QVBoxLayout(logs)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(QLabel("Function log stream"))
+        self.function_log = LogPane("Function log", parent=logs)
+        self.function_log.view.setMinimumHeight(lines_high(self.function_log.view, 6))
+        self.function_log.level.setCurrentIndex(0)
+        column.addWidget(self.function_log, 1)
+        self.splitter.addWidget(calls)
+        self.splitter.addWidget(logs)
+        # The calls get what they need first; the log grows with the window.
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.add_filling(self.splitter)
+
+        self._log_timer = QTimer(self)
+        self._log_timer.setInterval(2000)
+        self._log_timer.timeout.connect(self._poll_logs)
+        self._log_in_flight = False
+        self.send_button.clicked.connect(self.send)
+        self.repeat_button.clicked.connect(self.run_repeated)
+        self.stop_button.clicked.connect(self._stop.set)
+
+    def _endpoint_row(self) -> QWidget:
+        """The scoring URL, read-only, and a curl line to call it from a shell."""
+        row_widget = QWidget(self.body)
+        row = QHBoxLayout(row_widget)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("Endpoint"))
+        self.url = QLineEdit(row_widget)
+        self.url.setReadOnly(True)
+        self.url.setAccessibleName("Endpoint URL")
+        self.url.setPlaceholderText("Known once the function app answers")
+        row.addWidget(self.url, 1)
+        self.include_key = QCheckBox("Include the function &key", row_widget)
+        self.include_key.setAccessibleName("Include the function key in the curl command")
+        self.include_key.setToolTip("Off: the command reads the key from $FUNCTION_KEY, "
+                                    "so it can be shared without the secret.")
+        row.addWidget(self.include_key)
+        self.curl_button = QPushButton("Copy as c&url", row_widget)
+        self.curl_button.setAccessibleName("Copy the call as a curl command")
+        self.curl_button.setEnabled(False)
+        self.curl_button.clicked.connect(self.copy_curl)
+        row.addWidget(self.curl_button)
+        self.endpoint: ScoringEndpoint | None = None
+        return row_widget
+
+    def _build_chart(self, parent: QWidget) -> QChartView:
         self.chart = QChart()
         self.chart.setMargins(QMargins(2, 2, 2, 2))
         self.chart.setBackgroundRoundness(0)
@@ -159,34 +227,11 @@ class EndpointPage(Page):
             series.attachAxis(self.axis_y)
         self.axis_x.setRange(0, 10)
         self.axis_y.setRange(0, 100)
-        self.chart_view = QChartView(self.chart, right)
+        self.chart_view = QChartView(self.chart, parent)
         self.chart_view.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.chart_view.setAccessibleName("Latency chart")
-        self.chart_view.setMinimumHeight(200)
-        column.addWidget(self.chart_view, 1)
-        self.stats = QLabel("", right)
-        self.stats.setAccessibleName("Latency summary")
-        column.addWidget(self.stats)
-        splitter.addWidget(left)
-        splitter.addWidget(right)
-        splitter.setStretchFactor(0, 2)
-        splitter.setStretchFactor(1, 3)
-        splitter.setMinimumHeight(300)
-        self.layout_.addWidget(splitter, 1)
-
-        self.function_log = LogPane("Function log", parent=self.body)
-        self.function_log.setMinimumHeight(110)
-        self.function_log.level.setCurrentIndex(0)
-        self.layout_.addWidget(QLabel("Function log stream"))
-        self.layout_.addWidget(self.function_log)
-
-        self._log_timer = QTimer(self)
-        self._log_timer.setInterval(2000)
-        self._log_timer.timeout.connect(self._poll_logs)
-        self._log_in_flight = False
-        self.send_button.clicked.connect(self.send)
-        self.repeat_button.clicked.connect(self.run_repeated)
-        self.stop_button.clicked.connect(self._stop.set)
+        self.chart_view.setMinimumHeight(160)
+        return self.chart_view
 
     def problems(self, spec: DeploymentSpec, rules: list | None = None) -> list:
         return []
@@ -200,6 +245,39 @@ class EndpointPage(Page):
             self.payload.setPlainText(sample_payload(self.session.spec))
         self._log_timer.start()
         self._poll_logs()
+        self._ask_endpoint()
+
+    def _ask_endpoint(self) -> None:
+        """Read the URL (and key) once the page is shown: the call path reads them too."""
+        if self.session.backend is None:
+            return
+        spec = copy.deepcopy(self.session.spec)
+        self.session.submit(lambda b: b.endpoint(spec), self._show_endpoint, lambda _e: None)
+
+    def _show_endpoint(self, endpoint: ScoringEndpoint) -> None:
+        self.endpoint = endpoint
+        self.url.setText(endpoint.url)
+        self.url.setCursorPosition(0)
+        self.curl_button.setEnabled(True)
+
+    def curl(self) -> str:
+        """The current request as a curl line; the key only when the box is ticked."""
+        from app.services.scoring import curl_command  # loaded by the endpoint's read
+
+        if self.endpoint is None:
+            return ""
+        try:
+            payload = json.dumps(json.loads(self.payload.toPlainText()))
+        except ValueError:
+            payload = self.payload.toPlainText()
+        key = self.endpoint.key if self.include_key.isChecked() else None
+        return curl_command(self.endpoint.url, payload, self.endpoint.ca_bundle, key)
+
+    def copy_curl(self) -> None:
+        """To the clipboard only: the line may hold the key, so it is never logged."""
+        command = self.curl()
+        if command:
+            QApplication.clipboard().setText(command)
 
     def on_hidden(self) -> None:
         self._log_timer.stop()
@@ -212,11 +290,12 @@ class EndpointPage(Page):
         since = self._log_offset
 
         def show(answer: tuple[list[str], int]) -> None:
+            from app.services.logstream import line_level  # loaded by the call already
+
             self._log_in_flight = False
             lines, self._log_offset = answer
             for line in lines:
-                level = "ERROR" if "error" in line.lower() else "INFO"
-                self.function_log.add(level, "function", line)
+                self.function_log.add(line_level(line), "function", line)
 
         def failed(_exc: BaseException) -> None:
             self._log_in_flight = False
@@ -234,22 +313,29 @@ class EndpointPage(Page):
         return payload
 
     def send(self) -> None:
+        """One call. Send stays enabled (a second press while a call is out does
+        nothing): disabling the focused button would hand the focus to the N field."""
+        if self._sending or self._repeating:
+            return
         payload = self._parsed_payload()
         if payload is None:
             return
-        self.send_button.setEnabled(False)
+        self._sending = True
         self.status_label.setText("Sending\u2026")
         spec = copy.deepcopy(self.session.spec)
         self.session.submit(lambda b: b.call(spec, payload), self._on_single,
                             self._on_call_error)
 
     def _on_single(self, result: CallResult) -> None:
-        self.send_button.setEnabled(True)
+        self._sending = False
         self._show_result(result)
         self._plot(result)
+        if self.endpoint is None:
+            self._ask_endpoint()  # the app answers now: its URL can be read
 
     def _on_call_error(self, exc: BaseException) -> None:
-        self.send_button.setEnabled(True)
+        self._sending = False
+        self.send_button.setEnabled(not self._repeating)
         self.status_label.setText(f"Failed: {plain(exc)}")
         self.status_label.setStyleSheet(f"color: {ERROR_COLOR};")
         self.function_log.add("ERROR", "test", plain(exc))
@@ -261,9 +347,9 @@ class EndpointPage(Page):
         count = self.repeat.value()
         self._repeating = True
         self._stop.clear()
+        self.stop_button.setEnabled(True)  # first: the focus leaving Run lands on Stop
         self.repeat_button.setEnabled(False)
         self.send_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
         signals = _RepeatSignals(self)
         signals.result.connect(self._on_repeat_result)
         signals.finished.connect(self._on_repeat_done)
@@ -295,8 +381,11 @@ class EndpointPage(Page):
 
     def _on_repeat_done(self) -> None:
         self._repeating = False
+        stop_focused = self.stop_button.hasFocus()
         self.repeat_button.setEnabled(True)
         self.send_button.setEnabled(True)
+        if stop_focused:
+            self.repeat_button.setFocus(Qt.FocusReason.OtherFocusReason)
         self.stop_button.setEnabled(False)
 
     # -- display ------------------------------------------
@@ -328,15 +417,7 @@ class EndpointPage(Page):
         top = max(r.latency_ms for r in self.results)
         self.axis_x.setRange(0, max(10, n + 1))
         self.axis_y.setRange(0, max(10.0, top * 1.15))
-        hits = [r.latency_ms for r in self.results if r.cache == "HIT"]
-        misses = [r.latency_ms for r in self.results if r.cache != "HIT"]
-        parts = [f"{n} call{'s' if n != 1 else ''}"]
-        if hits:
-            parts.append(f"HIT {len(hits)} \u00d7, median {sorted(hits)[len(hits) // 2]:.1f} ms")
-        if misses:
-            parts.append(f"MISS {len(misses)} \u00d7, median "
-                         f"{sorted(misses)[len(misses) // 2]:.1f} ms")
-        self.stats.setText(" \u2022 ".join(parts))
+        self.stats.setText(summary(self.results))
 
     def clear_results(self) -> None:
         self.results.clear()

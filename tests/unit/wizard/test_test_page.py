@@ -1,0 +1,106 @@
+"""The Test page: a correct median, a response box and a log pane that show more than
+a few lines at the default size, a splitter between them, the endpoint with a curl
+line that leaves the key out unless asked, honest log levels, and Send keeping focus."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QScrollArea, QSplitter
+
+from app.services.logstream import line_level
+from app.wizard.backend import CallResult, ScoringEndpoint
+from app.wizard.latency_summary import median_ms
+from app.wizard.mainwindow import MainWindow
+from app.wizard.widgets import visible_lines
+from tests.unit.wizard.helpers import click
+
+pytestmark = [
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore("does not support propagateSizeHints"),
+]
+
+KEY = "s3cr3t-function-key=="
+
+
+def test_median_of_two_is_their_mean() -> None:
+    assert median_ms([150.9, 47.1]) == pytest.approx(99.0)
+    assert median_ms([3.0, 1.0, 2.0]) == 2.0
+
+
+def test_summary_shows_the_median_of_two_misses(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.go("test")
+    page = window.test_page
+    page._on_single(CallResult(200, "{}", 150.9, "MISS"))
+    page._on_single(CallResult(200, "{}", 47.1, "MISS"))
+    assert "MISS 2 \u00d7, median 99.0 ms" in page.stats.text()
+
+
+def test_body_and_log_show_several_lines_at_the_default_size(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.resize(1180, 740)
+    window.go("test")
+    page = window.test_page
+    qtbot.waitUntil(lambda: page.body_view.viewport().height() > 0, timeout=5000)
+    QApplication.processEvents()
+    assert visible_lines(page.body_view) > 3
+    assert visible_lines(page.function_log.view) > 4
+    # ... and on screen: the page fits the window, nothing hides below a scroll bar.
+    assert page.findChild(QScrollArea).verticalScrollBar().maximum() == 0
+    # A splitter the user can move sits between the calls and the log.
+    splitter = page.splitter
+    assert isinstance(splitter, QSplitter) and splitter.orientation() == Qt.Orientation.Vertical
+    assert splitter.indexOf(page.function_log.parentWidget()) == 1
+    assert all(size > 0 for size in splitter.sizes())
+
+
+def test_curl_leaves_the_key_out_unless_asked(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.go("test")
+    page = window.test_page
+    assert not page.curl_button.isEnabled()  # nothing to copy before the URL is known
+    page._show_endpoint(ScoringEndpoint("https://app.example.test/api/score", KEY,
+                                        "/tmp/sandbox ca.pem"))
+    assert page.url.text() == "https://app.example.test/api/score"
+    page.payload.setPlainText('{"data": [[1, 2]]}')
+    click(qtbot, page.curl_button)
+    copied = QApplication.clipboard().text()
+    assert KEY not in copied
+    words = shlex.split(copied)
+    assert words[0] == "curl" and "https://app.example.test/api/score" in words
+    assert "x-functions-key: $FUNCTION_KEY" in words
+    assert words[words.index("--cacert") + 1] == "/tmp/sandbox ca.pem"
+    assert words[words.index("--data-binary") + 1] == '{"data": [[1, 2]]}'
+    click(qtbot, page.include_key)
+    click(qtbot, page.curl_button)
+    assert f"x-functions-key: {KEY}" in shlex.split(QApplication.clipboard().text())
+    assert all(KEY not in entry.message for entry in page.function_log.entries)
+
+
+def test_send_keeps_the_focus(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.activateWindow()  # focus moves only in the active window
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    window.go("test")
+    page = window.test_page
+    page.send_button.setFocus()
+    assert page.send_button.hasFocus()
+    page.send()  # no target: the call fails in a worker, as a lost network would
+    assert window.focusWidget() is page.send_button
+    qtbot.waitUntil(lambda: not page._sending, timeout=10_000)
+    assert window.focusWidget() is page.send_button
+    assert window.focusWidget() is not page.repeat
+
+
+@pytest.mark.parametrize(("line", "level"), [
+    ("2026-12-02 09:00:00,123 INFO functionhost: 0 errors, error handler ready", "INFO"),
+    ("2026-12-02T09:00:00.123Z INFO  - Starting container for site", "INFO"),
+    ("2026-12-02T09:00:00.123Z ERROR - Container exited", "ERROR"),
+    ("info: Host.General[337] no error here", "INFO"),
+    ("fail: Function.score[3]", "ERROR"),
+    ("warn: Host.Startup[0]", "WARNING"),
+    ("2024-01-01T00:00:00.000 [Error] Executed 'Functions.score' (Failed)", "ERROR"),
+    ("Executing 'Functions.score' after an error page", "INFO"),
+    ("Traceback (most recent call last):", "ERROR"),
+])
+def test_function_log_levels_come_from_the_level_word(line: str, level: str) -> None:
+    assert line_level(line) == level
