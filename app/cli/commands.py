@@ -20,6 +20,7 @@ from app.services.redaction import redact
 
 if TYPE_CHECKING:
     from app.services.pricing import CostEstimate
+    from app.spec import DeploymentSpec
 
 T = TypeVar("T")
 # Calls `test --repeat` makes at most: a measurement, not a load test.
@@ -211,11 +212,13 @@ def status(args: argparse.Namespace) -> int:
 
 @clean_errors
 def export(args: argparse.Namespace) -> int:
-    from app.services.export import export_text
+    from app.services.export import FOLDER_FORMATS, export_text
     from app.services.plan import preflight
 
-    spec, _ = load(args)
+    spec, spec_dir = load(args)
     preflight(spec)
+    if args.format in FOLDER_FORMATS:
+        return _export_folder(args, spec, spec_dir)
     text = export_text(spec, args.format)
     if args.out:
         out = Path(args.out)
@@ -228,6 +231,32 @@ def export(args: argparse.Namespace) -> int:
         print(f"wrote {args.format} export to {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _export_folder(args: argparse.Namespace, spec: DeploymentSpec, spec_dir: Path) -> int:
+    """`--format azd --out DIR`: the project's files under DIR (made when missing)."""
+    import os
+
+    from app.services.context import resolve_spec_path
+    from app.services.export import export_files
+
+    if not args.out:
+        raise BadInput(f"--format {args.format} writes a folder: give it with --out DIR")
+    out = Path(args.out)
+    project = "."
+    if spec.image.build_from:
+        model = resolve_spec_path(spec.image.build_from, spec_dir)
+        project = Path(os.path.relpath(model, out.resolve())).as_posix()
+    files = export_files(spec, args.format, project)
+    try:
+        for relative, text in files.items():
+            path = out / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    print(f"wrote {args.format} export to {out}: {', '.join(files)}", file=sys.stderr)
     return 0
 
 
