@@ -20,6 +20,7 @@ from app.services.redaction import redact
 
 if TYPE_CHECKING:
     from app.services.pricing import CostEstimate
+    from app.services.target import CloudTarget
     from app.spec import DeploymentSpec
 
 T = TypeVar("T")
@@ -31,23 +32,23 @@ MAX_REPEAT = 10_000
 
 @clean_errors
 def deploy(args: argparse.Namespace) -> int:
-    from app.cli.live import JsonLines, LiveLines, PlainLines
+    from app.cli.live import JsonLines, LiveTable, PlainLines
     from app.services.clients import ClientFactory
     from app.services.deploy import plan_deployment, run_deployment
     from app.services.events import Listener
 
     spec, spec_dir = load(args)
     steps = plan_deployment(spec, spec_dir)
-    live: LiveLines | None = None
+    live: LiveTable | None = None
     listeners: list[Listener] = []
-    if args.json:
-        listeners.append(JsonLines(sys.stdout))
-    elif sys.stdout.isatty():
-        live = LiveLines(list(steps), sys.stdout)
-        listeners.append(live)
-    else:
-        listeners.append(PlainLines(sys.stdout))
     with target_for(spec, args) as target:
+        if args.json:
+            listeners.append(JsonLines(sys.stdout))
+        elif sys.stdout.isatty():
+            live = LiveTable(list(steps), sys.stdout, portal=_portal_links(target))
+            listeners.append(live)
+        else:
+            listeners.append(PlainLines(sys.stdout))
         clients = ClientFactory(target)
         cancel = threading.Event()
         try:
@@ -68,6 +69,16 @@ def deploy(args: argparse.Namespace) -> int:
               f"Try it:           mlcache-deploy test {args.spec}\n"
               f"Tear down:        mlcache-deploy cleanup {args.spec} --confirm {group}")
     return 0 if result.succeeded else 1
+
+
+def _portal_links(target: CloudTarget) -> Callable[[str], str] | None:
+    """Portal links on Azure; on the sandbox the table shows the resource id itself."""
+    if target.is_sandbox:
+        return None
+    from app.services.portal import portal_url
+
+    tenant = target.tenant_id
+    return lambda resource_id: portal_url(tenant, resource_id)
 
 
 def _interruptibly(work: Callable[[], T], cancel: threading.Event) -> T | None:
