@@ -185,3 +185,26 @@ def test_azd_layout_files() -> None:
     files = export_files(_existing_image(), "azd")
     assert set(files) == {"azure.yaml", "infra/main.bicep", "infra/main.parameters.json"}
     assert 'resourceGroup: "rg-digits-prod"' in files["azure.yaml"]
+
+
+@pytest.mark.parametrize("make", list(SPECS.values()), ids=list(SPECS))
+def test_an_independent_bicep_parser_reads_the_same_resources(make: Any) -> None:
+    """pycep-parser (a Bicep grammar of its own, not this project's reader) parses the
+    file and finds the ARM export's resources, parameters and outputs in it."""
+    from pycep import BicepParser
+
+    spec = make()
+    template = arm_template(spec)
+    parsed = BicepParser().parse(text=bicep_text(spec))
+    declared = [(r["type"], r["api_version"]) for r in parsed["resources"].values()
+                if not r["existing"]]
+    assert declared == [(r["type"], r["apiVersion"]) for r in template["resources"]]
+    assert list(parsed["parameters"]) == list(template["parameters"])
+    assert list(parsed["outputs"]) == list(template["outputs"])
+    # A resource whose values are all literals reads back as the ARM export's values.
+    storage = next(r for r in parsed["resources"].values()
+                   if r["type"] == "Microsoft.Storage/storageAccounts")["config"]
+    arm_storage = next(r for r in template["resources"]
+                       if r["type"] == "Microsoft.Storage/storageAccounts")
+    for key in ("sku", "kind", "properties"):
+        assert storage[key] == arm_storage[key]
