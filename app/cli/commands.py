@@ -20,6 +20,8 @@ from app.services.redaction import redact
 
 if TYPE_CHECKING:
     from app.services.pricing import CostEstimate
+    from app.services.target import CloudTarget
+    from app.spec import DeploymentSpec
 
 T = TypeVar("T")
 # Calls `test --repeat` makes at most: a measurement, not a load test.
@@ -30,23 +32,23 @@ MAX_REPEAT = 10_000
 
 @clean_errors
 def deploy(args: argparse.Namespace) -> int:
-    from app.cli.live import JsonLines, LiveLines, PlainLines
+    from app.cli.live import JsonLines, LiveTable, PlainLines
     from app.services.clients import ClientFactory
     from app.services.deploy import plan_deployment, run_deployment
     from app.services.events import Listener
 
     spec, spec_dir = load(args)
     steps = plan_deployment(spec, spec_dir)
-    live: LiveLines | None = None
+    live: LiveTable | None = None
     listeners: list[Listener] = []
-    if args.json:
-        listeners.append(JsonLines(sys.stdout))
-    elif sys.stdout.isatty():
-        live = LiveLines(list(steps), sys.stdout)
-        listeners.append(live)
-    else:
-        listeners.append(PlainLines(sys.stdout))
     with target_for(spec, args) as target:
+        if args.json:
+            listeners.append(JsonLines(sys.stdout))
+        elif sys.stdout.isatty():
+            live = LiveTable(list(steps), sys.stdout, portal=_portal_links(target))
+            listeners.append(live)
+        else:
+            listeners.append(PlainLines(sys.stdout))
         clients = ClientFactory(target)
         cancel = threading.Event()
         try:
@@ -67,6 +69,16 @@ def deploy(args: argparse.Namespace) -> int:
               f"Try it:           mlcache-deploy test {args.spec}\n"
               f"Tear down:        mlcache-deploy cleanup {args.spec} --confirm {group}")
     return 0 if result.succeeded else 1
+
+
+def _portal_links(target: CloudTarget) -> Callable[[str], str] | None:
+    """Portal links on Azure; on the sandbox the table shows the resource id itself."""
+    if target.is_sandbox:
+        return None
+    from app.services.portal import portal_url
+
+    tenant = target.tenant_id
+    return lambda resource_id: portal_url(tenant, resource_id)
 
 
 def _interruptibly(work: Callable[[], T], cancel: threading.Event) -> T | None:
@@ -211,11 +223,13 @@ def status(args: argparse.Namespace) -> int:
 
 @clean_errors
 def export(args: argparse.Namespace) -> int:
-    from app.services.export import export_text
+    from app.services.export import FOLDER_FORMATS, export_text
     from app.services.plan import preflight
 
-    spec, _ = load(args)
+    spec, spec_dir = load(args)
     preflight(spec)
+    if args.format in FOLDER_FORMATS:
+        return _export_folder(args, spec, spec_dir)
     text = export_text(spec, args.format)
     if args.out:
         out = Path(args.out)
@@ -228,6 +242,32 @@ def export(args: argparse.Namespace) -> int:
         print(f"wrote {args.format} export to {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _export_folder(args: argparse.Namespace, spec: DeploymentSpec, spec_dir: Path) -> int:
+    """`--format azd --out DIR`: the project's files under DIR (made when missing)."""
+    import os
+
+    from app.services.context import resolve_spec_path
+    from app.services.export import export_files
+
+    if not args.out:
+        raise BadInput(f"--format {args.format} writes a folder: give it with --out DIR")
+    out = Path(args.out)
+    project = "."
+    if spec.image.build_from:
+        model = resolve_spec_path(spec.image.build_from, spec_dir)
+        project = Path(os.path.relpath(model, out.resolve())).as_posix()
+    files = export_files(spec, args.format, project)
+    try:
+        for relative, text in files.items():
+            path = out / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    print(f"wrote {args.format} export to {out}: {', '.join(files)}", file=sys.stderr)
     return 0
 
 

@@ -196,10 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sign_in_options(p)
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("export", help="write an ARM template or az CLI script for the spec")
+    p = sub.add_parser("export", help="write an ARM template, Bicep, an azd project or an az "
+                       "CLI script for the spec")
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--format", choices=["arm", "azcli"], default="arm")
-    p.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--format", choices=["arm", "bicep", "azd", "azcli"], default="arm")
+    p.add_argument("--out", metavar="FILE",
+                   help="write here instead of stdout (azd: the project folder, required)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("estimate", help="show what the spec's resources cost per month")

@@ -1,4 +1,5 @@
-"""The plan as something Azure tools run: an ARM template, or an az CLI script.
+"""The plan as something Azure tools run: an ARM template, Bicep, an azd layout, or an az
+CLI script.
 
 Both are loops over the plan's steps: each resource module gives its template
 resources, parameters and the app settings it wires into the function app, and
@@ -6,7 +7,9 @@ its az CLI lines. Neither holds a secret: the template reads keys with
 `listKeys()` at deployment time and the script reads them into shell variables
 with `az ... list-keys`, so the files can be committed and reviewed. A model
 folder cannot be built by a template; the script builds it with `az acr build`
-and the template expects the image to exist.
+and the template expects the image to exist. The Bicep file is the ARM template
+translated (`app.services.bicep`), and the azd layout wraps that same file, so the
+three describe one deployment.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from app.services.plan import build_plan
 from app.services.resources.base import ArmWiring, AzCliPart, ResourceStep, Shell
 from app.spec import DeploymentSpec
 
-FORMATS = ("arm", "azcli")
+FORMATS = ("arm", "bicep", "azd", "azcli")
+# Formats that are a folder of files, not one text.
+FOLDER_FORMATS = ("azd",)
 
 
 def _in_dependency_order(steps: list[ResourceStep]) -> list[ResourceStep]:
@@ -75,8 +80,18 @@ def arm_template(spec: DeploymentSpec) -> dict[str, Any]:
                 "value": "[reference(resourceId('Microsoft.Web/sites', "
                 "parameters('functionAppName'))).defaultHostName]",
             },
+            **_cache_host_output(wiring),
         },
     }
+
+
+def _cache_host_output(wiring: ArmWiring) -> dict[str, dict[str, str]]:
+    """The cache's host name, read off the setting the cache gives the function app."""
+    for settings in wiring.settings.values():
+        for setting in settings:
+            if setting["name"] == "REDIS_HOST":
+                return {"cacheHostName": {"type": "string", "value": setting["value"]}}
+    return {}
 
 
 def azcli_script(spec: DeploymentSpec) -> str:
@@ -100,9 +115,30 @@ def azcli_script(spec: DeploymentSpec) -> str:
     return "\n".join([*lines, ""])
 
 
+def bicep_text(spec: DeploymentSpec) -> str:
+    """`main.bicep`: the ARM template of the plan, written in Bicep."""
+    from app.services.bicep import bicep_from_arm
+
+    return bicep_from_arm(arm_template(spec))
+
+
 def export_text(spec: DeploymentSpec, fmt: str) -> str:
     if fmt == "arm":
         return json.dumps(arm_template(spec), indent=2) + "\n"
+    if fmt == "bicep":
+        return bicep_text(spec)
     if fmt == "azcli":
         return azcli_script(spec)
+    if fmt in FOLDER_FORMATS:
+        raise ValueError(f"the {fmt} export is a folder: write it with export_files()")
     raise ValueError(f"unknown export format {fmt!r}")
+
+
+def export_files(spec: DeploymentSpec, fmt: str, project: str = ".") -> dict[str, str]:
+    """A folder export as {relative path: text}; `project` is the model folder's path
+    from the export folder (azd's service project)."""
+    if fmt == "azd":
+        from app.services.azd import azd_layout
+
+        return azd_layout(spec, bicep_text(spec), project)
+    raise ValueError(f"the {fmt} export is one file: write it with export_text()")

@@ -44,6 +44,16 @@ def assignment_name(principal_id: str) -> str:
     return principal_id.replace("-", "").lower()
 
 
+def _template_name(scope_id: str, policy: str) -> str:
+    """The assignment's name in a template: known when the deployment starts, as a
+    resource name must be (a `reference()` to the identity is not; Bicep refuses it,
+    BCP120), stable across re-deploys, and letters and digits only, as Managed Redis
+    requires (`^[A-Za-z0-9]{1,60}$`, azure-mgmt-redisenterprise 3.1
+    `_access_policy_assignment_operations.py`). The engine finds assignments by
+    object id, so either name is adopted on a re-run."""
+    return f"replace(guid({scope_id}, {_SITE}, '{policy}'), '-', '')"
+
+
 class _CacheAccessStep(ResourceStep):
     name = "cache-access"
     label = "cache access"
@@ -141,7 +151,7 @@ class RedisCacheAccessStep(_CacheAccessStep):
             "type": self.arm_type,
             "apiVersion": CLASSIC_API,
             "name": f"[format('{{0}}/{{1}}', parameters('cacheName'), "
-                    f"replace({_PRINCIPAL}, '-', ''))]",
+                    f"{_template_name(cache, self.policy)})]",
             "dependsOn": [f"[{cache}]", f"[{_SITE}]"],
             "properties": {
                 "accessPolicyName": self.policy,
@@ -194,7 +204,7 @@ class ManagedRedisAccessStep(_CacheAccessStep):
             "type": self.arm_type,
             "apiVersion": MANAGED_API,
             "name": f"[format('{{0}}/{DATABASE}/{{1}}', parameters('cacheName'), "
-                    f"replace({_PRINCIPAL}, '-', ''))]",
+                    f"{_template_name(database, self.policy)})]",
             "dependsOn": [f"[{database}]", f"[{_SITE}]"],
             "properties": {
                 "accessPolicyName": self.policy,
