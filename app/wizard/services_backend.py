@@ -27,8 +27,6 @@ from app.wizard.backend import (
     Tenant,
 )
 
-PORTAL = "https://portal.azure.com"
-
 if TYPE_CHECKING:
     from app.services.cleanup import GroupItem
     from app.services.events import Event
@@ -264,8 +262,9 @@ class ServicesBackend:
         delete_group(self.clients, group, group, force=force, say=progress)
 
     def portal_url(self, resource_id: str) -> str:
-        tenant = self.target.tenant_id or ""
-        return f"{PORTAL}/#@{tenant}/resource{resource_id}/overview"
+        from app.services.portal import portal_url
+
+        return portal_url(self.target.tenant_id, resource_id) + "/overview"
 
     def cloud_sign_in(self) -> SignIn:
         """Signing in where this backend is: the sandbox's authority, or Azure's."""
