@@ -30,3 +30,18 @@ def deployment_logs_dir() -> Path:
 def user_cache_dir() -> Path:
     """Per-user cache: wheels and built layers, safe to delete at any time."""
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def resolve_spec_path(text: str, spec_dir: Path) -> Path:
+    """A path from the spec: absolute; else from the spec's folder, the current
+    folder, or (for specs kept in a subfolder of a project) a folder above the spec.
+
+    The one reading of a spec's paths: the engine builds from it and the wizard's
+    pages check with it, so a folder the engine finds is never refused on a page."""
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        return path
+    for base in (spec_dir, Path.cwd(), *spec_dir.resolve().parents):
+        if (base / path).exists():
+            return (base / path).resolve()
+    return (spec_dir / path).resolve()

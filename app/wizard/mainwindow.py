@@ -358,7 +358,7 @@ class MainWindow(QMainWindow):
         elif problems and key == "review":
             self.nav_status.setText("Fix the problems above to create.")
         elif busy:
-            self.nav_status.setText("Checking name availability\u2026")
+            self.nav_status.setText(page.busy_reason)
         else:
             self.nav_status.clear()
         # Mark pages that have problems in the step list. Each page is checked once
