@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
             "deploy": DeployPage(self.session, self.bridge),
             "test": EndpointPage(self.session),
         }
+        self.basics: BasicsPage = self.pages["basics"]  # type: ignore[assignment]
         self.review: ReviewPage = self.pages["review"]  # type: ignore[assignment]
         self.deploy: DeployPage = self.pages["deploy"]  # type: ignore[assignment]
         self.test_page: EndpointPage = self.pages["test"]  # type: ignore[assignment]
@@ -398,8 +399,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Deleted {name}.", 8000)
         # What the deploy page showed is gone with the group.
         self.deploy.result = None
-        if name == self.session.spec.resource_group.name:
+        if name.lower() == self.session.spec.resource_group.name.lower():
             self.spec_file.forget_run()
+            self.basics.group_deleted(name)
         if self._current == "deploy":
             self.deploy.on_shown()
         self._update_navigation()
