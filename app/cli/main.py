@@ -134,11 +134,12 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
 def _add_sign_in_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--auth",
-        choices=["default", "browser", "device-code"],
+        choices=["default", "browser", "device-code", "cli", "azd"],
         default="default",
         help="how to sign in: on Azure DefaultAzureCredential (default), an interactive "
-        "browser, or a device code; on the sandbox its own token (default), or a browser or "
-        "device-code sign-in at its authority",
+        "browser or a device code (remembered: later runs sign in silently), or the token "
+        "of the Azure CLI (cli) or Azure Developer CLI (azd); on the sandbox its own token "
+        "(default), or a browser or device-code sign-in at its authority",
     )
     parser.add_argument("--tenant", metavar="ID", help="Microsoft Entra tenant to sign in to")
     parser.add_argument(

@@ -119,6 +119,9 @@ class SandboxConnection:
     tenants: tuple[SandboxTenant, ...] = ()
     username: str = ""
     password: str = ""
+    # `127.0.0.1:<port>` of the anonymous base-image registry (Microsoft Container
+    # Registry's stand-in); "" in a connection.json written before it existed.
+    base_registry: str = ""
 
     def credential(self) -> SandboxCredential:
         return SandboxCredential(self.token)
@@ -174,6 +177,7 @@ class SandboxConnection:
             "tenant_id": self.tenant_id,
             "tenants": [t.as_json() for t in self.tenants],
             "user": {"username": self.username, "password": self.password},
+            "base_registry": self.base_registry,
         }
 
     @classmethod
@@ -199,6 +203,7 @@ class SandboxConnection:
             ),
             username=str(user.get("username", "")),
             password=str(user.get("password", "")),
+            base_registry=str(data.get("base_registry", "")),
         )
 
 
@@ -275,6 +280,7 @@ class Sandbox:
         owner: str = "embedded",
         offer: str | None = None,
     ) -> None:
+        from app.sandbox.providers.registry import base_registry_host
         from app.sandbox.server import SandboxServer
 
         self.state_dir = state_dir
@@ -309,6 +315,7 @@ class Sandbox:
             ),
             username=directory.user.username,
             password=directory.user.password,
+            base_registry=base_registry_host(self._server.ctx),
         )
         self._write_files()
 
@@ -375,6 +382,10 @@ class Sandbox:
     @property
     def authority(self) -> str:
         return self.connection.authority
+
+    @property
+    def base_registry(self) -> str:
+        return self.connection.base_registry
 
     @property
     def tenant_id(self) -> str:

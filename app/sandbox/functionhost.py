@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -81,8 +81,12 @@ class FunctionHost:
         log_file: Path,
         port: int = 0,
         host: str = "127.0.0.1",
+        python_path: Sequence[Path] = (),
     ) -> None:
         self.package_dir = Path(package_dir)
+        # Folders put first on the app's sys.path (an image's PYTHONPATH), after the
+        # host's own modules are imported, so those still come from the sandbox's venv.
+        self.python_path = tuple(Path(p) for p in python_path)
         self.app_settings = dict(app_settings)
         self.function_keys = dict(function_keys)
         self.master_key = master_key
@@ -150,6 +154,8 @@ class FunctionHost:
                 "--parent-pid",
                 str(os.getpid()),
             ]
+            for entry in self.python_path:
+                argv += ["--python-path", str(entry)]
             with open(self.log_file, "ab") as early_log:
                 proc = subprocess.Popen(
                     argv,
@@ -254,8 +260,11 @@ def _enum_value(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
-def load_function_app(package_dir: Path) -> LoadedApp:
-    """Import function_app.py and index its HTTP functions; never raises."""
+def load_function_app(package_dir: Path, python_path: Sequence[Path] = ()) -> LoadedApp:
+    """Import function_app.py and index its HTTP functions; never raises.
+
+    `python_path` goes first on sys.path, so an image's own packages win over the
+    sandbox's for the app (modules the host already imported stay the host's)."""
     prefix = _route_prefix(package_dir)
     script = package_dir / "function_app.py"
     if not script.is_file():
@@ -267,6 +276,7 @@ def load_function_app(package_dir: Path) -> LoadedApp:
 
         if str(package_dir) not in sys.path:
             sys.path.insert(0, str(package_dir))
+        sys.path[:0] = [str(p) for p in python_path if str(p) not in sys.path]
         spec = importlib.util.spec_from_file_location("function_app", script)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
@@ -500,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-file", type=Path, required=True)
     parser.add_argument("--log-file", type=Path, required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--python-path", type=Path, action="append", default=[])
     args = parser.parse_args(argv)
 
     secrets = json.loads(sys.stdin.read() or "{}")
@@ -515,7 +526,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("Starting function host for %s (pid %d)", package_dir, os.getpid())
     with contextlib.suppress(OSError):
         os.chdir(package_dir)
-    loaded = load_function_app(package_dir)
+    # The host's own web stack is imported before the app's paths go first.
+    import starlette.applications  # noqa: F401
+    import uvicorn
+
+    loaded = load_function_app(package_dir, args.python_path)
     if loaded.error:
         log.error("Function host is in an error state: %s", loaded.error)
     for function in loaded.functions:
@@ -529,8 +544,6 @@ def main(argv: list[str] | None = None) -> int:
     app = build_asgi_app(
         loaded, dict(secrets.get("function_keys", {})), str(secrets.get("master_key", ""))
     )
-
-    import uvicorn
 
     class ReadyServer(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:

@@ -22,6 +22,7 @@ REALISTIC_SECONDS: dict[str, float] = {
     "registry.create": 2.0,
     "registry.run.queue": 2.0,
     "registry.run.build": 8.0,
+    "registry.import": 3.0,
     "group.delete": 5.0,
     # A new role assignment takes effect (pulls, storage) this long after its PUT.
     "rbac.propagation": 4.0,
@@ -38,6 +39,7 @@ FAST_SECONDS: dict[str, float] = {
     "registry.create": 0.05,
     "registry.run.queue": 0.05,
     "registry.run.build": 0.3,
+    "registry.import": 0.05,
     "group.delete": 0.1,
     "rbac.propagation": 0.0,
 }

@@ -208,6 +208,27 @@ class PackageStore:
             self._write_index(registry, index)
         return digest
 
+    def untag(self, registry: str, repository: str, tag: str) -> None:
+        """Drop a tag (an image manifest took it over); the package stays by digest."""
+        with self._lock:
+            index = self._read_index(registry)
+            repo = index["repositories"].get(repository)
+            tags = repo.get("tags") if repo is not None else None
+            if isinstance(tags, dict) and tags.pop(tag, None) is not None:
+                self._write_index(registry, index)
+
+    def delete_repository(self, registry: str, repository: str) -> list[str]:
+        """Forget a repository; returns the digests it held. Package folders stay
+        until the registry goes (another repository may hold the same digest)."""
+        with self._lock:
+            index = self._read_index(registry)
+            repo = index["repositories"].pop(repository, None)
+            if repo is None:
+                return []
+            self._write_index(registry, index)
+        digests = repo.get("digests", [])
+        return [str(d) for d in digests] if isinstance(digests, list) else []
+
     def delete_registry(self, registry: str) -> None:
         """Forget every package of `registry` (its resource is gone)."""
         with self._lock:

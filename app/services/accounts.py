@@ -6,12 +6,11 @@ Apart from `target` because listing needs the SDK clients, which need a target.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import NotPermitted
 from app.services.clients import ClientFactory
+from app.services.sign_in_store import sign_in_refused
 from app.services.target import CloudTarget
 
 
@@ -28,18 +27,6 @@ class Tenant:
     tenant_id: str
     name: str
     domain: str
-
-
-def sign_in_refused(exc: Any) -> NotPermitted:
-    """A refused sign-in in words: an unknown tenant is not fixed by signing in again."""
-    message = str(getattr(exc, "message", "") or exc)
-    unknown = re.search(r"Unable to get authority configuration for (\S+?)\.? Authority", message)
-    if unknown:
-        return NotPermitted(
-            f"the sign-in service does not know the tenant in {unknown.group(1)}",
-            "Check the tenant (--tenant): a tenant id or domain such as contoso.onmicrosoft.com.",
-        )
-    return NotPermitted(f"the sign-in was not accepted: {message}", "Sign in again.")
 
 
 def _subscription_client(credential: Any, cloud: CloudTarget | None) -> Any:

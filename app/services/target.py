@@ -9,6 +9,7 @@ polled. Everything above this module treats both the same.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +37,9 @@ AZURE_HEALTH_TIMEOUT_S = 900.0
 AZURE_HEALTH_POLL_S = 5.0
 SANDBOX_HEALTH_TIMEOUT_S = 90.0
 SANDBOX_HEALTH_POLL_S = 0.1
-SIGN_IN_METHODS = ("default", "browser", "device-code")
+SIGN_IN_METHODS = ("default", "browser", "device-code", "cli", "azd")
+# Sign-ins whose account is remembered between runs (sign_in_store).
+INTERACTIVE_METHODS = ("browser", "device-code")
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,8 @@ def make_credential(
     prompt: Callable[[str], None] | None = None,
     cloud: CloudTarget | None = None,
 ) -> Any:
-    """An azure-identity credential: DefaultAzureCredential, browser or device code.
+    """An azure-identity credential: DefaultAzureCredential, browser or device code
+    (remembered between runs, see `sign_in_store`), or the az / azd CLI's sign-in.
 
     `prompt` receives the device-code sign-in instructions (URL and code) to show.
     Every credential may ask for any tenant's token (the tenant is chosen after
@@ -265,12 +269,18 @@ def make_credential(
     common: dict[str, Any] = {"additionally_allowed_tenants": ["*"]}
     if cloud is not None:
         common.update(cloud.identity_kwargs())
-    if method == "browser":
-        return identity.InteractiveBrowserCredential(tenant_id=tenant_id, **common)
-    if method == "device-code":
-        if prompt is not None:
-            common["prompt_callback"] = device_code_callback(prompt)
-        return identity.DeviceCodeCredential(tenant_id=tenant_id, **common)
+    if method in INTERACTIVE_METHODS:
+        return _remembered(method, tenant_id, prompt, cloud, common)
+    if method in ("cli", "azd"):
+        if cloud is not None and cloud.authority != AZURE_AUTHORITY:
+            raise BadInput(f"--auth {method} uses the {method} tool's Azure sign-in, not "
+                           f"this target's ({cloud.authority})",
+                           "Choose --auth browser or --auth device-code.")
+        if method == "cli":
+            return identity.AzureCliCredential(tenant_id=tenant_id or "",
+                                               additionally_allowed_tenants=["*"])
+        return identity.AzureDeveloperCliCredential(tenant_id=tenant_id or "",
+                                                    additionally_allowed_tenants=["*"])
     if cloud is not None and cloud.authority != AZURE_AUTHORITY:
         # DefaultAzureCredential reads the authority from AZURE_AUTHORITY_HOST and
         # would ask the developer tools signed in to Azure: not this cloud's sign-in.
@@ -284,6 +294,67 @@ def make_credential(
             visual_studio_code_tenant_id=tenant_id, **common,
         )
     return identity.DefaultAzureCredential(**common)
+
+
+def _remembered(method: str, tenant_id: str | None, prompt: Callable[[str], None] | None,
+                cloud: CloudTarget | None, common: dict[str, Any]) -> Any:
+    """A browser or device-code credential on the persistent token cache, with the
+    account remembered from an earlier run; on the first run it signs in now and the
+    record is stored, so later runs are silent."""
+    import azure.identity as identity
+
+    from app.services import sign_in_store
+
+    authority = cloud.authority if cloud is not None else AZURE_AUTHORITY
+    record = sign_in_store.load_record(authority)
+    kwargs = {**common, "cache_persistence_options": sign_in_store.cache_options(authority)}
+    if record is not None:
+        # The record names its authority; azure-identity takes it from there.
+        kwargs.pop("authority", None)
+        kwargs["authentication_record"] = record
+        tenant_id = tenant_id or record.tenant_id
+    if method == "device-code" and prompt is not None:
+        kwargs["prompt_callback"] = device_code_callback(prompt)
+    kind = (identity.InteractiveBrowserCredential if method == "browser"
+            else identity.DeviceCodeCredential)
+    credential = kind(tenant_id=tenant_id, **kwargs)
+    if record is not None:
+        return credential
+    return RememberingCredential(credential, authority)
+
+
+class RememberingCredential:
+    """An interactive credential's first sign-in, kept: the first token request runs
+    `authenticate` (the browser or device code, once) and stores the record it
+    returns; every later request is the credential's own, silent from its cache."""
+
+    def __init__(self, inner: Any, authority: str) -> None:
+        self.inner = inner
+        self.authority = authority
+        self._remembered = False
+        self._lock = threading.Lock()
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.exceptions import ClientAuthenticationError
+
+        from app.services import sign_in_store
+
+        with self._lock:
+            if not self._remembered:
+                try:
+                    record = self.inner.authenticate(scopes=list(scopes),
+                                                     tenant_id=kwargs.get("tenant_id"))
+                except ClientAuthenticationError as exc:
+                    raise sign_in_store.sign_in_refused(exc) from None
+                sign_in_store.save_record(self.authority, record)
+                self._remembered = True
+        return self.inner.get_token(*scopes, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def sign_in_target(

@@ -93,7 +93,9 @@ def test_device_code_sign_in_to_the_guest_tenant_deploys_into_its_subscription(
         cli, sandbox, "test", str(spec), "--json", "--auth", "device-code", "--tenant", tenant,
         "--subscription", subscription)
     assert code == 0, err
-    assert len(approved) == 1
+    # The account is remembered (token cache + authentication record): no code this time.
+    assert approved == []
+    assert f"note: using the sandbox as {sandbox.username}" in err
     answer = json.loads(out.splitlines()[-1])
     assert answer["status"] == 200, answer
 
@@ -130,3 +132,36 @@ def test_sign_in_choices_that_cannot_work_are_explained(
     assert "need a sign-in" in default.stderr
     for text in (unsigned.stderr, err):
         assert "Traceback" not in text
+
+
+def test_a_second_run_signs_in_silently_with_the_remembered_account(
+    sandbox_factory: Any, cli: Cli, tmp_path: Path
+) -> None:
+    from app.services import sign_in_store
+
+    sandbox = sandbox_factory()
+    spec, _data = make_spec(tmp_path)
+    cli.env["HOME"] = str(tmp_path / "home")  # azure-identity's token cache lives there
+    code, _out, err, approved = run_signing_in(cli, sandbox, "status", str(spec), "--auth",
+                                               "device-code")
+    assert code == 0, err
+    assert len(approved) == 1
+    record = sign_in_store.record_file(sandbox.authority)
+    # The record names the account; it is stored beside the data, holding no secret.
+    stored = record.with_name(record.name)
+    data_home = Path(cli.env["XDG_DATA_HOME"])
+    files = list(data_home.rglob("sign-in/*.json"))
+    assert [f.name for f in files] == [stored.name]
+    text = files[0].read_text(encoding="utf-8")
+    assert sandbox.username in text and sandbox.connection.password not in text
+    assert sandbox.connection.token not in text
+
+    code, _out, err, approved = run_signing_in(cli, sandbox, "status", str(spec), "--auth",
+                                               "device-code")
+    assert code == 0, err
+    assert approved == []
+    assert f"note: using the sandbox as {sandbox.username}" in err
+    # The browser sign-in shares the account: no page opens either.
+    code, _out, err, _approved = run_signing_in(cli, sandbox, "status", str(spec), "--auth",
+                                                "browser")
+    assert code == 0, err

@@ -176,9 +176,10 @@ def test_serve_prints_one_json_line_and_a_signal_stops_everything(
     proc, info = served
     assert set(info) == {
         "endpoint", "ca_cert", "subscription_id", "token", "authority", "tenant_id", "tenants",
-        "user",
+        "user", "base_registry",
     }
     assert info["authority"] == info["endpoint"]
+    assert info["base_registry"].startswith("127.0.0.1:")
     assert info["endpoint"].startswith("https://127.0.0.1:")
     assert Path(info["ca_cert"]).is_file()
     assert json.loads((state_dir / CONNECTION_FILE).read_text()) == info

@@ -5,7 +5,9 @@ ARM side, as ContainerRegistryManagementClient calls it: checkNameAvailability
 provisioningState Creating -> Succeeded), get, list, update (PATCH, e.g.
 adminUserEnabled), listCredentials / regenerateCredential for the admin user
 (400 UnAuthorizedForCredentialOperations while it is disabled, as Azure
-answers), delete (202 + `Location`), which also deletes the registry's packages.
+answers), delete (202 + `Location`), which also deletes the registry's packages and
+images, and importImage (202 + `Location`, see `registry_import`). The base-image
+registry stand-in (`base_registry`) starts with this provider.
 
 Each registry's data plane (`registry_dataplane`) listens on a port of its own
 (`registry_hosts`), and `loginServer` says where: `127.0.0.1:<port>`, the port
@@ -36,11 +38,14 @@ from app.sandbox.arm import (
     read_json,
     resource_id,
 )
+from app.sandbox.oci import ImageStore
 from app.sandbox.operations import OperationKind, OpRecord
 from app.sandbox.ports import free_port, port_free
 from app.sandbox.providers import Provider, SandboxContext
+from app.sandbox.providers.base_registry import BaseRegistry
 from app.sandbox.providers.registry_dataplane import LOGIN_SUFFIX, RTYPE, RegistryDataPlane
 from app.sandbox.providers.registry_hosts import RegistryHosts
+from app.sandbox.providers.registry_import import Importer, parse_import
 from app.sandbox.providers.registry_tokens import TokenIssuer
 from app.sandbox.providers.resources import location_of, string_tags
 from app.sandbox.registry import PackageStore
@@ -53,6 +58,8 @@ __all__ = [
     "LOGIN_SUFFIX",
     "RTYPE",
     "RegistryProvider",
+    "base_registry_host",
+    "images_of",
     "login_server_for",
     "packages_of",
     "registry_by_login_server",
@@ -79,6 +86,22 @@ def packages_of(ctx: SandboxContext) -> PackageStore:
     return PackageStore(ctx.provider_dir(NAMESPACE) / "packages")
 
 
+def images_of(ctx: SandboxContext) -> ImageStore:
+    """The registry images of this sandbox (shared by the web provider's pulls)."""
+    for provider in ctx.providers:
+        if isinstance(provider, RegistryProvider):
+            return provider.images
+    return ImageStore(ctx.provider_dir(NAMESPACE) / "images")
+
+
+def base_registry_host(ctx: SandboxContext) -> str:
+    """`127.0.0.1:<port>` of the base-image registry stand-in ("" when not running)."""
+    for provider in ctx.providers:
+        if isinstance(provider, RegistryProvider):
+            return provider.base_registry.host
+    return ""
+
+
 def login_server_for(port: int) -> str:
     """A sandbox registry's `loginServer`: where its own listener is."""
     return f"127.0.0.1:{port}"
@@ -102,9 +125,17 @@ class RegistryProvider(Provider):
         super().__init__(ctx)
         root = ctx.provider_dir(NAMESPACE)
         self.packages = PackageStore(root / "packages")
+        self.images = ImageStore(root / "images")
         self.tokens = TokenIssuer(root / "tokens.key")
-        self.data_plane = RegistryDataPlane(ctx, self.packages, self.tokens, self.image_pushed)
+        self.data_plane = RegistryDataPlane(
+            ctx, self.packages, self.images, self.tokens, self.image_pushed
+        )
         self.hosts = RegistryHosts(root / "hosts", ctx.ca, ctx.faults, ctx.request_log)
+        self.base_registry = BaseRegistry(ctx, root, self.hosts)
+        self.importer = Importer(
+            ctx.store, self.images, self.packages, lambda: self.base_registry.host,
+            self.image_pushed,
+        )
 
     def image_pushed(self, registry: str, repository: str, tag: str) -> None:
         """A package landed (pushed or built): sites waiting for it start (providers that
@@ -130,6 +161,7 @@ class RegistryProvider(Provider):
             *crud,
             arm_route(registry + "/listCredentials", self.list_credentials, ["POST"]),
             arm_route(registry + "/regenerateCredential", self.regenerate_credential, ["POST"]),
+            arm_route(registry + "/importImage", self.import_image, ["POST"]),
             *self.data_plane.legacy_routes(),
         ]
 
@@ -139,10 +171,15 @@ class RegistryProvider(Provider):
             "registry.delete": OperationKind(
                 "registry.delete", self.remove_after_teardown, self.mark_failed
             ),
+            "registry.import": OperationKind(
+                "registry.import", self.importer.run, lambda op, error: None
+            ),
         }
 
     def start(self) -> None:
-        """Bring back every registry's listener, on its port when that is still free."""
+        """Start the base-image stand-in, and bring back every registry's listener, on its
+        port when that is still free."""
+        self.base_registry.start()
         for record in self.ctx.store.resources(RTYPE):
             if record["body"]["properties"]["provisioningState"] in ("Succeeded", "Updating"):
                 self._listen(record)
@@ -154,6 +191,7 @@ class RegistryProvider(Provider):
         name = record["body"]["name"]
         self.hosts.stop(name)
         self.packages.delete_registry(name)
+        self.images.delete_registry(name)
         for provider in self.ctx.providers:
             hook = getattr(provider, "on_registry_deleted", None)
             if callable(hook):
@@ -439,6 +477,35 @@ class RegistryProvider(Provider):
                 {"name": "password2", "value": passwords[1]},
             ],
         }
+
+    async def import_image(self, request: Request) -> Response:
+        """`importImage`: 202 + Location, the copy runs as an operation (see registry_import)."""
+        body = await read_json(request)
+        with self.ctx.store.transaction():
+            record = self._record(request)
+            self.ctx.require_group(
+                self.subscription_matches(request), record["group"], for_write=True
+            )
+            if record["body"]["properties"]["provisioningState"] not in ("Succeeded", "Updating"):
+                raise ArmError(
+                    409, "OperationNotAllowed",
+                    f"The registry '{record['body']['name']}' is not ready; retry when it is.",
+                )
+            parsed = parse_import(body)
+            rid = record["body"]["id"]
+            location = record["body"]["location"]
+        op = self.ctx.operations.start(
+            request,
+            "registry.import",
+            namespace=NAMESPACE,
+            location=location,
+            resource_id=rid,
+            final_body=False,
+            args=parsed.as_args(),
+        )
+        return json_response(
+            None, 202, self.ctx.operations.headers(op, async_operation=False, location=True)
+        )
 
     async def list_credentials(self, request: Request) -> Response:
         return json_response(self._credentials(self._record(request)))

@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from app.sandbox.arm import ArmError
 from app.sandbox.providers import Provider, SandboxContext
-from app.sandbox.providers.registry import packages_of, registry_by_login_server
+from app.sandbox.providers.registry import images_of, packages_of, registry_by_login_server
 from app.sandbox.providers.web_access import SiteAccess
 from app.sandbox.providers.web_container_logs import ContainerLogFile, container_log_files
 from app.sandbox.providers.web_errors import AppServiceError, app_service_error
@@ -51,6 +51,7 @@ class WebProviderBase(Provider):
             self._registry_access,
             request_log=ctx.request_log,
             access=self.access,
+            images=images_of(ctx),
         )
         self.kudu = KuduHosts(ctx.request_log, ctx.faults)
 

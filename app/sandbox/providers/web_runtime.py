@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from app.imageref import ImageReference, ImageReferenceError, parse_image_reference
+from app.sandbox.base_images import oci_architecture
 from app.sandbox.certs import CertificateAuthority
+from app.sandbox.oci import IMAGE_MANIFESTS, INDEX_MANIFESTS, ImageStore, StoredManifest
+from app.sandbox.providers.image_rootfs import ImageRoot, RootfsError, unpack_image
 from app.sandbox.providers.package_functions import FunctionInfo, scan_functions
 from app.sandbox.providers.web_placeholder import UnavailableServer
 from app.sandbox.registry import PackageStore, package_files
@@ -116,7 +119,19 @@ class _Site:
     # The host being started now, and whether a newer spec cut that start short.
     starting: HostProcess | None = None
     superseded: bool = False
+    # Where the running host's function_app.py is: the site's wwwroot for a package,
+    # the script root inside the unpacked tree for an image.
+    script_root: Path | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """What a pull found: a package folder, or an image manifest (never both)."""
+
+    digest: str
+    package: Path | None = None
+    image: StoredManifest | None = None
 
 
 class PullError(Exception):
@@ -160,8 +175,12 @@ class SiteRuntime:
         start_timeout: float = 60.0,
         request_log: RequestLog | None = None,
         access: SiteAccess | None = None,
+        images: ImageStore | None = None,
     ) -> None:
         self.root = root
+        self._images = images
+        # Unpacked image trees, one per manifest digest, shared by every site.
+        self.rootfs_cache = root.parent / "rootfs"
         self._access = access
         self._request_log = request_log
         self._ca = ca
@@ -308,9 +327,16 @@ class SiteRuntime:
         for name in names:
             self.stop_site(name)
 
+    def script_root(self, name: str) -> Path:
+        """The folder the site's host serves (its wwwroot, or an image's script root)."""
+        with self._lock:
+            site = self._sites.get(name.lower())
+        found = site.script_root if site is not None else None
+        return found if found is not None else self.site_dir(name) / "wwwroot"
+
     def functions(self, name: str) -> list[FunctionInfo] | None:
         """The HTTP functions of the package the site runs; None when none is deployed."""
-        wwwroot = self.site_dir(name) / "wwwroot"
+        wwwroot = self.script_root(name)
         if self.host_pid(name) is None or not wwwroot.is_dir():
             return None
         return scan_functions(wwwroot)
@@ -318,7 +344,7 @@ class SiteRuntime:
     def route_prefix(self, name: str) -> str:
         """host.json's `extensions.http.routePrefix` (default `api`)."""
         try:
-            data = json.loads((self.site_dir(name) / "wwwroot" / "host.json").read_text())
+            data = json.loads((self.script_root(name) / "host.json").read_text())
             prefix = data.get("extensions", {}).get("http", {}).get("routePrefix", "api")
         except (OSError, ValueError, AttributeError):
             prefix = "api"
@@ -406,7 +432,7 @@ class SiteRuntime:
             return
         self.write_log(spec.name, "INFO", f"Pulling image: {image_text}")
         try:
-            package, digest = self._pull(spec, image_text)
+            pulled = self._pull(spec, image_text)
         except PullError as exc:
             self.write_log(spec.name, "ERROR", f"Pulling image {image_text} failed: {exc}")
             self.write_log(
@@ -416,16 +442,34 @@ class SiteRuntime:
             site.waiting_for_rights = exc.rights
             self._serve_unavailable(spec, site)
             return
-        self.write_log(spec.name, "INFO", f"Pull Image successful, Image: {image_text}, {digest}")
-        wwwroot = self.site_dir(spec.name) / "wwwroot"
-        shutil.rmtree(wwwroot, ignore_errors=True)
-        wwwroot.mkdir(parents=True)
-        for relative, path in package_files(package):
-            target = wwwroot / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+        image_root: ImageRoot | None = None
+        if pulled.image is not None:
+            assert self._images is not None
+            try:
+                image_root = unpack_image(self._images, pulled.image, self.rootfs_cache)
+            except RootfsError as exc:
+                self.write_log(spec.name, "ERROR", f"Pulling image {image_text} failed: {exc}")
+                self._serve_unavailable(spec, site)
+                return
+        self.write_log(
+            spec.name, "INFO", f"Pull Image successful, Image: {image_text}, {pulled.digest}"
+        )
+        if image_root is not None:
+            wwwroot = image_root.script_root
+            # App Service puts the image's Env in the container; app settings win.
+            settings = {**image_root.environment, **spec.app_settings}
+        else:
+            assert pulled.package is not None
+            wwwroot = self.site_dir(spec.name) / "wwwroot"
+            shutil.rmtree(wwwroot, ignore_errors=True)
+            wwwroot.mkdir(parents=True)
+            for relative, path in package_files(pulled.package):
+                target = wwwroot / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+            settings = dict(spec.app_settings)
+        site.script_root = wwwroot
         cert = self._ca.issue_leaf(self.site_dir(spec.name) / "tls")
-        settings = dict(spec.app_settings)
         # App Service sets these in every container; packages may read them.
         settings.setdefault("WEBSITE_SITE_NAME", spec.name)
         settings.setdefault("WEBSITE_HOSTNAME", spec.host_name)
@@ -444,7 +488,11 @@ class SiteRuntime:
                 ))
         self.write_log(spec.name, "INFO", f"Starting container for site {spec.name}")
         self._stop_placeholder(site)
+        extra: dict[str, Any] = {}
+        if image_root is not None and image_root.python_path:
+            extra["python_path"] = image_root.python_path
         host = self._make_host(
+            **extra,
             package_dir=wwwroot,
             app_settings=settings,
             function_keys={"default": spec.function_key},
@@ -528,7 +576,7 @@ class SiteRuntime:
                 return f"{registry.name.lower()}.azurecr.io/{rest}"
         return image_text
 
-    def _pull(self, spec: SiteSpec, image_text: str) -> tuple[Path, str]:
+    def _pull(self, spec: SiteSpec, image_text: str) -> Pulled:
         host = image_text.partition("/")[0]
         try:
             image = parse_image_reference(self.canonical_image(image_text))
@@ -542,6 +590,9 @@ class SiteRuntime:
                 missing,
             )
         self._check_pull_credentials(spec, image, registry)
+        manifest = self._find_image(image)
+        if manifest is not None:
+            return Pulled(manifest.digest, image=manifest)
         found = self._packages.resolve_image(image)
         if found is None:
             reference = image.digest or image.tag
@@ -551,7 +602,28 @@ class SiteRuntime:
                 f'"{reference}" is not found',
                 missing,
             )
-        return found.path, found.digest
+        return Pulled(found.digest, package=found.path)
+
+    def _find_image(self, image: ImageReference) -> StoredManifest | None:
+        """The image manifest a reference names (a digest wins over the tag), choosing
+        this machine's platform from an index or manifest list; None if it names none."""
+        reference = image.digest or image.tag
+        if self._images is None or reference is None:
+            return None
+        found = self._images.resolve(image.registry, image.repository, reference)
+        if found is None or found.media_type in IMAGE_MANIFESTS:
+            return found
+        if found.media_type not in INDEX_MANIFESTS:
+            return None
+        entries = [e for e in found.document().get("manifests") or [] if isinstance(e, dict)]
+        arch = oci_architecture()
+        entries.sort(key=lambda e: (e.get("platform") or {}).get("architecture") != arch)
+        for entry in entries:
+            child = self._images.resolve(image.registry, image.repository, str(entry.get("digest")))
+            if child is not None and child.media_type in IMAGE_MANIFESTS:
+                return StoredManifest(child.registry, child.repository, found.digest,
+                                      child.media_type, child.body, child.created)
+        return None
 
     def _check_pull_credentials(
         self, spec: SiteSpec, image: ImageReference, registry: RegistryAccess

@@ -64,9 +64,15 @@ def test_azure_target_defaults() -> None:
 def test_sign_in_methods() -> None:
     import azure.identity as identity
 
-    assert isinstance(make_credential("device-code", prompt=print), identity.DeviceCodeCredential)
-    assert isinstance(make_credential("device-code"), identity.DeviceCodeCredential)
-    assert isinstance(make_credential("browser"), identity.InteractiveBrowserCredential)
+    from app.services.target import RememberingCredential
+
+    # No account remembered yet: the first token request signs in and keeps the record.
+    for method, kind in (("device-code", identity.DeviceCodeCredential),
+                         ("browser", identity.InteractiveBrowserCredential)):
+        made = make_credential(method, prompt=print)
+        assert isinstance(made, RememberingCredential) and isinstance(made.inner, kind)
+    assert isinstance(make_credential("cli"), identity.AzureCliCredential)
+    assert isinstance(make_credential("azd"), identity.AzureDeveloperCliCredential)
     with pytest.raises(BadInput, match="sign-in method"):
         make_credential("carrier-pigeon")
 
@@ -159,7 +165,7 @@ def test_target_for_spec_signs_in_to_azure_as_asked() -> None:
     # A named tenant pins every token to it (ARM serves only that tenant's subscriptions).
     assert isinstance(device.credential, TenantCredential)
     assert device.credential.tenant_id == "t-1"
-    assert isinstance(device.credential.inner, identity.DeviceCodeCredential)
+    assert isinstance(device.credential.inner.inner, identity.DeviceCodeCredential)
     assert (device.kind, device.subscription_id, device.tenant_id) == ("azure", "sub-1", "t-1")
     browser = target_for_spec("azure", "sub-1", None, "browser")
     assert isinstance(browser.credential, identity.InteractiveBrowserCredential)

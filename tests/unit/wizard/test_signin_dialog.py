@@ -97,7 +97,7 @@ class RealCredentialSignIn(StandInSignIn):
         import azure.identity as identity
 
         credential = SignIn().sign_in(method, tenant_id, prompt)
-        assert isinstance(credential, identity.DeviceCodeCredential)
+        assert isinstance(getattr(credential, "inner", None), identity.DeviceCodeCredential)
         credential._prompt_callback("https://microsoft.com/devicelogin", "WXYZ-9876",
                                     datetime.now(UTC))
         return credential
