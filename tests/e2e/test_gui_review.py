@@ -5,14 +5,18 @@ to be left; the shipped example gets through every page to a passing Review."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from app.wizard.launch import sandbox_factory
 from app.wizard.mainwindow import MainWindow
-from tests.unit.wizard.helpers import click
+from tests.unit.wizard.helpers import click, type_into
 
 pytestmark = [
     pytest.mark.e2e,
@@ -130,3 +134,72 @@ def test_review_lists_what_the_engine_finds_in_the_model_folder(  # type: ignore
     window.go("review")
     checked(qtbot, window)
     assert "Validation passed" in window.review.banner.text(), window.review.problem_list.text()
+
+
+def test_a_spec_saved_from_the_window_deploys_the_same_from_the_cli(  # type: ignore[no-untyped-def]
+        qtbot, gui: MainWindow, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Open the shipped example, Save as elsewhere on a window that never saved, then
+    `validate` and `deploy` the file from the CLI (in another folder, so a relative
+    model folder must still mean the same); after Clean up in the window, the group
+    is a new one again in the file too."""
+    from PySide6.QtWidgets import QFileDialog
+
+    window = gui
+    assert window.spec_file.open(EXAMPLE)
+    tag = uuid.uuid4().hex[:6]
+    spec = window.session.spec
+    group = f"rg-saved-{tag}"
+    spec.resource_group.name = group
+    spec.cache.name = f"saved-cache-{tag}"
+    spec.image.registry = f"savedacr{tag}"
+    spec.function_app.name = f"saved-app-{tag}"
+    spec.function_app.plan_name = f"saved-plan-{tag}"
+    spec.function_app.storage_account = f"savedst{tag}"
+    for page in window.pages.values():
+        page.do_load(spec)
+    window.go("review")
+    checked(qtbot, window)
+    assert "Validation passed" in window.review.banner.text(), window.review.problem_list.text()
+
+    saved = tmp_path / "elsewhere" / "saved.json"
+    saved.parent.mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *_args: (str(saved), "JSON (*.json)"))
+    assert window.spec_file.ask_save_as()
+    data = json.loads(saved.read_text())
+    assert Path(data["image"]["build_from"]).resolve() == (ROOT / "resources" /
+                                                           "sample-model").resolve()
+    assert data["resource_group"] == {"name": group, "create": True}
+
+    def validate() -> subprocess.CompletedProcess[str]:
+        # From the file's own folder: the current folder lends it nothing.
+        return subprocess.run([sys.executable, "-m", "app", "validate", str(saved)],
+                              cwd=saved.parent, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    result = validate()
+    assert (result.returncode, result.stdout) == (0, "Validation passed\n"), result.stderr
+    deployed = cli("deploy", str(saved), "--json")
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+
+    # The window sees the group the CLI made as an existing one of ours...
+    basics = window.basics
+    window.go("basics")
+    qtbot.waitUntil(lambda: basics.group.availability is not None, timeout=ANSWER_MS)
+    assert basics.group.availability.state == "yours"
+    assert spec.resource_group.create is False
+
+    # ...and once Clean up deleted it, as a new one, in the window and in the file.
+    dialog = window.open_cleanup()
+    qtbot.waitUntil(lambda: dialog.info is not None, timeout=ANSWER_MS)
+    type_into(qtbot, dialog.confirm, group)
+    with qtbot.waitSignal(dialog.deleted, timeout=60_000):
+        click(qtbot, dialog.delete_button)
+    dialog.close()
+    qtbot.waitUntil(lambda: basics.group.availability is not None, timeout=ANSWER_MS)
+    assert basics.group.availability.state == "available"
+    assert spec.resource_group.create is True
+    assert window.spec_file.ask_save()
+    assert json.loads(saved.read_text())["resource_group"] == {"name": group, "create": True}
+    result = validate()
+    assert (result.returncode, result.stdout) == (0, "Validation passed\n"), result.stderr
