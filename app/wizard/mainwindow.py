@@ -365,7 +365,10 @@ class MainWindow(QMainWindow):
         # Mark pages that have problems in the step list. Each page is checked once
         # per call: this runs on every engine event that changes the run's state.
         rules = validate_spec(spec)  # once for every page, not once per page
-        bad = {k: bool(problems) if k == key else bool(self.pages[k].problems(spec, rules))
+        # What only the engine's preflight found (a private endpoint) marks its page too.
+        engine = {owner_of(p.field) for p in self.review.preflight_found()}
+        bad = {k: k in engine or (bool(problems) if k == key
+                                  else bool(self.pages[k].problems(spec, rules)))
                for k in CONFIG_PAGES}
         for i, page_key in enumerate(ALL_PAGES):
             item = self.steps.item(i)

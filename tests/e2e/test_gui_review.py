@@ -96,6 +96,8 @@ def test_review_blocks_a_private_endpoint_with_a_link_to_networking(  # type: ig
     assert "Go to Networking" in listing
     assert "private endpoint" in listing
     assert not window.next_button.isEnabled()
+    # The step list marks Networking as having a problem, not with a green tick.
+    assert window.steps.item(1).toolTip() == "Has problems"
 
     review.problem_list.linkActivated.emit("field:cache.public_network_access")
     assert window.current == "networking"
@@ -107,6 +109,7 @@ def test_review_blocks_a_private_endpoint_with_a_link_to_networking(  # type: ig
     checked(qtbot, window)
     assert "Validation passed" in review.banner.text(), review.problem_list.text()
     assert window.next_button.isEnabled()
+    assert window.steps.item(1).toolTip() == ""
 
 
 def test_review_lists_what_the_engine_finds_in_the_model_folder(  # type: ignore[no-untyped-def]

@@ -124,6 +124,13 @@ class ReviewPage(Page):
     def busy(self) -> bool:
         return self._preflight is None
 
+    def preflight_found(self) -> list[Problem]:
+        """The engine's last answer while it is still about the spec shown (the step
+        list marks the pages it names)."""
+        if self._preflight is None or self._subject() != self._checked:
+            return []
+        return list(self._preflight)
+
     @property
     def busy_reason(self) -> str:
         return "Running the deploy checks\u2026"
@@ -151,7 +158,7 @@ class ReviewPage(Page):
                 page = PAGE_TITLES[owner]
                 items.append(
                     f"<li><b>{html.escape(page)} \u203a {html.escape(label_of(p.field))}</b>: "
-                    f"{html.escape(sentence(p.message))} "
+                    f"{html.escape(full_stop(sentence(p.message)))} "
                     f'<a href="field:{html.escape(p.field)}">Go to {html.escape(page)}</a>'
                     "</li>")
             self.problem_list.setText("<ul style='margin-left:-20px'>" + "".join(items)
@@ -225,6 +232,11 @@ class ReviewPage(Page):
         self.session.submit(lambda b: b.export(spec, fmt), write,
                             lambda e: self.export_message.show_messages(
                                 [f"could not export: {plain(e)}"]))
+
+
+def full_stop(text: str) -> str:
+    """A problem ends as a sentence does, so the link after it reads apart."""
+    return text if not text or text[-1] in ".!?)" else text + "."
 
 
 def summary_html(spec: DeploymentSpec, target: str, subscription: str = "") -> tuple[str, str]:
