@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         self.target.message.connect(self.statusBar().showMessage)
         self.spec_file.message.connect(self.statusBar().showMessage)
         self.spec_file.changed.connect(self._update_title)
+        self.spec_file.paths_moved.connect(lambda: self.pages["image"].do_load(self.session.spec))
         for key, page in self.pages.items():
             page.edited.connect(lambda k=key: self._on_page_edited(k))
             page.status_changed.connect(self._update_navigation)

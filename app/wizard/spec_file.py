@@ -31,6 +31,9 @@ class SpecFile(QObject):
 
     # The path or the dirty state changed: the window title shows both.
     changed = Signal()
+    # Save as rewrote a path in the spec (a model folder, to mean the same from the
+    # file's folder): the pages show the spec again.
+    paths_moved = Signal()
     # A line for the status bar and how long it stays (milliseconds, 0 = until replaced).
     message = Signal(str, int)
 
@@ -151,8 +154,11 @@ class SpecFile(QObject):
         self._dirty = False
         if there != self.session.spec_dir:
             # The window now edits the file just written: read its paths from its folder.
+            moved = self.session.spec.image.build_from != spec.image.build_from
             self.session.spec.image.build_from = spec.image.build_from
             self.session.move_spec_dir(there)
+            if moved:
+                self.paths_moved.emit()
         self.changed.emit()
         self.settings.set("spec/last_path", str(path))
         self.message.emit(f"Saved {path}", 5000)

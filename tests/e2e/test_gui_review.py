@@ -173,6 +173,8 @@ def test_a_spec_saved_from_the_window_deploys_the_same_from_the_cli(  # type: ig
     assert Path(data["image"]["build_from"]).resolve() == (ROOT / "resources" /
                                                            "sample-model").resolve()
     assert data["resource_group"] == {"name": group, "create": True}
+    # The window edits the saved file now: its Model image page shows the path written.
+    assert window.pages["image"].folder.text() == data["image"]["build_from"]
 
     def validate() -> subprocess.CompletedProcess[str]:
         # From the file's own folder: the current folder lends it nothing.
