@@ -27,12 +27,15 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Check a spec file against every rule; print problems or `Validation passed`."""
-    from app.rules import validate_spec
+    """Check a spec file as `deploy` checks it before creating anything (every rule,
+    what this version cannot create yet, the model folder); print problems or
+    `Validation passed`. The wizard's Review runs the same checks."""
+    from app.services.plan import preflight_problems
     from app.spec import load_spec_with_notes
 
-    spec, notes = load_spec_with_notes(Path(args.spec))
-    problems = validate_spec(spec)
+    path = Path(args.spec)
+    spec, notes = load_spec_with_notes(path)
+    problems = preflight_problems(spec, path.resolve().parent)
     for line in notes:  # stderr, so --json output stays one document
         print(f"note: {line}", file=sys.stderr)
     if args.json:

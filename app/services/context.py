@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.errors import ServiceFailure
+from app.paths import resolve_spec_path
 from app.rules import tags_with_created_by
 from app.services.clients import ClientFactory
 from app.services.redaction import register_secret
@@ -51,13 +52,4 @@ class DeployContext(RunContext):
         return resolve_spec_path(text, self.spec_dir)
 
 
-def resolve_spec_path(text: str, spec_dir: Path) -> Path:
-    """A path from the spec: absolute; else from the spec's folder, the current
-    folder, or (for specs kept in a subfolder of a project) a folder above the spec."""
-    path = Path(text).expanduser()
-    if path.is_absolute():
-        return path
-    for base in (spec_dir, Path.cwd(), *spec_dir.resolve().parents):
-        if (base / path).exists():
-            return (base / path).resolve()
-    return (spec_dir / path).resolve()
+__all__ = ["DeployContext", "resolve_spec_path"]

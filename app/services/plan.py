@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.errors import BadInput, RuleProblems
-from app.rules import validate_spec
+from app.rules import Problem, validate_spec
 from app.services.context import resolve_spec_path
 from app.services.resources.app_service_plan import AppServicePlanStep
 from app.services.resources.app_settings import FunctionSettingsStep
@@ -91,9 +91,36 @@ _NOT_YET = (
     (
         lambda s: not s.cache.public_network_access,
         "cache.public_network_access",
-        "false (a private endpoint) is not supported by deploy yet",
+        "a private endpoint (no public access) is not supported by deploy yet",
     ),
 )
+
+
+def unsupported_problems(spec: DeploymentSpec) -> list[Problem]:
+    """What the rules accept but this version cannot deploy yet (a private endpoint)."""
+    return [Problem(field, message) for check, field, message in _NOT_YET if check(spec)]
+
+
+def _model_folder_error(spec: DeploymentSpec, spec_dir: Path | None) -> BadInput | None:
+    """What is wrong with the model folder to build, read where the engine reads it
+    (nothing is checked without `spec_dir`)."""
+    if spec_dir is None or not spec.image.build_from:
+        return None
+    from app.services.packaging import validate_model_dir
+
+    try:
+        validate_model_dir(resolve_spec_path(spec.image.build_from, spec_dir))
+    except BadInput as exc:
+        return exc
+    return None
+
+
+def preflight_problems(spec: DeploymentSpec, spec_dir: Path | None = None) -> list[Problem]:
+    """Every reason `preflight` would refuse `spec`, all at once: the wizard's Review
+    lists them (with links to their fields) before it offers Create."""
+    folder = _model_folder_error(spec, spec_dir)
+    return [*validate_spec(spec), *unsupported_problems(spec),
+            *([Problem("image.build_from", folder.message)] if folder else [])]
 
 
 def preflight(spec: DeploymentSpec, spec_dir: Path | None = None) -> None:
@@ -101,6 +128,7 @@ def preflight(spec: DeploymentSpec, spec_dir: Path | None = None) -> None:
 
     With `spec_dir` (where relative paths in the spec are read from), a model folder
     to build is checked too, so a broken folder stops the run before anything exists.
+    The checks are `preflight_problems`'; this raises for the first kind found.
     """
     problems = validate_spec(spec)
     if problems:
@@ -109,19 +137,15 @@ def preflight(spec: DeploymentSpec, spec_dir: Path | None = None) -> None:
             f"the spec has {len(problems)} problem(s):\n  {listing}",
             "Fix them (`mlcache-deploy validate SPEC` lists them) and deploy again.",
         )
-    for check, field, message in _NOT_YET:
-        if check(spec):
-            raise BadInput(
-                f"{field}: {message}; nothing was created",
-                f"Change {field} in the spec to deploy with this version.",
-            )
-    if spec_dir is not None and spec.image.build_from:
-        from app.services.packaging import validate_model_dir
-
-        try:
-            validate_model_dir(resolve_spec_path(spec.image.build_from, spec_dir))
-        except BadInput as exc:
-            raise BadInput(
-                f"image.build_from: {exc.message}; nothing was created",
-                exc.recommendation or "Fix the model folder and deploy again.",
-            ) from None
+    unsupported = unsupported_problems(spec)
+    if unsupported:
+        raise BadInput(
+            f"{unsupported[0]}; nothing was created",
+            f"Change {unsupported[0].field} in the spec to deploy with this version.",
+        )
+    folder = _model_folder_error(spec, spec_dir)
+    if folder is not None:
+        raise BadInput(
+            f"image.build_from: {folder.message}; nothing was created",
+            folder.recommendation or "Fix the model folder and deploy again.",
+        )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from app.rules import Problem
 from app.spec import DeploymentSpec
 
 if TYPE_CHECKING:
@@ -122,6 +123,11 @@ class Backend(Protocol):
     def monthly_cost(self, spec: DeploymentSpec) -> str | None: ...
 
     def export(self, spec: DeploymentSpec, fmt: str) -> str: ...
+
+    def preflight(self, spec: DeploymentSpec) -> list[Problem]:
+        """Every reason the deploy would refuse `spec` before creating anything (the
+        engine's own preflight, the model folder read from `spec_dir`)."""
+        ...
 
     def plan(self, spec: DeploymentSpec) -> list[PlannedStep]: ...
 

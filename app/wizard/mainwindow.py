@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
             "deploy": DeployPage(self.session, self.bridge),
             "test": EndpointPage(self.session),
         }
+        self.basics: BasicsPage = self.pages["basics"]  # type: ignore[assignment]
         self.review: ReviewPage = self.pages["review"]  # type: ignore[assignment]
         self.deploy: DeployPage = self.pages["deploy"]  # type: ignore[assignment]
         self.test_page: EndpointPage = self.pages["test"]  # type: ignore[assignment]
@@ -130,6 +131,7 @@ class MainWindow(QMainWindow):
         self.target.message.connect(self.statusBar().showMessage)
         self.spec_file.message.connect(self.statusBar().showMessage)
         self.spec_file.changed.connect(self._update_title)
+        self.spec_file.paths_moved.connect(lambda: self.pages["image"].do_load(self.session.spec))
         for key, page in self.pages.items():
             page.edited.connect(lambda k=key: self._on_page_edited(k))
             page.status_changed.connect(self._update_navigation)
@@ -408,13 +410,16 @@ class MainWindow(QMainWindow):
         elif problems and key == "review":
             self.nav_status.setText("Fix the problems above to create.")
         elif busy:
-            self.nav_status.setText("Checking name availability\u2026")
+            self.nav_status.setText(page.busy_reason)
         else:
             self.nav_status.clear()
         # Mark pages that have problems in the step list. Each page is checked once
         # per call: this runs on every engine event that changes the run's state.
         rules = validate_spec(spec)  # once for every page, not once per page
-        bad = {k: bool(problems) if k == key else bool(self.pages[k].problems(spec, rules))
+        # What only the engine's preflight found (a private endpoint) marks its page too.
+        engine = {owner_of(p.field) for p in self.review.preflight_found()}
+        bad = {k: k in engine or (bool(problems) if k == key
+                                  else bool(self.pages[k].problems(spec, rules)))
                for k in CONFIG_PAGES}
         for i, page_key in enumerate(ALL_PAGES):
             item = self.steps.item(i)
@@ -447,9 +452,10 @@ class MainWindow(QMainWindow):
     def _on_group_deleted(self, name: str) -> None:
         self.statusBar().showMessage(f"Deleted {name}.", 8000)
         # What the deploy page showed is gone with the group.
-        if name == self.session.spec.resource_group.name:
+        if name.lower() == self.session.spec.resource_group.name.lower():
             self.deploy.forget_run(name)
             self.spec_file.forget_run()
+            self.basics.group_deleted(name)
         else:
             self.deploy.result = None
         if self._current == "deploy":

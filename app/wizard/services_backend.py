@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.rules import Problem
 from app.spec import DeploymentSpec
 from app.wizard.backend import (
     Availability,
@@ -158,6 +159,18 @@ class ServicesBackend:
         return str(export_text(spec, fmt))
 
     # -- deploy ------------------------------------------
+    @property
+    def _spec_dir(self) -> Path:
+        """Where relative paths in the spec are read from: the opened spec's folder,
+        else the current folder (as `deploy` reads them)."""
+        return self.spec_dir or Path.cwd()
+
+    def preflight(self, spec: DeploymentSpec) -> list[Problem]:
+        """The checks `deploy` runs first, as a list (Review shows them all)."""
+        from app.services.plan import preflight_problems
+
+        return preflight_problems(spec, self._spec_dir)
+
     def plan(self, spec: DeploymentSpec) -> list[PlannedStep]:
         """The deploy page's rows, as the resource modules describe their resources."""
         from app.services.arm import resource_id
@@ -195,7 +208,7 @@ class ServicesBackend:
         """The same deploy as `mlcache-deploy deploy`; blocks until done or cancelled."""
         from app.services.deploy import plan_deployment, run_deployment
 
-        spec_dir = self.spec_dir or Path.cwd()
+        spec_dir = self._spec_dir
         steps = plan_deployment(spec, spec_dir)
         result = run_deployment(spec, self.target, self.clients, steps, spec_dir,
                                 [listener], cancel)

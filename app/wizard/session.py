@@ -125,10 +125,14 @@ class Session(QObject):
                 else None
         self.spec = spec
         # Relative paths (a model folder to build) are read from the spec's folder.
+        self.move_spec_dir(spec_dir)
+        self.spec_replaced.emit()
+
+    def move_spec_dir(self, spec_dir: Path | None) -> None:
+        """The spec was saved to another folder: its relative paths are read from there."""
         self.spec_dir = spec_dir
         if self.backend is not None:
             self.backend.spec_dir = spec_dir
-        self.spec_replaced.emit()
 
     def close(self) -> None:
         if self.backend is not None:

@@ -7,14 +7,16 @@ to be told to flush the visible page into the spec before it writes it.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app.errors import MlcacheError
+from app.paths import rebase_spec_path
 from app.spec import load_spec, save_spec
 from app.wizard.errors_view import show_error
 from app.wizard.last_run import LastRun, read_last_run, write_last_run
@@ -29,6 +31,9 @@ class SpecFile(QObject):
 
     # The path or the dirty state changed: the window title shows both.
     changed = Signal()
+    # Save as rewrote a path in the spec (a model folder, to mean the same from the
+    # file's folder): the pages show the spec again.
+    paths_moved = Signal()
     # A line for the status bar and how long it stays (milliseconds, 0 = until replaced).
     message = Signal(str, int)
 
@@ -74,6 +79,8 @@ class SpecFile(QObject):
 
     # -- open ------------------------------------------
     def ask_open(self) -> None:
+        if not self.keep_or_drop_edits():
+            return
         start = self.settings.get("spec/last_path")
         path, _ = QFileDialog.getOpenFileName(self._dialog_parent, "Open deployment spec", start,
                                               "Deployment spec (*.json *.toml)")
@@ -92,30 +99,66 @@ class SpecFile(QObject):
         self.message.emit(f"Opened {path}", 5000)
         return True
 
-    # -- save ------------------------------------------
-    def ask_save(self) -> None:
-        if self.path is None:
-            self.ask_save_as()
-        else:
-            self.save(self.path)
+    def keep_or_drop_edits(self) -> bool:
+        """Before the spec is replaced: with unsaved edits, ask whether to save them,
+        drop them or stay. False: stay (Cancel, or the save did not happen)."""
+        self._store_edits()
+        if not self._dirty:
+            return True
+        answer = QMessageBox.question(
+            self._dialog_parent, "Unsaved changes",
+            f"{self.display_name} has changes that are not saved. Save them first?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.ask_save()
+        return answer == QMessageBox.StandardButton.Discard
 
-    def ask_save_as(self) -> None:
-        start = str(self.path or Path(self.settings.get("spec/last_path") or ".")
-                    .with_name(f"{self.session.spec.resource_group.name or 'deployment'}.json"))
-        path, _ = QFileDialog.getSaveFileName(self._dialog_parent, "Save deployment spec", start,
+    # -- save ------------------------------------------
+    def ask_save(self) -> bool:
+        if self.path is None:
+            return self.ask_save_as()
+        return self.save(self.path)
+
+    def suggested_path(self) -> Path:
+        """Where Save as starts: the file itself, else the last spec's folder (or the
+        opened spec's, or the home folder) with a name after the resource group."""
+        if self.path is not None:
+            return self.path
+        last = self.settings.get("spec/last_path")
+        folder = Path(last).parent if last else (self.session.spec_dir or Path.home())
+        return folder / f"{self.session.spec.resource_group.name or 'deployment'}.json"
+
+    def ask_save_as(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(self._dialog_parent, "Save deployment spec",
+                                              str(self.suggested_path()),
                                               "JSON (*.json);;TOML (*.toml)")
-        if path:
-            self.save(Path(path))
+        return bool(path) and self.save(Path(path))
 
     def save(self, path: Path) -> bool:
+        """Write the spec to `path`. A relative model folder is rewritten when the new
+        file's folder would read it elsewhere, so the file deploys the same from the CLI."""
         self._store_edits()
+        spec = copy.deepcopy(self.session.spec)
+        here = self.session.spec_dir or Path.cwd()
+        there = path.resolve().parent
+        if spec.image.build_from:
+            spec.image.build_from = rebase_spec_path(spec.image.build_from, here, there)
         try:
-            save_spec(self.session.spec, path)
+            save_spec(spec, path)
         except (MlcacheError, OSError) as exc:
             show_error(self._dialog_parent, "Cannot save the spec", exc)
             return False
         self.path = path
         self._dirty = False
+        if there != self.session.spec_dir:
+            # The window now edits the file just written: read its paths from its folder.
+            moved = self.session.spec.image.build_from != spec.image.build_from
+            self.session.spec.image.build_from = spec.image.build_from
+            self.session.move_spec_dir(there)
+            if moved:
+                self.paths_moved.emit()
         self.changed.emit()
         self.settings.set("spec/last_path", str(path))
         self.message.emit(f"Saved {path}", 5000)

@@ -88,7 +88,8 @@ def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Pa
     next_page(qtbot, window, "review")
 
     review = window.pages["review"]
-    assert "Validation passed" in review.banner.text()
+    # The engine's preflight answers from a worker.
+    qtbot.waitUntil(lambda: "Validation passed" in review.banner.text(), timeout=30_000)
     export = tmp_path / "template.json"
     review.export_to(export, "arm")
     qtbot.waitUntil(export.exists, timeout=10_000)

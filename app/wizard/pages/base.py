@@ -164,6 +164,11 @@ class Page(QWidget):
     def busy(self) -> bool:
         return any(f.busy for f in self._name_fields.values())
 
+    @property
+    def busy_reason(self) -> str:
+        """What Next waits for while the page is busy."""
+        return "Checking name availability\u2026"
+
     def recheck_names(self) -> None:
         """Ask again whether this page's names are free: since the last answer they
         may have been taken, deployed by us, or the target may have changed."""

@@ -201,6 +201,13 @@ class BasicsPage(Page):
         # The answer arrives after the edit was stored: record new/existing now.
         self.session.spec.resource_group.create = not self._group_exists()
 
+    def group_deleted(self, name: str) -> None:
+        """Clean up deleted `name`: it is no longer an existing group, so a deploy (and a
+        spec saved now) creates it again, as the page then says."""
+        self._set_groups([g for g in self._known_groups if g.lower() != name.lower()])
+        self.group.recheck()
+        self._on_group_answer()
+
     def _set_groups(self, groups: list[str]) -> None:
         self._known_groups = sorted(groups, key=str.lower)
         current = self.existing_groups.currentText()

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.paths import resources_dir
+from app.paths import resolve_spec_path, resources_dir
 from app.rules import Problem
 from app.spec import DeploymentSpec
 from app.wizard.errors_view import plain
@@ -251,8 +251,9 @@ class ImagePage(Page):
         out = super().extra_problems()
         if self.use_build.isChecked():
             folder = self.folder.text().strip()
+            # Read where the engine reads it (next to the spec, here, or above the spec).
             base = self.session.spec_dir or Path.cwd()
-            if folder and not (base / Path(folder).expanduser()).is_dir():
+            if folder and not resolve_spec_path(folder, base).is_dir():
                 out.append(Problem("image.build_from", "this folder does not exist"))
         return out
 

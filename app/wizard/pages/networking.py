@@ -7,6 +7,10 @@ from PySide6.QtWidgets import QButtonGroup, QGroupBox, QLabel, QRadioButton, QVB
 from app.spec import DeploymentSpec
 from app.wizard.pages.base import Page
 
+UNAVAILABLE = ("Not available yet: only reachable from a virtual network through a private "
+               "endpoint, and this release does not create virtual networks or private "
+               "endpoints. Choose the public endpoint to deploy.")
+
 
 class NetworkingPage(Page):
     key = "networking"
@@ -33,10 +37,11 @@ class NetworkingPage(Page):
         note.setWordWrap(True)
         column.addWidget(note)
         column.addWidget(self.private)
-        self.private_note = QLabel(
-            "Only reachable from a virtual network through a private endpoint. This release "
-            "does not create virtual networks or private endpoints yet: deploying stops "
-            "before creating anything and names this option.", box)
+        # Not offered as if it could be created: the deploy's preflight refuses it.
+        # A spec from a file may still ask for it; it shows checked, and Review lists it.
+        self.private.setEnabled(False)
+        self.private.setToolTip(UNAVAILABLE)
+        self.private_note = QLabel(UNAVAILABLE, box)
         self.private_note.setObjectName("warningText")
         self.private_note.setWordWrap(True)
         column.addWidget(self.private_note)
@@ -48,13 +53,11 @@ class NetworkingPage(Page):
         self.private.toggled.connect(self._on_toggle)
 
     def _on_toggle(self, _checked: bool) -> None:
-        self.private_note.setVisible(self.private.isChecked())
         self._on_edit()
 
     def load(self, spec: DeploymentSpec) -> None:
         self.public.setChecked(spec.cache.public_network_access)
         self.private.setChecked(not spec.cache.public_network_access)
-        self.private_note.setVisible(not spec.cache.public_network_access)
 
     def store(self, spec: DeploymentSpec) -> None:
         spec.cache.public_network_access = self.public.isChecked()

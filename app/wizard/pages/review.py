@@ -21,6 +21,7 @@ from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE, Problem
 from app.spec import DeploymentSpec
 from app.wizard.errors_view import plain
 from app.wizard.fields import PAGE_TITLES, label_of, owner_of, sentence
+from app.wizard.last_run import fingerprint
 from app.wizard.pages.base import Page
 from app.wizard.pages.basics import size_label
 
@@ -35,6 +36,11 @@ class ReviewPage(Page):
 
     def build(self) -> None:
         self.collect_problems: Callable[[], list[Problem]] = lambda: []
+        # The engine's preflight: its answer (None while asked), what it was asked
+        # about (spec, folder and target), and why it could not answer.
+        self._preflight: list[Problem] | None = None
+        self._checked = ""
+        self._preflight_error = ""
         self.banner = QLabel(self.body)
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
@@ -86,25 +92,83 @@ class ReviewPage(Page):
         self.layout_.addWidget(columns)
 
     # -- validation ------------------------------------------
+    def _subject(self) -> str:
+        """What a preflight answer is about: the spec, where its paths are read from,
+        and the target that answered."""
+        session = self.session
+        return f"{fingerprint(session.spec)}|{session.spec_dir}|{id(session.backend)}"
+
+    def run_preflight(self, again: bool = False) -> None:
+        """Ask the engine (in a worker) for every reason its deploy would refuse the
+        spec: the same checks `deploy` runs before creating anything. `again`: ask
+        even if the spec is unchanged (the model folder may have changed on disk)."""
+        subject = self._subject()
+        if subject == self._checked and not again:
+            return
+        self._checked, self._preflight, self._preflight_error = subject, None, ""
+        snapshot = copy.deepcopy(self.session.spec)
+
+        def answered(problems: list[Problem]) -> None:
+            if subject == self._checked:
+                self._preflight = list(problems)
+                self.status_changed.emit()
+
+        def failed(exc: BaseException) -> None:
+            if subject == self._checked:
+                self._preflight, self._preflight_error = [], plain(exc)
+                self.status_changed.emit()
+
+        self.session.submit(lambda b: b.preflight(snapshot), answered, failed)
+
+    @property
+    def busy(self) -> bool:
+        return self._preflight is None
+
+    def preflight_found(self) -> list[Problem]:
+        """The engine's last answer while it is still about the spec shown (the step
+        list marks the pages it names)."""
+        if self._preflight is None or self._subject() != self._checked:
+            return []
+        return list(self._preflight)
+
+    @property
+    def busy_reason(self) -> str:
+        return "Running the deploy checks\u2026"
+
     def problems(self, spec: DeploymentSpec, rules: list[Problem] | None = None) -> list[Problem]:
-        return self.collect_problems()
+        """The pages' problems, then what only the engine's preflight finds (a field
+        the pages already flag is listed once)."""
+        found = self.collect_problems()
+        if self._preflight_error:
+            return [*found, Problem("target", "the deploy checks could not run: "
+                                              f"{self._preflight_error}")]
+        flagged = {p.field for p in found}
+        return found + [p for p in self._preflight or [] if p.field not in flagged]
 
     def show_problems(self, spec: DeploymentSpec) -> list[Problem]:
-        problems = self.collect_problems()
+        self.run_preflight()
+        problems = self.problems(spec)
         if problems:
             self.banner.setText(f"\u2717  Validation failed: {len(problems)} "
                                 f"problem{'s' if len(problems) != 1 else ''} to fix.")
             self.banner.setProperty("state", "failed")
             items = []
             for p in problems:
-                page = PAGE_TITLES[owner_of(p.field)]
+                owner = owner_of(p.field)
+                page = PAGE_TITLES[owner]
                 items.append(
-                    f'<li><a href="field:{html.escape(p.field)}">{html.escape(page)} \u203a '
-                    f'{html.escape(label_of(p.field))}</a>: {html.escape(sentence(p.message))}'
+                    f"<li><b>{html.escape(page)} \u203a {html.escape(label_of(p.field))}</b>: "
+                    f"{html.escape(full_stop(sentence(p.message)))} "
+                    f'<a href="field:{html.escape(p.field)}">Go to {html.escape(page)}</a>'
                     "</li>")
             self.problem_list.setText("<ul style='margin-left:-20px'>" + "".join(items)
                                       + "</ul>")
             self.problem_list.show()
+        elif self.busy:
+            self.banner.setText("Running the deploy checks\u2026")
+            self.banner.setProperty("state", "checking")
+            self.problem_list.clear()
+            self.problem_list.hide()
         else:
             self.banner.setText("\u2713  Validation passed")
             self.banner.setProperty("state", "passed")
@@ -128,6 +192,7 @@ class ReviewPage(Page):
         left, right = summary_html(spec, self.session.target_label, subscription)
         self.summary.setText(left)
         self.summary_right.setText(right)
+        self.run_preflight(again=True)
         self.show_problems(spec)
         self.cost.setText("Estimating\u2026")
         snapshot = copy.deepcopy(spec)
@@ -167,6 +232,11 @@ class ReviewPage(Page):
         self.session.submit(lambda b: b.export(spec, fmt), write,
                             lambda e: self.export_message.show_messages(
                                 [f"could not export: {plain(e)}"]))
+
+
+def full_stop(text: str) -> str:
+    """A problem ends as a sentence does, so the link after it reads apart."""
+    return text if not text or text[-1] in ".!?)" else text + "."
 
 
 def summary_html(spec: DeploymentSpec, target: str, subscription: str = "") -> tuple[str, str]:

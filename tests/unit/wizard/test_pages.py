@@ -16,13 +16,15 @@ pytestmark = [
 ]
 
 
-def test_private_endpoint_is_explained(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+def test_private_endpoint_is_not_offered_and_says_why(qtbot, window) -> None:  # type: ignore[no-untyped-def]
     window.go("networking")
     page = window.pages["networking"]
-    assert not page.private_note.isVisible()
-    click(qtbot, page.private)
+    # This release cannot create one: not a choice, and the page says so.
+    assert not page.private.isEnabled()
     assert page.private_note.isVisible()
-    assert window.session.spec.cache.public_network_access is False
+    assert "does not create" in page.private_note.text()
+    click(qtbot, page.private)
+    assert window.session.spec.cache.public_network_access is True
     assert window.next_button.isEnabled()
 
 

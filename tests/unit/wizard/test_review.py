@@ -39,14 +39,15 @@ def test_problems_link_to_their_fields(qtbot, window) -> None:  # type: ignore[n
     qtbot.waitUntil(lambda: window.pages["function_app"].storage.edit.hasFocus(), timeout=2000)
 
 
-def test_valid_spec_passes_and_exports_need_a_target(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_target_the_deploy_checks_cannot_pass(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
     window.session.replace_spec(valid_spec())
     window.go("review")
     review = window.pages["review"]
-    assert "Validation passed" in review.banner.text()
-    assert not review.problem_list.isVisible()
+    # Every page is fine, but the engine's preflight needs a target: no Create yet.
+    assert "Validation failed: 1 problem" in review.banner.text()
+    assert "the deploy checks could not run" in review.problem_list.text().lower()
     assert window.next_button.text().replace("&", "") == "Create"
-    assert window.next_button.isEnabled()
+    assert not window.next_button.isEnabled()
     assert "review-cache" in review.summary.text()
     assert "created-by" in review.summary_right.text()
     # With no target connected, export says so in plain words.
