@@ -42,9 +42,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from azure.core.credentials import AccessToken
-
 from app.errors import BadInput, ServiceFailure
+from app.sandbox.credential import SandboxCredential
 from app.sandbox.faults import FaultFileError, FaultPlan, load_faults, parse_rules
 from app.sandbox.latency import LatencyProfile, resolve_latency
 from app.sandbox.offers import resolve_offer, write_offer
@@ -56,32 +55,6 @@ CONNECTION_FILE = "connection.json"
 PID_FILE = "sandbox.pid"
 LOCK_FILE = "sandbox.lock"
 CREDENTIAL_SCOPE = "https://management.azure.com/.default"
-
-
-class SandboxCredential:
-    """An azure.core TokenCredential that yields the sandbox's bearer token."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def get_token(
-        self,
-        *scopes: str,
-        claims: str | None = None,
-        tenant_id: str | None = None,
-        enable_cae: bool = False,
-        **kwargs: Any,
-    ) -> AccessToken:
-        return AccessToken(self._token, int(time.time()) + 24 * 3600)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> SandboxCredential:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
 
 @dataclass(frozen=True)

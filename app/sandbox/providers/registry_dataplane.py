@@ -42,6 +42,7 @@ from starlette.routing import BaseRoute, Route
 
 from app.sandbox.oci import ImageStore, StoredManifest, TagInfo
 from app.sandbox.providers import DATA_PLANE_ROOT, SandboxContext
+from app.sandbox.providers.registry_errors import DataPlaneError
 from app.sandbox.providers.registry_images import ImageHandlers, is_image_media_type
 from app.sandbox.providers.registry_tokens import Scope, TokenIssuer, parse_scopes
 from app.sandbox.registry import PACKAGE_MEDIA_TYPE, PackageError, PackageStore, pack_package
@@ -62,32 +63,6 @@ _AUTH_MESSAGE = (
 # What a scope check needs: (type, name, action), e.g. ("registry", "catalog", "*").
 Need = tuple[str, str, str]
 PushHook = Callable[[str, str, str], None]
-
-
-class DataPlaneError(Exception):
-    """A data-plane failure in the Docker Registry v2 error shape."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        headers: dict[str, str] | None = None,
-        detail: Any = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-        self.detail = detail
-
-    def response(self) -> Response:
-        return JSONResponse(
-            {"errors": [{"code": self.code, "message": self.message, "detail": self.detail}]},
-            status_code=self.status,
-            headers={"Docker-Distribution-API-Version": "registry/2.0", **self.headers},
-        )
 
 
 def login_server_of(record: Record) -> str:

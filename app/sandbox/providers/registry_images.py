@@ -28,7 +28,7 @@ import base64
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -43,8 +43,14 @@ from app.sandbox.oci import (
 )
 from app.sandbox.store import Record
 
-if TYPE_CHECKING:
-    from app.sandbox.providers.registry_dataplane import RegistryDataPlane
+
+class Gatekeeper(Protocol):
+    """What the handlers ask of the data plane they serve (`RegistryDataPlane`)."""
+
+    def authorise(self, request: Request, record: Record,
+                  need: Any, legacy: bool) -> None: ...
+
+    def check_repository_name(self, repository: str) -> None: ...
 
 _API = {"Docker-Distribution-API-Version": "registry/2.0"}
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -59,7 +65,7 @@ def _state(repository: str, session: str, offset: int) -> str:
 class ImageHandlers:
     """The blob and image-manifest handlers of `RegistryDataPlane`."""
 
-    def __init__(self, plane: RegistryDataPlane, images: ImageStore) -> None:
+    def __init__(self, plane: Gatekeeper, images: ImageStore) -> None:
         self.plane = plane
         self.images = images
 
@@ -116,7 +122,7 @@ class ImageHandlers:
 
     @staticmethod
     def _error(exc: ImageError) -> Exception:
-        from app.sandbox.providers.registry_dataplane import DataPlaneError
+        from app.sandbox.providers.registry_errors import DataPlaneError
 
         return DataPlaneError(exc.status, exc.code, exc.message, detail=exc.detail)
 
@@ -222,7 +228,7 @@ class ImageHandlers:
         if size is None:
             if request.method == "HEAD":
                 return Response(status_code=404, headers=_API)
-            from app.sandbox.providers.registry_dataplane import DataPlaneError
+            from app.sandbox.providers.registry_errors import DataPlaneError
 
             raise DataPlaneError(404, "BLOB_UNKNOWN", "blob unknown to registry", detail=digest)
         headers = {**_API, "Docker-Content-Digest": digest, "Accept-Ranges": "bytes",
@@ -274,7 +280,7 @@ class ImageHandlers:
         reference = str(request.path_params["reference"])
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
-            from app.sandbox.providers.registry_dataplane import DataPlaneError
+            from app.sandbox.providers.registry_errors import DataPlaneError
 
             raise DataPlaneError(413, "SIZE_INVALID", "manifest larger than 4 MiB")
         body = await request.body()

@@ -20,19 +20,24 @@ import json
 import logging
 import shutil
 import threading
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from app.imageref import ImageReference, ImageReferenceError, parse_image_reference
-from app.sandbox.base_images import oci_architecture
+from app.imageref import ImageReferenceError, parse_image_reference
 from app.sandbox.certs import CertificateAuthority
-from app.sandbox.oci import IMAGE_MANIFESTS, INDEX_MANIFESTS, ImageStore, StoredManifest
+from app.sandbox.oci import ImageStore
 from app.sandbox.providers.image_rootfs import ImageRoot, RootfsError, unpack_image
 from app.sandbox.providers.package_functions import FunctionInfo, scan_functions
 from app.sandbox.providers.web_placeholder import UnavailableServer
+from app.sandbox.providers.web_pull import (
+    Pulled,
+    PullError,
+    RegistryAccess,
+    check_pull_credentials,
+    find_image,
+)
 from app.sandbox.registry import PackageStore, package_files
 from app.sandbox.requestlog import RequestLog
 
@@ -60,26 +65,6 @@ class HostProcess(Protocol):
 
 
 HostFactory = Callable[..., HostProcess]
-
-
-@dataclass(frozen=True)
-class RegistryAccess:
-    """What a pull needs to know about a sandbox registry resource."""
-
-    name: str
-    admin_enabled: bool
-    passwords: tuple[str, ...]
-    anonymous_pull: bool = False
-    # ARM's `loginServer` (`127.0.0.1:<port>`); `<name>.azurecr.io` names it too.
-    login_server: str = ""
-    # The registry's resource id: the scope a pull role is checked at.
-    resource_id: str = ""
-
-    @property
-    def hosts(self) -> tuple[str, ...]:
-        """Every host an image or DOCKER_REGISTRY_SERVER_URL may name this registry by."""
-        alias = f"{self.name.lower()}.azurecr.io"
-        return (alias, self.login_server.lower()) if self.login_server else (alias,)
 
 
 @dataclass(frozen=True)
@@ -123,30 +108,6 @@ class _Site:
     # the script root inside the unpacked tree for an image.
     script_root: Path | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass(frozen=True)
-class Pulled:
-    """What a pull found: a package folder, or an image manifest (never both)."""
-
-    digest: str
-    package: Path | None = None
-    image: StoredManifest | None = None
-
-
-class PullError(Exception):
-    """The image cannot be pulled; the message is what Azure's log would say.
-
-    `missing` names the (registry, repository) when the image is simply not there
-    yet, so a later push can start the site.
-    """
-
-    def __init__(
-        self, message: str, missing: tuple[str, str] | None = None, rights: bool = False
-    ) -> None:
-        super().__init__(message)
-        self.missing = missing
-        self.rights = rights
 
 
 def image_of(linux_fx_version: str) -> str | None:
@@ -589,8 +550,8 @@ class SiteRuntime:
                 f'Get "https://{host}/v2/": dial tcp: lookup {host}: no such host',
                 missing,
             )
-        self._check_pull_credentials(spec, image, registry)
-        manifest = self._find_image(image)
+        check_pull_credentials(spec, image, registry, self._access)
+        manifest = find_image(self._images, image)
         if manifest is not None:
             return Pulled(manifest.digest, image=manifest)
         found = self._packages.resolve_image(image)
@@ -604,55 +565,3 @@ class SiteRuntime:
             )
         return Pulled(found.digest, package=found.path)
 
-    def _find_image(self, image: ImageReference) -> StoredManifest | None:
-        """The image manifest a reference names (a digest wins over the tag), choosing
-        this machine's platform from an index or manifest list; None if it names none."""
-        reference = image.digest or image.tag
-        if self._images is None or reference is None:
-            return None
-        found = self._images.resolve(image.registry, image.repository, reference)
-        if found is None or found.media_type in IMAGE_MANIFESTS:
-            return found
-        if found.media_type not in INDEX_MANIFESTS:
-            return None
-        entries = [e for e in found.document().get("manifests") or [] if isinstance(e, dict)]
-        arch = oci_architecture()
-        entries.sort(key=lambda e: (e.get("platform") or {}).get("architecture") != arch)
-        for entry in entries:
-            child = self._images.resolve(image.registry, image.repository, str(entry.get("digest")))
-            if child is not None and child.media_type in IMAGE_MANIFESTS:
-                return StoredManifest(child.registry, child.repository, found.digest,
-                                      child.media_type, child.body, child.created)
-        return None
-
-    def _check_pull_credentials(
-        self, spec: SiteSpec, image: ImageReference, registry: RegistryAccess
-    ) -> None:
-        settings = spec.app_settings
-        server = settings.get("DOCKER_REGISTRY_SERVER_URL", "").strip()
-        username = settings.get("DOCKER_REGISTRY_SERVER_USERNAME", "")
-        password = settings.get("DOCKER_REGISTRY_SERVER_PASSWORD", "")
-        unauthorized = PullError(
-            f'Head "https://{image.login_server}/v2/{image.repository}/manifests/'
-            f'{image.digest or image.tag}": unauthorized: authentication required'
-        )
-        if spec.acr_managed_identity:
-            # The site's identity pulls: it needs a pull role at the registry or above.
-            if self._access is not None and self._access.can_pull(
-                spec.principal_id, registry.resource_id
-            ):
-                return
-            raise PullError(str(unauthorized), rights=bool(spec.principal_id))
-        if not (username and password):
-            if registry.anonymous_pull:
-                return
-            raise unauthorized
-        parsed = urllib.parse.urlparse(server if "://" in server else f"https://{server}")
-        named = {(parsed.hostname or "").lower(), parsed.netloc.lower()}
-        if not named & set(registry.hosts):
-            # Credentials for another registry are not sent to this one.
-            raise unauthorized
-        if not registry.admin_enabled:
-            raise unauthorized
-        if username.lower() != registry.name.lower() or password not in registry.passwords:
-            raise unauthorized
