@@ -3,9 +3,11 @@
 App Service runs a Functions image as a container: its layers stacked into one
 filesystem, its config's `Env` in the environment, the Functions host serving
 the script root (`AzureWebJobsScriptRoot`, `/home/site/wwwroot` in Microsoft's
-base images). The sandbox has no containers, so it unpacks the layers in order
-into `<cache>/<manifest hex>/` (once: a layer can unpack to hundreds of
-megabytes; sites and restarts share the tree, never copy it) and runs its own
+base images). The sandbox has no containers, so it unpacks each layer once per
+machine (`unpacked_layer`, by layer digest, as a container host keeps its layers)
+and stacks them in order into `<cache>/<manifest hex>/` with hard links (once per
+image: a layer can unpack to hundreds of megabytes; sites and restarts share the
+tree, never copy it) and runs its own
 `FunctionHost` on the script root inside that tree, with the image's
 `PYTHONPATH` entries (mapped under the tree) first on the host's `sys.path`.
 
@@ -96,23 +98,20 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _apply_layer(layer: Path, root: Path, budget: list[int]) -> None:
+def _apply_layer(layer: Path, root: Path, budget: list[int],
+                 whiteouts: list[str] | None = None) -> None:
+    """Extract one layer over `root`; its whiteouts are applied, or, with `whiteouts`
+    given, listed there (image paths) for whoever stacks the layer later."""
     try:
         with tarfile.open(layer, mode="r:*") as tar:
             members = []
             for member in tar:
                 name = posixpath.normpath(member.name.lstrip("/"))
-                parent, base = posixpath.split(name)
-                if base == ".wh..wh..opq":
-                    folder = _inside(root, parent)
-                    if folder.is_dir() and _within(root, folder):
-                        for child in folder.iterdir():
-                            _remove(child)
-                    continue
-                if base.startswith(".wh."):
-                    target = _inside(root, posixpath.join(parent, base[4:]))
-                    if _within(root, target.parent):
-                        _remove(target)
+                if posixpath.basename(name).startswith(".wh."):
+                    if whiteouts is not None:
+                        whiteouts.append("/" + name)
+                    else:
+                        _whiteout(root, "/" + name)
                     continue
                 budget[0] -= max(member.size, 0)
                 if budget[0] < 0:
@@ -123,8 +122,74 @@ def _apply_layer(layer: Path, root: Path, budget: list[int]) -> None:
         raise RootfsError(f"layer {layer.name} is not a readable tar archive: {exc}") from None
 
 
-def unpack_image(images: ImageStore, manifest: StoredManifest, cache: Path) -> ImageRoot:
-    """The image's tree under `cache` (unpacked now if this digest never was)."""
+def _whiteout(root: Path, image_path: str) -> None:
+    parent, base = posixpath.split(image_path)
+    if base == ".wh..wh..opq":
+        folder = _inside(root, parent)
+        if folder.is_dir() and _within(root, folder):
+            for child in folder.iterdir():
+                _remove(child)
+        return
+    target = _inside(root, posixpath.join(parent, base[4:]))
+    if _within(root, target.parent):
+        _remove(target)
+
+
+def unpacked_layer(blob: Path, digest: str, layers: Path,
+                   budget: list[int]) -> tuple[Path, list[str]]:
+    """One layer unpacked alone under `layers/<hex>/tree`, once per machine (a layer
+    is named by its content), and the whiteouts it carries."""
+    final = layers / digest.removeprefix("sha256:")
+    with _lock_for(str(final)):
+        if not (final / _COMPLETE).is_file():
+            layers.mkdir(parents=True, exist_ok=True)
+            staging = layers / f".unpack-{uuid.uuid4().hex}"
+            try:
+                whiteouts: list[str] = []
+                (staging / "tree").mkdir(parents=True)
+                _apply_layer(blob, staging / "tree", budget, whiteouts)
+                (staging / "whiteouts.json").write_text(json.dumps(whiteouts), encoding="utf-8")
+                (staging / _COMPLETE).write_text(digest, encoding="utf-8")
+                shutil.rmtree(final, ignore_errors=True)
+                staging.rename(final)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    try:
+        listed = json.loads((final / "whiteouts.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise RootfsError(f"the unpacked layer {digest} is incomplete") from None
+    return final / "tree", [str(item) for item in listed]
+
+
+def _link_tree(tree: Path, root: Path) -> None:
+    """Stack `tree` over `root` with hard links (a copy across file systems): later
+    layers win, as in a container's overlay."""
+    for folder, dirnames, filenames in os.walk(tree):
+        relative = os.path.relpath(folder, tree)
+        target = root / relative if relative != "." else root
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        target.mkdir(parents=True, exist_ok=True)
+        for name in [*filenames, *(d for d in dirnames if (Path(folder) / d).is_symlink())]:
+            source, dest = Path(folder) / name, target / name
+            if dest.is_symlink() or dest.is_file():
+                dest.unlink()
+            elif dest.is_dir():
+                shutil.rmtree(dest)
+            if source.is_symlink():
+                dest.symlink_to(os.readlink(source))
+                continue
+            try:
+                os.link(source, dest)
+            except OSError:
+                shutil.copy2(source, dest)
+
+
+def unpack_image(images: ImageStore, manifest: StoredManifest, cache: Path,
+                 layers: Path | None = None) -> ImageRoot:
+    """The image's tree under `cache` (made now if this digest never was): each layer
+    unpacked once under `layers` (default: beside `cache`) and stacked with links."""
+    layers = layers if layers is not None else cache / "layers"
     document = manifest.document()
     registry = manifest.registry
     try:
@@ -144,7 +209,12 @@ def unpack_image(images: ImageStore, manifest: StoredManifest, cache: Path) -> I
             try:
                 budget = [MAX_UNPACKED_BYTES]
                 for layer in document.get("layers") or []:
-                    _apply_layer(images.blob_path(registry, str(layer["digest"])), rootfs, budget)
+                    digest = str(layer["digest"])
+                    tree, whiteouts = unpacked_layer(images.blob_path(registry, digest),
+                                                     digest, layers, budget)
+                    for path in whiteouts:
+                        _whiteout(rootfs, path)
+                    _link_tree(tree, rootfs)
                 (staging / _COMPLETE).write_text(manifest.digest, encoding="utf-8")
                 shutil.rmtree(final, ignore_errors=True)
                 staging.rename(final)

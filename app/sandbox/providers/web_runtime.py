@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import platformdirs
+
 from app.imageref import ImageReferenceError, parse_image_reference
 from app.sandbox.certs import CertificateAuthority
 from app.sandbox.oci import ImageStore
@@ -142,6 +144,9 @@ class SiteRuntime:
         self._images = images
         # Unpacked image trees, one per manifest digest, shared by every site.
         self.rootfs_cache = root.parent / "rootfs"
+        # Unpacked layers, one per layer digest, shared by every sandbox of this user
+        # (a layer is named by its content), as a container host keeps its layers.
+        self.layer_cache = Path(platformdirs.user_cache_dir("mlcache-deploy")) / "sandbox-layers"
         self._access = access
         self._request_log = request_log
         self._ca = ca
@@ -407,7 +412,8 @@ class SiteRuntime:
         if pulled.image is not None:
             assert self._images is not None
             try:
-                image_root = unpack_image(self._images, pulled.image, self.rootfs_cache)
+                image_root = unpack_image(self._images, pulled.image, self.rootfs_cache,
+                                          self.layer_cache)
             except RootfsError as exc:
                 self.write_log(spec.name, "ERROR", f"Pulling image {image_text} failed: {exc}")
                 self._serve_unavailable(spec, site)
