@@ -168,7 +168,7 @@ def test_target_for_spec_signs_in_to_azure_as_asked() -> None:
     assert isinstance(device.credential.inner.inner, identity.DeviceCodeCredential)
     assert (device.kind, device.subscription_id, device.tenant_id) == ("azure", "sub-1", "t-1")
     browser = target_for_spec("azure", "sub-1", None, "browser")
-    assert isinstance(browser.credential, identity.InteractiveBrowserCredential)
+    assert isinstance(browser.credential.inner, identity.InteractiveBrowserCredential)
     default = target_for_spec("azure", "sub-1", None)
     assert isinstance(default.credential, identity.DefaultAzureCredential)
     with pytest.raises(BadInput, match="subscription id"):
