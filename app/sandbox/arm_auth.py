@@ -63,6 +63,13 @@ def authenticate(ctx: SandboxContext, tokens: TokenIssuer, request: Request) -> 
             "Authentication failed. The 'Authorization' header is provided in an invalid "
             "format.",
         )
+    return verify_bearer(ctx, tokens, token)
+
+
+def verify_bearer(ctx: SandboxContext, tokens: TokenIssuer, token: str) -> str:
+    """The tenant a bearer token for ARM acts in (the sandbox's own token, or one its
+    Entra authority issued for ARM's audience), or ARM's 401. ACR's token exchange
+    takes the same tokens."""
     if hmac.compare_digest(token.encode(), ctx.token.encode()):
         return ctx.store.tenant_id
     if token.count(".") != 2:

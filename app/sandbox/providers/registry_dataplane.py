@@ -40,6 +40,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from app.sandbox.arm import ArmError
+from app.sandbox.arm_auth import verify_bearer
 from app.sandbox.oci import ImageStore, StoredManifest, TagInfo
 from app.sandbox.providers import DATA_PLANE_ROOT, SandboxContext
 from app.sandbox.providers.registry_errors import DataPlaneError
@@ -286,10 +288,22 @@ class RegistryDataPlane:
             )
         self._check_service(form, record)
         offered = form.get("access_token", "")
-        if not offered or not hmac.compare_digest(offered.encode(), self.ctx.token.encode()):
+        if not offered:
             raise DataPlaneError(401, "UNAUTHORIZED", "the access token is not valid")
+        # The sandbox's own token, or a signed-in identity's Entra token for ARM, as
+        # ACR takes it (https://aka.ms/acr/authorization).
+        if hmac.compare_digest(offered.encode(), self.ctx.token.encode()):
+            acting = self.ctx.store.tenant_id
+        elif self.ctx.tokens is None:
+            raise DataPlaneError(401, "UNAUTHORIZED", "the access token is not valid")
+        else:
+            try:
+                acting = verify_bearer(self.ctx, self.ctx.tokens, offered)
+            except ArmError:
+                raise DataPlaneError(401, "UNAUTHORIZED",
+                                     "the access token is not valid") from None
         tenant = form.get("tenant") or None
-        if tenant and tenant.lower() != self.ctx.store.tenant_id.lower():
+        if tenant and tenant.lower() != acting.lower():
             raise DataPlaneError(401, "UNAUTHORIZED", f"the tenant '{tenant}' is not valid")
         refresh = self.tokens.refresh_token(login_server_of(record), tenant)
         return JSONResponse({"refresh_token": refresh})
