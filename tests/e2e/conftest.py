@@ -84,3 +84,24 @@ def open_wizard(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
             # BadInput: the test's own in-process sandbox served it; the test stops that.
             with contextlib.suppress(BadInput):
                 stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_packages_layer() -> None:
+    """Resolve the sample model's packages layer once, before any deploy, as a user's
+    cache holds it after the first build: deploys in tests then take the time a
+    second deploy takes, and tests that interrupt one mid-way land where they aim."""
+    import platform
+    import sys
+
+    from app.paths import resources_dir, user_cache_dir
+    from app.services.image_layers import Platform, packages_layer
+    from app.services.packaging import merge_requirements, parse_requirements, template_dir
+
+    template = parse_requirements((template_dir() / "requirements.txt").read_text("utf-8"))
+    model = parse_requirements(
+        (resources_dir() / "sample-model" / "requirements.txt").read_text("utf-8"))
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    site = Platform("linux", arch, f"{sys.version_info.major}.{sys.version_info.minor}")
+    packages_layer(merge_requirements(template, model), site, user_cache_dir(),
+                   lambda _line: None, lambda: None)
