@@ -91,17 +91,18 @@ def warm_packages_layer() -> None:
     """Resolve the sample model's packages layer once, before any deploy, as a user's
     cache holds it after the first build: deploys in tests then take the time a
     second deploy takes, and tests that interrupt one mid-way land where they aim."""
-    import platform
     import sys
 
     from app.paths import resources_dir, user_cache_dir
+    from app.sandbox.base_images import oci_architecture
     from app.services.image_layers import Platform, packages_layer
     from app.services.packaging import merge_requirements, parse_requirements, template_dir
 
     template = parse_requirements((template_dir() / "requirements.txt").read_text("utf-8"))
     model = parse_requirements(
         (resources_dir() / "sample-model" / "requirements.txt").read_text("utf-8"))
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    site = Platform("linux", arch, f"{sys.version_info.major}.{sys.version_info.minor}")
+    # What the sandbox's stand-in base image reports: this machine's platform and Python.
+    site = Platform("linux", oci_architecture(),
+                    f"{sys.version_info.major}.{sys.version_info.minor}")
     packages_layer(merge_requirements(template, model), site, user_cache_dir(),
                    lambda _line: None, lambda: None)
