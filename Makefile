@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck screenshots benchmarks system-deps clean
+.PHONY: run test lint typecheck screenshots benchmarks system-deps clean lock
 
 run: system-deps $(STAMP)
 	$(BIN)/mlcache-deploy
@@ -34,15 +34,28 @@ system-deps:
 # package would shadow it; nothing to act on here (the folder is the package).
 PIP := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip
 PIP_FLAGS := --quiet --disable-pip-version-check --no-input
-$(STAMP): pyproject.toml
+# constraints.txt holds the exact versions the suite was run on, so a release made since
+# cannot change what a fresh checkout installs.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || { echo "[1/3] Creating the virtual environment in $(VENV)…"; \
 		$(PYTHON) -m venv $(VENV); }
 	@echo "[2/3] Upgrading pip…"
 	@$(PIP) install $(PIP_FLAGS) --upgrade pip
 	@echo "[3/3] Installing mlcache-deploy and its dependencies (first time: a few minutes)…"
-	@$(PIP) install $(PIP_FLAGS) -e '.[dev]'
+	@$(PIP) install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 	@echo "Installed. (Later runs skip these steps until pyproject.toml changes.)"
+
+# Newest versions within pyproject.toml's ranges, in a scratch environment, written to
+# constraints.txt; run `make test` on them before committing.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	PYTHONWARNINGS="ignore:Editable installation" .venv-lock/bin/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	{ sed -n '1,2p' constraints.txt; .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^#'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

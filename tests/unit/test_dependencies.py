@@ -82,22 +82,53 @@ def _distribution_of(path: Path) -> str:
     return _owners().get(path.resolve(), "?")
 
 
+def locked() -> dict[str, Version]:
+    """constraints.txt: the exact versions `make` installs and the suite was run on."""
+    versions = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            requirement = Requirement(line)
+            (specifier,) = requirement.specifier
+            versions[canonicalize_name(requirement.name)] = Version(specifier.version)
+    return versions
+
+
 def test_every_dependency_has_a_floor_the_suite_runs_on_and_a_cap() -> None:
+    """Judged against the lock, not against whatever is newest on the index today, so a
+    release made after the last `make lock` cannot turn this red on a fresh machine."""
+    lock = locked()
     problems = []
     for name, requirement in declared().items():
         specifiers = list(requirement.specifier)
-        installed = Version(importlib.metadata.version(name))
+        tested = lock.get(name)
+        if tested is None:
+            problems.append(f"{name}: declared but not in constraints.txt (run `make lock`)")
+            continue
         if any(s.operator == "==" for s in specifiers):
-            if installed not in requirement.specifier:
-                problems.append(f"{name}: pinned to {requirement.specifier}, runs on {installed}")
+            if tested not in requirement.specifier:
+                problems.append(f"{name}: pinned to {requirement.specifier}, locked at {tested}")
             continue
         floors = [Version(s.version) for s in specifiers if s.operator == ">="]
         caps = [s for s in specifiers if s.operator == "<"]
         if not floors or not caps:
             problems.append(f"{name}: needs a floor and a cap ({requirement.specifier or 'none'})")
-        elif installed not in requirement.specifier:
-            problems.append(f"{name}: {installed} is outside {requirement.specifier}")
-        elif floors[0] < Version(f"{installed.major}.{installed.minor}"):
+        elif tested not in requirement.specifier:
+            problems.append(f"{name}: locked {tested} is outside {requirement.specifier}")
+        elif floors[0] < Version(f"{tested.major}.{tested.minor}"):
             # The floor is a version the suite was run on, not an older guess.
-            problems.append(f"{name}: floor {floors[0]} is older than the {installed} tested")
+            problems.append(f"{name}: floor {floors[0]} is older than the {tested} locked")
     assert not problems, "\n".join(problems)
+
+
+def test_the_environment_is_the_lock() -> None:
+    """What the suite runs on is what constraints.txt says: the lock is not a wish."""
+    drift = []
+    for name, version in sorted(locked().items()):
+        try:
+            installed = Version(importlib.metadata.version(name))
+        except importlib.metadata.PackageNotFoundError:
+            drift.append(f"{name}: locked at {version}, not installed")
+            continue
+        if installed != version:
+            drift.append(f"{name}: locked at {version}, {installed} installed")
+    assert not drift, "\n".join(drift)
