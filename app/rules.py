@@ -34,11 +34,20 @@ def created_by_us(tags: dict[str, str] | None) -> bool:
 
 @dataclass(frozen=True)
 class Problem:
+    """A rule broken by one field. `message` is what the CLI prints after the field's
+    spec key (it may name other keys); `for_people`, when the message names spec keys,
+    is the same thing in the wizard's words (its field labels), which `plain` gives."""
+
     field: str
     message: str
+    for_people: str = ""
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
+
+    @property
+    def plain(self) -> str:
+        return self.for_people or self.message
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
@@ -268,9 +277,21 @@ def check_tags(tags: dict[str, str]) -> list[Problem]:
         out.append(Problem("tags", f"at most {MAX_TAGS} tags, counting the {CREATED_BY_TAG} "
                                    f"tag this tool adds (has {total})"))
     for name, value in tags.items():
+        # The tag's name leads, quoted as typed: a message under the grid that began
+        # with the user's own text would have it capitalised.
         for message in check_tag_name(name) + check_tag_value(value):
-            out.append(Problem(f"tags.{name}", message))
+            out.append(Problem(f"tags.{name}", f"tag {name!r}: {message}"))
+        if name.lower() == CREATED_BY_TAG and value != CREATED_BY_VALUE:
+            out.append(Problem(f"tags.{name}", created_by_taken(value)))
     return out
+
+
+def created_by_taken(value: str) -> str:
+    """Why the user's own created-by tag cannot be kept: the tool writes its own value
+    there on everything it creates, and clean up recognises its resources by it."""
+    return (f"tag {CREATED_BY_TAG!r}: this tool sets it to {CREATED_BY_VALUE!r} on "
+            f"everything it creates (clean up recognises its resources by it), so "
+            f"{value!r} would be replaced; name your tag differently, such as 'owner'")
 
 
 # --- image ----------------------------------------------------------------------
@@ -282,13 +303,19 @@ def check_image(spec: DeploymentSpec) -> list[Problem]:
     has_build = any(v is not None for v in build_fields)
     if has_reference and has_build:
         return [Problem("image", "give either reference, or build_from with registry, "
-                                 "repository and tag, not both")]
+                                 "repository and tag, not both",
+                        "choose either an image already in a registry, or a model "
+                        "folder to build, not both")]
     if not has_reference and not has_build:
         return [Problem("image", "give either reference (an image in Azure Container "
-                                 "Registry) or build_from (a model folder to build)")]
+                                 "Registry) or build_from (a model folder to build)",
+                        "choose an image already in Azure Container Registry, or a "
+                        "model folder to build")]
     if has_reference and image.builder is not None:
         return [Problem("image.builder", "applies to build_from only; an image reference "
-                                         "is deployed as it is")]
+                                         "is deployed as it is",
+                        "applies to a model folder to build only; an image already in "
+                        "a registry is deployed as it is")]
     if has_reference:
         try:
             parse_image_reference(image.reference or "")
@@ -344,8 +371,10 @@ def check_top(spec: DeploymentSpec) -> list[Problem]:
     if not spec.location:
         out.append(Problem("location", "must not be empty"))
     elif not _LOCATION.fullmatch(spec.location):
-        out.append(Problem("location", "must be a region name like westeurope "
-                                       "(lowercase, no spaces)"))
+        out.append(Problem("location", "must be a region's name such as westeurope "
+                                       "(lowercase letters and digits, as az account "
+                                       "list-locations names it), not a display name "
+                                       "such as West Europe"))
     return out
 
 

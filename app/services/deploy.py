@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from app.errors import NotPermitted
+from app.errors import BadInput, NotPermitted
 from app.rules import image_builder
 from app.services.clients import ClientFactory
 from app.services.context import DeployContext
@@ -39,6 +39,18 @@ def check_access(clients: ClientFactory, spec: DeploymentSpec) -> None:
         clients.resources().resource_groups.check_existence(spec.resource_group.name)
     except Exception as exc:
         raise as_error(exc, prefix="before creating anything, ARM could not be used: ") from None
+
+
+def check_region(clients: ClientFactory, spec: DeploymentSpec) -> None:
+    """Refuse, before anything is created, a region the subscription does not offer
+    (the rule only checks its format: `marsnorth` is well-formed)."""
+    from app.services.lookups import list_locations, location_problems
+
+    problems = location_problems(spec.location, list_locations(clients))
+    if problems:
+        raise BadInput(f"{problems[0]}; nothing was created",
+                       "Set location to one of the regions listed (the wizard offers "
+                       "them in the Region list).")
 
 
 # The offer of a subscription, as ARM reports it in subscriptionPolicies.quotaId
@@ -83,6 +95,7 @@ def run_deployment(
     path the `RunFinished` event names.
     """
     check_access(clients, spec)
+    check_region(clients, spec)
     check_build_allowed(clients, spec)
     with DeploymentLog(spec.resource_group.name) as deployment_log:
         ctx = DeployContext(spec, target, clients, spec_dir=spec_dir)

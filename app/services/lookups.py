@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import BadInput, NotPermitted, ServiceFailure
-from app.rules import created_by_us
+from app.rules import Problem, created_by_us
 from app.services.clients import ClientFactory
 from app.services.explain import plain_request_error
 from app.services.redaction import register_secret
@@ -48,10 +48,25 @@ def list_resource_groups(clients: ClientFactory) -> list[GroupSummary]:
     return sorted(out, key=lambda g: g.name.lower())
 
 
-def list_locations(clients: ClientFactory) -> list[str]:
-    """The subscription's physical regions (ARM names such as westeurope), sorted.
+@dataclass(frozen=True)
+class Region:
+    """A region as the subscription lists it: ARM's name (what a spec holds) and the
+    display name the portal shows."""
 
-    Logical entries (geographies like "europe", "global") cannot host resources."""
+    name: str
+    display_name: str
+
+    @property
+    def label(self) -> str:
+        """What a picker shows: "West Europe (westeurope)"."""
+        shown = self.display_name or self.name
+        return shown if shown == self.name else f"{shown} ({self.name})"
+
+
+def list_locations(clients: ClientFactory) -> list[Region]:
+    """The subscription's physical regions, sorted by display name as the portal lists them.
+
+    Logical entries (geographies like "europe", "unitedstates") cannot host resources."""
     out = []
     subscription = clients.target.subscription_id
     for location in clients.subscriptions().subscriptions.list_locations(subscription):
@@ -59,8 +74,31 @@ def list_locations(clients: ClientFactory) -> list[str]:
         if str(getattr(region_type, "value", region_type) or "Physical") != "Physical":
             continue
         if location.name:
-            out.append(location.name)
-    return sorted(out)
+            out.append(Region(location.name, location.display_name or location.name))
+    return sorted(out, key=lambda r: (r.display_name.lower(), r.name))
+
+
+def _squeezed(text: str) -> str:
+    return text.replace(" ", "").lower()
+
+
+def location_problems(location: str, regions: list[Region]) -> list[Problem]:
+    """What is wrong with `location` once the subscription's regions are known: not
+    one of them, or written as a display name ("West Europe") rather than the
+    region's name. Empty when `regions` is (the list is unknown)."""
+    if not regions or not location or any(r.name == location for r in regions):
+        return []
+    for region in regions:
+        if _squeezed(region.display_name) == _squeezed(location) or \
+                region.name == location.lower():
+            return [Problem("location", f"write the region's name {region.name!r}, not "
+                                        f"{location!r} (specs hold the name, as "
+                                        f"az account list-locations shows it)")]
+    shown = ", ".join(r.name for r in sorted(regions, key=lambda r: r.name))
+    return [Problem("location", f"{location!r} is not a region this subscription offers "
+                                f"(it offers {shown})",
+                    for_people=f"{location!r} is not a region this subscription offers; "
+                               "pick one from the list")]
 
 
 def list_registries(clients: ClientFactory) -> list[RegistrySummary]:
@@ -227,10 +265,12 @@ class AcrDataPlane:
 __all__ = [
     "AcrDataPlane",
     "GroupSummary",
+    "Region",
     "RegistrySummary",
     "list_locations",
     "list_registries",
     "list_repositories",
     "list_resource_groups",
     "list_tags",
+    "location_problems",
 ]

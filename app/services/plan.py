@@ -9,11 +9,13 @@ steps this returns.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.errors import BadInput, RuleProblems
 from app.rules import Problem, validate_spec
 from app.services.context import resolve_spec_path
+from app.services.lookups import Region, location_problems
 from app.services.resources.app_service_plan import AppServicePlanStep
 from app.services.resources.app_settings import FunctionSettingsStep
 from app.services.resources.base import ResourceStep
@@ -115,11 +117,17 @@ def _model_folder_error(spec: DeploymentSpec, spec_dir: Path | None) -> BadInput
     return None
 
 
-def preflight_problems(spec: DeploymentSpec, spec_dir: Path | None = None) -> list[Problem]:
+def preflight_problems(spec: DeploymentSpec, spec_dir: Path | None = None,
+                       regions: Sequence[Region] = ()) -> list[Problem]:
     """Every reason `preflight` would refuse `spec`, all at once: the wizard's Review
-    lists them (with links to their fields) before it offers Create."""
+    lists them (with links to their fields) before it offers Create.
+
+    With `regions` (the subscription's, when known) the spec's region must be one of
+    them; that answer replaces the format rule's for a display name ("West Europe")."""
     folder = _model_folder_error(spec, spec_dir)
-    return [*validate_spec(spec), *unsupported_problems(spec),
+    found = location_problems(spec.location, list(regions))
+    rules = [p for p in validate_spec(spec) if not (found and p.field == "location")]
+    return [*rules, *found, *unsupported_problems(spec),
             *([Problem("image.build_from", folder.message)] if folder else [])]
 
 

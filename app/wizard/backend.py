@@ -88,6 +88,15 @@ class Subscription:
     tenant_id: str = ""
 
 
+@dataclass(frozen=True)
+class Region:
+    """A region of the subscription: its ARM name (what the spec holds) and what the
+    picker shows ("West Europe (westeurope)")."""
+
+    name: str
+    label: str
+
+
 @dataclass
 class GroupInfo:
     exists: bool
@@ -112,7 +121,7 @@ class Backend(Protocol):
 
     def group_exists(self, spec: DeploymentSpec) -> bool: ...
 
-    def locations(self) -> list[str]: ...
+    def locations(self) -> list[Region]: ...
 
     def registries(self) -> list[str] | None: ...
 

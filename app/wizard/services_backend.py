@@ -23,6 +23,7 @@ from app.wizard.backend import (
     GroupInfo,
     GroupResource,
     PlannedStep,
+    Region,
     ScoringEndpoint,
     Subscription,
     Tenant,
@@ -31,6 +32,7 @@ from app.wizard.backend import (
 if TYPE_CHECKING:
     from app.services.cleanup import GroupItem
     from app.services.events import Event
+    from app.services.lookups import Region as LookupRegion
     from app.services.lookups import RegistrySummary
     from app.services.runner import RunResult
     from app.services.scoring import ScoringClient
@@ -51,6 +53,7 @@ class ServicesBackend:
         self._subscription_name = subscription_name
         self._scoring: dict[tuple[str, str], ScoringClient] = {}
         self._registries: dict[str, RegistrySummary] = {}
+        self._region_list: list[LookupRegion] | None = None
         self._lock = threading.Lock()
 
     # -- construction ------------------------------------------
@@ -111,10 +114,21 @@ class ServicesBackend:
                 return None
             raise
 
-    def locations(self) -> list[str]:
+    def locations(self) -> list[Region]:
+        return [Region(r.name, r.label) for r in self._regions()]
+
+    def _regions(self) -> list[LookupRegion]:
+        """The subscription's regions, asked once per backend (they change only as
+        Azure opens regions); Review's preflight checks the spec's region against them."""
         from app.services.lookups import list_locations
 
-        return list_locations(self.clients)
+        with self._lock:
+            known = self._region_list
+        if known is None:
+            known = list_locations(self.clients)
+            with self._lock:
+                self._region_list = known
+        return known
 
     def registries(self) -> list[str] | None:
         """Names of the subscription's registries (remembered for the data-plane calls)."""
@@ -169,7 +183,11 @@ class ServicesBackend:
         """The checks `deploy` runs first, as a list (Review shows them all)."""
         from app.services.plan import preflight_problems
 
-        return preflight_problems(spec, self._spec_dir)
+        try:
+            regions = self._regions()
+        except Exception:
+            regions = []  # the list is unknown: the region's format is still checked
+        return preflight_problems(spec, self._spec_dir, regions)
 
     def plan(self, spec: DeploymentSpec) -> list[PlannedStep]:
         """The deploy page's rows, as the resource modules describe their resources."""

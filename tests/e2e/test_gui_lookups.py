@@ -69,9 +69,18 @@ def test_basics_offers_existing_resource_groups(qtbot, gui: MainWindow) -> None:
     window = gui
     basics = window.pages["basics"]
     window.go("basics")
-    # Regions come from the subscription (switzerlandnorth is not in the built-in list).
-    qtbot.waitUntil(lambda: basics.location.findText("switzerlandnorth") >= 0, timeout=10_000)
-    assert basics.location.currentText() == "westeurope"
+    # Regions come from the subscription (switzerlandnorth is not in the built-in list),
+    # shown as the portal names them, closed to that list.
+    qtbot.waitUntil(lambda: basics.location.findData("switzerlandnorth") >= 0, timeout=10_000)
+    assert basics.location.itemText(basics.location.findData("switzerlandnorth")) == \
+        "Switzerland North (switzerlandnorth)"
+    assert basics.location.currentText() == "West Europe (westeurope)"
+    assert not basics.location.isEditable()
+    assert basics.location.findData("europe") < 0  # a geography, not a region
+    # The host name follows the name as it is typed; the sandbox says what it gives.
+    type_into(qtbot, basics.cache_name.edit, "digits-cache")
+    assert "127.0.0.1" in basics.host_suffix.text()
+    assert "digits-cache." in basics.host_suffix.text()
     combo = basics.existing_groups
     qtbot.waitUntil(lambda: combo.findText(GROUP) >= 0, timeout=10_000)
     assert combo.isVisible()

@@ -26,7 +26,14 @@ def test_subscriptions_and_locations(
         for loc in subscription_client.subscriptions.list_locations(sandbox.subscription_id)
     }
     assert "westeurope" in locations and "eastus" in locations
-    assert locations["westeurope"].display_name == "West Europe"
+    west = locations["westeurope"]
+    assert west.display_name == "West Europe"
+    assert west.regional_display_name == "(Europe) West Europe"
+    assert west.metadata.physical_location == "Netherlands"
+    assert west.metadata.geography_group == "Europe"
+    assert locations["uksouth"].regional_display_name == "(UK) UK South"
+    # Geographies are listed too, as logical locations no resource can be created in.
+    assert locations["europe"].metadata.region_type == "Logical"
     with pytest.raises(ResourceNotFoundError):
         subscription_client.subscriptions.get("11111111-1111-1111-1111-111111111111")
 

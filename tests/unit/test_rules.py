@@ -213,8 +213,27 @@ def test_tag_count_counts_the_created_by_tag() -> None:
     assert fields(spec) == []
     spec.tags["one-more"] = "x"
     assert fields(spec) == ["tags"]
-    spec.tags = {f"t{i}": "x" for i in range(49)} | {rules.CREATED_BY_TAG: "me"}
+    spec.tags = {f"t{i}": "x" for i in range(49)} | {rules.CREATED_BY_TAG: "mlcache-deploy"}
     assert fields(spec) == []
+
+
+def test_own_created_by_tag_is_refused_not_replaced() -> None:
+    spec = valid_spec()
+    spec.tags = {"Created-By": "Alice"}
+    [problem] = validate_spec(spec)
+    assert problem.field == "tags.Created-By"
+    assert "'Alice' would be replaced" in problem.message
+    assert "'mlcache-deploy'" in problem.message
+    # The tool's own value is what it would write anyway: nothing to say.
+    spec.tags = {"created-by": "mlcache-deploy"}
+    assert validate_spec(spec) == []
+
+
+def test_tag_messages_quote_the_name_as_typed() -> None:
+    spec = valid_spec()
+    spec.tags = {"a<b": "x"}
+    [problem] = validate_spec(spec)
+    assert problem.message.startswith("tag 'a<b': ")
 
 
 IMAGE_CASES = [

@@ -34,29 +34,42 @@ from app.sandbox.directory import Subscription
 from app.sandbox.operations import OperationKind, OpRecord
 from app.sandbox.providers import Provider
 
-# (name, displayName, geography group, paired region): regions the sandbox offers.
-REGIONS: list[tuple[str, str, str, str]] = [
-    ("eastus", "East US", "US", "westus"),
-    ("eastus2", "East US 2", "US", "centralus"),
-    ("centralus", "Central US", "US", "eastus2"),
-    ("westus", "West US", "US", "eastus"),
-    ("westus2", "West US 2", "US", "westcentralus"),
-    ("westus3", "West US 3", "US", "eastus"),
-    ("canadacentral", "Canada Central", "Canada", "canadaeast"),
-    ("brazilsouth", "Brazil South", "South America", "southcentralus"),
-    ("northeurope", "North Europe", "Europe", "westeurope"),
-    ("westeurope", "West Europe", "Europe", "northeurope"),
-    ("uksouth", "UK South", "UK", "ukwest"),
-    ("francecentral", "France Central", "Europe", "francesouth"),
-    ("germanywestcentral", "Germany West Central", "Europe", "germanynorth"),
-    ("swedencentral", "Sweden Central", "Europe", "swedensouth"),
-    ("switzerlandnorth", "Switzerland North", "Europe", "switzerlandwest"),
-    ("japaneast", "Japan East", "Asia Pacific", "japanwest"),
-    ("koreacentral", "Korea Central", "Asia Pacific", "koreasouth"),
-    ("southeastasia", "Southeast Asia", "Asia Pacific", "eastasia"),
-    ("eastasia", "East Asia", "Asia Pacific", "southeastasia"),
-    ("australiaeast", "Australia East", "Australia", "australiasoutheast"),
-    ("centralindia", "Central India", "India", "southindia"),
+# (name, displayName, geographyGroup, geography, physicalLocation, paired region): the
+# regions the sandbox offers, with the metadata `az account list-locations` shows for
+# them (a table of every physical region's geographyGroup, geography and location,
+# as listed in October 2025; UK regions in their own "UK" group since then).
+REGIONS: list[tuple[str, str, str, str, str, str]] = [
+    ("eastus", "East US", "US", "United States", "Virginia", "westus"),
+    ("eastus2", "East US 2", "US", "United States", "Virginia", "centralus"),
+    ("centralus", "Central US", "US", "United States", "Iowa", "eastus2"),
+    ("westus", "West US", "US", "United States", "California", "eastus"),
+    ("westus2", "West US 2", "US", "United States", "Washington", "westcentralus"),
+    ("westus3", "West US 3", "US", "United States", "Phoenix", "eastus"),
+    ("canadacentral", "Canada Central", "Canada", "Canada", "Toronto", "canadaeast"),
+    ("brazilsouth", "Brazil South", "South America", "Brazil", "Sao Paulo State",
+     "southcentralus"),
+    ("northeurope", "North Europe", "Europe", "Europe", "Ireland", "westeurope"),
+    ("westeurope", "West Europe", "Europe", "Europe", "Netherlands", "northeurope"),
+    ("uksouth", "UK South", "UK", "United Kingdom", "London", "ukwest"),
+    ("francecentral", "France Central", "Europe", "France", "Paris", "francesouth"),
+    ("germanywestcentral", "Germany West Central", "Europe", "Germany", "Frankfurt",
+     "germanynorth"),
+    ("swedencentral", "Sweden Central", "Europe", "Sweden", "G\u00e4vle", "swedensouth"),
+    ("switzerlandnorth", "Switzerland North", "Europe", "Switzerland", "Zurich",
+     "switzerlandwest"),
+    ("japaneast", "Japan East", "Asia Pacific", "Japan", "Tokyo, Saitama", "japanwest"),
+    ("koreacentral", "Korea Central", "Asia Pacific", "Korea", "Seoul", "koreasouth"),
+    ("southeastasia", "Southeast Asia", "Asia Pacific", "Asia Pacific", "Singapore",
+     "eastasia"),
+    ("eastasia", "East Asia", "Asia Pacific", "Asia Pacific", "Hong Kong", "southeastasia"),
+    ("australiaeast", "Australia East", "Asia Pacific", "Australia", "New South Wales",
+     "australiasoutheast"),
+    ("centralindia", "Central India", "Asia Pacific", "India", "Pune", "southindia"),
+]
+
+# Logical locations the list also holds (geographies: no resource is created in them).
+LOGICAL_LOCATIONS: list[tuple[str, str]] = [
+    ("europe", "Europe"), ("uk", "United Kingdom"), ("unitedstates", "United States"),
 ]
 
 # Resource types (and a few api-versions) that providers list for each namespace.
@@ -205,25 +218,39 @@ class ResourcesProvider(Provider):
         return json_response(self._subscription(found))
 
     async def list_locations(self, request: Request) -> Response:
+        # The shape of azure-rest-api-specs' GetLocations.json (2022-12-01); the
+        # availability-zone mappings are left out (the sandbox does not place zones).
         sub = self.subscription_matches(request)
-        value = [
+        value: list[dict[str, Any]] = [
             {
                 "id": f"/subscriptions/{sub}/locations/{name}",
                 "name": name,
                 "type": "Region",
                 "displayName": display,
-                "regionalDisplayName": f"({geo}) {display}",
+                "regionalDisplayName": f"({group}) {display}",
                 "metadata": {
                     "regionType": "Physical",
                     "regionCategory": "Recommended",
-                    "geographyGroup": geo,
-                    "physicalLocation": display,
+                    "geography": geography,
+                    "geographyGroup": group,
+                    "physicalLocation": place,
                     "pairedRegion": [
                         {"name": pair, "id": f"/subscriptions/{sub}/locations/{pair}"}
                     ],
                 },
             }
-            for name, display, geo, pair in REGIONS
+            for name, display, group, geography, place, pair in REGIONS
+        ]
+        value += [
+            {
+                "id": f"/subscriptions/{sub}/locations/{name}",
+                "name": name,
+                "type": "Region",
+                "displayName": display,
+                "regionalDisplayName": display,
+                "metadata": {"regionType": "Logical", "regionCategory": "Other"},
+            }
+            for name, display in LOGICAL_LOCATIONS
         ]
         return json_response({"value": value})
 

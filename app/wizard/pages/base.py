@@ -182,7 +182,7 @@ class Page(QWidget):
         for problem in problems:
             target = self._message_path(problem.field)
             if target is not None:
-                by_path[target].append(problem.message)
+                by_path[target].append(problem.plain)
         for path, messages in by_path.items():
             if path in self._name_fields:
                 self._name_fields[path].set_rule_messages(messages)

@@ -15,8 +15,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.rules import sizes_for
+from app.rules import Problem, sizes_for
 from app.spec import DeploymentSpec
+from app.wizard.backend import Region
 from app.wizard.pages.base import Page, make_checker, stack
 from app.wizard.widgets import FieldMessage, NameField
 
@@ -136,11 +137,13 @@ class BasicsPage(Page):
         form.addRow(label, name_box)
         self.bind("cache.name", self.cache_name)
 
+        # Closed to the subscription's regions (no free text: `marsnorth` is not one);
+        # typing the first letters of a display name still picks it.
         self.location = QComboBox(instance)
-        self.location.setEditable(True)
         self.location.setAccessibleName("Region")
-        self.location.addItems(DEFAULT_REGIONS)
-        self.location.currentTextChanged.connect(self._on_location)
+        self._regions_known = False
+        self._set_regions([Region(name, name) for name in DEFAULT_REGIONS], known=False)
+        self.location.currentIndexChanged.connect(self._on_location)
         self.location_message = FieldMessage(instance)
         label = QLabel("&Region")
         label.setBuddy(self.location)
@@ -188,6 +191,53 @@ class BasicsPage(Page):
         self.layout_.addWidget(instance)
 
         self.group.edit.textEdited.connect(lambda _t: self.cache_name.recheck())
+        self.cache_name.edit.textChanged.connect(lambda _t: self._update_suffix())
+
+    # -- regions ------------------------------------------
+    def region(self) -> str:
+        """The picked region's ARM name (what the spec holds)."""
+        return str(self.location.currentData() or "")
+
+    def select_region(self, name: str) -> None:
+        """Pick `name`; one the list lacks (from an opened spec) is shown as such, so
+        the page can say it is not offered instead of silently picking another."""
+        index = self.location.findData(name)
+        if index < 0 and name:
+            shown = f"{name} (not offered by this subscription)" if self._regions_known \
+                else name
+            self.location.addItem(shown, name)
+            index = self.location.count() - 1
+        if index >= 0:
+            self.location.setCurrentIndex(index)
+
+    def _set_regions(self, regions: list[Region], known: bool = True) -> None:
+        current = self.region()
+        self.location.blockSignals(True)
+        self.location.clear()
+        for region in regions:
+            self.location.addItem(region.label, region.name)
+        self._regions_known = known
+        self._offered = {r.name for r in regions}
+        self.select_region(current)
+        self.location.blockSignals(False)
+
+    def _region_problems(self) -> list[Problem]:
+        region = self.region()
+        if self._regions_known and region and region not in self._offered:
+            return [Problem("location", f"{region!r} is not a region this subscription "
+                                        "offers; pick one from the list")]
+        return []
+
+    def extra_problems(self) -> list[Problem]:
+        return super().extra_problems() + self._region_problems()
+
+    def show_problems(self, spec: DeploymentSpec) -> list[Problem]:
+        problems = super().show_problems(spec)
+        offered = self._region_problems()
+        if offered:
+            self.location_message.show_messages(
+                [*self.location_message.messages, *(p.plain for p in offered)])
+        return problems
 
     # -- availability ------------------------------------------
     def _group_exists(self) -> bool:
@@ -225,16 +275,13 @@ class BasicsPage(Page):
         self._refresh_subscription()
         self.session.submit(lambda b: b.resource_groups(), self._set_groups, lambda _e: None)
 
-        def set_regions(regions: list[str]) -> None:
-            if not regions:
-                return
-            current = self.location.currentText()
-            self.location.blockSignals(True)
-            self.location.clear()
-            self.location.addItems(regions)
-            self.location.setCurrentText(current)
-            self.location.blockSignals(False)
+        def set_regions(regions: list[Region]) -> None:
+            if regions:
+                self._set_regions(regions)
+                self._update_suffix()
+                self.status_changed.emit()
 
+        self._update_suffix()
         self.session.submit(lambda b: b.locations(), set_regions, lambda _e: None)
 
     def _refresh_subscription(self) -> None:
@@ -293,11 +340,21 @@ class BasicsPage(Page):
         self.size_combo.blockSignals(False)
 
     def _update_suffix(self) -> None:
-        region = self.location.currentText().strip() or "<region>"
+        """The cache's address as the name is typed: Azure Cache for Redis is
+        <name>.redis.cache.windows.net (TLS port 6380), Azure Managed Redis
+        <name>.<region>.redis.azure.net (port 10000); the sandbox's caches answer on
+        127.0.0.1, each on a port of its own."""
+        name = self.cache_name.text() or "<name>"
         if self._kind() == MANAGED:
-            self.host_suffix.setText(f"Host name: <name>.{region}.redis.azure.net, port 10000")
+            host, port = f"{name}.{self.region() or '<region>'}.redis.azure.net", 10000
         else:
-            self.host_suffix.setText("Host name: <name>.redis.cache.windows.net, port 6380")
+            host, port = f"{name}.redis.cache.windows.net", 6380
+        backend = self.session.backend
+        if backend is not None and not backend.is_azure:
+            self.host_suffix.setText(f"Host name on the local sandbox: 127.0.0.1, on a port "
+                                     f"of its own (on Azure: {host}, port {port})")
+        else:
+            self.host_suffix.setText(f"Host name: {host}, port {port}")
 
     def _update_notes(self) -> None:
         classic = self._kind() == CLASSIC
@@ -333,7 +390,7 @@ class BasicsPage(Page):
         self._refresh_subscription()
         self.group.set_text(spec.resource_group.name)
         self.cache_name.set_text(spec.cache.name)
-        self.location.setCurrentText(spec.location)
+        self.select_region(spec.location)
         for i, (kind, tier, _text) in enumerate(CACHE_TYPES):
             if kind == spec.cache.kind and tier == spec.cache.tier:
                 self.cache_type.blockSignals(True)
@@ -348,7 +405,7 @@ class BasicsPage(Page):
         spec.resource_group.name = self.group.text()
         spec.resource_group.create = not self._group_exists()
         spec.cache.name = self.cache_name.text()
-        spec.location = self.location.currentText().strip()
+        spec.location = self.region()
         kind, tier = self._kind(), self._tier()
         if kind != spec.cache.kind:
             # The options of one kind do not exist on the other: reset them.

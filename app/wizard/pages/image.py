@@ -259,7 +259,7 @@ class ImagePage(Page):
 
     def show_problems(self, spec: DeploymentSpec) -> list[Problem]:
         problems = super().show_problems(spec)
-        extra = [p.message for p in self.extra_problems() if p.field == "image.build_from"]
+        extra = [p.plain for p in self.extra_problems() if p.field == "image.build_from"]
         if extra:
             self.folder_message.show_messages([*self.folder_message.messages, *extra])
         return problems

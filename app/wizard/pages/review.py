@@ -158,7 +158,7 @@ class ReviewPage(Page):
                 page = PAGE_TITLES[owner]
                 items.append(
                     f"<li><b>{html.escape(page)} \u203a {html.escape(label_of(p.field))}</b>: "
-                    f"{html.escape(full_stop(sentence(p.message)))} "
+                    f"{html.escape(full_stop(sentence(p.plain)))} "
                     f'<a href="field:{html.escape(p.field)}">Go to {html.escape(page)}</a>'
                     "</li>")
             self.problem_list.setText("<ul style='margin-left:-20px'>" + "".join(items)

@@ -132,7 +132,7 @@ class TagsPage(Page):
         out = []
         names = [n.lower() for n, v in self.rows() if n or v]
         for name in sorted({n for n in names if names.count(n) > 1}):
-            out.append(Problem(f"tags.{name}", "tag name used twice (names ignore case)"))
+            out.append(Problem(f"tags.{name}", f"tag {name!r}: used twice (names ignore case)"))
         for r, (name, value) in enumerate(self.rows()):
             if not name and value:
                 out.append(Problem("tags", f"row {r + 1}: tag name must not be empty"))
@@ -141,8 +141,8 @@ class TagsPage(Page):
     def show_problems(self, spec: DeploymentSpec) -> list:
         problems = super().show_problems(spec)
         extra = self.extra_problems()
-        lines = [f"{p.field[5:] or 'tags'}: {p.message}" if p.field.startswith("tags.")
-                 else p.message for p in [*self.rule_problems(spec), *extra]]
+        # Each message names its tag, quoted as typed (app.rules).
+        lines = [p.plain for p in [*self.rule_problems(spec), *extra]]
         self.message.show_messages(lines)
         return problems
 

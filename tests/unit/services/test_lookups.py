@@ -10,17 +10,19 @@ from pathlib import Path
 import pytest
 
 from app.connect import sandbox_target
-from app.errors import ServiceFailure
+from app.errors import BadInput, ServiceFailure
 from app.sandbox import Sandbox
 from app.sandbox.registry import push_package
 from app.services.clients import ClientFactory
 from app.services.lookups import (
+    Region,
     RegistrySummary,
     list_locations,
     list_registries,
     list_repositories,
     list_resource_groups,
     list_tags,
+    location_problems,
 )
 from app.services.target import CloudTarget
 
@@ -93,5 +95,55 @@ def test_registries_repositories_and_tags(target: CloudTarget, clients: ClientFa
 
 def test_locations_are_the_subscriptions_physical_regions(clients: ClientFactory) -> None:
     regions = list_locations(clients)
-    assert "westeurope" in regions and "switzerlandnorth" in regions
-    assert regions == sorted(regions) and all(r == r.lower() and " " not in r for r in regions)
+    names = [r.name for r in regions]
+    assert "westeurope" in names and "switzerlandnorth" in names
+    # Geographies (regionType Logical) host nothing: left out.
+    assert "europe" not in names and "unitedstates" not in names
+    assert all(n == n.lower() and " " not in n for n in names)
+    # Sorted as the portal lists them, by display name, and labelled with both.
+    displays = [r.display_name for r in regions]
+    assert displays == sorted(displays, key=str.lower)
+    assert Region("westeurope", "West Europe").label == "West Europe (westeurope)"
+    assert Region("westeurope", "West Europe") in regions
+
+
+def test_a_region_is_checked_against_the_subscriptions_list(clients: ClientFactory) -> None:
+    regions = list_locations(clients)
+    assert location_problems("westeurope", regions) == []
+    [unknown] = location_problems("marsnorth", regions)
+    assert unknown.field == "location"
+    assert unknown.message.startswith("'marsnorth' is not a region this subscription offers")
+    assert "westeurope" in unknown.message  # the CLI lists what it may write
+    assert unknown.plain.endswith("pick one from the list")
+    # The portal's display name is recognised, and the spec's spelling named.
+    [display] = location_problems("West Europe", regions)
+    assert "'westeurope', not 'West Europe'" in display.message
+    # No list known: nothing to say beyond the format rule.
+    assert location_problems("marsnorth", []) == []
+
+
+def test_deploy_refuses_a_region_the_subscription_lacks_before_creating(
+        clients: ClientFactory) -> None:
+    from app.services.deploy import check_region
+    from app.spec import DeploymentSpec
+
+    spec = DeploymentSpec()
+    spec.location = "marsnorth"
+    with pytest.raises(BadInput, match=r"'marsnorth' is not a region .*nothing was created"):
+        check_region(clients, spec)
+    spec.location = "westeurope"
+    check_region(clients, spec)
+
+
+def test_preflight_with_the_list_replaces_the_format_rule_for_a_display_name(
+        clients: ClientFactory) -> None:
+    from app.services.plan import preflight_problems
+    from app.spec import DeploymentSpec
+
+    spec = DeploymentSpec()
+    spec.location = "West Europe"
+    without = [p.message for p in preflight_problems(spec) if p.field == "location"]
+    assert len(without) == 1 and "not a display name such as West Europe" in without[0]
+    known = [p.message for p in preflight_problems(spec, regions=list_locations(clients))
+             if p.field == "location"]
+    assert len(known) == 1 and "'westeurope', not 'West Europe'" in known[0]

@@ -52,7 +52,7 @@ def test_choices_remembered_and_spec_round_trip(qtbot, window: MainWindow, setti
     basics = window.pages["basics"]
     type_into(qtbot, basics.group.edit, "rg-roundtrip")
     type_into(qtbot, basics.cache_name.edit, "roundtrip-cache")
-    basics.location.setCurrentText("northeurope")
+    basics.select_region("northeurope")
     window.go("function_app")
     window.pages["function_app"].sku.setCurrentIndex(
         window.pages["function_app"].sku.findData("S1"))

@@ -81,3 +81,15 @@ def test_group_info_says_whether_we_created_the_group(backend: ServicesBackend) 
     backend.delete_group(theirs, lambda _text: None, force=True)
     backend.delete_group(ours, lambda _text: None)
     assert not ({ours, theirs} & set(backend.resource_groups()))
+
+
+def test_regions_labelled_and_preflight_refuses_one_not_offered(backend: ServicesBackend) -> None:
+    regions = {r.name: r.label for r in backend.locations()}
+    assert regions["westeurope"] == "West Europe (westeurope)"
+    from app.spec import DeploymentSpec
+
+    spec = DeploymentSpec()
+    spec.location = "marsnorth"
+    found = [p for p in backend.preflight(spec) if p.field == "location"]
+    assert [p.plain for p in found] == [
+        "'marsnorth' is not a region this subscription offers; pick one from the list"]
