@@ -280,7 +280,8 @@ def check_tags(tags: dict[str, str]) -> list[Problem]:
         # The tag's name leads, quoted as typed: a message under the grid that began
         # with the user's own text would have it capitalised.
         for message in check_tag_name(name) + check_tag_value(value):
-            out.append(Problem(f"tags.{name}", f"tag {name!r}: {message}"))
+            out.append(Problem(f"tags.{name}",
+                               f"tag {name!r}: {message.removeprefix('tag ')}"))
         if name.lower() == CREATED_BY_TAG and value != CREATED_BY_VALUE:
             out.append(Problem(f"tags.{name}", created_by_taken(value)))
     return out

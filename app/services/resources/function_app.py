@@ -150,8 +150,8 @@ class FunctionAppStep(ResourceStep):
             models.ResourceNameAvailabilityRequest(name=name, type=cls.arm_type)
         )
         if answer.name_available:
-            return NameAnswer("available", f"{name}.azurewebsites.net is available")
-        return NameAnswer("taken", answer.message or f"{name}.azurewebsites.net is taken")
+            return NameAnswer("available", f"The name {name}.azurewebsites.net is available")
+        return NameAnswer("taken", answer.message or f"The name {name}.azurewebsites.net is taken")
 
     def probe(self, clients: ClientFactory) -> list[ResourceStatus]:
         group, name = self.spec.resource_group.name, self.spec.function_app.name

@@ -142,9 +142,9 @@ class RedisCacheStep(ResourceStep):
         except HttpResponseError as exc:
             # The operation answers 200 when the name is free and an error when not.
             if exc.status_code in (400, 409):
-                return NameAnswer("taken", f"{name}.redis.cache.windows.net is taken")
+                return NameAnswer("taken", f"The name {name}.redis.cache.windows.net is taken")
             raise
-        return NameAnswer("available", f"{name}.redis.cache.windows.net is available")
+        return NameAnswer("available", f"The name {name}.redis.cache.windows.net is available")
 
     @staticmethod
     def access_keys(ctx: DeployContext) -> tuple[str | None, str | None]:

@@ -129,8 +129,8 @@ class _PullCredentials(ResourceStep):
             models.RegistryNameCheckRequest(name=name, type=cls.arm_type)
         )
         if answer.name_available:
-            return NameAnswer("available", f"{name}.azurecr.io is available")
-        return NameAnswer("taken", answer.message or f"{name}.azurecr.io is taken")
+            return NameAnswer("available", f"The name {name}.azurecr.io is available")
+        return NameAnswer("taken", answer.message or f"The name {name}.azurecr.io is taken")
 
     def resource_name(self) -> str:
         return image_reference(self.spec).registry

@@ -104,8 +104,8 @@ class StorageAccountStep(ResourceStep):
             models.StorageAccountCheckNameAvailabilityParameters(name=name)
         )
         if answer.name_available:
-            return NameAnswer("available", f"{name} is available")
-        return NameAnswer("taken", answer.message or f"{name} is taken")
+            return NameAnswer("available", f"The name {name} is available")
+        return NameAnswer("taken", answer.message or f"The name {name} is taken")
 
     def probe(self, clients: ClientFactory) -> list[ResourceStatus]:
         group, name = self.spec.resource_group.name, self.spec.function_app.storage_account

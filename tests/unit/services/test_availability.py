@@ -65,7 +65,11 @@ def test_storage_and_cache_names(clients: ClientFactory) -> None:
     assert check_availability(clients, "resource_group", group, mine).state == "yours"
     taken = check_availability(clients, "storage_account", account, theirs)
     assert taken.state == "taken" and taken.message
-    assert check_availability(clients, "cache", cache, copy.deepcopy(theirs)).state == "taken"
+    cache_taken = check_availability(clients, "cache", cache, copy.deepcopy(theirs))
+    assert cache_taken.state == "taken"
+    # Words lead and the name follows as typed: a field's message capitalises its
+    # first letter, which must not be the user's own.
+    assert cache_taken.message == f"The name {cache}.redis.cache.windows.net is taken"
     clients.resources().resource_groups.begin_delete(group).result()
 
 

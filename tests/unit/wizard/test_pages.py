@@ -37,6 +37,9 @@ def test_tags_reserved_prefix_and_duplicates(qtbot, window) -> None:  # type: ig
     page.set_row(1, "azure-owner", "me")
     assert "reserved by Azure" in page.message.text()
     assert not window.next_button.isEnabled()
+    # The tag's name is quoted as typed, never capitalised as a sentence's start.
+    page.set_row(1, "a<b", "x")
+    assert "Tag 'a<b': name must not contain <" in page.message.text()
     page.set_row(1, "ENV", "again")
     assert "used twice" in page.message.text()
     assert not window.next_button.isEnabled()
@@ -44,6 +47,10 @@ def test_tags_reserved_prefix_and_duplicates(qtbot, window) -> None:  # type: ig
     click(qtbot, page.remove_button)
     assert window.session.spec.tags == {"env": "demo"}
     assert window.next_button.isEnabled()
+    # The user's own created-by tag is not silently replaced: the page says why.
+    page.set_row(1, "created-by", "alice")
+    assert "'alice' would be replaced" in page.message.text()
+    assert not window.next_button.isEnabled()
 
 
 def test_image_build_from_sample_and_bad_reference(qtbot, window) -> None:  # type: ignore[no-untyped-def]
