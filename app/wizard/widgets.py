@@ -54,11 +54,18 @@ def icon(name: str) -> QIcon:
 class FieldMessage(QLabel):
     """The line under a field: rule messages in red, notes in grey."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, reserve: bool = True) -> None:
         super().__init__(parent)
         self.setWordWrap(True)
         self.setTextFormat(Qt.TextFormat.PlainText)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        # `reserve`: room for a line is kept while there is nothing to say, so the
+        # fields below do not move (and a click aimed at one does not land on another)
+        # when a message appears. Pages that fill the window's height do without.
+        policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        policy.setRetainSizeWhenHidden(reserve)
+        self.setSizePolicy(policy)
+        if reserve:
+            self.setMinimumHeight(self.fontMetrics().lineSpacing())
         self.messages: list[str] = []
         self.hide()
 
@@ -177,15 +184,16 @@ class NameField(QWidget):
             self.edit.setText(text)
             self._reset_availability()
 
-    def set_rule_messages(self, messages: list[str]) -> None:
+    def set_rule_messages(self, messages: list[str], shown: bool = True) -> None:
+        """`shown`: whether the page lets messages show yet (the user touched the field)."""
         self._rule_messages = list(messages)
         if messages:
             self._debounce.cancel()
             self._reset_availability()
-            # Like the portal: an empty field the user has not reached yet is not
-            # scolded; Next stays disabled and the page says why.
+            # Like the portal: a field the user has not reached yet is not scolded;
+            # Next stays disabled and the page says why.
             pristine = not self._touched and not self.edit.text()
-            self.message.show_messages([] if pristine else messages)
+            self.message.show_messages([] if pristine or not shown else messages)
         else:
             self._show_availability()
             if self.checker is not None and self._checked_name != self.text() \

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFormLayout,
@@ -55,6 +55,11 @@ class Page(QWidget):
         self._messages: dict[str, FieldMessage] = {}
         self._name_fields: dict[str, NameField] = {}
         self._loading = False
+        # Messages wait until the user has touched a field (changed it, or left it):
+        # what the spec held when it was loaded, and the paths touched since.
+        self._loaded: dict[str, object] = {}
+        self._touched: set[str] = set()
+        self._focus_paths: dict[QObject, str] = {}
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -124,6 +129,9 @@ class Page(QWidget):
     def bind(self, path: str, widget: QWidget, message: FieldMessage | None = None) -> None:
         """Register a field: problems for `path` show in `message`, links focus `widget`."""
         self._fields[path] = widget
+        focus = widget.edit if isinstance(widget, NameField) else widget
+        self._focus_paths[focus] = path
+        focus.installEventFilter(self)
         if isinstance(widget, NameField):
             self._name_fields[path] = widget
             self._messages[path] = widget.message
@@ -133,7 +141,7 @@ class Page(QWidget):
             self._messages[path] = message
 
     def message_for(self) -> FieldMessage:
-        return FieldMessage(self.body)
+        return FieldMessage(self.body, reserve=not self.fill_height)
 
     def _on_edit(self, *_args: object) -> None:
         if not self._loading:
@@ -148,6 +156,30 @@ class Page(QWidget):
             self.load(spec)
         finally:
             self._loading = False
+        if spec is not self._loaded.get(""):
+            # Another spec (a new window's, or a file opened): nothing touched yet.
+            self._touched.clear()
+            self._loaded = {"": spec, **{path: copy.deepcopy(value_at(spec, path))
+                                         for path in self._messages}}
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.FocusOut and watched in self._focus_paths:
+            path = self._focus_paths[watched]
+            if path not in self._touched:
+                self._touched.add(path)
+                self.show_problems(self.session.spec)
+        return super().eventFilter(watched, event)
+
+    def reveals(self, path: str) -> bool:
+        """Whether `path`'s messages show yet: once the user has changed the field or
+        left it (a field reached from Review's link shows them at once)."""
+        if path in self._touched:
+            return True
+        loaded = self._loaded.get(path, value_at(self.session.spec, path))
+        if value_at(self.session.spec, path) != loaded:
+            self._touched.add(path)
+            return True
+        return False
 
     def rule_problems(self, spec: DeploymentSpec,
                       rules: list[Problem] | None = None) -> list[Problem]:
@@ -184,10 +216,11 @@ class Page(QWidget):
             if target is not None:
                 by_path[target].append(problem.plain)
         for path, messages in by_path.items():
+            shown = self.reveals(path)
             if path in self._name_fields:
-                self._name_fields[path].set_rule_messages(messages)
+                self._name_fields[path].set_rule_messages(messages, shown)
             else:
-                self._messages[path].show_messages(messages)
+                self._messages[path].show_messages(messages if shown else [])
         return problems + self.extra_problems()
 
     def _message_path(self, field: str) -> str | None:
@@ -210,6 +243,10 @@ class Page(QWidget):
         if widget is None:
             return False
         widget.setFocus(Qt.FocusReason.OtherFocusReason)
+        for key, candidate in self._fields.items():
+            if candidate is widget:
+                self._touched.add(key)
+        self.show_problems(self.session.spec)
         return True
 
     def first_field(self) -> QWidget | None:
@@ -260,6 +297,14 @@ class Page(QWidget):
         form.addRow(label, stack(box, note, self._last_message))
         self.bind(field, buttons[0], self._last_message)
         return buttons[0], buttons[1], note
+
+
+def value_at(spec: DeploymentSpec, path: str) -> object:
+    """The spec's value at a field path (`cache.name`); None where there is none."""
+    value: object = spec
+    for part in path.split("."):
+        value = getattr(value, part, None)
+    return value
 
 
 def stack(*widgets: QWidget) -> QWidget:

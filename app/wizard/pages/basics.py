@@ -234,7 +234,7 @@ class BasicsPage(Page):
     def show_problems(self, spec: DeploymentSpec) -> list[Problem]:
         problems = super().show_problems(spec)
         offered = self._region_problems()
-        if offered:
+        if offered and self.reveals("location"):
             self.location_message.show_messages(
                 [*self.location_message.messages, *(p.plain for p in offered)])
         return problems

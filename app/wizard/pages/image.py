@@ -260,7 +260,7 @@ class ImagePage(Page):
     def show_problems(self, spec: DeploymentSpec) -> list[Problem]:
         problems = super().show_problems(spec)
         extra = [p.plain for p in self.extra_problems() if p.field == "image.build_from"]
-        if extra:
+        if extra and self.reveals("image.build_from"):
             self.folder_message.show_messages([*self.folder_message.messages, *extra])
         return problems
 

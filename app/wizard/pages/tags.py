@@ -143,7 +143,7 @@ class TagsPage(Page):
         extra = self.extra_problems()
         # Each message names its tag, quoted as typed (app.rules).
         lines = [p.plain for p in [*self.rule_problems(spec), *extra]]
-        self.message.show_messages(lines)
+        self.message.show_messages(lines if self.reveals("tags") else [])
         return problems
 
     # -- spec ------------------------------------------

@@ -76,7 +76,14 @@ def test_a_spec_region_the_subscription_lacks_is_named_not_replaced(qtbot, windo
     window.go("basics")
     assert basics.region() == "marsnorth"
     assert "not offered" in basics.location.currentText()
-    qtbot.waitUntil(lambda: basics.location_message.isVisible(), timeout=2000)
+    # Not touched yet: Next is disabled and says why, the field is not scolded yet.
+    assert not window.next_button.isEnabled()
+    assert not basics.location_message.isVisible()
+    # Leaving the field is touching it.
+    basics.location.setFocus()
+    qtbot.waitUntil(basics.location.hasFocus, timeout=2000)
+    basics.cache_name.edit.setFocus()
+    qtbot.waitUntil(basics.location_message.isVisible, timeout=2000)
     assert basics.location_message.text() == (
         "'marsnorth' is not a region this subscription offers; pick one from the list")
     assert not window.next_button.isEnabled()
