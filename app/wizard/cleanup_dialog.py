@@ -26,6 +26,7 @@ from app.wizard.backend import GroupInfo
 from app.wizard.errors_view import plain, recommendation
 from app.wizard.session import Session
 from app.wizard.widgets import ERROR_COLOR, OK_COLOR, icon
+from app.wizard.workers import Debouncer
 
 
 class _Progress(QObject):
@@ -51,7 +52,11 @@ class CleanupDialog(QDialog):
         form = QFormLayout()
         self.group = QLineEdit(group, self)
         self.group.setAccessibleName("Resource group to delete")
-        self.group.editingFinished.connect(self.refresh)
+        # The listing follows the name as it is typed (after a pause), not only when
+        # the field loses focus: what is shown is always the group named.
+        self._debounce = Debouncer(self.refresh, 300, self)
+        self.group.textEdited.connect(self._on_group_typed)
+        self.group.editingFinished.connect(self._on_group_done)
         form.addRow("Resource &group", self.group)
         column.addLayout(form)
         self.summary = QLabel("Looking at the resource group\u2026", self)
@@ -97,6 +102,22 @@ class CleanupDialog(QDialog):
         self.refresh()
 
     # -- listing ------------------------------------------
+    def _on_group_typed(self, text: str) -> None:
+        name = text.strip()
+        self.info = None
+        self.contents.clear()
+        self.force.hide()
+        self.prompt.clear()
+        self.summary.setText(f"Looking at {name}\u2026" if name
+                             else "Name the resource group to delete.")
+        self._update_button()
+        self._debounce.poke()
+
+    def _on_group_done(self) -> None:
+        if self._debounce.pending:
+            self._debounce.cancel()
+            self.refresh()
+
     def refresh(self) -> None:
         name = self.group.text().strip()
         self.info = None

@@ -83,7 +83,9 @@ class AdvancedPage(Page):
         self.cluster = QCheckBox("Enable clustering", self.premium)
         self.cluster.setAccessibleName("Clustering")
         self.shards = QSpinBox(self.premium)
-        self.shards.setRange(1, MAX_SHARDS)
+        # Wider than the rule: a spin box clamps what is typed (99 became 9) without a
+        # word, while the rule says the range; the label says it up front.
+        self.shards.setRange(1, 999)
         self.shards.setValue(1)
         self.shards.setAccessibleName("Shard count")
         self.shards.setEnabled(False)
@@ -95,7 +97,7 @@ class AdvancedPage(Page):
         row = QHBoxLayout(cluster_row)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.cluster)
-        row.addWidget(QLabel("Shard count"))
+        row.addWidget(QLabel(f"Shard count (1\u2013{MAX_SHARDS})"))
         row.addWidget(self.shards)
         row.addStretch(1)
         form.addRow("Clustering", stack(cluster_row, self.shards_message))

@@ -91,3 +91,26 @@ def test_premium_options_only_for_premium(qtbot, window) -> None:  # type: ignor
     assert window.session.spec.cache.shards is None
     window.go("advanced")
     assert not advanced.premium.isVisible()
+
+
+def test_shard_count_typed_out_of_range_is_refused_with_the_range(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    basics = window.pages["basics"]
+    advanced = window.pages["advanced"]
+    basics.cache_type.setCurrentIndex(basics.cache_type.findText(PREMIUM))
+    window.go("advanced")
+    click(qtbot, advanced.cluster)
+    advanced.shards.setFocus()
+    advanced.shards.selectAll()
+    qtbot.keyClicks(advanced.shards, "99")
+    # Not clamped to 9 without a word: kept as typed, and the page says the range.
+    assert advanced.shards.value() == 99
+    assert window.session.spec.cache.shards == 99
+    assert advanced.shards_message.text() == "Must be between 1 and 10 (got 99)"
+    assert not window.next_button.isEnabled()
+    advanced.shards.selectAll()
+    qtbot.keyClicks(advanced.shards, "10")
+    qtbot.keyClick(advanced.shards, Qt.Key.Key_Tab)
+    assert window.session.spec.cache.shards == 10
+    assert not advanced.shards_message.isVisible()
