@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from app.errors import NotPermitted
+from app.errors import MlcacheError, NotPermitted, ServiceFailure
 from app.paths import user_data_dir
 
 CACHE_NAME = "mlcache-deploy"
@@ -68,9 +68,49 @@ def forget(authority: str) -> bool:
     return True
 
 
-def sign_in_refused(exc: Any) -> NotPermitted:
-    """A refused sign-in in words: an unknown tenant is not fixed by signing in again."""
+# How azure-identity words a sign-in service it could not reach (urllib3's text inside
+# its "Authentication failed: ..."), and the cause in a person's words.
+_UNREACHABLE = (
+    (re.compile(r"Failed to resolve|Name or service not known|getaddrinfo|"
+                r"NameResolutionError|nodename nor servname", re.IGNORECASE),
+     "its name could not be resolved (no network connection, or DNS is not answering)"),
+    (re.compile(r"Connection refused|ConnectionRefused", re.IGNORECASE),
+     "the connection was refused"),
+    (re.compile(r"timed out|Timeout", re.IGNORECASE), "it did not answer in time"),
+    (re.compile(r"CERTIFICATE_VERIFY_FAILED|SSLError", re.IGNORECASE),
+     "its certificate is not trusted"),
+)
+
+
+_CONNECTION = re.compile(r"HTTPS?Connection|NewConnectionError|Max retries exceeded|"
+                         r"ConnectionError|Connection aborted")
+
+
+def _unreachable(message: str) -> ServiceFailure | None:
+    """The sign-in service was not reached at all: one sentence with the cause, not
+    urllib3's text (and signing in again does not help until the network does)."""
+    if not _CONNECTION.search(message):
+        return None  # refused by the service (a device code that timed out, say)
+    for pattern, cause in _UNREACHABLE:
+        if pattern.search(message):
+            host = re.search(r"host='([^']+)'", message)
+            where = f" at {host.group(1)}" if host else ""
+            return ServiceFailure(
+                f"could not reach the sign-in service{where}: {cause}",
+                "Check the network connection (and the proxy, if one is needed), "
+                "then sign in again.",
+                code="SignInUnreachable",
+            )
+    return None
+
+
+def sign_in_refused(exc: Any) -> MlcacheError:
+    """A refused sign-in in words: an unknown tenant is not fixed by signing in again,
+    nor a sign-in service that could not be reached."""
     message = str(getattr(exc, "message", "") or exc)
+    unreachable = _unreachable(message)
+    if unreachable is not None:
+        return unreachable
     unknown = re.search(r"Unable to get authority configuration for (\S+?)\.? Authority", message)
     if unknown:
         return NotPermitted(

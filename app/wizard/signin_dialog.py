@@ -168,6 +168,8 @@ class SignInDialog(QDialog):
         hint = recommendation(exc)
         # The engine's words already say what failed: no second "sign-in failed".
         words = plain(exc)
+        if words and words[-1] not in ".!?":
+            words += "."
         self.status.setText(words[:1].upper() + words[1:] + (f"\n{hint}" if hint else ""))
         self.status.setToolTip(str(exc))
 

@@ -53,6 +53,6 @@ def test_listing_follows_the_name_as_typed(qtbot, window) -> None:  # type: igno
                     and dialog.contents.item(0).text().startswith("rg-new-cache"),
                     timeout=5000)
     assert dialog.group.hasFocus()
-    assert "Type <b>rg-new</b> to confirm." == dialog.prompt.text()
+    assert dialog.prompt.text() == "Type <b>rg-new</b> to confirm."
     dialog.confirm.setText("rg-new")
     assert dialog.delete_button.isEnabled()

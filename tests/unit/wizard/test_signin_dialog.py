@@ -114,3 +114,36 @@ def test_device_code_message_reaches_the_dialog_through_the_real_credential(
     assert "https://microsoft.com/devicelogin" in dialog.device_message.text()
     qtbot.waitUntil(lambda: dialog.subscription.count() == 2, timeout=5000)
     assert "WXYZ-9876" not in capsys.readouterr().out
+
+
+class UnreachableSignIn(StandInSignIn):
+    """A real credential whose sign-in service cannot be found (`.invalid` never
+    resolves), asked for tenants the way the real dialog asks."""
+
+    def sign_in(self, method: str, tenant_id: str | None, prompt: Any) -> object:
+        from azure.identity import ClientSecretCredential
+
+        return ClientSecretCredential("00000000-0000-0000-0000-000000000001", "app", "s",
+                                      authority="https://login.invalid",
+                                      disable_instance_discovery=True)
+
+    def tenants(self, credential: object) -> list[Tenant]:
+        return SignIn().tenants(credential)
+
+
+@pytest.mark.qt_log_ignore("get_token")
+def test_an_unreachable_sign_in_service_is_one_plain_sentence_with_the_cause(
+        qtbot, window: MainWindow, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    dialog = SignInDialog(settings, UnreachableSignIn(), window)
+    qtbot.addWidget(dialog)
+    dialog.device.setChecked(True)
+    dialog.sign_in_button.click()
+    qtbot.waitUntil(lambda: dialog.sign_in_button.isEnabled() and bool(dialog.status.text()),
+                    timeout=30_000)
+    first, *rest = dialog.status.text().splitlines()
+    assert first == ("Could not reach the sign-in service at login.invalid: its name could "
+                     "not be resolved (no network connection, or DNS is not answering).")
+    assert rest == ["Check the network connection (and the proxy, if one is needed), "
+                    "then sign in again."]
+    assert "Errno" not in dialog.status.text()
+    assert dialog.status.text().lower().count("sign-in") == 1
