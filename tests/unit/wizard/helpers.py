@@ -1,8 +1,28 @@
-"""Typing helpers shared by the wizard tests."""
+"""Typing helpers and a stand-in backend shared by the wizard tests."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
+
+from app.wizard.backend import Subscription
+
+
+class StandInBackend:
+    """What the window reads of any backend; a test adds the answers it needs (a
+    call it does not add fails in its worker, as a failed lookup does)."""
+
+    label = "Azure \u2014 Team dev"
+    is_azure = True
+    signed_in = True
+    spec_dir: Path | None = None
+
+    def subscription(self) -> Subscription:
+        return Subscription("11111111-1111-1111-1111-111111111111", "Team dev")
+
+    def close(self) -> None:
+        pass
 
 
 def type_into(qtbot, edit, text: str) -> None:  # type: ignore[no-untyped-def]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from app.wizard.backend import GroupInfo, GroupResource, Subscription
+from app.wizard.backend import GroupInfo, GroupResource
+from tests.unit.wizard.helpers import StandInBackend
 
 pytestmark = [
     pytest.mark.qt_log_level_fail("WARNING"),
@@ -14,22 +13,11 @@ pytestmark = [
 ]
 
 
-class GroupsBackend:
+class GroupsBackend(StandInBackend):
     """Answers the dialog's question, `group_info`, for any group name."""
-
-    label = "Local sandbox"
-    is_azure = False
-    signed_in = False
-    spec_dir: Path | None = None
-
-    def subscription(self) -> Subscription:
-        return Subscription("", "Sandbox subscription")
 
     def group_info(self, name: str) -> GroupInfo:
         return GroupInfo(True, True, [GroupResource(f"{name}-cache", "Microsoft.Cache/redis")])
-
-    def close(self) -> None:
-        pass
 
 
 def test_listing_follows_the_name_as_typed(qtbot, window) -> None:  # type: ignore[no-untyped-def]

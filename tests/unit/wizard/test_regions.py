@@ -6,14 +6,12 @@ sandbox's own answer is exercised in tests/e2e/test_gui_lookups.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from PySide6.QtCore import Qt
 
 from app.spec import DeploymentSpec
-from app.wizard.backend import Region, Subscription
-from tests.unit.wizard.helpers import type_into
+from app.wizard.backend import Region
+from tests.unit.wizard.helpers import StandInBackend, type_into
 
 pytestmark = [
     pytest.mark.qt_log_level_fail("WARNING"),
@@ -23,16 +21,8 @@ pytestmark = [
 CLASSIC = "Azure Cache for Redis \u2014 Standard"
 
 
-class RegionsBackend:
-    """Answers what Basics asks on Azure; the rest is not needed here."""
-
-    label = "Azure \u2014 Team dev"
-    is_azure = True
-    signed_in = True
-    spec_dir: Path | None = None
-
-    def subscription(self) -> Subscription:
-        return Subscription("11111111-1111-1111-1111-111111111111", "Team dev")
+class RegionsBackend(StandInBackend):
+    """Answers what Basics asks on Azure."""
 
     def locations(self) -> list[Region]:
         return [Region("swedencentral", "Sweden Central (swedencentral)"),
@@ -40,9 +30,6 @@ class RegionsBackend:
 
     def resource_groups(self) -> list[str]:
         return []
-
-    def close(self) -> None:
-        pass
 
 
 def _with_regions(qtbot, window):  # type: ignore[no-untyped-def]
