@@ -49,8 +49,8 @@ def check_region(clients: ClientFactory, spec: DeploymentSpec) -> None:
     problems = location_problems(spec.location, list_locations(clients))
     if problems:
         raise BadInput(f"{problems[0]}; nothing was created",
-                       "Set location to one of the regions listed (the wizard offers "
-                       "them in the Region list).")
+                       "Choose one of the subscription's regions (the spec's location; "
+                       "the wizard's Region list offers only those) and deploy again.")
 
 
 # The offer of a subscription, as ARM reports it in subscriptionPolicies.quotaId
