@@ -417,6 +417,9 @@ class EndpointPage(Page):
         top = max(r.latency_ms for r in self.results)
         self.axis_x.setRange(0, max(10, n + 1))
         self.axis_y.setRange(0, max(10.0, top * 1.15))
+        # Ticks at 0, 10, 20… rather than at fifths of whatever the top happens to be.
+        self.axis_x.applyNiceNumbers()
+        self.axis_y.applyNiceNumbers()
         self.stats.setText(summary(self.results))
 
     def clear_results(self) -> None:

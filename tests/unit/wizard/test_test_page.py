@@ -4,6 +4,7 @@ line that leaves the key out unless asked, honest log levels, and Send keeping f
 
 from __future__ import annotations
 
+import math
 import shlex
 
 import pytest
@@ -36,6 +37,18 @@ def test_summary_shows_the_median_of_two_misses(qtbot, window: MainWindow) -> No
     page._on_single(CallResult(200, "{}", 150.9, "MISS"))
     page._on_single(CallResult(200, "{}", 47.1, "MISS"))
     assert "MISS 2 \u00d7, median 99.0 ms" in page.stats.text()
+
+
+def test_chart_ticks_fall_on_round_numbers(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.go("test")
+    page = window.test_page
+    for i, latency in enumerate([30.1, 12.4, 7.8, 26.3, 5.9] * 4 + [8.0]):
+        page._on_single(CallResult(200, "{}", latency, "MISS" if i == 0 else "HIT"))
+    for axis, top in ((page.axis_y, 30.1), (page.axis_x, 21)):
+        step = (axis.max() - axis.min()) / (axis.tickCount() - 1)
+        mantissa = step / 10 ** math.floor(math.log10(step))
+        assert axis.min() == 0 and axis.max() >= top
+        assert round(mantissa, 6) in (1.0, 2.0, 2.5, 5.0), (axis.min(), axis.max(), step)
 
 
 def test_body_and_log_show_several_lines_at_the_default_size(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
