@@ -124,6 +124,10 @@ class Backend(Protocol):
 
     def export(self, spec: DeploymentSpec, fmt: str) -> str: ...
 
+    def export_folder(self, spec: DeploymentSpec, fmt: str, folder: Path) -> list[str]:
+        """A folder export (azd) written under `folder`; the files it wrote."""
+        ...
+
     def preflight(self, spec: DeploymentSpec) -> list[Problem]:
         """Every reason the deploy would refuse `spec` before creating anything (the
         engine's own preflight, the model folder read from `spec_dir`)."""

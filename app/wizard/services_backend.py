@@ -158,6 +158,11 @@ class ServicesBackend:
 
         return str(export_text(spec, fmt))
 
+    def export_folder(self, spec: DeploymentSpec, fmt: str, folder: Path) -> list[str]:
+        from app.services.export import write_export_folder
+
+        return write_export_folder(spec, fmt, folder, self._spec_dir)
+
     # -- deploy ------------------------------------------
     @property
     def _spec_dir(self) -> Path:
