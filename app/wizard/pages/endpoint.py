@@ -290,12 +290,13 @@ class EndpointPage(Page):
         since = self._log_offset
 
         def show(answer: tuple[list[str], int]) -> None:
-            from app.services.logstream import line_level  # loaded by the call already
+            from app.services.logstream import split_line  # loaded by the call already
 
             self._log_in_flight = False
             lines, self._log_offset = answer
             for line in lines:
-                self.function_log.add(line_level(line), "function", line)
+                level, when, message = split_line(line)
+                self.function_log.add(level, "function", message, when)
 
         def failed(_exc: BaseException) -> None:
             self._log_in_flight = False

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QScrollArea, QSplitter
 
-from app.services.logstream import line_level
+from app.services.logstream import line_level, split_line
 from app.wizard.backend import CallResult, ScoringEndpoint
 from app.wizard.latency_summary import median_ms
 from app.wizard.mainwindow import MainWindow
@@ -117,3 +117,41 @@ def test_send_keeps_the_focus(qtbot, window: MainWindow) -> None:  # type: ignor
 ])
 def test_function_log_levels_come_from_the_level_word(line: str, level: str) -> None:
     assert line_level(line) == level
+
+
+@pytest.mark.parametrize(("line", "level", "stamp", "message"), [
+    ("2026-12-02 09:00:00,123 INFO mlcache.functionhost: GET /api/health 200",
+     "INFO", "2026-12-02 09:00:00.123", "mlcache.functionhost: GET /api/health 200"),
+    ("2026-12-02T09:00:00.123Z INFO  - Starting container for site", "INFO",
+     "2026-12-02T09:00:00.123+00:00", "Starting container for site"),
+    ("2024-01-01T00:00:00.000 [Error] Executed 'Functions.score' (Failed)", "ERROR",
+     "2024-01-01 00:00:00", "Executed 'Functions.score' (Failed)"),
+    ("2026-12-02T09:00:00.123456789Z Host started", "INFO",
+     "2026-12-02T09:00:00.123456+00:00", "Host started"),
+    ("fail: Function.score[3]", "ERROR", None, "fail: Function.score[3]"),
+])
+def test_function_log_lines_keep_their_own_time_once(
+    line: str, level: str, stamp: str | None, message: str
+) -> None:
+    from datetime import datetime
+
+    got_level, when, got_message = split_line(line)
+    assert (got_level, got_message) == (level, message)
+    if stamp is None:
+        assert when is None
+    else:
+        assert when == datetime.fromisoformat(stamp).timestamp()
+
+
+def test_the_log_pane_shows_the_function_s_own_time(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    window.go("test")
+    pane = window.test_page.function_log
+    level, when, message = split_line("2026-12-02 09:00:07,000 WARNING worker: slow model")
+    pane.add(level, "function", message, when)
+    pane.flush()
+    shown = pane.text().splitlines()[-1]
+    assert shown.startswith(datetime(2026, 12, 2, 9, 0, 7).strftime("%H:%M:%S"))
+    assert "WARNING" in shown and shown.count("2026-12-02") == 0
+    assert shown.endswith("function: worker: slow model")
