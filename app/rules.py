@@ -163,6 +163,9 @@ EVICTION_POLICIES = ("AllKeysLFU", "AllKeysLRU", "AllKeysRandom", "VolatileLRU",
                      "VolatileLFU", "VolatileTTL", "VolatileRandom", "NoEviction")
 DEFAULT_EVICTION_POLICY = "VolatileLRU"
 MODULES = ("RediSearch", "RedisJSON", "RedisBloom", "RedisTimeSeries")
+# The product's own limit: the scoring function's Redis client is not cluster-aware.
+OSS_CLUSTER_REASON = ("OSS clustering needs a cluster-aware client, and the scoring "
+                      "function's client speaks the ordinary Redis protocol")
 ZONES = ("1", "2", "3")
 MAX_SHARDS = 10
 # Linux App Service plans that can run a Functions container. Consumption (Y1)
@@ -291,9 +294,8 @@ def _check_cache_options(spec: DeploymentSpec) -> list[Problem]:
         if cache.clustering_policy is not None:
             add("clustering_policy", _one_of(cache.clustering_policy, CLUSTERING_POLICIES))
         if cache.clustering_policy == "OSSCluster":
-            add("clustering_policy", "OSS clustering needs a cluster-aware client, and the "
-                "scoring function's client speaks the ordinary Redis protocol: choose "
-                "EnterpriseCluster or NoCluster")
+            add("clustering_policy", f"{OSS_CLUSTER_REASON}: choose EnterpriseCluster or "
+                "NoCluster")
         if cache.eviction_policy is not None:
             add("eviction_policy", _one_of(cache.eviction_policy, EVICTION_POLICIES))
         for module in cache.modules:
