@@ -370,8 +370,10 @@ def choice_variants(spec: DeploymentSpec, path: str) -> dict[str, DeploymentSpec
     return variants
 
 
-def choice_prices(spec: DeploymentSpec, path: str, target: CloudTarget, *,
-                  currency: str = "USD", fetch: Fetch | None = None) -> dict[str, float | None]:
+def choice_prices(spec: DeploymentSpec, path: str, prices_base_url: str = RETAIL_PRICES_URL,
+                  verify: str | bool = True, *, currency: str = "USD",
+                  fetch: Fetch | None = None,
+                  retry: RetrySettings | None = None) -> dict[str, float | None]:
     """The monthly list price of each value of the choice `path` ("cache.size" or
     "function_app.plan_sku") in the spec's region: None where any meter it bills on is
     not listed (the wizard says "price unknown" rather than guess).
@@ -383,8 +385,8 @@ def choice_prices(spec: DeploymentSpec, path: str, target: CloudTarget, *,
     region = spec.location.lower()
     session = None
     if fetch is None:
-        session = retrying_session(target.retry or RetrySettings())
-        fetch = _http_fetch(target.verify, session)
+        session = retrying_session(retry or RetrySettings())
+        fetch = _http_fetch(verify, session)
     results: dict[str, list[dict[str, Any]]] = {}
     prices: dict[str, float | None] = {}
     try:
@@ -397,7 +399,7 @@ def choice_prices(spec: DeploymentSpec, path: str, target: CloudTarget, *,
                     query = replace(query, filter_sku=False)
                     filter_text = build_filter(query, region)
                     if filter_text not in results:
-                        results[filter_text] = fetch_items(fetch, target.prices_url,
+                        results[filter_text] = fetch_items(fetch, prices_base_url,
                                                            filter_text, currency)
                     item = line_item(query, select_item(results[filter_text], query, region,
                                                         currency), currency)
@@ -413,7 +415,8 @@ def choice_prices(spec: DeploymentSpec, path: str, target: CloudTarget, *,
 def choice_price_texts(spec: DeploymentSpec, path: str, target: CloudTarget) -> dict[str, str]:
     """`choice_prices` in words for the wizard: "USD 40.15/month" or "price unknown"."""
     return {value: "price unknown" if price is None else f"USD {price:,.2f}/month"
-            for value, price in choice_prices(spec, path, target).items()}
+            for value, price in choice_prices(spec, path, target.prices_url, target.verify,
+                                              retry=target.retry).items()}
 
 
 __all__ = [
