@@ -31,6 +31,7 @@ from app.wizard.pages.advanced_options import (
     ManagedOptions,
     PersistenceOptions,
     ReplicaOptions,
+    option_row,
     reason_label,
     show_reason,
 )
@@ -110,12 +111,9 @@ class AdvancedPage(Page):
         self.channel.addItem("Stable (default)", None)
         self.channel.addItem("Preview: Redis updates at least 4 weeks earlier", "Preview")
         self.channel.currentIndexChanged.connect(self._on_edit)
-        self.channel_message = self.message_for()
         self.channel_reason = reason_label(general)
-        label = QLabel("&Update channel")
-        label.setBuddy(self.channel)
-        form.addRow(label, stack(self.channel, self.channel_message, self.channel_reason))
-        self.bind("cache.update_channel", self.channel, self.channel_message)
+        self.channel_message = option_row(self, form, "&Update channel", self.channel,
+                                          "cache.update_channel", self.channel_reason)
         self.layout_.addWidget(general)
 
         self.premium = QGroupBox("Premium options", self.body)

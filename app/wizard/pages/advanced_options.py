@@ -33,6 +33,7 @@ from app.rules import (
 )
 from app.spec import DeploymentSpec
 from app.wizard.pages.base import stack
+from app.wizard.widgets import FieldMessage
 
 if TYPE_CHECKING:
     from app.wizard.pages.base import Page
@@ -74,6 +75,17 @@ def show_reason(label: QLabel, reason: str | None) -> None:
     label.setVisible(bool(reason))
 
 
+def option_row(page: Page, form: QFormLayout, text: str, widget: QWidget, path: str,
+               *below: QWidget) -> FieldMessage:
+    """One labelled row (mnemonic in `text`) whose rule messages show under `widget`."""
+    message = page.message_for()
+    label = QLabel(text)
+    label.setBuddy(widget)
+    form.addRow(label, stack(widget, message, *below))
+    page.bind(path, widget, message)
+    return message
+
+
 def _combo(parent: QWidget, name: str, page: Page) -> QComboBox:
     combo = QComboBox(parent)
     combo.setAccessibleName(name)
@@ -91,11 +103,8 @@ class ReplicaOptions:
         self.replicas.setToolTip("More replicas keep the cache up through more failures; "
                                  "the count cannot change after the cache is created.")
         self.replicas.valueChanged.connect(page._on_edit)
-        self.message = page.message_for()
-        label = QLabel("Re&plicas per primary")
-        label.setBuddy(self.replicas)
-        form.addRow(label, stack(self.replicas, self.message))
-        page.bind("cache.replicas", self.replicas, self.message)
+        self.message = option_row(page, form, "Re&plicas per primary", self.replicas,
+                                  "cache.replicas")
 
     def load(self, spec: DeploymentSpec) -> None:
         self.replicas.setValue(spec.cache.replicas or 1)
@@ -118,18 +127,13 @@ class PersistenceOptions(QGroupBox):
         self.mode.addItem("RDB snapshots", "rdb")
         self.mode.addItem("AOF (append-only file)", "aof")
         self.mode.currentIndexChanged.connect(self._refill)
-        self.mode_message = page.message_for()
-        label = QLabel("Data &persistence")
-        label.setBuddy(self.mode)
-        form.addRow(label, stack(self.mode, self.mode_message))
-        page.bind("cache.persistence", self.mode, self.mode_message)
+        self.mode_message = option_row(page, form, "Data &persistence", self.mode,
+                                       "cache.persistence")
         self.frequency = _combo(self, "Persistence frequency", page)
-        self.frequency_message = page.message_for()
         self.frequency_reason = reason_label(self)
-        label = QLabel("&Frequency")
-        label.setBuddy(self.frequency)
-        form.addRow(label, stack(self.frequency, self.frequency_message, self.frequency_reason))
-        page.bind("cache.persistence_frequency", self.frequency, self.frequency_message)
+        self.frequency_message = option_row(page, form, "&Frequency", self.frequency,
+                                            "cache.persistence_frequency",
+                                            self.frequency_reason)
         self._kind = ""
         self._tier = ""
 
@@ -202,20 +206,14 @@ class ManagedOptions(QGroupBox):
             item = model.item(oss)
             item.setEnabled(False)
             item.setToolTip(f"Not available: {OSS_CLUSTER_REASON}.")
-        self.clustering_message = page.message_for()
-        label = QLabel("C&lustering policy")
-        label.setBuddy(self.clustering)
-        form.addRow(label, stack(self.clustering, self.clustering_message))
-        page.bind("cache.clustering_policy", self.clustering, self.clustering_message)
+        self.clustering_message = option_row(page, form, "C&lustering policy",
+                                             self.clustering, "cache.clustering_policy")
 
         self.eviction = _combo(self, "Eviction policy", page)
         for value, text in EVICTION_LABELS.items():
             self.eviction.addItem(text, None if value == "VolatileLRU" else value)
-        self.eviction_message = page.message_for()
-        label = QLabel("E&viction policy")
-        label.setBuddy(self.eviction)
-        form.addRow(label, stack(self.eviction, self.eviction_message))
-        page.bind("cache.eviction_policy", self.eviction, self.eviction_message)
+        self.eviction_message = option_row(page, form, "E&viction policy", self.eviction,
+                                           "cache.eviction_policy")
 
         row = QWidget(self)
         line = QHBoxLayout(row)
@@ -265,5 +263,5 @@ class ManagedOptions(QGroupBox):
             if managed else []
 
 
-__all__ = ["ManagedOptions", "PersistenceOptions", "ReplicaOptions", "reason_label",
-           "show_reason"]
+__all__ = ["ManagedOptions", "PersistenceOptions", "ReplicaOptions", "option_row",
+           "reason_label", "show_reason"]
