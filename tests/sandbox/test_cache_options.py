@@ -10,6 +10,7 @@ from azure.mgmt.redis import RedisManagementClient
 from azure.mgmt.redis.models import (
     RedisCommonPropertiesRedisConfiguration,
     RedisCreateParameters,
+    RedisUpdateParameters,
     Sku,
 )
 from azure.mgmt.redisenterprise import RedisEnterpriseManagementClient
@@ -56,6 +57,12 @@ def test_premium_with_rdb_every_30_minutes_and_two_replicas_reads_back(
     assert got.update_channel == "Preview"
     config = got.redis_configuration
     assert config.rdb_backup_enabled == "true" and config.rdb_backup_frequency == "30"
+    # Azure fixes the replica count at creation.
+    with pytest.raises(HttpResponseError) as info:
+        redis_mgmt.redis.begin_update(group, created.name,
+                                      RedisUpdateParameters(replicas_per_master=3)).result()
+    assert info.value.error.code == "InvalidRequestBody"
+    assert "cannot be changed after the cache is created" in info.value.error.message
 
 
 def test_a_cache_without_a_channel_is_on_stable(

@@ -180,7 +180,9 @@ class AdvancedPage(Page):
         for widget in (self.cluster, self.replica_options.replicas):
             widget.setEnabled(premium)
         self.shards.setEnabled(premium and self.cluster.isChecked())
-        show_reason(self.premium_reason, blockers.get("replicas") if not managed else None)
+        show_reason(self.premium_reason, None if premium or managed else
+                    f"clustering and more than one replica need the Premium tier; a "
+                    f"{spec.cache.tier} cache has neither")
         self.channel.setEnabled("update_channel" not in blockers)
         show_reason(self.channel_reason, blockers.get("update_channel"))
         self.persistence_box.apply(blockers)

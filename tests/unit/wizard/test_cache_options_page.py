@@ -94,6 +94,20 @@ def test_managed_redis_policies_and_modules(qtbot, window) -> None:  # type: ign
     assert (cache.persistence, cache.persistence_frequency) == ("rdb", "6h")
 
 
+def test_review_lists_the_options_the_cache_is_created_with() -> None:
+    from app.spec import CacheSpec, DeploymentSpec
+    from app.wizard.pages.review import summary_html
+
+    spec = DeploymentSpec(cache=CacheSpec(kind="azure-cache-for-redis", name="c", tier="Premium",
+                                          size="P1", persistence="rdb", replicas=2))
+    left, _right = summary_html(spec, "Local sandbox")
+    assert "RDB, every hour" in left and "Replicas per primary" in left
+    assert "Update channel</td><td>Stable" in left
+    spec = DeploymentSpec(cache=CacheSpec(name="c", modules=["RedisJSON"]))
+    left, _right = summary_html(spec, "Local sandbox")
+    assert "EnterpriseCluster" in left and "VolatileLRU" in left and "RedisJSON" in left
+
+
 @pytest.fixture
 def sandbox_backend(tmp_path: Path) -> Iterator[ServicesBackend]:
     with Sandbox.start(tmp_path / "sandbox", latency="fast") as sb:
