@@ -45,7 +45,7 @@ from app.services.resources.base import (
     probe,
     yours,
 )
-from app.services.runner import StepReport
+from app.services.runner import StepReport, note
 from app.spec import DeploymentSpec
 
 if TYPE_CHECKING:
@@ -82,6 +82,15 @@ def _policies(spec: DeploymentSpec) -> tuple[str, str]:
     return (cache.clustering_policy or CLUSTERING_POLICY,
             cache.eviction_policy or EVICTION_POLICY)
 
+
+
+def _note_policy_differences(ctx: DeployContext, database: Any) -> None:
+    """An adopted database keeps its own eviction policy and persistence: say so."""
+    want = _policies(ctx.spec)[1]
+    have = enum_text(database.eviction_policy) or EVICTION_POLICY
+    if have.lower() != want.lower():
+        note(f"the database {DATABASE} of {ctx.spec.cache.name} evicts with {have}; the spec "
+             f"asks for {want} (left as is)")
 
 
 def _names(ctx: DeployContext) -> tuple[str, str]:
@@ -363,6 +372,12 @@ class ManagedRedisDatabaseStep(ResourceStep):
         if policy == "OSSCluster":
             problems.append("uses OSS clustering (the function's client needs one endpoint: "
                             "EnterpriseCluster or NoCluster)")
+        have = {str(m.name).lower() for m in database.modules or []}
+        missing = [m for m in ctx.spec.cache.modules if m.lower() not in have]
+        if missing:
+            # Modules are chosen when a database is created and cannot be added later.
+            problems.append(f"has no {', '.join(missing)} module (modules can only be added "
+                            "when a database is created)")
         if problems:
             raise BadInput(
                 f"the database {DATABASE} of {ctx.spec.cache.name} " + " and ".join(problems),
@@ -387,6 +402,7 @@ class ManagedRedisDatabaseStep(ResourceStep):
         self._check_compatible(ctx, database)
         if adoptable(database, f"database {DATABASE} of {cluster_name}") and \
                 self._keys_ready(database):
+            _note_policy_differences(ctx, database)
             return self._outputs(ctx, database)
         return None  # creating, failed, or keys disabled: create() settles it
 
@@ -403,6 +419,7 @@ class ManagedRedisDatabaseStep(ResourceStep):
             )
             if settled is not None and state_of(settled).lower() in SUCCEEDED:
                 self._check_compatible(ctx, settled)
+                _note_policy_differences(ctx, settled)
                 if not self._keys_ready(settled):
                     wanted = self._wanted_keys()
                     report.log(f"turning access keys {'on' if wanted == 'Enabled' else 'off'} "

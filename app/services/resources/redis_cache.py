@@ -350,6 +350,11 @@ class RedisCacheStep(ResourceStep):
                 f"{have[0]} {have[1]}{have[2]}, but the spec asks for {spec.tier} {spec.size}",
                 "Choose another cache name, or set cache.tier and cache.size to match it.",
             )
+        replicas = int(cache.replicas_per_master or 1)
+        if spec.replicas and replicas != spec.replicas:
+            # Azure fixes the replica count when the cache is created.
+            note(f"cache {spec.name} has {replicas} replica(s) per primary; the spec asks for "
+                 f"{spec.replicas}, which only a new cache can have (left as is)")
         if bool(cache.enable_non_ssl_port) != spec.non_tls_port:
             note(
                 f"cache {spec.name} has the non-TLS port "

@@ -90,6 +90,16 @@ def test_policies_modules_and_frequency_are_sent_to_arm(target: CloudTarget) -> 
     assert [m.name for m in db.modules] == ["RediSearch", "RedisJSON"]
 
 
+def test_a_database_without_the_modules_asked_for_is_refused(target: CloudTarget) -> None:
+    spec = new_spec()
+    assert all(isinstance(e, StepSucceeded) for e in run(spec, target).values())
+    spec.cache.modules = ["RedisJSON"]
+    second = run(spec, target)["cache"]
+    assert isinstance(second, StepFailed)
+    assert "has no RedisJSON module" in second.message
+    assert "only be added when a database is created" in second.message
+
+
 def test_access_keys_follow_the_spec_both_ways(target: CloudTarget) -> None:
     from azure.mgmt.redisenterprise import models
 
