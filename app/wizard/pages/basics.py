@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from app.rules import sizes_for
 from app.spec import DeploymentSpec
+from app.wizard.pages.advanced import clear_kind_options
 from app.wizard.pages.base import Page, make_checker, stack
 from app.wizard.widgets import FieldMessage, NameField
 
@@ -270,6 +271,7 @@ class BasicsPage(Page):
 
     def _on_location(self, _text: str) -> None:
         self._update_suffix()
+        self._show_size_prices()
         self._on_edit()
 
     def _on_type(self, _index: int) -> None:
@@ -291,6 +293,18 @@ class BasicsPage(Page):
         elif self._tier() == "Standard" and "C1" in sizes:
             self.size_combo.setCurrentIndex(sizes.index("C1"))
         self.size_combo.blockSignals(False)
+        self._show_size_prices()
+
+    def _show_size_prices(self) -> None:
+        """Each size with its monthly list price, for the type and region shown."""
+        import copy
+
+        from app.wizard.pages.prices import show_choice_prices
+
+        spec = copy.deepcopy(self.session.spec)
+        spec.cache.kind, spec.cache.tier = self._kind(), self._tier()
+        spec.location = self.location.currentText().strip() or spec.location
+        show_choice_prices(self.session, self.size_combo, spec, "cache.size", size_label)
 
     def _update_suffix(self) -> None:
         region = self.location.currentText().strip() or "<region>"
@@ -357,9 +371,12 @@ class BasicsPage(Page):
             spec.cache.persistence = None
             spec.cache.zones = []
             spec.cache.non_tls_port = False
+            clear_kind_options(spec)
         if tier != "Premium" and kind == CLASSIC:
             spec.cache.shards = None
             spec.cache.persistence = None
+            spec.cache.persistence_frequency = None
+            spec.cache.replicas = None
         if tier == "Basic":
             spec.cache.zones = []
         spec.cache.kind = kind

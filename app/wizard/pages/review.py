@@ -269,6 +269,29 @@ def full_stop(text: str) -> str:
     return text if not text or text[-1] in ".!?)" else text + "."
 
 
+def cache_option_rows(spec: DeploymentSpec) -> list[tuple[str, str]]:
+    """The Advanced page's cache options as Review lists them: only what is set, with
+    the frequency and policies the cache will really be created with."""
+    from app.rules import DEFAULT_CLUSTERING_POLICY, DEFAULT_EVICTION_POLICY, persistence_frequency
+    from app.wizard.pages.advanced_options import FREQUENCY_LABELS
+
+    cache = spec.cache
+    rows: list[tuple[str, str]] = []
+    if cache.persistence:
+        every = FREQUENCY_LABELS.get(persistence_frequency(spec) or "", "")
+        rows.append(("Persistence", f"{cache.persistence.upper()}"
+                                    f"{', ' + every.lower() if every else ''}"))
+    if cache.kind == "azure-managed-redis":
+        rows.append(("Clustering policy", cache.clustering_policy or DEFAULT_CLUSTERING_POLICY))
+        rows.append(("Eviction policy", cache.eviction_policy or DEFAULT_EVICTION_POLICY))
+        rows.append(("Modules", ", ".join(cache.modules) or "None"))
+        return rows
+    if cache.replicas:
+        rows.append(("Replicas per primary", str(cache.replicas)))
+    rows.append(("Update channel", cache.update_channel or "Stable"))
+    return rows
+
+
 def summary_html(spec: DeploymentSpec, target: str, subscription: str = "") -> tuple[str, str]:
     """The review's key/value summary, grouped by page, in two columns."""
     cache = spec.cache
@@ -298,7 +321,7 @@ def summary_html(spec: DeploymentSpec, target: str, subscription: str = "") -> t
             ("Registry and storage", "Managed identity" if spec.function_app.auth != "keys"
              else "Registry password and storage key"),
             *([("Shards", str(cache.shards))] if cache.shards else []),
-            *([("Persistence", cache.persistence.upper())] if cache.persistence else []),
+            *cache_option_rows(spec),
             *([("Zones", ", ".join(cache.zones))] if cache.zones else []),
         ]),
         ("Tags", [(k, v) for k, v in tags.items()]),
