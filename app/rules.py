@@ -154,6 +154,27 @@ FUNCTION_AUTH_MODES = ("managed-identity", "keys")
 IMAGE_BUILDERS = ("layer", "acr-tasks")
 DEFAULT_IMAGE_BUILDER = "layer"
 PERSISTENCE_MODES = ("rdb", "aof")
+# Azure Cache for Redis: `rdb-backup-frequency` in minutes, as the Redis RP's API
+# describes it (15, 30, 60, 360, 720, 1440); 60 is what the portal preselects.
+CLASSIC_RDB_FREQUENCIES = ("15", "30", "60", "360", "720", "1440")
+CLASSIC_RDB_DEFAULT = "60"
+# Premium adds up to three replicas per primary (Microsoft Learn, "Add replicas to
+# Premium tier Azure Cache for Redis"); AOF persistence is refused above one.
+MAX_REPLICAS = 3
+UPDATE_CHANNELS = ("Stable", "Preview")  # azure-mgmt-redis UpdateChannel
+# Azure Managed Redis, azure-mgmt-redisenterprise 3.1.0 (API 2025-07-01) enums:
+# RdbFrequency, AofFrequency, ClusteringPolicy, EvictionPolicy; module names as the
+# API takes them. tests/unit/test_rules.py holds these to the SDK's own enums.
+MANAGED_FREQUENCIES = {"rdb": ("1h", "6h", "12h"), "aof": ("1s", "always")}
+CLUSTERING_POLICIES = ("EnterpriseCluster", "NoCluster", "OSSCluster")
+DEFAULT_CLUSTERING_POLICY = "EnterpriseCluster"
+EVICTION_POLICIES = ("AllKeysLFU", "AllKeysLRU", "AllKeysRandom", "VolatileLRU",
+                     "VolatileLFU", "VolatileTTL", "VolatileRandom", "NoEviction")
+DEFAULT_EVICTION_POLICY = "VolatileLRU"
+MODULES = ("RediSearch", "RedisJSON", "RedisBloom", "RedisTimeSeries")
+# The product's own limit: the scoring function's Redis client is not cluster-aware.
+OSS_CLUSTER_REASON = ("OSS clustering needs a cluster-aware client, and the scoring "
+                      "function's client speaks the ordinary Redis protocol")
 ZONES = ("1", "2", "3")
 MAX_SHARDS = 10
 # Linux App Service plans that can run a Functions container. Consumption (Y1)
@@ -219,12 +240,14 @@ def check_cache(spec: DeploymentSpec) -> list[Problem]:
                 add("shards", "clustering (a shard count) needs the Premium tier")
             elif not 1 <= cache.shards <= MAX_SHARDS:
                 add("shards", f"must be between 1 and {MAX_SHARDS} (got {cache.shards})")
-        if cache.persistence is not None and not premium:
-            add("persistence", "data persistence needs the Premium tier")
         if cache.zones and cache.tier == "Basic":
             add("zones", "availability zones need the Standard or Premium tier")
+    for path, reason in cache_option_blockers(spec).items():
+        if getattr(cache, path) not in (None, []):
+            add(path, reason)
     if cache.persistence is not None:
         add("persistence", _one_of(cache.persistence, PERSISTENCE_MODES))
+    out += _check_cache_options(spec)
     for i, zone in enumerate(cache.zones):
         if zone not in ZONES:
             out.append(Problem(f"cache.zones[{i}]", _one_of(zone, ZONES) or ""))
@@ -232,6 +255,95 @@ def check_cache(spec: DeploymentSpec) -> list[Problem]:
         add("zones", "must not list a zone twice")
     add("auth", _one_of(cache.auth, AUTH_MODES))
     return out
+
+
+def cache_option_blockers(spec: DeploymentSpec) -> dict[str, str]:
+    """Each cache option this kind and tier cannot have, with the reason.
+
+    One table for the rule (a spec that sets the option anyway is refused with the
+    reason) and for the wizard (the option is disabled, the reason beside it)."""
+    cache = spec.cache
+    out: dict[str, str] = {}
+    if cache.kind == "azure-managed-redis":
+        reason = "applies to Azure Cache for Redis only; Azure Managed Redis {}"
+        out["replicas"] = reason.format("replicates through its high availability")
+        out["update_channel"] = reason.format("applies Redis updates itself")
+        return out
+    classic = "applies to Azure Managed Redis only"
+    out.update(clustering_policy=classic, eviction_policy=classic, modules=classic)
+    if cache.tier != "Premium":
+        out["persistence"] = (f"data persistence needs the Premium tier; a {cache.tier} "
+                              "cache keeps its data in memory only")
+        out["persistence_frequency"] = out["persistence"]
+        out["replicas"] = (f"more than one replica needs the Premium tier; a {cache.tier} "
+                           "cache has " + ("no replica" if cache.tier == "Basic"
+                                           else "one replica"))
+    elif cache.persistence != "rdb":
+        out["persistence_frequency"] = ("a backup frequency applies to RDB snapshots; "
+                                        "AOF writes every second" if cache.persistence
+                                        else "needs data persistence")
+    return out
+
+
+def _check_cache_options(spec: DeploymentSpec) -> list[Problem]:
+    """The values of the portal's Advanced options, where the kind and tier allow them."""
+    cache = spec.cache
+    blocked = cache_option_blockers(spec)
+    out: list[Problem] = []
+
+    def add(path: str, message: str | None) -> None:
+        if message and path not in blocked:
+            out.append(Problem(f"cache.{path}", message))
+
+    frequency = cache.persistence_frequency
+    if cache.kind == "azure-managed-redis":
+        if frequency is not None:
+            add("persistence_frequency", "needs data persistence" if not cache.persistence
+                else _one_of(frequency, MANAGED_FREQUENCIES.get(cache.persistence, ())))
+        if cache.clustering_policy is not None:
+            add("clustering_policy", _one_of(cache.clustering_policy, CLUSTERING_POLICIES))
+        if cache.clustering_policy == "OSSCluster":
+            add("clustering_policy", f"{OSS_CLUSTER_REASON}: choose EnterpriseCluster or "
+                "NoCluster")
+        if cache.eviction_policy is not None:
+            add("eviction_policy", _one_of(cache.eviction_policy, EVICTION_POLICIES))
+        for module in cache.modules:
+            add("modules", _one_of(module, MODULES))
+        if len(set(cache.modules)) != len(cache.modules):
+            add("modules", "must not list a module twice")
+        if "RediSearch" in cache.modules:
+            # Microsoft Learn, "Plan Redis modules": RediSearch requires the Enterprise
+            # clustering policy and the NoEviction eviction policy.
+            if (cache.clustering_policy or DEFAULT_CLUSTERING_POLICY) != "EnterpriseCluster":
+                add("clustering_policy", "RediSearch needs the EnterpriseCluster policy")
+            if (cache.eviction_policy or DEFAULT_EVICTION_POLICY) != "NoEviction":
+                add("eviction_policy", "RediSearch needs the NoEviction policy (a search "
+                    "index cannot lose keys)")
+        return out
+    if frequency is not None:
+        add("persistence_frequency", _one_of(frequency, CLASSIC_RDB_FREQUENCIES))
+    if cache.replicas is not None:
+        if not 1 <= cache.replicas <= MAX_REPLICAS:
+            add("replicas", f"must be between 1 and {MAX_REPLICAS} (got {cache.replicas})")
+        elif cache.replicas > 1 and cache.persistence == "aof":
+            add("replicas", "AOF persistence cannot be used with more than one replica; "
+                "choose RDB snapshots or one replica")
+    if cache.update_channel is not None:
+        add("update_channel", _one_of(cache.update_channel, UPDATE_CHANNELS))
+    return out
+
+
+def persistence_frequency(spec: DeploymentSpec) -> str | None:
+    """The frequency the cache is created with: the spec's, else the kind's default."""
+    cache = spec.cache
+    if not cache.persistence:
+        return None
+    if cache.persistence_frequency:
+        return cache.persistence_frequency
+    if cache.kind == "azure-managed-redis":
+        return MANAGED_FREQUENCIES[cache.persistence][0] \
+            if cache.persistence in MANAGED_FREQUENCIES else None
+    return CLASSIC_RDB_DEFAULT if cache.persistence == "rdb" else None
 
 
 # --- tags -----------------------------------------------------------------------

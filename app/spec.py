@@ -48,7 +48,20 @@ class CacheSpec:
     auth: str = "entra"
     shards: int | None = None
     persistence: str | None = None
+    # How often persistence writes, in each kind's own terms: RDB every 15, 30, 60, 360,
+    # 720 or 1440 minutes on Azure Cache for Redis; "1h"/"6h"/"12h" (RDB) or "1s"/"always"
+    # (AOF) on Azure Managed Redis. None: the kind's default (60 minutes, 1h, 1s).
+    persistence_frequency: str | None = None
     zones: list[str] = field(default_factory=list)
+    # Azure Cache for Redis only: replicas per primary (Premium, 1-3) and the channel of
+    # the monthly Redis updates (Stable or Preview).
+    replicas: int | None = None
+    update_channel: str | None = None
+    # Azure Managed Redis only: the database's clustering and eviction policies (None:
+    # EnterpriseCluster and VolatileLRU) and the modules it loads at creation.
+    clustering_policy: str | None = None
+    eviction_policy: str | None = None
+    modules: list[str] = field(default_factory=list)
 
 
 @dataclass

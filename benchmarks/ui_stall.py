@@ -36,6 +36,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", default="fast",
                         help="sandbox profile (fast | realistic-scaled)")
+    parser.add_argument("--explain", type=int, default=0, metavar="N",
+                        help="also print, for the N longest stalls, where every other "
+                             "thread was when the UI thread got going again")
     args = parser.parse_args()
 
     from PySide6.QtCore import QSettings, Qt, QTimer
@@ -71,10 +74,18 @@ def main() -> int:
         pump_until(lambda: window.next_button.isEnabled(), 30)
 
         ticks: list[float] = []
+        seen: list[tuple[float, list[str]]] = []
+
+        def tick() -> None:
+            now = time.perf_counter()
+            if args.explain and ticks and (now - ticks[-1]) * 1000 - INTERVAL_MS > 16:
+                seen.append(((now - ticks[-1]) * 1000 - INTERVAL_MS, where_threads_are()))
+            ticks.append(now)
+
         timer = QTimer()
         timer.setTimerType(Qt.TimerType.PreciseTimer)
         timer.setInterval(INTERVAL_MS)
-        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        timer.timeout.connect(tick)
         finished: list[object] = []
         window.bridge.run_finished.connect(finished.append)
 
@@ -125,7 +136,29 @@ def main() -> int:
     print(f"stalls_over_16ms={sum(1 for s in stalls if s > 16)}")
     print(f"gc_max_ms={max((d for _g, d in collections), default=0.0) * 1000:.1f}")
     print(f"gc_gen2_runs={sum(1 for g, _d in collections if g == 2)}")
+    for stall_ms, threads in sorted(seen, reverse=True)[:args.explain]:
+        print(f"# stall {stall_ms:.1f} ms; the other threads then:")
+        for line in threads:
+            print(f"#   {line}")
     return 0 if ok else 1
+
+
+def where_threads_are() -> list[str]:
+    """Each other thread's innermost frames, the product's own first: the thread that
+    held the interpreter through the stall has only just let go, so it is still there."""
+    import threading
+    import traceback
+
+    names = {t.ident: t.name for t in threading.enumerate()}
+    main = threading.main_thread().ident
+    out = []
+    for ident, frame in sys._current_frames().items():
+        if ident == main:
+            continue
+        stack = traceback.extract_stack(frame)[-4:]
+        where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack))
+        out.append(f"{names.get(ident, ident)}: {where}")
+    return out
 
 
 if __name__ == "__main__":

@@ -247,24 +247,13 @@ def export(args: argparse.Namespace) -> int:
 
 def _export_folder(args: argparse.Namespace, spec: DeploymentSpec, spec_dir: Path) -> int:
     """`--format azd --out DIR`: the project's files under DIR (made when missing)."""
-    import os
-
-    from app.services.context import resolve_spec_path
-    from app.services.export import export_files
+    from app.services.export import write_export_folder
 
     if not args.out:
         raise BadInput(f"--format {args.format} writes a folder: give it with --out DIR")
     out = Path(args.out)
-    project = "."
-    if spec.image.build_from:
-        model = resolve_spec_path(spec.image.build_from, spec_dir)
-        project = Path(os.path.relpath(model, out.resolve())).as_posix()
-    files = export_files(spec, args.format, project)
     try:
-        for relative, text in files.items():
-            path = out / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+        files = write_export_folder(spec, args.format, out, spec_dir)
     except OSError as exc:
         raise BadInput(f"--out {out}: cannot write ({exc.strerror or exc})") from None
     print(f"wrote {args.format} export to {out}: {', '.join(files)}", file=sys.stderr)

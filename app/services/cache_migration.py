@@ -102,6 +102,10 @@ def switch_to_managed_redis(spec: DeploymentSpec) -> DeploymentSpec:
     cache.shards = None
     cache.zones = []
     cache.non_tls_port = False
+    cache.replicas = None
+    cache.update_channel = None
+    # Classic RDB frequencies are minutes; Azure Managed Redis takes 1h/6h/12h.
+    cache.persistence_frequency = None
     return new
 
 

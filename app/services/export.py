@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 from typing import Any
 
 from app.rules import tags_with_created_by
@@ -132,6 +133,28 @@ def export_text(spec: DeploymentSpec, fmt: str) -> str:
     if fmt in FOLDER_FORMATS:
         raise ValueError(f"the {fmt} export is a folder: write it with export_files()")
     raise ValueError(f"unknown export format {fmt!r}")
+
+
+def write_export_folder(spec: DeploymentSpec, fmt: str, out: Path,
+                        spec_dir: Path) -> list[str]:
+    """A folder export written under `out` (made when missing); its files, relative.
+
+    The project (azd's service) is the model folder as seen from `out`, so `azd deploy`
+    run in the folder finds the model wherever the folder was written."""
+    import os
+
+    from app.services.context import resolve_spec_path
+
+    project = "."
+    if spec.image.build_from:
+        model = resolve_spec_path(spec.image.build_from, spec_dir)
+        project = Path(os.path.relpath(model, out.resolve())).as_posix()
+    files = export_files(spec, fmt, project)
+    for relative, text in files.items():
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return list(files)
 
 
 def export_files(spec: DeploymentSpec, fmt: str, project: str = ".") -> dict[str, str]:

@@ -114,3 +114,30 @@ def line_level(line: str) -> str:
     if match is None:
         return "INFO"
     return _LEVEL_WORDS.get(match.group(1).lower(), "INFO")
+
+
+_STAMP = re.compile(
+    r"^\s*\[?(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)\]?\s*")
+
+
+def split_line(line: str) -> tuple[str, float | None, str]:
+    """(level, when, message) of a container log line: the line's own time (not when
+    it was fetched, which can be half a minute later) and the text after the time and
+    its level word, so a log pane that prints both does not print them twice. A line
+    without a time keeps its text as it is (`when` None); the level is line_level's."""
+    from datetime import datetime
+
+    level = line_level(line)
+    stamp = _STAMP.match(line)
+    if stamp is None:
+        return level, None, line
+    text = stamp.group(1).replace(",", ".")
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return level, None, line
+    rest = line[stamp.end():]
+    word = re.match(r"\[?([A-Za-z]+)\]?(?:\s*-\s+|:\s+|\s+|$)", rest)
+    if word is not None and word.group(1).lower() in _LEVEL_WORDS:
+        rest = rest[word.end():]
+    return level, when, rest

@@ -345,6 +345,80 @@ def monthly_cost_text(spec: DeploymentSpec, target: CloudTarget) -> str:
     return result.summary()
 
 
+# --- prices beside each choice (the wizard's size and plan lists) ---------------------
+
+# What each choice prices: the steps that bill for it, and the spec field it sets.
+_CHOICE_STEPS = {"cache.size": ("cache", "cache-cluster"), "function_app.plan_sku": ("plan",)}
+
+
+def choice_variants(spec: DeploymentSpec, path: str) -> dict[str, DeploymentSpec]:
+    """A copy of `spec` per value the choice `path` offers (every size of the spec's
+    tier, or every plan), so each is priced exactly as the estimate prices it."""
+    import copy
+
+    from app.rules import PLAN_SKUS, sizes_for
+
+    values = sizes_for(spec.cache.kind, spec.cache.tier) if path == "cache.size" else PLAN_SKUS
+    variants = {}
+    for value in values:
+        variant = copy.deepcopy(spec)
+        if path == "cache.size":
+            variant.cache.size = value
+        else:
+            variant.function_app.plan_sku = value
+        variants[value] = variant
+    return variants
+
+
+def choice_prices(spec: DeploymentSpec, path: str, prices_base_url: str = RETAIL_PRICES_URL,
+                  verify: str | bool = True, *, currency: str = "USD",
+                  fetch: Fetch | None = None,
+                  retry: RetrySettings | None = None) -> dict[str, float | None]:
+    """The monthly list price of each value of the choice `path` ("cache.size" or
+    "function_app.plan_sku") in the spec's region: None where any meter it bills on is
+    not listed (the wizard says "price unknown" rather than guess).
+
+    One request per product, not per size: the queries drop their SKU filter and
+    `select_item` picks each size's item from the product's list."""
+    from dataclasses import replace
+
+    region = spec.location.lower()
+    session = None
+    if fetch is None:
+        session = retrying_session(retry or RetrySettings())
+        fetch = _http_fetch(verify, session)
+    results: dict[str, list[dict[str, Any]]] = {}
+    prices: dict[str, float | None] = {}
+    try:
+        for value, variant in choice_variants(spec, path).items():
+            total: float | None = 0.0
+            for step in build_plan(variant):
+                if step.name not in _CHOICE_STEPS[path]:
+                    continue
+                for query in step.price_queries():
+                    query = replace(query, filter_sku=False)
+                    filter_text = build_filter(query, region)
+                    if filter_text not in results:
+                        results[filter_text] = fetch_items(fetch, prices_base_url,
+                                                           filter_text, currency)
+                    item = line_item(query, select_item(results[filter_text], query, region,
+                                                        currency), currency)
+                    total = None if total is None or item.monthly is None \
+                        else total + item.monthly
+            prices[value] = None if total is None else round(total, 2)
+    finally:
+        if session is not None:
+            session.close()
+    return prices
+
+
+def choice_price_texts(spec: DeploymentSpec, path: str, target: CloudTarget) -> dict[str, str]:
+    """`choice_prices` in words for the wizard: "USD 40.15/month" or "price unknown"."""
+    return {value: "price unknown" if price is None else f"USD {price:,.2f}/month"
+            for value, price in choice_prices(spec, path, target.prices_url, target.verify,
+                                              retry=target.retry).items()}
+
+
 __all__ = [
     "API_VERSION",
     "RETAIL_PRICES_URL",
@@ -352,6 +426,8 @@ __all__ = [
     "LineItem",
     "PriceQuery",
     "build_filter",
+    "choice_price_texts",
+    "choice_prices",
     "estimate",
     "estimate_for_target",
     "monthly_cost_text",

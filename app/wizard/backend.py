@@ -131,7 +131,13 @@ class Backend(Protocol):
 
     def monthly_cost(self, spec: DeploymentSpec) -> str | None: ...
 
+    def choice_prices(self, spec: DeploymentSpec, path: str) -> dict[str, str]: ...
+
     def export(self, spec: DeploymentSpec, fmt: str) -> str: ...
+
+    def export_folder(self, spec: DeploymentSpec, fmt: str, folder: Path) -> list[str]:
+        """A folder export (azd) written under `folder`; the files it wrote."""
+        ...
 
     def preflight(self, spec: DeploymentSpec) -> list[Problem]:
         """Every reason the deploy would refuse `spec` before creating anything (the

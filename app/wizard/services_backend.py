@@ -167,10 +167,22 @@ class ServicesBackend:
 
         return monthly_cost_text(spec, self.target)
 
+    def choice_prices(self, spec: DeploymentSpec, path: str) -> dict[str, str]:
+        """Each size ("cache.size") or plan ("function_app.plan_sku") with its monthly
+        list price in words, from the same price table as the estimate."""
+        from app.services.pricing import choice_price_texts
+
+        return choice_price_texts(spec, path, self.target)
+
     def export(self, spec: DeploymentSpec, fmt: str) -> str:
         from app.services.export import export_text
 
         return str(export_text(spec, fmt))
+
+    def export_folder(self, spec: DeploymentSpec, fmt: str, folder: Path) -> list[str]:
+        from app.services.export import write_export_folder
+
+        return write_export_folder(spec, fmt, folder, self._spec_dir)
 
     # -- deploy ------------------------------------------
     @property

@@ -358,6 +358,9 @@ def test_ctrl_c_cancels_names_what_is_still_creating_and_a_rerun_adopts_it(
             [sys.executable, "-m", "app", "deploy", str(spec), "--json",
              "--sandbox-state", str(cli.state)],
             cwd=ROOT, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # As in a terminal's foreground: a suite started in the background of a
+            # shell inherits SIGINT ignored, and Python then never raises Ctrl-C.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         assert process.stdout is not None
         lines = []

@@ -94,6 +94,14 @@ def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Pa
     review.export_to(export, "arm")
     qtbot.waitUntil(export.exists, timeout=10_000)
     assert "Microsoft.Cache/redis" in export.read_text()
+    # Every export format is one menu entry; azd writes a project folder.
+    labels = [a.text().replace("&", "") for a in review.export_button.menu().actions()]
+    assert [label.split()[0] for label in labels] == ["ARM", "Bicep", "azd", "az"]
+    review.export_folder_to(tmp_path / "azd", "azd")
+    qtbot.waitUntil(lambda: "Saved" in review.export_message.text(), timeout=10_000)
+    assert "infra/main.bicep" in review.export_message.text()
+    assert "services:" in (tmp_path / "azd" / "azure.yaml").read_text()
+    assert "Microsoft.Cache/redis@" in (tmp_path / "azd" / "infra" / "main.bicep").read_text()
 
     # -- Create: deploy with live rows.
     deploy = window.deploy

@@ -166,6 +166,11 @@ FEATURE_CASES = [
 def test_sku_features(tier: str, size: str, change: dict, flagged: str | None) -> None:
     spec = valid_spec()
     spec.cache.tier, spec.cache.size = tier, size
+    assert_flagged(spec, change, flagged)
+
+
+def assert_flagged(spec: DeploymentSpec, change: dict, flagged: str | None) -> None:
+    """`change` applied to the cache, `flagged` is among the problems (None: none)."""
     for key, value in change.items():
         setattr(spec.cache, key, value)
     found = fields(spec)
@@ -321,3 +326,105 @@ def test_the_created_by_tag_is_found_whatever_the_case_of_its_key() -> None:
     assert created_by_us({"created-by": "mlcache-deploy", "owner": "x"})
     assert not created_by_us({"created-by": "someone-else"})
     assert not created_by_us(None)
+
+
+OPTION_CASES = [
+    # kind, tier, change, field expected to be flagged (None: accepted)
+    ("azure-cache-for-redis", "Premium", {"persistence": "rdb", "persistence_frequency": "15"},
+     None),
+    ("azure-cache-for-redis", "Premium", {"persistence": "rdb", "persistence_frequency": "45"},
+     "cache.persistence_frequency"),
+    ("azure-cache-for-redis", "Premium", {"persistence": "aof", "persistence_frequency": "60"},
+     "cache.persistence_frequency"),
+    ("azure-cache-for-redis", "Premium", {"persistence_frequency": "60"},
+     "cache.persistence_frequency"),
+    ("azure-cache-for-redis", "Standard", {"persistence": "rdb"}, "cache.persistence"),
+    ("azure-cache-for-redis", "Basic", {"persistence": "aof"}, "cache.persistence"),
+    ("azure-cache-for-redis", "Premium", {"replicas": 3}, None),
+    ("azure-cache-for-redis", "Premium", {"replicas": 4}, "cache.replicas"),
+    ("azure-cache-for-redis", "Premium", {"replicas": 0}, "cache.replicas"),
+    ("azure-cache-for-redis", "Standard", {"replicas": 2}, "cache.replicas"),
+    ("azure-cache-for-redis", "Premium", {"replicas": 2, "persistence": "aof"},
+     "cache.replicas"),
+    ("azure-cache-for-redis", "Premium", {"replicas": 2, "persistence": "rdb"}, None),
+    ("azure-cache-for-redis", "Basic", {"update_channel": "Preview"}, None),
+    ("azure-cache-for-redis", "Basic", {"update_channel": "Beta"}, "cache.update_channel"),
+    ("azure-cache-for-redis", "Premium", {"modules": ["RedisJSON"]}, "cache.modules"),
+    ("azure-cache-for-redis", "Premium", {"eviction_policy": "NoEviction"},
+     "cache.eviction_policy"),
+    ("azure-managed-redis", "Balanced", {"replicas": 2}, "cache.replicas"),
+    ("azure-managed-redis", "Balanced", {"update_channel": "Preview"}, "cache.update_channel"),
+    ("azure-managed-redis", "Balanced", {"persistence": "rdb", "persistence_frequency": "12h"},
+     None),
+    ("azure-managed-redis", "Balanced", {"persistence": "rdb", "persistence_frequency": "1s"},
+     "cache.persistence_frequency"),
+    ("azure-managed-redis", "Balanced", {"persistence": "aof", "persistence_frequency": "always"},
+     None),
+    ("azure-managed-redis", "Balanced", {"persistence_frequency": "1h"},
+     "cache.persistence_frequency"),
+    ("azure-managed-redis", "Balanced", {"clustering_policy": "NoCluster"}, None),
+    ("azure-managed-redis", "Balanced", {"clustering_policy": "OSSCluster"},
+     "cache.clustering_policy"),
+    ("azure-managed-redis", "Balanced", {"clustering_policy": "Sharded"},
+     "cache.clustering_policy"),
+    ("azure-managed-redis", "Balanced", {"eviction_policy": "AllKeysLFU"}, None),
+    ("azure-managed-redis", "Balanced", {"eviction_policy": "allkeys-lfu"},
+     "cache.eviction_policy"),
+    ("azure-managed-redis", "Balanced", {"modules": ["RedisBloom", "RedisTimeSeries"]}, None),
+    ("azure-managed-redis", "Balanced", {"modules": ["RedisGraph"]}, "cache.modules"),
+    ("azure-managed-redis", "Balanced", {"modules": ["RedisJSON", "RedisJSON"]},
+     "cache.modules"),
+    ("azure-managed-redis", "Balanced", {"modules": ["RediSearch"]}, "cache.eviction_policy"),
+    ("azure-managed-redis", "Balanced",
+     {"modules": ["RediSearch"], "eviction_policy": "NoEviction"}, None),
+    ("azure-managed-redis", "Balanced",
+     {"modules": ["RediSearch"], "eviction_policy": "NoEviction",
+      "clustering_policy": "NoCluster"}, "cache.clustering_policy"),
+]
+
+
+@pytest.mark.parametrize(("kind", "tier", "change", "flagged"), OPTION_CASES)
+def test_portal_options_per_kind_and_tier(kind: str, tier: str, change: dict[str, object],
+                                          flagged: str | None) -> None:
+    spec = valid_spec()
+    size = rules.sizes_for(kind, tier)[0]
+    spec.cache.kind, spec.cache.tier, spec.cache.size = kind, tier, size
+    spec.cache.redis_version = None if kind == "azure-managed-redis" else "6"
+    assert_flagged(spec, change, flagged)
+
+
+def test_a_refused_option_says_why_in_the_words_the_wizard_shows() -> None:
+    spec = valid_spec()
+    spec.cache.persistence = "rdb"
+    blockers = rules.cache_option_blockers(spec)
+    (problem,) = [p for p in validate_spec(spec) if p.field == "cache.persistence"]
+    assert problem.message == blockers["persistence"]
+    assert "Premium tier" in problem.message and "Standard" in problem.message
+    spec.cache.tier, spec.cache.size = "Premium", "P1"
+    assert "persistence" not in rules.cache_option_blockers(spec)
+
+
+def test_default_persistence_frequency_per_kind() -> None:
+    spec = valid_spec()
+    spec.cache.tier, spec.cache.size, spec.cache.persistence = "Premium", "P1", "rdb"
+    assert rules.persistence_frequency(spec) == "60"
+    spec.cache.persistence = "aof"
+    assert rules.persistence_frequency(spec) is None
+    spec.cache.kind = "azure-managed-redis"
+    assert rules.persistence_frequency(spec) == "1s"
+    spec.cache.persistence = "rdb"
+    assert rules.persistence_frequency(spec) == "1h"
+    spec.cache.persistence_frequency = "12h"
+    assert rules.persistence_frequency(spec) == "12h"
+
+
+def test_option_tables_are_the_sdks_enums() -> None:
+    from azure.mgmt.redis import models as redis_models
+    from azure.mgmt.redisenterprise import models as re_models
+
+    assert set(rules.UPDATE_CHANNELS) == {c.value for c in redis_models.UpdateChannel}
+    assert set(rules.CLUSTERING_POLICIES) == {c.value for c in re_models.ClusteringPolicy}
+    assert set(rules.EVICTION_POLICIES) == {c.value for c in re_models.EvictionPolicy}
+    assert set(rules.MANAGED_FREQUENCIES["rdb"]) == {f.value for f in re_models.RdbFrequency}
+    assert set(rules.MANAGED_FREQUENCIES["aof"]) == {f.value for f in re_models.AofFrequency}
+    assert rules.DEFAULT_EVICTION_POLICY == "VolatileLRU"  # the enum's documented default

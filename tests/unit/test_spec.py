@@ -23,6 +23,7 @@ from app.spec import (
     parse_spec_text,
     save_spec,
     spec_from_dict,
+    spec_to_dict,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -40,6 +41,11 @@ def valid_specs(draw: st.DrawFn) -> DeploymentSpec:
         image = ImageSpec(build_from=draw(alnum), registry=f"reg{draw(alnum)}00",
                           repository=draw(alnum), tag=draw(alnum))
     azure = draw(st.booleans())
+    persistence = draw(st.sampled_from(["rdb", "aof", None])) if premium else None
+    frequency = draw(st.sampled_from([None, "15", "360", "1440"])) if persistence == "rdb" \
+        else None
+    replicas = draw(st.sampled_from([None, 1] if persistence == "aof" else [None, 1, 2, 3])) \
+        if premium else None
     return DeploymentSpec(
         target="azure" if azure else "sandbox",
         subscription_id="12345678-1234-1234-1234-123456789abc" if azure else None,
@@ -55,7 +61,10 @@ def valid_specs(draw: st.DrawFn) -> DeploymentSpec:
             public_network_access=draw(st.booleans()),
             auth=draw(st.sampled_from(["access-keys", "entra"])),
             shards=draw(st.integers(1, 10)) if premium and draw(st.booleans()) else None,
-            persistence=draw(st.sampled_from(["rdb", "aof", None])) if premium else None,
+            persistence=persistence,
+            persistence_frequency=frequency,
+            replicas=replicas,
+            update_channel=draw(st.sampled_from([None, "Stable", "Preview"])),
             zones=draw(st.lists(st.sampled_from(["1", "2", "3"]), unique=True, max_size=3))
             if tier != "Basic" else [],
         ),
@@ -82,6 +91,29 @@ def test_round_trip_json_toml_json(spec: DeploymentSpec) -> None:
     assert from_json == spec
     assert from_toml == spec
     assert again == spec
+
+
+def test_managed_redis_options_round_trip() -> None:
+    spec = DeploymentSpec(
+        resource_group=ResourceGroupSpec(name="rg"),
+        cache=CacheSpec(name="c", persistence="aof", persistence_frequency="always",
+                        clustering_policy="EnterpriseCluster", eviction_policy="NoEviction",
+                        modules=["RediSearch", "RedisJSON"]),
+        image=ImageSpec(reference="demoacr.azurecr.io/scoring:v1"),
+        function_app=FunctionAppSpec(name="f1", plan_name="p1", storage_account="st1"),
+    )
+    assert validate_spec(spec) == []
+    for fmt in ("json", "toml"):
+        assert parse_spec_text(dump_spec(spec, fmt), fmt) == spec
+    text = dump_spec(spec, "toml")
+    assert 'modules = [\n    "RediSearch",' in text or 'modules = ["RediSearch"' in text
+    # A file written before these options existed loads with their defaults.
+    older = spec_to_dict(spec)
+    older["cache"] = {k: v for k, v in older["cache"].items()
+                      if k not in ("persistence_frequency", "clustering_policy",
+                                   "eviction_policy", "modules")}
+    loaded = spec_from_dict(older)
+    assert loaded.cache.modules == [] and loaded.cache.clustering_policy is None
 
 
 def test_toml_omits_nulls_and_missing_optionals_load_as_null() -> None:

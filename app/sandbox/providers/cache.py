@@ -242,7 +242,6 @@ class CacheProvider(CacheAccessPolicies):
                 "hostName": "127.0.0.1",
                 "accessKeys": None,
                 "linkedServers": [],
-                "updateChannel": "Stable",
                 "disableAccessKeyAuthentication": props.get(
                     "disableAccessKeyAuthentication", False
                 ),

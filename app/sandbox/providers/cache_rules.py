@@ -164,6 +164,93 @@ def check_entra(props: dict[str, Any]) -> None:
         )
 
 
+# `rdb-backup-frequency` in minutes, as the Redis RP's API describes the setting.
+RDB_FREQUENCIES = ("15", "30", "60", "360", "720", "1440")
+MAX_REPLICAS = 3
+
+
+def _enabled(config: dict[str, Any], key: str) -> bool:
+    return str(config.get(key, "false")).lower() == "true"
+
+
+def check_persistence(config: dict[str, Any], tier: str) -> None:
+    """RDB needs a frequency Azure offers and a storage account; AOF its storage account."""
+    if tier != "Premium":
+        return
+    target = "properties.redisConfiguration"
+    if _enabled(config, "rdb-backup-enabled"):
+        frequency = config.get("rdb-backup-frequency")
+        if frequency is not None and frequency not in RDB_FREQUENCIES:
+            raise invalid_request_body(
+                f"The value '{frequency}' of 'rdb-backup-frequency' is invalid; valid values "
+                f"are {', '.join(RDB_FREQUENCIES)} (minutes).",
+                f"{target}.rdb-backup-frequency",
+            )
+        if not config.get("rdb-storage-connection-string"):
+            raise invalid_request_body(
+                "RDB persistence needs 'rdb-storage-connection-string', the storage account "
+                "the snapshots are written to.",
+                f"{target}.rdb-storage-connection-string",
+            )
+    if _enabled(config, "aof-backup-enabled") and not config.get(
+        "aof-storage-connection-string-0"
+    ):
+        raise invalid_request_body(
+            "AOF persistence needs 'aof-storage-connection-string-0', the storage account "
+            "the append-only file is written to.",
+            f"{target}.aof-storage-connection-string-0",
+        )
+    if _enabled(config, "rdb-backup-enabled") and _enabled(config, "aof-backup-enabled"):
+        raise invalid_request_body(
+            "Only one of RDB and AOF persistence can be enabled.", target
+        )
+
+
+def _replicas(
+    params: Any, old: dict[str, Any], tier: str, config: dict[str, Any]
+) -> int | None:
+    """replicasPerMaster (or its newer name replicasPerPrimary): Premium only, 1-3, fixed
+    once the cache exists, and at most one with AOF persistence (Microsoft Learn, "Add
+    replicas to Premium tier Azure Cache for Redis")."""
+    given = getattr(params, "replicas_per_master", None)
+    if given is None:
+        given = getattr(params, "replicas_per_primary", None)
+    target = "properties.replicasPerMaster"
+    if given is None:
+        return old.get("replicasPerMaster")
+    if tier != "Premium" and given != (0 if tier == "Basic" else 1):
+        raise invalid_request_body(
+            "More than one replica per primary is only available for Premium caches.", target
+        )
+    if tier == "Premium" and not 1 <= given <= MAX_REPLICAS:
+        raise invalid_request_body(
+            f"The value '{given}' of 'replicasPerMaster' is invalid; a Premium cache has "
+            f"1 to {MAX_REPLICAS} replicas per primary.",
+            target,
+        )
+    if old.get("replicasPerMaster") not in (None, given):
+        raise invalid_request_body(
+            "The number of replicas cannot be changed after the cache is created.", target
+        )
+    if given > 1 and _enabled(config, "aof-backup-enabled"):
+        raise invalid_request_body(
+            "AOF persistence cannot be used with more than one replica per primary.", target
+        )
+    return given if tier != "Basic" else None
+
+
+def canonical_channel(value: str) -> str:
+    """updateChannel: Stable or Preview, any case on input (azure-mgmt-redis UpdateChannel)."""
+    for option in ("Stable", "Preview"):
+        if str(value).lower() == option.lower():
+            return option
+    raise invalid_request_body(
+        f"The value '{value}' of 'updateChannel' is invalid; valid values are Stable and "
+        "Preview.",
+        "properties.updateChannel",
+    )
+
+
 def name_taken(name: str) -> ArmError:
     """The 409 when another cache holds the name (cache names are global, as DNS names)."""
     return ArmError(
@@ -264,9 +351,14 @@ def validated_properties(
     }
     if shard_count is not None:
         props["shardCount"] = shard_count
-    if getattr(params, "replicas_per_master", None) is not None and tier != "Basic":
-        props["replicasPerMaster"] = params.replicas_per_master
-        props["replicasPerPrimary"] = params.replicas_per_master
+    check_persistence(config, tier)
+    replicas = _replicas(params, old, tier, config)
+    if replicas is not None:
+        props["replicasPerMaster"] = replicas
+        props["replicasPerPrimary"] = replicas
+    props["updateChannel"] = canonical_channel(
+        getattr(params, "update_channel", None) or old.get("updateChannel") or "Stable"
+    )
     disable_keys = getattr(params, "disable_access_key_authentication", None)
     if disable_keys is None:
         disable_keys = bool(old.get("disableAccessKeyAuthentication", False))

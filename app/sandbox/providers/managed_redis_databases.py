@@ -40,6 +40,7 @@ from app.sandbox.providers.managed_redis_rules import (
     bad_request,
     canonical,
     memory_bytes,
+    modules,
     persistence,
 )
 from app.sandbox.providers.redis_base import (
@@ -266,7 +267,7 @@ class ManagedRedisDatabases(RedisBackedProvider):
                 "properties.evictionPolicy",
             ),
             "persistence": persistence(database.persistence, {}),
-            "modules": [m.serialize() for m in database.modules or []],
+            "modules": [],
             "redisVersion": self.redis_version,
             "deferUpgrade": canonical(
                 database.defer_upgrade or "NotDeferred",
@@ -293,6 +294,9 @@ class ManagedRedisDatabases(RedisBackedProvider):
             "adminPort": free_port_besides(port) if protocol == "Plaintext" else None,
         }
         props["port"] = port
+        props["modules"] = modules(
+            database.modules, props["clusteringPolicy"], props["evictionPolicy"]
+        )
         with self.ctx.store.transaction():
             record["private"]["databases"][name] = private
         op = self.ctx.operations.start(
@@ -344,6 +348,18 @@ class ManagedRedisDatabases(RedisBackedProvider):
             )
         if "persistence" in given:
             new["persistence"] = persistence(update.persistence, props["persistence"])
+        if "modules" in given and [m.name.lower() for m in update.modules or []] != [
+            m["name"].lower() for m in props.get("modules") or []
+        ]:
+            raise bad_request(
+                "Modules can only be added when the database is created.", "properties.modules"
+            )
+        # RediSearch's needs hold for the policies the update leaves.
+        modules(
+            [re_models.Module(name=m["name"]) for m in props.get("modules") or []],
+            new["clusteringPolicy"],
+            new["evictionPolicy"],
+        )
         if update.access_keys_authentication:
             new["accessKeysAuthentication"] = canonical(
                 update.access_keys_authentication,

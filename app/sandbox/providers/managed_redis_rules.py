@@ -168,3 +168,35 @@ def persistence(value: re_models.Persistence | None, old: dict[str, Any]) -> dic
             value.rdb_frequency, ("1h", "6h", "12h"), "properties.persistence.rdbFrequency"
         )
     return result
+
+
+# Module names as the API takes them, and what RediSearch requires of its database
+# (Microsoft Learn, "Plan Redis modules": Enterprise clustering, NoEviction).
+MODULES = ("RediSearch", "RedisJSON", "RedisBloom", "RedisTimeSeries")
+
+
+def modules(value: list[re_models.Module] | None, clustering: str, eviction: str) -> list[
+        dict[str, Any]]:
+    """A database's `modules`, canonical names, each at most once; RediSearch's needs."""
+    result: list[dict[str, Any]] = []
+    for i, module in enumerate(value or []):
+        name = canonical(module.name, MODULES, f"properties.modules[{i}].name")
+        if any(m["name"] == name for m in result):
+            raise bad_request(f"The module '{name}' is listed more than once.",
+                              "properties.modules")
+        entry: dict[str, Any] = {"name": name}
+        if module.args:
+            entry["args"] = module.args
+        result.append(entry)
+    if any(m["name"] == "RediSearch" for m in result):
+        if clustering != "EnterpriseCluster":
+            raise bad_request(
+                "The RediSearch module requires the EnterpriseCluster clustering policy.",
+                "properties.clusteringPolicy",
+            )
+        if eviction != "NoEviction":
+            raise bad_request(
+                "The RediSearch module requires the NoEviction eviction policy.",
+                "properties.evictionPolicy",
+            )
+    return result

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from app.errors import BadInput
+from app.rules import DEFAULT_CLUSTERING_POLICY, DEFAULT_EVICTION_POLICY, persistence_frequency
 from app.services.arm import (
     FAILED,
     SUCCEEDED,
@@ -44,7 +45,7 @@ from app.services.resources.base import (
     probe,
     yours,
 )
-from app.services.runner import StepReport
+from app.services.runner import StepReport, note
 from app.spec import DeploymentSpec
 
 if TYPE_CHECKING:
@@ -57,8 +58,8 @@ DATABASE = "default"
 AZURE_PORT = 10000
 # One endpoint and the ordinary (non-cluster) Redis API, which is what the
 # scoring function's client speaks; OSSCluster would need a cluster-aware client.
-CLUSTERING_POLICY = "EnterpriseCluster"
-EVICTION_POLICY = "VolatileLRU"
+CLUSTERING_POLICY = DEFAULT_CLUSTERING_POLICY
+EVICTION_POLICY = DEFAULT_EVICTION_POLICY
 CLUSTER_ID = "resourceId('Microsoft.Cache/redisEnterprise', parameters('cacheName'))"
 DATABASE_ID = (
     "resourceId('Microsoft.Cache/redisEnterprise/databases', parameters('cacheName'), "
@@ -67,12 +68,29 @@ DATABASE_ID = (
 
 
 def _persistence_body(spec: DeploymentSpec) -> dict[str, Any] | None:
+    frequency = persistence_frequency(spec)
     if spec.cache.persistence == "rdb":
-        return {"rdbEnabled": True, "rdbFrequency": "1h"}
+        return {"rdbEnabled": True, "rdbFrequency": frequency}
     if spec.cache.persistence == "aof":
-        return {"aofEnabled": True, "aofFrequency": "1s"}
+        return {"aofEnabled": True, "aofFrequency": frequency}
     return None
 
+
+def _policies(spec: DeploymentSpec) -> tuple[str, str]:
+    """The database's clustering and eviction policies: the spec's, else ours."""
+    cache = spec.cache
+    return (cache.clustering_policy or CLUSTERING_POLICY,
+            cache.eviction_policy or EVICTION_POLICY)
+
+
+
+def _note_policy_differences(ctx: DeployContext, database: Any) -> None:
+    """An adopted database keeps its own eviction policy and persistence: say so."""
+    want = _policies(ctx.spec)[1]
+    have = enum_text(database.eviction_policy) or EVICTION_POLICY
+    if have.lower() != want.lower():
+        note(f"the database {DATABASE} of {ctx.spec.cache.name} evicts with {have}; the spec "
+             f"asks for {want} (left as is)")
 
 
 def _names(ctx: DeployContext) -> tuple[str, str]:
@@ -145,9 +163,13 @@ class ManagedRedisClusterStep(ResourceStep):
             f"--minimum-tls-version {q(cache.minimum_tls_version)} "
             f"--public-network-access {'Enabled' if cache.public_network_access else 'Disabled'} "
             f"--client-protocol Encrypted --port {AZURE_PORT} "
-            f"--clustering-policy {CLUSTERING_POLICY} --eviction-policy {EVICTION_POLICY} "
+            f"--clustering-policy {_policies(self.spec)[0]} "
+            f"--eviction-policy {_policies(self.spec)[1]} "
             "--access-keys-auth Enabled"
         )
+        if cache.modules:
+            # One --modules per module, as `az redisenterprise create --help` shows.
+            line += "".join(f" --modules name={q(m)}" for m in cache.modules)
         persistence = _persistence_body(self.spec)
         if persistence:
             kind = "aof" if "aofEnabled" in persistence else "rdb"
@@ -299,10 +321,12 @@ class ManagedRedisDatabaseStep(ResourceStep):
         properties: dict[str, Any] = {
             "clientProtocol": "Encrypted",
             "port": AZURE_PORT,
-            "clusteringPolicy": CLUSTERING_POLICY,
-            "evictionPolicy": EVICTION_POLICY,
+            "clusteringPolicy": _policies(self.spec)[0],
+            "evictionPolicy": _policies(self.spec)[1],
             "accessKeysAuthentication": self._wanted_keys(),
         }
+        if self.spec.cache.modules:
+            properties["modules"] = [{"name": m} for m in self.spec.cache.modules]
         persistence = _persistence_body(self.spec)
         if persistence:
             properties["persistence"] = persistence
@@ -348,6 +372,12 @@ class ManagedRedisDatabaseStep(ResourceStep):
         if policy == "OSSCluster":
             problems.append("uses OSS clustering (the function's client needs one endpoint: "
                             "EnterpriseCluster or NoCluster)")
+        have = {str(m.name).lower() for m in database.modules or []}
+        missing = [m for m in ctx.spec.cache.modules if m.lower() not in have]
+        if missing:
+            # Modules are chosen when a database is created and cannot be added later.
+            problems.append(f"has no {', '.join(missing)} module (modules can only be added "
+                            "when a database is created)")
         if problems:
             raise BadInput(
                 f"the database {DATABASE} of {ctx.spec.cache.name} " + " and ".join(problems),
@@ -372,6 +402,7 @@ class ManagedRedisDatabaseStep(ResourceStep):
         self._check_compatible(ctx, database)
         if adoptable(database, f"database {DATABASE} of {cluster_name}") and \
                 self._keys_ready(database):
+            _note_policy_differences(ctx, database)
             return self._outputs(ctx, database)
         return None  # creating, failed, or keys disabled: create() settles it
 
@@ -388,6 +419,7 @@ class ManagedRedisDatabaseStep(ResourceStep):
             )
             if settled is not None and state_of(settled).lower() in SUCCEEDED:
                 self._check_compatible(ctx, settled)
+                _note_policy_differences(ctx, settled)
                 if not self._keys_ready(settled):
                     wanted = self._wanted_keys()
                     report.log(f"turning access keys {'on' if wanted == 'Enabled' else 'off'} "
@@ -403,17 +435,16 @@ class ManagedRedisDatabaseStep(ResourceStep):
             if settled is not None and state_of(settled).lower() in FAILED:
                 report.log(f"the database is in state {state_of(settled)}; deleting it to retry")
                 wait_lro(client.begin_delete(group, cluster_name, DATABASE), report, "Deleting")
-        persistence = None
-        if ctx.spec.cache.persistence == "rdb":
-            persistence = models.Persistence(rdb_enabled=True, rdb_frequency="1h")
-        elif ctx.spec.cache.persistence == "aof":
-            persistence = models.Persistence(aof_enabled=True, aof_frequency="1s")
+        body = _persistence_body(ctx.spec)
+        persistence = models.Persistence.from_dict(body) if body else None
+        clustering, eviction = _policies(ctx.spec)
         database = models.Database(
             client_protocol="Encrypted",
             port=AZURE_PORT,
-            clustering_policy=CLUSTERING_POLICY,
-            eviction_policy=EVICTION_POLICY,
+            clustering_policy=clustering,
+            eviction_policy=eviction,
             persistence=persistence,
+            modules=[models.Module(name=m) for m in ctx.spec.cache.modules] or None,
             # Azure's default is Disabled (Entra only); keys only when the spec asks.
             access_keys_authentication=self._wanted_keys(),
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from app.errors import BadInput, NotPermitted, Recovery
+from app.rules import persistence_frequency
 from app.services.arm import (
     SUCCEEDED,
     adoptable,
@@ -215,12 +216,16 @@ class RedisCacheStep(ResourceStep):
             properties["redisVersion"] = cache.redis_version
         if cache.shards:
             properties["shardCount"] = cache.shards
+        if cache.replicas:
+            properties["replicasPerMaster"] = cache.replicas
+        if cache.update_channel:
+            properties["updateChannel"] = cache.update_channel
         # Premium persistence is written to a storage account Azure gets a connection
         # string for: the function's account, its key read at deployment time.
         if cache.persistence == "rdb":
             properties["redisConfiguration"] = {
                 "rdb-backup-enabled": "true",
-                "rdb-backup-frequency": "60",
+                "rdb-backup-frequency": persistence_frequency(self.spec) or "60",
                 "rdb-storage-connection-string": arm_storage_connection(),
             }
         elif cache.persistence == "aof":
@@ -258,11 +263,16 @@ class RedisCacheStep(ResourceStep):
             line += " --enable-non-ssl-port"
         if cache.shards:
             line += f" --shard-count {cache.shards}"
+        if cache.replicas:
+            line += f" --replicas-per-master {cache.replicas}"
+        if cache.update_channel:
+            line += f" --update-channel {q(cache.update_channel)}"
         if cache.zones:
             line += " --zones " + " ".join(q(z) for z in cache.zones)
         if cache.persistence == "rdb":
             line += (
                 " --redis-configuration \"{\\\"rdb-backup-enabled\\\":\\\"true\\\","
+                f"\\\"rdb-backup-frequency\\\":\\\"{persistence_frequency(self.spec)}\\\","
                 "\\\"rdb-storage-connection-string\\\":\\\"$storage_connection\\\"}\""
             )
         elif cache.persistence == "aof":
@@ -299,13 +309,25 @@ class RedisCacheStep(ResourceStep):
         if cache.tier == "Premium" and cache.persistence:
             # Persistence files go to the function's storage account, billed by size.
             text = ", ".join(filter(None, [text, "persistence files in storage not included"]))
-        return [PriceQuery(
+        queries = [PriceQuery(
             resource=f"Azure Cache for Redis {cache.name}",
             sku=f"{cache.tier} {cache.size}",
             service_name=REDIS_SERVICE, product_name=product, sku_name=cache.size,
             meter_name=f"{cache.size} Cache", unit_of_measure="1 Hour",
             units=HOURS_PER_MONTH * shards, unit_label="hour", note=text,
         )]
+        extra = (cache.replicas or 1) - 1 if cache.tier == "Premium" else 0
+        if extra > 0:
+            # "<size> Cache" is a primary and one replica; each further replica is one
+            # more node, billed on the per-node "<size> Cache Instance" meter.
+            queries.append(PriceQuery(
+                resource=f"Azure Cache for Redis {cache.name}",
+                sku=f"{cache.tier} {cache.size}, {extra} more replica(s) per primary",
+                service_name=REDIS_SERVICE, product_name=product, sku_name=cache.size,
+                meter_name=f"{cache.size} Cache Instance", unit_of_measure="1 Hour",
+                units=HOURS_PER_MONTH * shards * extra, unit_label="node-hour",
+            ))
+        return queries
 
     # -- deploy --------------------------------------------------------------------
     def _outputs(self, cache: Any) -> dict[str, str]:
@@ -328,6 +350,11 @@ class RedisCacheStep(ResourceStep):
                 f"{have[0]} {have[1]}{have[2]}, but the spec asks for {spec.tier} {spec.size}",
                 "Choose another cache name, or set cache.tier and cache.size to match it.",
             )
+        replicas = int(cache.replicas_per_master or 1)
+        if spec.replicas and replicas != spec.replicas:
+            # Azure fixes the replica count when the cache is created.
+            note(f"cache {spec.name} has {replicas} replica(s) per primary; the spec asks for "
+                 f"{spec.replicas}, which only a new cache can have (left as is)")
         if bool(cache.enable_non_ssl_port) != spec.non_tls_port:
             note(
                 f"cache {spec.name} has the non-TLS port "
@@ -385,7 +412,7 @@ class RedisCacheStep(ResourceStep):
         if spec.persistence == "rdb":
             redis_configuration = models.RedisCommonPropertiesRedisConfiguration(
                 rdb_backup_enabled="true",
-                rdb_backup_frequency="60",
+                rdb_backup_frequency=persistence_frequency(ctx.spec) or "60",
                 rdb_storage_connection_string=storage_connection(ctx),
             )
         elif spec.persistence == "aof":
@@ -405,6 +432,8 @@ class RedisCacheStep(ResourceStep):
             redis_version=spec.redis_version,
             public_network_access="Enabled",
             shard_count=spec.shards,
+            replicas_per_master=spec.replicas,
+            update_channel=spec.update_channel,
             zones=list(spec.zones) or None,
             redis_configuration=redis_configuration,
             disable_access_key_authentication=spec.auth == "entra",

@@ -1,6 +1,10 @@
 """Advanced: ports, TLS, Redis version, how the function signs in to the cache and to its
-registry and storage; Premium-only clustering and persistence; availability zones for
-Standard and Premium."""
+registry and storage; the update channel; Premium-only clustering and replicas; data
+persistence and its frequency; availability zones for Standard and Premium; Azure Managed
+Redis's clustering and eviction policies and modules.
+
+An option the chosen kind or tier cannot have stays in view, disabled, with the reason
+(`app.rules.cache_option_blockers`, the same table the rules refuse a spec with)."""
 
 from __future__ import annotations
 
@@ -15,9 +19,34 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.rules import MAX_SHARDS, REDIS_VERSIONS, TLS_VERSIONS, ZONES
+from app.rules import (
+    MAX_SHARDS,
+    REDIS_VERSIONS,
+    TLS_VERSIONS,
+    ZONES,
+    cache_option_blockers,
+)
 from app.spec import DeploymentSpec
+from app.wizard.pages.advanced_options import (
+    ManagedOptions,
+    PersistenceOptions,
+    ReplicaOptions,
+    option_row,
+    reason_label,
+    show_reason,
+)
 from app.wizard.pages.base import Page, stack
+
+
+def clear_kind_options(spec: DeploymentSpec) -> None:
+    """The options of one cache kind do not exist on the other: a kind change resets them."""
+    cache = spec.cache
+    cache.persistence_frequency = None
+    cache.replicas = None
+    cache.update_channel = None
+    cache.clustering_policy = None
+    cache.eviction_policy = None
+    cache.modules = []
 
 
 class AdvancedPage(Page):
@@ -76,10 +105,21 @@ class AdvancedPage(Page):
              "The function keeps the registry's admin password and the storage account "
              "key in its app settings, the older way."))
         self.app_auth_message = self._last_message
+
+        self.channel = QComboBox(general)
+        self.channel.setAccessibleName("Update channel")
+        self.channel.addItem("Stable (default)", None)
+        self.channel.addItem("Preview: Redis updates at least 4 weeks earlier", "Preview")
+        self.channel.currentIndexChanged.connect(self._on_edit)
+        self.channel_reason = reason_label(general)
+        self.channel_message = option_row(self, form, "&Update channel", self.channel,
+                                          "cache.update_channel", self.channel_reason)
         self.layout_.addWidget(general)
 
         self.premium = QGroupBox("Premium options", self.body)
         form = QFormLayout(self.premium)
+        self.premium_reason = reason_label(self.premium)
+        form.addRow(self.premium_reason)
         self.cluster = QCheckBox("Enable clustering", self.premium)
         self.cluster.setAccessibleName("Clustering")
         self.shards = QSpinBox(self.premium)
@@ -102,18 +142,14 @@ class AdvancedPage(Page):
         row.addStretch(1)
         form.addRow("Clustering", stack(cluster_row, self.shards_message))
         self.bind("cache.shards", self.cluster, self.shards_message)
-        self.persistence = QComboBox(self.premium)
-        self.persistence.setAccessibleName("Data persistence")
-        self.persistence.addItem("Disabled", None)
-        self.persistence.addItem("RDB snapshots", "rdb")
-        self.persistence.addItem("AOF (append-only file)", "aof")
-        self.persistence.currentIndexChanged.connect(self._on_edit)
-        self.persistence_message = self.message_for()
-        label = QLabel("Data &persistence")
-        label.setBuddy(self.persistence)
-        form.addRow(label, stack(self.persistence, self.persistence_message))
-        self.bind("cache.persistence", self.persistence, self.persistence_message)
+        self.replica_options = ReplicaOptions(self, self.premium, form)
         self.layout_.addWidget(self.premium)
+
+        self.persistence_box = PersistenceOptions(self, self.body)
+        self.persistence = self.persistence_box.mode
+        self.layout_.addWidget(self.persistence_box)
+        self.managed_options = ManagedOptions(self, self.body)
+        self.layout_.addWidget(self.managed_options)
 
         self.zones_box = QGroupBox("Availability zones", self.body)
         row = QHBoxLayout(self.zones_box)
@@ -139,7 +175,20 @@ class AdvancedPage(Page):
     def _apply_visibility(self, spec: DeploymentSpec) -> None:
         managed = spec.cache.kind == "azure-managed-redis"
         premium = not managed and spec.cache.tier == "Premium"
-        self.premium.setVisible(premium)
+        blockers = cache_option_blockers(spec)
+        # A classic cache's Premium options stay in view on Basic and Standard, disabled,
+        # with the reason; Azure Managed Redis has none of them.
+        self.premium.setVisible(not managed)
+        for widget in (self.cluster, self.replica_options.replicas):
+            widget.setEnabled(premium)
+        self.shards.setEnabled(premium and self.cluster.isChecked())
+        show_reason(self.premium_reason, None if premium or managed else
+                    f"clustering and more than one replica need the Premium tier; a "
+                    f"{spec.cache.tier} cache has neither")
+        self.channel.setEnabled("update_channel" not in blockers)
+        show_reason(self.channel_reason, blockers.get("update_channel"))
+        self.persistence_box.apply(blockers)
+        self.managed_options.setVisible(managed)
         self.zones_box.setVisible(not managed and spec.cache.tier in ("Standard", "Premium"))
         self.managed_note.setVisible(managed)
         self.non_tls.setEnabled(not managed)
@@ -168,7 +217,10 @@ class AdvancedPage(Page):
         self.explain_choices()
         self.cluster.setChecked(cache.shards is not None)
         self.shards.setValue(cache.shards or 1)
-        self.persistence.setCurrentIndex(max(self.persistence.findData(cache.persistence), 0))
+        self.persistence_box.load(spec)
+        self.replica_options.load(spec)
+        self.channel.setCurrentIndex(max(self.channel.findData(cache.update_channel), 0))
+        self.managed_options.load(spec)
         for zone, check in self.zone_checks.items():
             check.setChecked(zone in cache.zones)
         self._apply_visibility(spec)
@@ -183,6 +235,10 @@ class AdvancedPage(Page):
         cache.auth = "entra" if self.entra.isChecked() else "access-keys"
         spec.function_app.auth = "keys" if self.app_keys.isChecked() else "managed-identity"
         cache.shards = self.shards.value() if premium and self.cluster.isChecked() else None
-        cache.persistence = self.persistence.currentData() if premium else None
+        blockers = cache_option_blockers(spec)
+        self.persistence_box.store(spec, blockers)
+        self.replica_options.store(spec, premium)
+        cache.update_channel = None if managed else self.channel.currentData()
+        self.managed_options.store(spec, managed)
         zoned = not managed and cache.tier in ("Standard", "Premium")
         cache.zones = [z for z, c in self.zone_checks.items() if c.isChecked()] if zoned else []

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 from app.rules import Problem, sizes_for
 from app.spec import DeploymentSpec
 from app.wizard.backend import Region
+from app.wizard.pages.advanced import clear_kind_options
 from app.wizard.pages.base import Page, make_checker, stack
 from app.wizard.widgets import FieldMessage, NameField
 
@@ -315,8 +316,9 @@ class BasicsPage(Page):
             self.cache_name.recheck()
             self._on_edit()
 
-    def _on_location(self, _text: str) -> None:
+    def _on_location(self, _index: int) -> None:
         self._update_suffix()
+        self._show_size_prices()
         self._on_edit()
 
     def _on_type(self, _index: int) -> None:
@@ -338,6 +340,18 @@ class BasicsPage(Page):
         elif self._tier() == "Standard" and "C1" in sizes:
             self.size_combo.setCurrentIndex(sizes.index("C1"))
         self.size_combo.blockSignals(False)
+        self._show_size_prices()
+
+    def _show_size_prices(self) -> None:
+        """Each size with its monthly list price, for the type and region shown."""
+        import copy
+
+        from app.wizard.pages.prices import show_choice_prices
+
+        spec = copy.deepcopy(self.session.spec)
+        spec.cache.kind, spec.cache.tier = self._kind(), self._tier()
+        spec.location = self.region() or spec.location
+        show_choice_prices(self.session, self.size_combo, spec, "cache.size", size_label)
 
     def _update_suffix(self) -> None:
         """The cache's address as the name is typed: Azure Cache for Redis is
@@ -414,9 +428,12 @@ class BasicsPage(Page):
             spec.cache.persistence = None
             spec.cache.zones = []
             spec.cache.non_tls_port = False
+            clear_kind_options(spec)
         if tier != "Premium" and kind == CLASSIC:
             spec.cache.shards = None
             spec.cache.persistence = None
+            spec.cache.persistence_frequency = None
+            spec.cache.replicas = None
         if tier == "Basic":
             spec.cache.zones = []
         spec.cache.kind = kind

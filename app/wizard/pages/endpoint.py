@@ -290,12 +290,13 @@ class EndpointPage(Page):
         since = self._log_offset
 
         def show(answer: tuple[list[str], int]) -> None:
-            from app.services.logstream import line_level  # loaded by the call already
+            from app.services.logstream import split_line  # loaded by the call already
 
             self._log_in_flight = False
             lines, self._log_offset = answer
             for line in lines:
-                self.function_log.add(line_level(line), "function", line)
+                level, when, message = split_line(line)
+                self.function_log.add(level, "function", message, when)
 
         def failed(_exc: BaseException) -> None:
             self._log_in_flight = False
@@ -417,6 +418,9 @@ class EndpointPage(Page):
         top = max(r.latency_ms for r in self.results)
         self.axis_x.setRange(0, max(10, n + 1))
         self.axis_y.setRange(0, max(10.0, top * 1.15))
+        # Ticks at 0, 10, 20… rather than at fifths of whatever the top happens to be.
+        self.axis_x.applyNiceNumbers()
+        self.axis_y.applyNiceNumbers()
         self.stats.setText(summary(self.results))
 
     def clear_results(self) -> None:

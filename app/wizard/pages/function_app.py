@@ -115,6 +115,19 @@ class FunctionAppPage(Page):
         self._manual = bool(app.plan_name or app.storage_account) and \
             (app.plan_name, app.storage_account) != suggest_names(app.name)
 
+    def on_shown(self) -> None:
+        # The region is chosen on Basics: the prices are the ones of the region shown now.
+        self._show_plan_prices(self.session.spec)
+
+    def _show_plan_prices(self, spec: DeploymentSpec) -> None:
+        """Each plan with its monthly list price in the spec's region."""
+        import copy
+
+        from app.wizard.pages.prices import show_choice_prices
+
+        show_choice_prices(self.session, self.sku, copy.deepcopy(spec), "function_app.plan_sku",
+                           lambda sku: PLAN_NOTES.get(sku, sku))
+
     def store(self, spec: DeploymentSpec) -> None:
         app = spec.function_app
         app.name = self.name.text()

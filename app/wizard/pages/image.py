@@ -110,7 +110,7 @@ class ImagePage(Page):
         self.layer_build, self.tasks_build, self.builder_note = self.two_choices(
             self.build_box, form, "image.builder", "Build",
             ("On this &computer", "Build on this computer",
-             "The model and its packages become one small image layer made here and "
+             "Your packages and your model become two image layers, made here and "
              "pushed over the Functions base image, which Azure copies into the registry; "
              "no Docker needed, and an unchanged model uploads nothing."),
             ("With ACR &Tasks", "Build with ACR Tasks",

@@ -1,5 +1,5 @@
 """Review + create: every rule checked again, problems linked to their fields,
-a monthly cost estimate, and the plan exported as an ARM template or az script."""
+a monthly cost estimate, and the plan exported (ARM, Bicep, azd or an az script)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QPushButton,
+    QMenu,
+    QToolButton,
     QWidget,
 )
 
@@ -64,14 +65,19 @@ class ReviewPage(Page):
         self.cost.setWordWrap(True)
         self.cost.setAccessibleName("Monthly cost estimate")
         row.addWidget(self.cost, 1)
-        self.download_arm = QPushButton("Download &template (ARM)\u2026", actions)
-        self.download_arm.setAccessibleName("Download ARM template")
-        self.download_cli = QPushButton("Download a&z CLI script\u2026", actions)
-        self.download_cli.setAccessibleName("Download az CLI script")
-        self.download_arm.clicked.connect(lambda: self._on_export("arm"))
-        self.download_cli.clicked.connect(lambda: self._on_export("azcli"))
-        row.addWidget(self.download_arm)
-        row.addWidget(self.download_cli)
+        # One button with a menu: four formats side by side do not fit a narrow window.
+        self.export_button = QToolButton(actions)
+        self.export_button.setText("E&xport…")
+        self.export_button.setAccessibleName("Export the deployment")
+        self.export_button.setToolTip("Save this deployment as a file Azure tools run: "
+                                      "ARM template, Bicep, an azd project or an az CLI script")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.export_button)
+        for fmt, entry in EXPORT_CHOICES:
+            action = menu.addAction(entry)
+            action.triggered.connect(lambda _checked=False, f=fmt: self._on_export(f))
+        self.export_button.setMenu(menu)
+        row.addWidget(self.export_button)
         self.layout_.addWidget(actions)
         self.export_message = self.message_for()
         self.layout_.addWidget(self.export_message)
@@ -176,8 +182,7 @@ class ReviewPage(Page):
             self.problem_list.hide()
         self.banner.style().unpolish(self.banner)
         self.banner.style().polish(self.banner)
-        self.download_arm.setEnabled(not problems)
-        self.download_cli.setEnabled(not problems)
+        self.export_button.setEnabled(not problems)
         return problems
 
     def _on_link(self, link: str) -> None:
@@ -211,15 +216,25 @@ class ReviewPage(Page):
 
     def _on_export(self, fmt: str) -> None:
         spec = copy.deepcopy(self.session.spec)
-        suffix = ".json" if fmt == "arm" else ".sh"
-        kind = "template" if fmt == "arm" else "az"
-        default = f"{spec.resource_group.name or 'deployment'}-{kind}"
-        path, _filter = QFileDialog.getSaveFileName(
-            self, "Save template" if fmt == "arm" else "Save script",
-            default + suffix,
-            "ARM template (*.json)" if fmt == "arm" else "Shell script (*.sh)")
+        if fmt in FOLDER_EXPORTS:
+            folder = QFileDialog.getExistingDirectory(self, "Folder for the azd project")
+            if folder:
+                self.export_folder_to(Path(folder), fmt)
+            return
+        title, suffix, kind = EXPORT_FILES[fmt]
+        default = f"{spec.resource_group.name or 'deployment'}{suffix}"
+        path, _filter = QFileDialog.getSaveFileName(self, f"Save {title}", default, kind)
         if path:
             self.export_to(Path(path), fmt)
+
+    def export_folder_to(self, folder: Path, fmt: str) -> None:
+        spec = copy.deepcopy(self.session.spec)
+        self.export_message.show_note("Writing…")
+        self.session.submit(
+            lambda b: b.export_folder(spec, fmt, folder),
+            lambda files: self.export_message.show_note(
+                f"Saved {', '.join(files)} in {folder}"),
+            lambda e: self.export_message.show_messages([f"could not export: {plain(e)}"]))
 
     def export_to(self, path: Path, fmt: str) -> None:
         spec = copy.deepcopy(self.session.spec)
@@ -234,9 +249,47 @@ class ReviewPage(Page):
                                 [f"could not export: {plain(e)}"]))
 
 
+# (format, menu label); the file formats' dialog title, default suffix and filter.
+EXPORT_CHOICES = (
+    ("arm", "ARM &template (JSON)…"),
+    ("bicep", "&Bicep file…"),
+    ("azd", "&azd project folder…"),
+    ("azcli", "a&z CLI script…"),
+)
+EXPORT_FILES = {
+    "arm": ("ARM template", "-template.json", "ARM template (*.json)"),
+    "bicep": ("Bicep file", ".bicep", "Bicep (*.bicep)"),
+    "azcli": ("az CLI script", "-az.sh", "Shell script (*.sh)"),
+}
+FOLDER_EXPORTS = ("azd",)
+
+
 def full_stop(text: str) -> str:
     """A problem ends as a sentence does, so the link after it reads apart."""
     return text if not text or text[-1] in ".!?)" else text + "."
+
+
+def cache_option_rows(spec: DeploymentSpec) -> list[tuple[str, str]]:
+    """The Advanced page's cache options as Review lists them: only what is set, with
+    the frequency and policies the cache will really be created with."""
+    from app.rules import DEFAULT_CLUSTERING_POLICY, DEFAULT_EVICTION_POLICY, persistence_frequency
+    from app.wizard.pages.advanced_options import FREQUENCY_LABELS
+
+    cache = spec.cache
+    rows: list[tuple[str, str]] = []
+    if cache.persistence:
+        every = FREQUENCY_LABELS.get(persistence_frequency(spec) or "", "")
+        rows.append(("Persistence", f"{cache.persistence.upper()}"
+                                    f"{', ' + every.lower() if every else ''}"))
+    if cache.kind == "azure-managed-redis":
+        rows.append(("Clustering policy", cache.clustering_policy or DEFAULT_CLUSTERING_POLICY))
+        rows.append(("Eviction policy", cache.eviction_policy or DEFAULT_EVICTION_POLICY))
+        rows.append(("Modules", ", ".join(cache.modules) or "None"))
+        return rows
+    if cache.replicas:
+        rows.append(("Replicas per primary", str(cache.replicas)))
+    rows.append(("Update channel", cache.update_channel or "Stable"))
+    return rows
 
 
 def summary_html(spec: DeploymentSpec, target: str, subscription: str = "") -> tuple[str, str]:
@@ -268,7 +321,7 @@ def summary_html(spec: DeploymentSpec, target: str, subscription: str = "") -> t
             ("Registry and storage", "Managed identity" if spec.function_app.auth != "keys"
              else "Registry password and storage key"),
             *([("Shards", str(cache.shards))] if cache.shards else []),
-            *([("Persistence", cache.persistence.upper())] if cache.persistence else []),
+            *cache_option_rows(spec),
             *([("Zones", ", ".join(cache.zones))] if cache.zones else []),
         ]),
         ("Tags", [(k, v) for k, v in tags.items()]),

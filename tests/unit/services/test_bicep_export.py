@@ -52,7 +52,23 @@ def _existing_image() -> DeploymentSpec:
     return load_spec(EXAMPLES / "digits-azure.toml")  # premium, rdb, zones, packaged image
 
 
+def _classic_options() -> DeploymentSpec:
+    spec = _existing_image()
+    spec.cache.persistence, spec.cache.persistence_frequency = "rdb", "15"
+    spec.cache.replicas, spec.cache.update_channel = 2, "Preview"
+    return spec
+
+
+def _managed_options() -> DeploymentSpec:
+    spec = _keyless_managed()
+    spec.cache.persistence, spec.cache.persistence_frequency = "rdb", "6h"
+    spec.cache.eviction_policy, spec.cache.modules = "NoEviction", ["RediSearch", "RedisJSON"]
+    return spec
+
+
 SPECS = {
+    "classic-portal-options": _classic_options,
+    "managed-portal-options": _managed_options,
     "keyless-managed-redis": _keyless_managed,
     "classic-access-keys": _classic_keys,
     "classic-entra": _classic_keyless,

@@ -85,6 +85,8 @@ def test_switch_is_pure_and_yields_a_valid_spec(classic: DeploymentSpec) -> None
     classic.cache.shards = 2
     classic.cache.zones = ["1", "2"]
     classic.cache.persistence = "rdb"
+    classic.cache.persistence_frequency, classic.cache.replicas = "15", 3
+    classic.cache.update_channel = "Preview"
     classic.cache.name = "a" * 63
     before = copy.deepcopy(classic)
     switched = switch_to_managed_redis(classic)
@@ -93,6 +95,9 @@ def test_switch_is_pure_and_yields_a_valid_spec(classic: DeploymentSpec) -> None
     assert (cache.kind, cache.tier, cache.size) == ("azure-managed-redis", "Balanced", "B20")
     assert cache.redis_version is None and cache.shards is None and cache.zones == []
     assert cache.persistence == "rdb" and cache.name == "a" * 60
+    # Options Azure Managed Redis has not, or has in other units, are cleared.
+    assert (cache.replicas, cache.update_channel, cache.persistence_frequency) == (
+        None, None, None)
     assert validate_spec(switched) == []
     assert switch_to_managed_redis(switched) == switched
 

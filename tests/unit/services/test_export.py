@@ -156,3 +156,59 @@ def test_export_of_a_spec_breaking_a_rule_is_refused_as_validate_refuses_it(
     )
     assert proc.returncode == 1  # a rule problem, as in `validate`
     assert "cache.size" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _resource(template: dict[str, object], rtype: str) -> dict[str, object]:
+    resources = template["resources"]
+    assert isinstance(resources, list)
+    return next(r for r in resources if r["type"] == rtype)
+
+
+def test_classic_portal_options_reach_the_template_and_the_script() -> None:
+    spec = load_spec(EXAMPLES / "digits-azure.toml")  # Premium
+    spec.cache.persistence, spec.cache.persistence_frequency = "rdb", "360"
+    spec.cache.replicas, spec.cache.update_channel = 3, "Preview"
+    props = _resource(arm_template(spec), "Microsoft.Cache/redis")["properties"]
+    assert isinstance(props, dict)
+    assert props["replicasPerMaster"] == 3 and props["updateChannel"] == "Preview"
+    config = props["redisConfiguration"]
+    assert config["rdb-backup-enabled"] == "true" and config["rdb-backup-frequency"] == "360"
+    script = azcli_script(spec)
+    assert "--replicas-per-master 3" in script and "--update-channel Preview" in script
+    assert '\\"rdb-backup-frequency\\":\\"360\\"' in script
+
+
+def test_classic_defaults_leave_the_new_properties_out() -> None:
+    spec = load_spec(EXAMPLES / "digits-classic-sandbox.json")
+    props = _resource(arm_template(spec), "Microsoft.Cache/redis")["properties"]
+    assert isinstance(props, dict)
+    assert "replicasPerMaster" not in props and "updateChannel" not in props
+    assert "--replicas-per-master" not in azcli_script(spec)
+
+
+def test_managed_portal_options_reach_the_database_and_the_script() -> None:
+    spec = load_spec(EXAMPLES / "digits-sandbox.json")  # Azure Managed Redis
+    spec.cache.persistence, spec.cache.persistence_frequency = "aof", "always"
+    spec.cache.clustering_policy, spec.cache.eviction_policy = "EnterpriseCluster", "NoEviction"
+    spec.cache.modules = ["RediSearch", "RedisBloom"]
+    props = _resource(arm_template(spec), "Microsoft.Cache/redisEnterprise/databases")[
+        "properties"]
+    assert isinstance(props, dict)
+    assert props["evictionPolicy"] == "NoEviction"
+    assert props["clusteringPolicy"] == "EnterpriseCluster"
+    assert props["modules"] == [{"name": "RediSearch"}, {"name": "RedisBloom"}]
+    assert props["persistence"] == {"aofEnabled": True, "aofFrequency": "always"}
+    script = azcli_script(spec)
+    assert "--modules name=RediSearch --modules name=RedisBloom" in script
+    assert "--eviction-policy NoEviction" in script
+    assert "--persistence aof-enabled=true aof-frequency=always" in script
+
+
+def test_managed_defaults_are_the_products_own() -> None:
+    spec = load_spec(EXAMPLES / "digits-sandbox.json")
+    props = _resource(arm_template(spec), "Microsoft.Cache/redisEnterprise/databases")[
+        "properties"]
+    assert isinstance(props, dict)
+    assert (props["clusteringPolicy"], props["evictionPolicy"]) == (
+        "EnterpriseCluster", "VolatileLRU")
+    assert "modules" not in props

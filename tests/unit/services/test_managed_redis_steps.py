@@ -78,6 +78,28 @@ def test_create_then_adopt_with_outputs_read_from_arm(target: CloudTarget) -> No
     assert all(isinstance(e, StepSucceeded) and e.adopted for e in second.values())
 
 
+def test_policies_modules_and_frequency_are_sent_to_arm(target: CloudTarget) -> None:
+    spec = new_spec(persistence="aof", persistence_frequency="always",
+                    eviction_policy="NoEviction", modules=["RediSearch", "RedisJSON"])
+    results = run(spec, target)
+    assert all(isinstance(e, StepSucceeded) for e in results.values()), results
+    db = ClientFactory(target).redis_enterprise().databases.get(
+        spec.resource_group.name, spec.cache.name, "default")
+    assert db.persistence.aof_enabled and db.persistence.aof_frequency == "always"
+    assert db.eviction_policy == "NoEviction" and db.clustering_policy == "EnterpriseCluster"
+    assert [m.name for m in db.modules] == ["RediSearch", "RedisJSON"]
+
+
+def test_a_database_without_the_modules_asked_for_is_refused(target: CloudTarget) -> None:
+    spec = new_spec()
+    assert all(isinstance(e, StepSucceeded) for e in run(spec, target).values())
+    spec.cache.modules = ["RedisJSON"]
+    second = run(spec, target)["cache"]
+    assert isinstance(second, StepFailed)
+    assert "has no RedisJSON module" in second.message
+    assert "only be added when a database is created" in second.message
+
+
 def test_access_keys_follow_the_spec_both_ways(target: CloudTarget) -> None:
     from azure.mgmt.redisenterprise import models
 

@@ -304,3 +304,26 @@ def test_a_server_that_never_answers_is_a_timeout(monkeypatch: pytest.MonkeyPatc
         with pytest.raises(ServiceFailure, match="did not answer in time"):
             pricing.estimate(sandbox_spec(), f"https://127.0.0.1:{port}/retail/prices",
                              retry=NO_RETRY)
+
+
+def test_each_replica_above_one_adds_a_node_of_the_instance_meter() -> None:
+    spec = azure_spec()  # Premium
+    spec.cache.shards, spec.cache.replicas = 2, 3
+    cache, extra = queries_of(spec, "cache")
+    assert cache.meter_name == f"{spec.cache.size} Cache" and cache.units == 730 * 2
+    assert extra.meter_name == f"{spec.cache.size} Cache Instance"
+    assert extra.units == 730 * 2 * 2 and extra.unit_label == "node-hour"
+
+
+def test_choice_prices_price_every_size_from_one_product_list() -> None:
+    spec = sandbox_spec()
+    spec.cache.tier, spec.cache.size = "Standard", "C1"
+    items = [item(skuName=size, meterName=f"{size} Cache", retailPrice=price)
+             for size, price in (("C0", 0.055), ("C1", 0.139))]
+    calls: list[str] = []
+    prices = pricing.choice_prices(spec, "cache.size", "https://prices.example",
+                                   fetch=fake_fetch({"first": items}, calls))
+    assert prices["C0"] == round(0.055 * 730, 2) and prices["C1"] == round(0.139 * 730, 2)
+    # A size the list does not price is unknown, not guessed.
+    assert prices["C6"] is None and set(prices) == {f"C{i}" for i in range(7)}
+    assert len(calls) == 1 and "skuName" not in calls[0]

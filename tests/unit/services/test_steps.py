@@ -174,6 +174,21 @@ def test_premium_persistence_writes_to_the_storage_account(target: CloudTarget) 
     assert redact(connection) == MASK  # registered as a secret the moment it was read
 
 
+def test_premium_options_are_sent_to_arm_by_the_cache_step(target: CloudTarget) -> None:
+    from app.services.resources.redis_cache import RedisCacheStep
+
+    spec = new_spec()
+    spec.cache.tier, spec.cache.size, spec.cache.persistence = "Premium", "P1", "rdb"
+    spec.cache.persistence_frequency, spec.cache.replicas = "720", 2
+    spec.cache.update_channel = "Preview"
+    results = run(spec, target, ResourceGroupStep(spec), StorageAccountStep(spec),
+                  RedisCacheStep(spec))
+    assert isinstance(results["cache"], StepSucceeded), results["cache"]
+    cache = ClientFactory(target).redis().redis.get(spec.resource_group.name, spec.cache.name)
+    assert cache.redis_configuration.rdb_backup_frequency == "720"
+    assert cache.replicas_per_master == 2 and cache.update_channel == "Preview"
+
+
 def _registry_with(
     target: CloudTarget, spec: DeploymentSpec, packages: dict[str, dict[str, str]]
 ) -> str:

@@ -74,14 +74,17 @@ def test_premium_options_only_for_premium(qtbot, window) -> None:  # type: ignor
     advanced = window.pages["advanced"]
     basics.cache_type.setCurrentIndex(basics.cache_type.findText(STANDARD))
     window.go("advanced")
-    assert not advanced.premium.isVisible()
+    # In view, disabled, with the reason: a Standard cache cannot have them.
+    assert advanced.premium.isVisible() and not advanced.cluster.isEnabled()
+    assert "Premium tier" in advanced.premium_reason.text()
     assert advanced.zones_box.isVisible()
     window.go("basics")
     basics.cache_type.setCurrentIndex(basics.cache_type.findText(PREMIUM))
     assert [basics.size_combo.itemData(i) for i in range(basics.size_combo.count())] == [
         "P1", "P2", "P3", "P4", "P5"]
     window.go("advanced")
-    assert advanced.premium.isVisible()
+    assert advanced.premium.isVisible() and advanced.cluster.isEnabled()
+    assert not advanced.premium_reason.isVisible()
     click(qtbot, advanced.cluster)
     advanced.shards.setValue(3)
     assert window.session.spec.cache.shards == 3
@@ -90,7 +93,7 @@ def test_premium_options_only_for_premium(qtbot, window) -> None:  # type: ignor
     basics.cache_type.setCurrentIndex(basics.cache_type.findText(STANDARD))
     assert window.session.spec.cache.shards is None
     window.go("advanced")
-    assert not advanced.premium.isVisible()
+    assert not advanced.cluster.isEnabled()
 
 
 def test_shard_count_typed_out_of_range_is_refused_with_the_range(qtbot, window) -> None:  # type: ignore[no-untyped-def]

@@ -4,13 +4,14 @@ line that leaves the key out unless asked, honest log levels, and Send keeping f
 
 from __future__ import annotations
 
+import math
 import shlex
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QScrollArea, QSplitter
 
-from app.services.logstream import line_level
+from app.services.logstream import line_level, split_line
 from app.wizard.backend import CallResult, ScoringEndpoint
 from app.wizard.latency_summary import median_ms
 from app.wizard.mainwindow import MainWindow
@@ -36,6 +37,18 @@ def test_summary_shows_the_median_of_two_misses(qtbot, window: MainWindow) -> No
     page._on_single(CallResult(200, "{}", 150.9, "MISS"))
     page._on_single(CallResult(200, "{}", 47.1, "MISS"))
     assert "MISS 2 \u00d7, median 99.0 ms" in page.stats.text()
+
+
+def test_chart_ticks_fall_on_round_numbers(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.go("test")
+    page = window.test_page
+    for i, latency in enumerate([30.1, 12.4, 7.8, 26.3, 5.9] * 4 + [8.0]):
+        page._on_single(CallResult(200, "{}", latency, "MISS" if i == 0 else "HIT"))
+    for axis, top in ((page.axis_y, 30.1), (page.axis_x, 21)):
+        step = (axis.max() - axis.min()) / (axis.tickCount() - 1)
+        mantissa = step / 10 ** math.floor(math.log10(step))
+        assert axis.min() == 0 and axis.max() >= top
+        assert round(mantissa, 6) in (1.0, 2.0, 2.5, 5.0), (axis.min(), axis.max(), step)
 
 
 def test_body_and_log_show_several_lines_at_the_default_size(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
@@ -104,3 +117,41 @@ def test_send_keeps_the_focus(qtbot, window: MainWindow) -> None:  # type: ignor
 ])
 def test_function_log_levels_come_from_the_level_word(line: str, level: str) -> None:
     assert line_level(line) == level
+
+
+@pytest.mark.parametrize(("line", "level", "stamp", "message"), [
+    ("2026-12-02 09:00:00,123 INFO mlcache.functionhost: GET /api/health 200",
+     "INFO", "2026-12-02 09:00:00.123", "mlcache.functionhost: GET /api/health 200"),
+    ("2026-12-02T09:00:00.123Z INFO  - Starting container for site", "INFO",
+     "2026-12-02T09:00:00.123+00:00", "Starting container for site"),
+    ("2024-01-01T00:00:00.000 [Error] Executed 'Functions.score' (Failed)", "ERROR",
+     "2024-01-01 00:00:00", "Executed 'Functions.score' (Failed)"),
+    ("2026-12-02T09:00:00.123456789Z Host started", "INFO",
+     "2026-12-02T09:00:00.123456+00:00", "Host started"),
+    ("fail: Function.score[3]", "ERROR", None, "fail: Function.score[3]"),
+])
+def test_function_log_lines_keep_their_own_time_once(
+    line: str, level: str, stamp: str | None, message: str
+) -> None:
+    from datetime import datetime
+
+    got_level, when, got_message = split_line(line)
+    assert (got_level, got_message) == (level, message)
+    if stamp is None:
+        assert when is None
+    else:
+        assert when == datetime.fromisoformat(stamp).timestamp()
+
+
+def test_the_log_pane_shows_the_function_s_own_time(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    window.go("test")
+    pane = window.test_page.function_log
+    level, when, message = split_line("2026-12-02 09:00:07,000 WARNING worker: slow model")
+    pane.add(level, "function", message, when)
+    pane.flush()
+    shown = pane.text().splitlines()[-1]
+    assert shown.startswith(datetime(2026, 12, 2, 9, 0, 7).strftime("%H:%M:%S"))
+    assert "WARNING" in shown and shown.count("2026-12-02") == 0
+    assert shown.endswith("function: worker: slow model")
