@@ -115,6 +115,10 @@ class FunctionSettingsStep(ResourceStep):
         model_version = ctx.outputs.get("image", {}).get("model_version")
         if model_version:
             wanted["MODEL_VERSION"] = model_version
+        if ctx.spec.monitoring.enabled and "insights" in ctx.outputs:
+            from app.services.resources.monitoring import insights_settings
+
+            wanted.update(insights_settings(ctx))
         return wanted
 
     def _current(self, ctx: DeployContext) -> dict[str, str]:
@@ -130,7 +134,9 @@ class FunctionSettingsStep(ResourceStep):
         gone = {"REDIS_USERNAME"} if ctx.spec.cache.auth == "access-keys" else {"REDIS_KEY"}
         if ctx.spec.function_app.auth == "managed-identity":
             gone |= set(KEYED_RUNTIME_SETTINGS)
-        return gone
+        from app.services.resources.monitoring import stale_insights_settings
+
+        return gone | stale_insights_settings(ctx.spec)
 
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
         wanted = self.desired(ctx)
