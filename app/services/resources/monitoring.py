@@ -15,11 +15,12 @@ Detection of Failure Anomalies"; exported groups show them): the action group
 alert rule "Failure Anomalies - <component>"
 (microsoft.alertsmanagement/smartDetectorAlertRules). They are in the same group,
 so cleanup's group delete takes them and its gone-check looks for them
-(`AFTERMATH_TYPES`).
+(`GONE_CHECK_APIS`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.errors import BadInput
@@ -66,8 +67,15 @@ WORKSPACE_TYPE = "Microsoft.OperationalInsights/workspaces"
 WORKSPACE_API = "2023-09-01"
 # What Azure creates beside a new component, in the same group: cleanup checks them gone.
 SMART_DETECTION_GROUP = "Application Insights Smart Detection"
-AFTERMATH_TYPES = ("microsoft.insights/actiongroups",
-                   "microsoft.alertsmanagement/smartdetectoralertrules")
+ACTION_GROUP_API = "2023-01-01"
+ALERT_RULE_API = "2021-04-01"
+# What cleanup checks gone by id after the group's delete (lower-cased type -> api).
+GONE_CHECK_APIS = {
+    INSIGHTS_TYPE.lower(): INSIGHTS_API,
+    WORKSPACE_TYPE.lower(): WORKSPACE_API,
+    "microsoft.insights/actiongroups": ACTION_GROUP_API,
+    "microsoft.alertsmanagement/smartdetectoralertrules": ALERT_RULE_API,
+}
 
 # The app settings (Microsoft Learn, "App settings reference for Azure Functions"):
 # the connection string, and with a system-assigned identity `Authorization=AAD`
@@ -100,7 +108,8 @@ def _by_id(rid: str) -> str:
     return rid.lstrip("/")
 
 
-def _get(clients: ClientFactory, rid: str, api: str) -> Any:
+def get_generic(clients: ClientFactory, rid: str, api: str) -> Any:
+    """A resource by id through the generic client (None: not there)."""
     return get_or_none(clients.resources().resources.get_by_id, _by_id(rid), api_version=api)
 
 
@@ -113,7 +122,7 @@ def insights_settings(ctx: DeployContext) -> dict[str, str]:
     the component, kept as a secret), and keyless the Entra authentication string."""
     connection = ctx.secrets.get("insights_connection")
     if connection is None:
-        component = _get(ctx.clients, ctx.output("insights", "id"), INSIGHTS_API)
+        component = get_generic(ctx.clients, ctx.output("insights", "id"), INSIGHTS_API)
         connection = ctx.secret("insights_connection",
                                 _props(component).get("ConnectionString"))
     settings = {CONNECTION_SETTING: connection}
@@ -159,7 +168,7 @@ class _GenericStep(ResourceStep):
         return ""
 
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
-        found = _get(ctx.clients, self._rid(ctx), self.api)
+        found = get_generic(ctx.clients, self._rid(ctx), self.api)
         if found is None or not adoptable(found, f"{self.label} {self.resource_name()}"):
             return None
         self.check_adoptable(found)
@@ -173,7 +182,7 @@ class _GenericStep(ResourceStep):
 
         rid, what = self._rid(ctx), f"{self.label} {self.resource_name()}"
         generic = ctx.clients.resources().resources
-        existing = settle_existing(lambda: _get(ctx.clients, rid, self.api), report,
+        existing = settle_existing(lambda: get_generic(ctx.clients, rid, self.api), report,
                                    ctx.target.polling_interval, what)
         if existing is not None and succeeded(existing):
             self.check_adoptable(existing)
@@ -322,3 +331,39 @@ class InsightsStep(_GenericStep):
             f"--name {sh.q(self.spec.function_app.name)} "
             f"--settings {CONNECTION_SETTING}=\"$insights_connection\"{auth} --output none",
         ])
+
+
+@dataclass(frozen=True)
+class InsightsView:
+    """What `test` and the Test page show of the component: its name and id, and the
+    portal's live metrics and recent requests (where there is a portal to open)."""
+
+    name: str
+    resource_id: str
+    live_metrics: str
+    recent_requests: str
+
+    def lines(self, portal: bool) -> list[str]:
+        """Without a portal (the sandbox), the resource's id stands for the links."""
+        if not portal:
+            return [f"Application Insights: {self.name} ({self.resource_id})"]
+        return [f"Application Insights: {self.name}",
+                f"  live metrics:    {self.live_metrics}",
+                f"  recent requests: {self.recent_requests}"]
+
+
+def insights_view(spec: DeploymentSpec, clients: ClientFactory) -> InsightsView | None:
+    """The spec's component as it exists (None: monitoring is off, or it is not there)."""
+    from app.services.portal import live_metrics_url, recent_requests_url
+
+    if not spec.monitoring.enabled:
+        return None
+    target = clients.target
+    rid = resource_id(target.subscription_id, spec.resource_group.name, INSIGHTS_TYPE,
+                      insights_name(spec))
+    found = get_generic(clients, rid, INSIGHTS_API)
+    if found is None:
+        return None
+    found_id = str(found.id or rid)
+    return InsightsView(str(found.name), found_id, live_metrics_url(target.tenant_id, found_id),
+                        recent_requests_url(target.tenant_id, found_id))

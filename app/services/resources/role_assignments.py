@@ -322,11 +322,11 @@ class InsightsPublisherStep(RoleAssignmentStep):
 
     def probe_scope(self, clients: ClientFactory) -> str | None:
         from app.services.arm import resource_id
-        from app.services.resources.monitoring import INSIGHTS_API, INSIGHTS_TYPE, _get
+        from app.services.resources.monitoring import INSIGHTS_API, INSIGHTS_TYPE, get_generic
 
         rid = resource_id(clients.target.subscription_id, self.spec.resource_group.name,
                           INSIGHTS_TYPE, self.scope_name)
-        found = _get(clients, rid, INSIGHTS_API)
+        found = get_generic(clients, rid, INSIGHTS_API)
         return str(found.id) if found is not None else None
 
     def azcli_scope(self, sh: Shell) -> str:
