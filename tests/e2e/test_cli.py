@@ -18,6 +18,7 @@ import pytest
 
 from app.sandbox import Sandbox
 from app.sandbox.processes import processes_mentioning
+from app.services.resources.monitoring import GONE_CHECK_APIS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 
@@ -106,6 +107,34 @@ def tail_log(sandbox: Sandbox, spec_path: Path, since: int = 0) -> tuple[list[st
     return tail(load_spec(spec_path), target, ClientFactory(target), since)
 
 
+SMART_DETECTION_TYPES = ("microsoft.insights/actiongroups",
+                         "microsoft.alertsmanagement/smartdetectoralertrules")
+
+
+def _insights_wired(sandbox: Any, data: dict[str, Any]) -> Any:
+    """The spec's component, having checked it sits on its workspace and that the
+    function's settings point at it (keyless: Entra authentication and its role)."""
+    from azure.mgmt.web import WebSiteManagementClient
+
+    from app.sandbox.sample_site import sdk_kwargs
+
+    group, app = data["resource_group"]["name"], data["function_app"]["name"]
+    client = resource_client(sandbox)
+    base = f"subscriptions/{sandbox.subscription_id}/resourceGroups/{group}/providers"
+    component = client.resources.get_by_id(
+        f"{base}/Microsoft.Insights/components/{app}", api_version="2020-02-02")
+    workspace = client.resources.get_by_id(
+        f"{base}/Microsoft.OperationalInsights/workspaces/{app}-logs", api_version="2023-09-01")
+    assert workspace.properties["provisioningState"] == "Succeeded"
+    assert component.properties["WorkspaceResourceId"].lower() == workspace.id.lower()
+    web = WebSiteManagementClient(**sdk_kwargs(sandbox))
+    settings = web.web_apps.list_application_settings(group, app).properties
+    assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == \
+        component.properties["ConnectionString"]
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD"
+    return component
+
+
 def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     sandbox_factory: Any, cli: Cli, tmp_path: Path
 ) -> None:
@@ -126,6 +155,7 @@ def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     assert set(end["done"]) == {
         "resource-group", "cache", "storage", "plan", "registry", "image",
         "function-app", "registry-pull", "storage-roles", "app-settings", "endpoint",
+        "workspace", "insights", "insights-publisher",
     }
     kinds = {e["event"] for e in events(deployed.stdout)}
     assert {"step_started", "step_progress", "step_succeeded", "run_finished"} <= kinds
@@ -138,12 +168,16 @@ def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     assert [c["cache"] for c in calls] == ["MISS", "HIT"]
     assert calls[0]["body"] == calls[1]["body"] and "predictions" in calls[0]["body"]
     assert all(c["latency_ms"] > 0 for c in calls)
+    component = _insights_wired(sandbox, data)
+    # `test` names the component; the sandbox has no portal, so its id stands for the links.
+    assert f"Application Insights: {component.name} ({component.id})" in tested.stderr
 
     status = cli("status", str(spec), "--json")
     assert status.returncode == 0, status.stderr
     rows = {row["kind"]: row for row in events(status.stdout)}
-    # Six resources and the identity's role assignments (one row per kind).
-    assert all(row["exists"] for row in rows.values()) and len(rows) == 7
+    # Eight resources and the identity's role assignments (one row per kind).
+    assert all(row["exists"] for row in rows.values()) and len(rows) == 9
+    assert rows["Application Insights"]["state"] == "Succeeded"
     assert "role assignment" in rows
     assert rows["Azure Cache for Redis"]["state"] == "Succeeded"
 
@@ -155,8 +189,12 @@ def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     # Every resource carries the spec's tags and created-by.
     client = resource_client(sandbox)
     listed = list(client.resources.list_by_resource_group(group, expand="tags"))
-    assert len(listed) == 5
-    for item in listed:
+    # Azure adds Application Insights' smart detection (its action group and alert rule)
+    # unasked and untagged: cleanup's gone-check covers them all the same.
+    smart = [i for i in listed if (i.type or "").lower() in SMART_DETECTION_TYPES]
+    assert sorted((i.type or "").lower() for i in smart) == sorted(SMART_DETECTION_TYPES)
+    assert len(listed) == 9
+    for item in (i for i in listed if i not in smart):
         assert (item.tags or {}).get("created-by") == "mlcache-deploy", item.name
         assert (item.tags or {}).get("suite") == "e2e", item.name
 
@@ -180,6 +218,10 @@ def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     assert cleaned.returncode == 0, cleaned.stderr
     assert "is gone" in cleaned.stdout
     assert not client.resource_groups.check_existence(group)
+    for item in listed:  # the component, its workspace and smart detection included
+        assert not client.resources.check_existence_by_id(
+            (item.id or "").lstrip("/"), api_version=GONE_CHECK_APIS.get(
+                (item.type or "").lower(), "2024-11-01")), item.id
     assert processes_mentioning(str(sandbox.state_dir)) == []
 
     again = cli("cleanup", str(spec), "--confirm", group)
@@ -211,7 +253,8 @@ def test_resume_after_a_failed_provisioning(
     assert end["failed"] == ["cache"]
     assert set(end["skipped"]) == {"app-settings", "endpoint"}
     assert set(end["done"]) == {"resource-group", "storage", "plan", "registry", "image",
-                                "function-app", "storage-roles", "registry-pull"}
+                                "function-app", "storage-roles", "registry-pull",
+                                "workspace", "insights", "insights-publisher"}
     failure = next(e for e in events(first.stdout) if e["event"] == "step_failed")
     assert failure["code"] == "ProvisioningDisabled"
     assert "could not be provisioned" in failure["message"] and failure["hint"]
@@ -220,7 +263,8 @@ def test_resume_after_a_failed_provisioning(
     assert second.returncode == 0, second.stdout[-3000:]
     succeeded = {e["step"]: e for e in events(second.stdout) if e["event"] == "step_succeeded"}
     for step in ("resource-group", "storage", "plan", "registry", "function-app",
-                 "storage-roles", "registry-pull"):
+                 "storage-roles", "registry-pull", "workspace", "insights",
+                 "insights-publisher"):
         assert succeeded[step]["adopted"], step
     assert not succeeded["cache"]["adopted"]
     assert finished(second.stdout)["succeeded"]

@@ -13,6 +13,7 @@ from azure.mgmt.resource.resources.models import GenericResource
 from app.connect import sandbox_target
 from app.errors import BadInput
 from app.sandbox import Sandbox
+from app.services.arm import state_of
 from app.services.clients import ClientFactory
 from app.services.context import DeployContext
 from app.services.events import Event, StepFailed, StepSucceeded
@@ -71,6 +72,7 @@ def test_component_is_made_on_its_workspace_and_a_rerun_adopts_it(target: CloudT
     component = ctx.clients.resources().resources.get_by_id(
         ctx.output("insights", "id").lstrip("/"), api_version="2020-02-02")
     assert component.name == spec.function_app.name
+    assert state_of(component) == "Succeeded"  # read off the generic resource's dict
     assert component.properties["WorkspaceResourceId"].lower() == \
         ctx.output("workspace", "id").lower()
     assert component.tags == {"created-by": "mlcache-deploy"}
