@@ -302,3 +302,14 @@ def test_the_created_by_tag_is_found_whatever_the_case_of_its_key() -> None:
     assert created_by_us({"created-by": "mlcache-deploy", "owner": "x"})
     assert not created_by_us({"created-by": "someone-else"})
     assert not created_by_us(None)
+
+
+def test_the_workspace_named_after_a_long_app_must_fit_azures_length() -> None:
+    spec = valid_spec()
+    spec.function_app.name = "a" * 58  # "-logs" makes 63: the longest Azure takes
+    assert "monitoring.enabled" not in fields(spec)
+    spec.function_app.name = "a" * 59
+    (problem,) = [p for p in validate_spec(spec) if p.field == "monitoring.enabled"]
+    assert "64 characters" in problem.message
+    spec.monitoring.enabled = False
+    assert "monitoring.enabled" not in fields(spec)
