@@ -1,8 +1,8 @@
 """Application Insights and its Log Analytics workspace, with what Azure puts beside them.
 
-- `Microsoft.OperationalInsights/workspaces` (2023-09-01, Workspaces.json): PUT answers
-  201 with provisioningState Creating and an `Azure-AsyncOperation` to poll, then the
-  workspace shows Succeeded; `customerId`, `sku` (PerGB2018 when none is given: Azure's
+- `Microsoft.OperationalInsights/workspaces` (2023-09-01, Workspaces.json and its
+  WorkspacesCreate example): PUT answers 201 with provisioningState Creating and no
+  operation header (the client polls the workspace), which then shows Succeeded; `customerId`, `sku` (PerGB2018 when none is given: Azure's
   default pricing tier), `retentionInDays` (30), `workspaceCapping`, the
   publicNetworkAccess pair, as the service answers them.
 - `Microsoft.Insights/components` (2020-02-02, components_API.json): a synchronous
@@ -152,10 +152,11 @@ class WorkspacesProvider(_Simple):
         }
         with self.ctx.store.transaction() as store:
             store.put_resource(rid, {"body": workspace, "group": group["body"]["name"]})
-        op = self.ctx.operations.start(request, "workspace.create", namespace=self.namespace,
-                                       location=location, resource_id=rid)
-        return json_response(workspace, 201, self.ctx.operations.headers(
-            op, async_operation=True, location=False))
+        # As Workspaces.json's example answers: 201 with the workspace Creating and no
+        # operation header, so a client polls the workspace itself until it is done.
+        self.ctx.operations.start(request, "workspace.create", namespace=self.namespace,
+                                  location=location, resource_id=rid)
+        return json_response(workspace, 201)
 
     def _created(self, op: OpRecord) -> None:
         with self.ctx.store.transaction() as store:
