@@ -2,9 +2,10 @@
 
 - `Microsoft.OperationalInsights/workspaces` (2023-09-01, Workspaces.json and its
   WorkspacesCreate example): PUT answers 201 with provisioningState Creating and no
-  operation header (the client polls the workspace), which then shows Succeeded; `customerId`, `sku` (PerGB2018 when none is given: Azure's
-  default pricing tier), `retentionInDays` (30), `workspaceCapping`, the
-  publicNetworkAccess pair, as the service answers them.
+  operation header (the client polls the workspace), which then shows Succeeded;
+  `customerId`, `sku` (PerGB2018 when none is given: Azure's default pricing tier),
+  `retentionInDays` (30), `workspaceCapping`, the publicNetworkAccess pair, as the
+  service answers them.
 - `Microsoft.Insights/components` (2020-02-02, components_API.json): a synchronous
   PUT (200, provisioningState Succeeded) answering `AppId`, `InstrumentationKey`,
   `ConnectionString` (ingestion and live endpoints of the region), `ApplicationId`
@@ -101,6 +102,16 @@ class _Simple(Provider):
                      arm_route(one, get, ["GET"]),
                      arm_route(one, delete, ["DELETE"])]
 
+    async def write(self, request: Request, rtype: str, name_param: str,
+                    ) -> tuple[dict[str, Any], str, str, str, dict[str, Any]]:
+        """A PUT's body, the group's name, the id, the region and `properties`, after
+        the checks ARM makes first (group, location, api-version)."""
+        body = await read_json(request)
+        group, rid = self.write_target(request, rtype, name_param)
+        location = location_of(body)
+        require_api_version(request, rtype, location)
+        return body, group["body"]["name"], rid, location, body.get("properties") or {}
+
 
 class WorkspacesProvider(_Simple):
     namespace = "Microsoft.OperationalInsights"
@@ -114,11 +125,8 @@ class WorkspacesProvider(_Simple):
                                                   self.mark_failed)}
 
     async def put(self, request: Request) -> Response:
-        body = await read_json(request)
-        group, rid = self.write_target(request, WORKSPACE_TYPE, "workspaceName")
-        location = location_of(body)
-        require_api_version(request, WORKSPACE_TYPE, location)
-        props = body.get("properties") or {}
+        body, group, rid, location, props = await self.write(
+            request, WORKSPACE_TYPE, "workspaceName")
         sku = (props.get("sku") or {}).get("name") or "PerGB2018"
         if sku not in _WORKSPACE_SKUS:
             raise ArmError(400, "InvalidParameter",
@@ -151,7 +159,7 @@ class WorkspacesProvider(_Simple):
             },
         }
         with self.ctx.store.transaction() as store:
-            store.put_resource(rid, {"body": workspace, "group": group["body"]["name"]})
+            store.put_resource(rid, {"body": workspace, "group": group})
         # As Workspaces.json's example answers: 201 with the workspace Creating and no
         # operation header, so a client polls the workspace itself until it is done.
         self.ctx.operations.start(request, "workspace.create", namespace=self.namespace,
@@ -178,11 +186,8 @@ class InsightsProvider(_Simple):
         return [*reads, arm_route(one, self.put, ["PUT"]), *groups]
 
     async def put(self, request: Request) -> Response:
-        body = await read_json(request)
-        group, rid = self.write_target(request, COMPONENT_TYPE, "resourceName")
-        location = location_of(body)
-        require_api_version(request, COMPONENT_TYPE, location)
-        props = body.get("properties") or {}
+        body, group_name, rid, location, props = await self.write(
+            request, COMPONENT_TYPE, "resourceName")
         if not body.get("kind"):
             raise ArmError(400, "InvalidRequestContent",
                            "The request content was invalid: 'kind' is required.")
@@ -221,7 +226,6 @@ class InsightsProvider(_Simple):
                 "publicNetworkAccessForQuery": "Enabled",
             },
         }
-        group_name = group["body"]["name"]
         with self.ctx.store.transaction() as store:
             store.put_resource(rid, {"body": component, "group": group_name})
             self._smart_detection(store, sub, group_name, component)
