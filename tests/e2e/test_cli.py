@@ -184,6 +184,9 @@ def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     # The function's log tells of the calls (what the GUI's log tail shows).
     lines, offset = tail_log(sandbox, spec)
     assert offset > 0 and any("/api/score" in line for line in lines)
+    # ... and of what the cache did, the trace the host sends to Application Insights.
+    assert any("score cache=MISS" in line for line in lines), lines[-20:]
+    assert any("score cache=HIT" in line for line in lines), lines[-20:]
     assert tail_log(sandbox, spec, offset)[0] == []
 
     # Every resource carries the spec's tags and created-by.

@@ -118,3 +118,20 @@ def test_a_classic_component_of_the_same_name_is_refused(target: CloudTarget) ->
         api_version="2020-02-02").result()
     with pytest.raises(BadInput, match="classic component"):
         InsightsStep(spec).find_existing(ctx)
+
+
+def test_cleanups_gone_check_names_what_application_insights_left(target: CloudTarget) -> None:
+    """`still_there` asks by id for the component, its workspace and smart detection
+    (what Azure made unasked), and says nothing of what is gone."""
+    from app.services.cleanup import group_contents, still_there
+
+    spec = new_spec()
+    ctx = DeployContext(spec, target)
+    run(ctx)
+    contents = group_contents(ctx.clients, spec.resource_group.name)
+    left = {item.type.lower() for item in still_there(ctx.clients, contents)}
+    assert left == {"microsoft.insights/components", "microsoft.operationalinsights/workspaces",
+                    "microsoft.insights/actiongroups",
+                    "microsoft.alertsmanagement/smartdetectoralertrules"}
+    ctx.clients.resources().resource_groups.begin_delete(spec.resource_group.name).result()
+    assert still_there(ctx.clients, contents) == []
