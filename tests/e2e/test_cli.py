@@ -19,6 +19,7 @@ import pytest
 from app.sandbox import Sandbox
 from app.sandbox.processes import processes_mentioning
 from app.services.resources.monitoring import GONE_CHECK_APIS
+from tests.e2e.insights_checks import SMART_DETECTION_TYPES, insights_wired
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 
@@ -107,34 +108,6 @@ def tail_log(sandbox: Sandbox, spec_path: Path, since: int = 0) -> tuple[list[st
     return tail(load_spec(spec_path), target, ClientFactory(target), since)
 
 
-SMART_DETECTION_TYPES = ("microsoft.insights/actiongroups",
-                         "microsoft.alertsmanagement/smartdetectoralertrules")
-
-
-def _insights_wired(sandbox: Any, data: dict[str, Any]) -> Any:
-    """The spec's component, having checked it sits on its workspace and that the
-    function's settings point at it (keyless: Entra authentication and its role)."""
-    from azure.mgmt.web import WebSiteManagementClient
-
-    from app.sandbox.sample_site import sdk_kwargs
-
-    group, app = data["resource_group"]["name"], data["function_app"]["name"]
-    client = resource_client(sandbox)
-    base = f"subscriptions/{sandbox.subscription_id}/resourceGroups/{group}/providers"
-    component = client.resources.get_by_id(
-        f"{base}/Microsoft.Insights/components/{app}", api_version="2020-02-02")
-    workspace = client.resources.get_by_id(
-        f"{base}/Microsoft.OperationalInsights/workspaces/{app}-logs", api_version="2023-09-01")
-    assert workspace.properties["provisioningState"] == "Succeeded"
-    assert component.properties["WorkspaceResourceId"].lower() == workspace.id.lower()
-    web = WebSiteManagementClient(**sdk_kwargs(sandbox))
-    settings = web.web_apps.list_application_settings(group, app).properties
-    assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == \
-        component.properties["ConnectionString"]
-    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD"
-    return component
-
-
 def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     sandbox_factory: Any, cli: Cli, tmp_path: Path
 ) -> None:
@@ -168,7 +141,7 @@ def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     assert [c["cache"] for c in calls] == ["MISS", "HIT"]
     assert calls[0]["body"] == calls[1]["body"] and "predictions" in calls[0]["body"]
     assert all(c["latency_ms"] > 0 for c in calls)
-    component = _insights_wired(sandbox, data)
+    component = insights_wired(sandbox, data)
     # `test` names the component; the sandbox has no portal, so its id stands for the links.
     assert f"Application Insights: {component.name} ({component.id})" in tested.stderr
 
