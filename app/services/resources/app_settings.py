@@ -1,4 +1,5 @@
-"""The app settings that wire the cache into the function (Microsoft.Web/sites/config).
+"""The app settings that wire the cache into the function (Microsoft.Web/sites/config),
+and Application Insights when monitoring is on (`resources.monitoring`).
 
 This step is the only one that waits on the cache: everything else about the
 site is made while the cache is still being created. Which cache kind it reads
@@ -54,7 +55,8 @@ class FunctionSettingsStep(ResourceStep):
         self.keys = keys
         self.address = address
         self.depends_on = (*self.depends_on, *after)
-        self.title = f"cache settings of {spec.function_app.name}"
+        what = "cache and monitoring" if spec.monitoring.enabled else "cache"
+        self.title = f"{what} settings of {spec.function_app.name}"
 
     def resource_name(self) -> str:
         return f"{self.spec.function_app.name} settings"
