@@ -506,6 +506,23 @@ def check_function_app(spec: DeploymentSpec) -> list[Problem]:
     return out
 
 
+# A Log Analytics workspace name is 4-63 characters (Azure's rule); the one made for
+# Application Insights is `<function app>-logs`.
+WORKSPACE_NAME_MAX = 63
+WORKSPACE_SUFFIX = "-logs"
+
+
+def check_monitoring(spec: DeploymentSpec) -> list[Problem]:
+    """The workspace named after the app must fit Azure's workspace name length."""
+    name = spec.function_app.name + WORKSPACE_SUFFIX
+    if spec.monitoring.enabled and len(name) > WORKSPACE_NAME_MAX:
+        return [Problem("monitoring.enabled",
+                        f"the Log Analytics workspace {name} would be {len(name)} characters, "
+                        f"more than Azure's {WORKSPACE_NAME_MAX}: shorten function_app.name "
+                        "or turn monitoring off")]
+    return []
+
+
 def validate_spec(spec: DeploymentSpec) -> list[Problem]:
     """Every rule problem in `spec`, in the order of the wizard's pages."""
     return [
@@ -515,4 +532,5 @@ def validate_spec(spec: DeploymentSpec) -> list[Problem]:
         *check_tags(spec.tags),
         *check_image(spec),
         *check_function_app(spec),
+        *check_monitoring(spec),
     ]

@@ -90,6 +90,14 @@ class FunctionAppSpec:
 
 
 @dataclass
+class MonitoringSpec:
+    """Application Insights for the function (with its Log Analytics workspace), named
+    after the function app: on by default, as the portal offers it with a function app."""
+
+    enabled: bool = True
+
+
+@dataclass
 class DeploymentSpec:
     version: int = SPEC_VERSION
     target: str = "sandbox"
@@ -100,6 +108,7 @@ class DeploymentSpec:
     tags: dict[str, str] = field(default_factory=dict)
     image: ImageSpec = field(default_factory=ImageSpec)
     function_app: FunctionAppSpec = field(default_factory=FunctionAppSpec)
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
 
 
 # Sections a file must have; everything else falls back to its default.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from app.cli.common import clean_errors, load, say_for, target_for
+from app.cli.common import clean_errors, load, say_for, target_for, with_overrides
 from app.errors import BadInput, RuleProblems, ServiceFailure
 from app.services.redaction import redact
 
@@ -116,6 +116,7 @@ def _interruptibly(work: Callable[[], T], cancel: threading.Event) -> T | None:
 @clean_errors
 def test(args: argparse.Namespace) -> int:
     from app.services.clients import ClientFactory
+    from app.services.resources.monitoring import insights_view
     from app.services.scoring import (
         ScoringClient,
         default_payload,
@@ -135,6 +136,7 @@ def test(args: argparse.Namespace) -> int:
     with target_for(spec, args) as target:
         clients = ClientFactory(target)
         endpoint = find_endpoint(spec, target, clients, say)
+        insights = insights_view(spec, clients)
         if not args.json:
             say(f"POST {endpoint.url} ({len(payload)} bytes), {args.repeat} call(s)")
         with ScoringClient(endpoint, target.verify, retry=target.retry) as client:
@@ -159,6 +161,8 @@ def test(args: argparse.Namespace) -> int:
             f"latency p50 {percentile(latencies, 0.5):.1f} ms, "
             f"p95 {percentile(latencies, 0.95):.1f} ms, {failures} failed"
         )
+    for line in insights.lines(portal=not target.is_sandbox) if insights is not None else []:
+        say(line)  # with --json on stderr, as every human line
     return 1 if failures else 0
 
 
@@ -313,7 +317,7 @@ def estimate(args: argparse.Namespace) -> int:
     from app.services.pricing import estimate as price_estimate
     from app.spec import load_spec
 
-    spec = load_spec(Path(args.spec))
+    spec = with_overrides(load_spec(Path(args.spec)), args)
     problems = validate_spec(spec)
     if problems:
         listing = "\n  ".join(str(p) for p in problems)

@@ -54,7 +54,15 @@ def clean_errors(command: Command) -> Command:
 
 def load(args: argparse.Namespace) -> tuple[DeploymentSpec, Path]:
     path = Path(args.spec)
-    return load_spec(path), path.resolve().parent
+    return with_overrides(load_spec(path), args), path.resolve().parent
+
+
+def with_overrides(spec: DeploymentSpec, args: argparse.Namespace) -> DeploymentSpec:
+    """The spec as the command line changes it: `--no-monitoring` leaves Application
+    Insights out, as `monitoring.enabled = false` in the file does."""
+    if getattr(args, "no_monitoring", False):
+        spec.monitoring.enabled = False
+    return spec
 
 
 def target_for(spec: DeploymentSpec, args: argparse.Namespace) -> CloudTarget:

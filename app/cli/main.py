@@ -30,11 +30,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Check a spec file as `deploy` checks it before creating anything (every rule,
     what this version cannot create yet, the model folder); print problems or
     `Validation passed`. The wizard's Review runs the same checks."""
+    from app.cli.common import with_overrides
     from app.services.plan import preflight_problems
     from app.spec import load_spec_with_notes
 
     path = Path(args.spec)
     spec, notes = load_spec_with_notes(path)
+    with_overrides(spec, args)
     problems = preflight_problems(spec, path.resolve().parent)
     for line in notes:  # stderr, so --json output stays one document
         print(f"note: {line}", file=sys.stderr)
@@ -149,6 +151,13 @@ def _add_sign_in_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_monitoring_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-monitoring", action="store_true",
+        help="leave Application Insights and its Log Analytics workspace out (as "
+        "monitoring.enabled = false in the spec)")
+
+
 def _add_sandbox_state(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir", metavar="DIR", help="sandbox state directory (default: user data dir)"
@@ -169,12 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a spec file against every rule")
     p.add_argument("spec", metavar="SPEC", help="deployment spec (.json or .toml)")
     p.add_argument("--json", action="store_true", help="print problems as a JSON array")
+    _add_monitoring_option(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("deploy", help="create or resume everything the spec describes")
     p.add_argument("spec", metavar="SPEC")
     _add_target_options(p)
     _add_sign_in_options(p)
+    _add_monitoring_option(p)
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("test", help="call the deployed function's scoring endpoint")
@@ -205,11 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["arm", "bicep", "azd", "azcli"], default="arm")
     p.add_argument("--out", metavar="FILE",
                    help="write here instead of stdout (azd: the project folder, required)")
+    _add_monitoring_option(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("estimate", help="show what the spec's resources cost per month")
     p.add_argument("spec", metavar="SPEC")
     _add_target_options(p)
+    _add_monitoring_option(p)
     p.set_defaults(func=cmd_estimate)
 
     sandbox = sub.add_parser("sandbox", help="the local sandbox cloud")

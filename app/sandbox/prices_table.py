@@ -135,6 +135,12 @@ def build_items() -> list[dict[str, Any]]:
               "10K", 0.0572),
         _item("Storage", "Storage", "General Block Blob v2", "Cool LRS", "Cool LRS Data Stored",
               "1 GB/Month", 0.0107),
+        # Log Analytics ingestion: the first 5 GB a month free (a 0.0 row at tier 0, as the
+        # API lists free allowances), then per GB.
+        _item("Log Analytics", "Management and Governance", "Log Analytics", "Pay-as-you-go",
+              "Pay-as-you-go Data Ingestion", "1 GB", 0.0),
+        _item("Log Analytics", "Management and Governance", "Log Analytics", "Pay-as-you-go",
+              "Pay-as-you-go Data Ingestion", "1 GB", 2.99, tierMinimumUnits=5.0),
         _item("Container Registry", "Containers", "Container Registry", "Basic",
               "Basic Registry Unit", "1/Day", 0.1666),
         _item("Container Registry", "Containers", "Container Registry", "Standard",

@@ -69,7 +69,9 @@ def state_of(resource: Any) -> str:
     value = getattr(resource, "provisioning_state", None)
     if value is None:
         props = getattr(resource, "properties", None)
-        value = getattr(props, "provisioning_state", None)
+        # A generic resource's properties are the wire's own dict.
+        value = (props.get("provisioningState") if isinstance(props, dict)
+                 else getattr(props, "provisioning_state", None))
     return enum_text(value)
 
 

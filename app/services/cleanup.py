@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.errors import BadInput, MlcacheError, NotPermitted, ServiceFailure
 from app.rules import CREATED_BY_TAG, CREATED_BY_VALUE, created_by_us
@@ -27,6 +27,7 @@ Say = Callable[[str], None]
 class GroupItem:
     type: str
     name: str
+    id: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.type} {self.name}"
@@ -42,7 +43,21 @@ class CleanupResult:
 
 def group_contents(clients: ClientFactory, group: str) -> list[GroupItem]:
     items = clients.resources().resources.list_by_resource_group(group)
-    return sorted(GroupItem(item.type or "", item.name or "") for item in items)
+    return sorted(GroupItem(item.type or "", item.name or "", item.id or "") for item in items)
+
+
+def still_there(clients: ClientFactory, contents: list[GroupItem]) -> list[GroupItem]:
+    """Those of `contents` that ARM still finds by id, among what Application Insights
+    brings: the component, its workspace, and the smart-detection action group and
+    alert rule Azure made beside it unasked (global-location resources no step of the
+    plan knows, so the group's own check is not taken as their word)."""
+    from app.services.resources.monitoring import GONE_CHECK_APIS
+
+    resources = clients.resources().resources
+    return [item for item in contents
+            if item.id and item.type.lower() in GONE_CHECK_APIS
+            and resources.check_existence_by_id(item.id.lstrip("/"),
+                                                api_version=GONE_CHECK_APIS[item.type.lower()])]
 
 
 def delete_group(
@@ -132,6 +147,11 @@ def _delete_group(
             f"resource group {group} still exists after the delete finished",
             "Run cleanup again in a minute; Azure may still be deleting.",
         )
+    left = still_there(clients, contents)
+    if left:
+        raise ServiceFailure(
+            f"resource group {group} is gone but {', '.join(map(str, left))} still "
+            "answer(s)", "Run cleanup again in a minute; Azure may still be deleting.")
     elapsed = time.monotonic() - started
     say(f"Resource group {group} is gone ({elapsed:.1f} s).")
     log.info("deleted resource group %s with %d resource(s)", group, len(contents))

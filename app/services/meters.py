@@ -75,3 +75,15 @@ class PriceQuery:
     # product only and let `select_item` compare without spaces.
     filter_sku: bool = True
     note: str = ""
+
+# Application Insights (workspace-based) bills what its Log Analytics workspace
+# ingests: pay-as-you-go per GB, the first 5 GB a month free per billing account
+# (Microsoft Learn, "Azure Monitor Logs cost calculations and options"; "Azure Monitor
+# pricing"). The Retail Prices API's spelling of this meter is the least certain here
+# (the SKU is filtered loosely). A scoring function's requests, traces and dependency
+# calls to Redis are about 1 GB a month at a few requests a second: inside the free part.
+LOG_ANALYTICS_SERVICE = "Log Analytics"
+LOG_ANALYTICS_PRODUCT = "Log Analytics"
+LOG_ANALYTICS_SKU = "Pay-as-you-go"
+LOG_ANALYTICS_METER = "Pay-as-you-go Data Ingestion"
+LOG_ANALYTICS_GB = 1.0

@@ -24,10 +24,15 @@ from app.services.resources.endpoint import EndpointCheckStep
 from app.services.resources.function_app import FunctionAppStep
 from app.services.resources.image import ImageBuildStep
 from app.services.resources.managed_redis import ManagedRedisClusterStep, ManagedRedisDatabaseStep
+from app.services.resources.monitoring import InsightsStep, WorkspaceStep
 from app.services.resources.redis_cache import RedisCacheStep
 from app.services.resources.registry import RegistryCredentialsStep, RegistryStep
 from app.services.resources.resource_group import ResourceGroupStep
-from app.services.resources.role_assignments import RegistryPullStep, StorageRolesStep
+from app.services.resources.role_assignments import (
+    InsightsPublisherStep,
+    RegistryPullStep,
+    StorageRolesStep,
+)
 from app.services.resources.storage import StorageAccountStep
 from app.services.runner import check_plan
 from app.spec import DeploymentSpec
@@ -60,7 +65,14 @@ def build_plan(spec: DeploymentSpec) -> list[ResourceStep]:
         rights += [StorageRolesStep(spec), RegistryPullStep(spec)]
     if spec.cache.auth == "entra":
         rights.append(access)
-    settings = FunctionSettingsStep(spec, keys, address, after=tuple(r.name for r in rights))
+    monitoring: list[ResourceStep] = []
+    if spec.monitoring.enabled:
+        monitoring = [WorkspaceStep(spec), InsightsStep(spec)]
+        steps += monitoring
+        if spec.function_app.auth == "managed-identity":
+            rights.append(InsightsPublisherStep(spec))
+    settings = FunctionSettingsStep(spec, keys, address, after=(
+        *(m.name for m in monitoring[1:]), *(r.name for r in rights)))
     steps += [FunctionAppStep(spec, early_settings=settings.early), *rights, settings,
               EndpointCheckStep(spec)]
     check_plan(steps)

@@ -121,7 +121,14 @@ def price_queries(spec: DeploymentSpec) -> list[PriceQuery]:
 
 
 def estimate_notes(spec: DeploymentSpec) -> list[str]:
-    notes = ["Function executions, outbound data and logs are billed by use and not included."]
+    notes = ["Function executions and outbound data are billed by use and not included."]
+    if spec.monitoring.enabled:
+        notes.append("Application Insights bills what its Log Analytics workspace ingests "
+                     "(pay-as-you-go per GB, the first 5 GB a month free); the line assumes "
+                     "1 GB a month, a busier function ingests more.")
+    else:
+        notes.append("No Application Insights: the function's logs are kept by App Service "
+                     "only (monitoring is off).")
     if not spec.image.build_from:
         notes.append("The image's existing registry is not created by this deployment and "
                      "is not counted.")

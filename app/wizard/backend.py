@@ -57,6 +57,17 @@ class CallResult:
 
 
 @dataclass(frozen=True)
+class InsightsLinks:
+    """The Test page's Application Insights line: the resource, and on Azure the portal's
+    live metrics and recent requests (None on the sandbox: the id is shown)."""
+
+    name: str
+    resource_id: str
+    live_metrics: str | None = None
+    recent_requests: str | None = None
+
+
+@dataclass(frozen=True)
 class ScoringEndpoint:
     """Where the Test page's calls go: the URL, the function key (kept out of reprs,
     logs and the curl line unless asked for) and the CA bundle to trust ("" for the
@@ -156,6 +167,8 @@ class Backend(Protocol):
     def endpoint(self, spec: DeploymentSpec) -> ScoringEndpoint: ...
 
     def call(self, spec: DeploymentSpec, payload: Any) -> CallResult: ...
+
+    def insights(self, spec: DeploymentSpec) -> InsightsLinks | None: ...
 
     def function_logs(self, spec: DeploymentSpec, since: int) -> tuple[list[str], int]: ...
 

@@ -22,6 +22,7 @@ from app.wizard.backend import (
     CallResult,
     GroupInfo,
     GroupResource,
+    InsightsLinks,
     PlannedStep,
     Region,
     ScoringEndpoint,
@@ -275,6 +276,17 @@ class ServicesBackend:
             body = result.error
         return CallResult(result.status, body or "", result.latency_ms, result.cache,
                           result.cache_detail)
+
+    def insights(self, spec: DeploymentSpec) -> InsightsLinks | None:
+        from app.services.resources.monitoring import insights_view
+
+        view = insights_view(spec, self.clients)
+        if view is None:
+            return None
+        if not self.is_azure:  # no portal to link to: the page shows the id
+            return InsightsLinks(view.name, view.resource_id)
+        return InsightsLinks(view.name, view.resource_id, view.live_metrics,
+                             view.recent_requests)
 
     def function_logs(self, spec: DeploymentSpec, since: int) -> tuple[list[str], int]:
         from app.services import logstream

@@ -9,6 +9,8 @@ REDIS_PORT (TLS port), REDIS_KEY, REDIS_AUTH (access-keys | entra),
 REDIS_USERNAME (entra: the identity's object id; default: the token's oid), REDIS_CA_BUNDLE
 (optional, only for a private CA), REDIS_TTL_SECONDS (default 3600),
 MODEL_VERSION (default: the hash of the model files recorded at build time).
+APPLICATIONINSIGHTS_CONNECTION_STRING (optional): read by the Functions host, which
+sends each call's request and its `score cache=...` trace to Application Insights.
 """
 
 from __future__ import annotations
@@ -147,6 +149,21 @@ def _json_response(status: int, payload: dict[str, Any], **headers: str) -> func
     )
 
 
+def record_cache_outcome(cache: str, model_version: str) -> None:
+    """One trace per scoring call saying whether Redis answered (HIT, MISS or BYPASS).
+
+    With Application Insights configured (APPLICATIONINSIGHTS_CONNECTION_STRING), the
+    Functions host sends this trace there: `cache=HIT` is in its message, which a query
+    reads with `traces | parse message with "score cache=" cache " " *`. The host's own
+    logging does not carry `extra` into customDimensions; an exporter that does (the
+    azure-monitor-opentelemetry distro, when the app adds it) makes `cache` and
+    `model_version` customDimensions of the same trace. Without Application Insights it
+    is one more line of the container log, and nothing else changes.
+    """
+    log.info("score cache=%s model=%s", cache, model_version,
+             extra={"cache": cache, "model_version": model_version})
+
+
 @app.route(route="score", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def score(req: func.HttpRequest) -> func.HttpResponse:
     started = time.perf_counter()
@@ -170,6 +187,7 @@ def score(req: func.HttpRequest) -> func.HttpResponse:
     }
     if result.cache_detail:
         headers["X-Cache-Detail"] = result.cache_detail
+    record_cache_outcome(result.cache, scorer.model_version)
     return func.HttpResponse(
         result.body, status_code=200, mimetype="application/json", headers=headers
     )

@@ -18,6 +18,8 @@ import pytest
 
 from app.sandbox import Sandbox
 from app.sandbox.processes import processes_mentioning
+from app.services.resources.monitoring import GONE_CHECK_APIS
+from tests.e2e.insights_checks import SMART_DETECTION_TYPES, insights_wired
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 
@@ -126,6 +128,7 @@ def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     assert set(end["done"]) == {
         "resource-group", "cache", "storage", "plan", "registry", "image",
         "function-app", "registry-pull", "storage-roles", "app-settings", "endpoint",
+        "workspace", "insights", "insights-publisher",
     }
     kinds = {e["event"] for e in events(deployed.stdout)}
     assert {"step_started", "step_progress", "step_succeeded", "run_finished"} <= kinds
@@ -138,25 +141,36 @@ def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     assert [c["cache"] for c in calls] == ["MISS", "HIT"]
     assert calls[0]["body"] == calls[1]["body"] and "predictions" in calls[0]["body"]
     assert all(c["latency_ms"] > 0 for c in calls)
+    component = insights_wired(sandbox, data)
+    # `test` names the component; the sandbox has no portal, so its id stands for the links.
+    assert f"Application Insights: {component.name} ({component.id})" in tested.stderr
 
     status = cli("status", str(spec), "--json")
     assert status.returncode == 0, status.stderr
     rows = {row["kind"]: row for row in events(status.stdout)}
-    # Six resources and the identity's role assignments (one row per kind).
-    assert all(row["exists"] for row in rows.values()) and len(rows) == 7
+    # Eight resources and the identity's role assignments (one row per kind).
+    assert all(row["exists"] for row in rows.values()) and len(rows) == 9
+    assert rows["Application Insights"]["state"] == "Succeeded"
     assert "role assignment" in rows
     assert rows["Azure Cache for Redis"]["state"] == "Succeeded"
 
     # The function's log tells of the calls (what the GUI's log tail shows).
     lines, offset = tail_log(sandbox, spec)
     assert offset > 0 and any("/api/score" in line for line in lines)
+    # ... and of what the cache did, the trace the host sends to Application Insights.
+    assert any("score cache=MISS" in line for line in lines), lines[-20:]
+    assert any("score cache=HIT" in line for line in lines), lines[-20:]
     assert tail_log(sandbox, spec, offset)[0] == []
 
     # Every resource carries the spec's tags and created-by.
     client = resource_client(sandbox)
     listed = list(client.resources.list_by_resource_group(group, expand="tags"))
-    assert len(listed) == 5
-    for item in listed:
+    # Azure adds Application Insights' smart detection (its action group and alert rule)
+    # unasked and untagged: cleanup's gone-check covers them all the same.
+    smart = [i for i in listed if (i.type or "").lower() in SMART_DETECTION_TYPES]
+    assert sorted((i.type or "").lower() for i in smart) == sorted(SMART_DETECTION_TYPES)
+    assert len(listed) == 9
+    for item in (i for i in listed if i not in smart):
         assert (item.tags or {}).get("created-by") == "mlcache-deploy", item.name
         assert (item.tags or {}).get("suite") == "e2e", item.name
 
@@ -180,6 +194,10 @@ def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     assert cleaned.returncode == 0, cleaned.stderr
     assert "is gone" in cleaned.stdout
     assert not client.resource_groups.check_existence(group)
+    for item in listed:  # the component, its workspace and smart detection included
+        assert not client.resources.check_existence_by_id(
+            (item.id or "").lstrip("/"), api_version=GONE_CHECK_APIS.get(
+                (item.type or "").lower(), "2024-11-01")), item.id
     assert processes_mentioning(str(sandbox.state_dir)) == []
 
     again = cli("cleanup", str(spec), "--confirm", group)
@@ -211,7 +229,8 @@ def test_resume_after_a_failed_provisioning(
     assert end["failed"] == ["cache"]
     assert set(end["skipped"]) == {"app-settings", "endpoint"}
     assert set(end["done"]) == {"resource-group", "storage", "plan", "registry", "image",
-                                "function-app", "storage-roles", "registry-pull"}
+                                "function-app", "storage-roles", "registry-pull",
+                                "workspace", "insights", "insights-publisher"}
     failure = next(e for e in events(first.stdout) if e["event"] == "step_failed")
     assert failure["code"] == "ProvisioningDisabled"
     assert "could not be provisioned" in failure["message"] and failure["hint"]
@@ -220,7 +239,8 @@ def test_resume_after_a_failed_provisioning(
     assert second.returncode == 0, second.stdout[-3000:]
     succeeded = {e["step"]: e for e in events(second.stdout) if e["event"] == "step_succeeded"}
     for step in ("resource-group", "storage", "plan", "registry", "function-app",
-                 "storage-roles", "registry-pull"):
+                 "storage-roles", "registry-pull", "workspace", "insights",
+                 "insights-publisher"):
         assert succeeded[step]["adopted"], step
     assert not succeeded["cache"]["adopted"]
     assert finished(second.stdout)["succeeded"]

@@ -132,6 +132,11 @@ def test_wizard_deploys_tests_and_cleans_up(qtbot, gui: MainWindow, tmp_path: Pa
     qtbot.waitUntil(lambda: len(test_page.results) == 2, timeout=30_000)
     assert test_page.results[1].cache == "HIT"
     assert test_page.cache_label.text() == "HIT"
+    # The page names the Application Insights component; on the sandbox, by its id.
+    qtbot.waitUntil(test_page.insights.isVisible, timeout=10_000)
+    assert test_page.insights.text().startswith("Application Insights: gui-e2e-app (")
+    assert "/providers/microsoft.insights/components/gui-e2e-app)" in \
+        test_page.insights.text().lower()
     test_page.repeat.setValue(3)
     click(qtbot, test_page.repeat_button)
     qtbot.waitUntil(lambda: len(test_page.results) == 5 and test_page.repeat_button.isEnabled(),

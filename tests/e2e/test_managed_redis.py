@@ -40,7 +40,8 @@ def test_managed_redis_deploy_test_cleanup_leaves_nothing(
     group, cache, app = (data["resource_group"]["name"], data["cache"]["name"],
                          data["function_app"]["name"])
 
-    deployed = cli("deploy", str(spec), "--json")
+    # Without monitoring: no Application Insights, no workspace, no telemetry settings.
+    deployed = cli("deploy", str(spec), "--json", "--no-monitoring")
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     end = finished(deployed.stdout)
     assert end["succeeded"] and not end["failed"]
@@ -63,6 +64,7 @@ def test_managed_redis_deploy_test_cleanup_leaves_nothing(
     assert settings["REDIS_PORT"] == str(database.port) != "10000"
     keys = amr.databases.list_keys(group, cache, "default")
     assert settings["REDIS_KEY"] == keys.primary_key
+    assert not any(name.startswith("APPLICATIONINSIGHTS_") for name in settings)
 
     tested = cli("test", str(spec), "--json", "--repeat", "2")
     assert tested.returncode == 0, tested.stderr
@@ -70,6 +72,7 @@ def test_managed_redis_deploy_test_cleanup_leaves_nothing(
     assert [c["status"] for c in calls] == [200, 200]
     assert [c["cache"] for c in calls] == ["MISS", "HIT"]
     assert calls[0]["body"] == calls[1]["body"] and "predictions" in calls[0]["body"]
+    assert "Application Insights" not in tested.stderr
 
     client = resource_client(sandbox)
     listed = list(client.resources.list_by_resource_group(group, expand="tags"))

@@ -155,7 +155,7 @@ def test_every_managed_redis_and_plan_choice_resolves_or_says_not_found(sandbox:
     spec.cache.kind, spec.cache.tier, spec.cache.size = "azure-managed-redis", "Balanced", "B0"
     spec.function_app.plan_sku = "EP1"
     result = pricing.estimate(spec, url(sandbox), str(sandbox.ca_cert), sandbox=True)
-    cache, _storage, vcpu, memory, _registry = result.items
+    cache, _storage, vcpu, memory, _registry, _workspace = result.items
     assert cache.found and cache.units == 1460
     assert vcpu.found and memory.found and memory.units == 3.5 * 730
     spec.cache.size = "B1000"  # a real size the sample table does not list

@@ -78,3 +78,14 @@ def test_bad_files_exit_2_without_traceback(tmp_path: Path, content: str | None,
     assert fragment in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_no_monitoring_lifts_the_workspace_name_rule(tmp_path: Path) -> None:
+    data = json.loads((EXAMPLES / "digits-sandbox.json").read_text())
+    data["function_app"]["name"] = "f" * 60
+    spec = tmp_path / "long.json"
+    spec.write_text(json.dumps(data))
+    refused = run("validate", str(spec))
+    assert refused.returncode == 1 and "monitoring.enabled" in refused.stdout
+    allowed = run("validate", "--no-monitoring", str(spec))
+    assert (allowed.returncode, allowed.stdout) == (0, "Validation passed\n")

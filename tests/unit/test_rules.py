@@ -428,3 +428,14 @@ def test_option_tables_are_the_sdks_enums() -> None:
     assert set(rules.MANAGED_FREQUENCIES["rdb"]) == {f.value for f in re_models.RdbFrequency}
     assert set(rules.MANAGED_FREQUENCIES["aof"]) == {f.value for f in re_models.AofFrequency}
     assert rules.DEFAULT_EVICTION_POLICY == "VolatileLRU"  # the enum's documented default
+
+
+def test_the_workspace_named_after_a_long_app_must_fit_azures_length() -> None:
+    spec = valid_spec()
+    spec.function_app.name = "a" * 58  # "-logs" makes 63: the longest Azure takes
+    assert "monitoring.enabled" not in fields(spec)
+    spec.function_app.name = "a" * 59
+    (problem,) = [p for p in validate_spec(spec) if p.field == "monitoring.enabled"]
+    assert "64 characters" in problem.message
+    spec.monitoring.enabled = False
+    assert "monitoring.enabled" not in fields(spec)

@@ -72,6 +72,9 @@ PROVIDER_CLASSES: list[tuple[str, str]] = [
     ("app.sandbox.providers.web", "WebProvider"),
     ("app.sandbox.providers.registry", "RegistryProvider"),
     ("app.sandbox.providers.registry_tasks", "RegistryTasksProvider"),
+    ("app.sandbox.providers.insights", "InsightsProvider"),
+    ("app.sandbox.providers.insights", "WorkspacesProvider"),
+    ("app.sandbox.providers.insights", "AlertsProvider"),
     ("app.sandbox.providers.prices", "PricesProvider"),
 ]
 

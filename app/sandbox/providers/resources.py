@@ -99,6 +99,18 @@ PROVIDER_TYPES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("roleAssignments", ("2022-04-01",)),
         ("roleDefinitions", ("2022-04-01",)),
     ),
+    # Application Insights (components_API.json 2020-02-02; actionGroups 2023-01-01),
+    # Log Analytics (Workspaces.json 2023-09-01), smart detector rules (2021-04-01).
+    "Microsoft.Insights": (
+        ("components", ("2020-02-02", "2015-05-01")),
+        ("actionGroups", ("2023-01-01", "2022-06-01")),
+    ),
+    "Microsoft.OperationalInsights": (
+        ("workspaces", ("2023-09-01", "2022-10-01")),
+    ),
+    "Microsoft.AlertsManagement": (
+        ("smartDetectorAlertRules", ("2021-04-01", "2019-06-01")),
+    ),
     "Microsoft.ContainerRegistry": (
         ("registries", ("2025-04-01", "2023-07-01")),
         ("checkNameAvailability", ("2025-04-01",)),

@@ -1,4 +1,5 @@
-"""The app settings that wire the cache into the function (Microsoft.Web/sites/config).
+"""The app settings that wire the cache into the function (Microsoft.Web/sites/config),
+and Application Insights when monitoring is on (`resources.monitoring`).
 
 This step is the only one that waits on the cache: everything else about the
 site is made while the cache is still being created. Which cache kind it reads
@@ -54,7 +55,8 @@ class FunctionSettingsStep(ResourceStep):
         self.keys = keys
         self.address = address
         self.depends_on = (*self.depends_on, *after)
-        self.title = f"cache settings of {spec.function_app.name}"
+        what = "cache and monitoring" if spec.monitoring.enabled else "cache"
+        self.title = f"{what} settings of {spec.function_app.name}"
 
     def resource_name(self) -> str:
         return f"{self.spec.function_app.name} settings"
@@ -115,6 +117,10 @@ class FunctionSettingsStep(ResourceStep):
         model_version = ctx.outputs.get("image", {}).get("model_version")
         if model_version:
             wanted["MODEL_VERSION"] = model_version
+        if ctx.spec.monitoring.enabled and "insights" in ctx.outputs:
+            from app.services.resources.monitoring import insights_settings
+
+            wanted.update(insights_settings(ctx))
         return wanted
 
     def _current(self, ctx: DeployContext) -> dict[str, str]:
@@ -130,7 +136,9 @@ class FunctionSettingsStep(ResourceStep):
         gone = {"REDIS_USERNAME"} if ctx.spec.cache.auth == "access-keys" else {"REDIS_KEY"}
         if ctx.spec.function_app.auth == "managed-identity":
             gone |= set(KEYED_RUNTIME_SETTINGS)
-        return gone
+        from app.services.resources.monitoring import stale_insights_settings
+
+        return gone | stale_insights_settings(ctx.spec)
 
     def find_existing(self, ctx: DeployContext) -> dict[str, str] | None:
         wanted = self.desired(ctx)

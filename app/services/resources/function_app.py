@@ -34,6 +34,9 @@ _RUNTIME_SETTINGS = (
     {"name": "FUNCTIONS_EXTENSION_VERSION", "value": "~4"},
     {"name": "FUNCTIONS_WORKER_RUNTIME", "value": "python"},
 )
+# `az functionapp create` makes an Application Insights component of its own unless
+# told not to; the plan's own component (when monitoring is on) is wired in instead.
+_NO_AUTO_INSIGHTS = "--disable-app-insights true "
 _NO_APP_SERVICE_STORAGE = {"name": "WEBSITES_ENABLE_APP_SERVICE_STORAGE", "value": "false"}
 
 
@@ -204,9 +207,11 @@ class FunctionAppStep(ResourceStep):
             {"name": "WEBSITES_CONTAINER_START_TIME_LIMIT",
              "value": str(start_time_limit(None))},
             *wiring.settings.get("cache", []),
+            *wiring.settings.get("insights", []),
             *wiring.settings.get("app-settings", []),
         ]
-        waits = [wiring.ids[n] for n in ("plan", "storage", "cache", "registry") if n in wiring.ids]
+        waits = [wiring.ids[n] for n in ("plan", "storage", "cache", "registry", "insights")
+                 if n in wiring.ids]
         return [{
             "type": self.arm_type,
             "apiVersion": WEB_API,
@@ -242,7 +247,8 @@ class FunctionAppStep(ResourceStep):
                 "--functions-version 4 --os-type Linux "
                 f"--image {image} "
                 "--registry-username \"$acr_user\" --registry-password \"$acr_password\" "
-                f"--https-only true --assign-identity '[system]' --tags {sh.tags}",
+                f"--https-only true --assign-identity '[system]' {_NO_AUTO_INSIGHTS}"
+                f"--tags {sh.tags}",
                 f"principal_id=$(az functionapp identity show --resource-group {sh.rg} "
                 f"--name {name} --query principalId --output tsv)",
             ])
@@ -251,7 +257,7 @@ class FunctionAppStep(ResourceStep):
             f"az functionapp create --resource-group {sh.rg} --name {name} "
             f"--plan {sh.q(app.plan_name)} --storage-account {sh.q(app.storage_account)} "
             "--functions-version 4 --os-type Linux --runtime python "
-            f"--https-only true --assign-identity '[system]' --tags {sh.tags}",
+            f"--https-only true --assign-identity '[system]' {_NO_AUTO_INSIGHTS}--tags {sh.tags}",
             f"principal_id=$(az functionapp identity show --resource-group {sh.rg} "
             f"--name {name} --query principalId --output tsv)",
         ], read=[

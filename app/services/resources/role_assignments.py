@@ -58,6 +58,12 @@ STORAGE_QUEUE_DATA_CONTRIBUTOR = Role("Storage Queue Data Contributor",
 STORAGE_TABLE_DATA_CONTRIBUTOR = Role("Storage Table Data Contributor",
                                       "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
                                       "the Functions host's diagnostic events")
+# What an identity needs to send telemetry to Application Insights with Entra
+# authentication (Microsoft Learn, "Microsoft Entra authentication for Application
+# Insights": the role's name says metrics, it covers all telemetry).
+MONITORING_METRICS_PUBLISHER = Role("Monitoring Metrics Publisher",
+                                    "3913510d-42f4-4e42-8a64-420c390055eb",
+                                    "send its telemetry to Application Insights")
 # A role granted at a scope includes what these roles grant, so they count as held.
 _COVERS = {
     ACR_PULL.guid: {
@@ -298,3 +304,31 @@ class StorageRolesStep(RoleAssignmentStep):
     def azcli_scope(self, sh: Shell) -> str:
         return (f"$(az storage account show --resource-group {sh.rg} "
                 f"--name {sh.q(self.scope_name)} --query id --output tsv)")
+
+
+class InsightsPublisherStep(RoleAssignmentStep):
+    """Monitoring Metrics Publisher on the component: keyless telemetry ingestion."""
+
+    name = "insights-publisher"
+    scope_step = "insights"
+    roles = (MONITORING_METRICS_PUBLISHER,)
+    id_expr = "resourceId('Microsoft.Insights/components', parameters('insightsName'))"
+    scope_expr = "format('Microsoft.Insights/components/{0}', parameters('insightsName'))"
+
+    def __init__(self, spec: DeploymentSpec) -> None:
+        from app.services.resources.monitoring import insights_name
+
+        super().__init__(spec, insights_name(spec), "Application Insights")
+
+    def probe_scope(self, clients: ClientFactory) -> str | None:
+        from app.services.arm import resource_id
+        from app.services.resources.monitoring import INSIGHTS_API, INSIGHTS_TYPE, get_generic
+
+        rid = resource_id(clients.target.subscription_id, self.spec.resource_group.name,
+                          INSIGHTS_TYPE, self.scope_name)
+        found = get_generic(clients, rid, INSIGHTS_API)
+        return str(found.id) if found is not None else None
+
+    def azcli_scope(self, sh: Shell) -> str:
+        return (f"$(az monitor app-insights component show --resource-group {sh.rg} "
+                f"--app {sh.q(self.scope_name)} --query id --output tsv)")

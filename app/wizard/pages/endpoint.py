@@ -4,6 +4,7 @@ latency and whether Redis answered; repeat and chart the latencies."""
 from __future__ import annotations
 
 import copy
+import html
 import json
 import threading
 from pathlib import Path
@@ -31,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.paths import resources_dir
 from app.spec import DeploymentSpec
-from app.wizard.backend import CallResult, ScoringEndpoint
+from app.wizard.backend import CallResult, InsightsLinks, ScoringEndpoint
 from app.wizard.errors_view import plain
 from app.wizard.latency_summary import summary
 from app.wizard.logpane import LogPane
@@ -79,6 +80,13 @@ class EndpointPage(Page):
         self._log_offset = 0
 
         self.layout_.addWidget(self._endpoint_row())
+        self.insights = QLabel("", self.body)
+        self.insights.setAccessibleName("Application Insights")
+        self.insights.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.insights.setOpenExternalLinks(True)
+        self.insights.setWordWrap(True)
+        self.insights.hide()
+        self.layout_.addWidget(self.insights)
         # Request and response side by side above the function log; the split between
         # them and the log is the user's to move.
         self.splitter = QSplitter(Qt.Orientation.Vertical, self.body)
@@ -253,6 +261,25 @@ class EndpointPage(Page):
             return
         spec = copy.deepcopy(self.session.spec)
         self.session.submit(lambda b: b.endpoint(spec), self._show_endpoint, lambda _e: None)
+        self.session.submit(lambda b: b.insights(spec), self._show_insights, lambda _e: None)
+
+    def _show_insights(self, links: InsightsLinks | None) -> None:
+        """The component's name, with links to its live metrics and recent requests (on
+        the sandbox, which has no portal, its resource id)."""
+        if links is None:
+            self.insights.hide()
+            return
+        if links.live_metrics is None:
+            self.insights.setTextFormat(Qt.TextFormat.PlainText)
+            self.insights.setText(f"Application Insights: {links.name} ({links.resource_id})")
+        else:
+            self.insights.setTextFormat(Qt.TextFormat.RichText)
+            self.insights.setText(
+                f"Application Insights: <b>{html.escape(links.name)}</b> — "
+                f'<a href="{html.escape(links.live_metrics)}">live metrics</a> · '
+                f'<a href="{html.escape(links.recent_requests or "")}">requests of the last '
+                "30 minutes</a>")
+        self.insights.show()
 
     def _show_endpoint(self, endpoint: ScoringEndpoint) -> None:
         self.endpoint = endpoint

@@ -1,11 +1,11 @@
-"""Function app: the app's global name, its Linux App Service plan, and the
-storage account the Functions runtime needs."""
+"""Function app: the app's global name, its Linux App Service plan, the storage
+account the Functions runtime needs, and whether Application Insights watches it."""
 
 from __future__ import annotations
 
 import re
 
-from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QPushButton
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QLabel, QPushButton
 
 from app.rules import PLAN_SKUS
 from app.spec import DeploymentSpec
@@ -82,6 +82,13 @@ class FunctionAppPage(Page):
         self.suggest.setAccessibleName("Suggest plan and storage names")
         self.suggest.clicked.connect(self._on_suggest)
         form.addRow("", self.suggest)
+        self.monitoring = QCheckBox("Monitor with &Application Insights", box)
+        self.monitoring.setToolTip("Application Insights and its Log Analytics workspace, "
+                                   "named after the app: requests, failures, live metrics")
+        self.monitoring.toggled.connect(self._on_edit)
+        self.monitoring_message = self.message_for()
+        form.addRow("", stack(self.monitoring, self.monitoring_message))
+        self.bind("monitoring.enabled", self.monitoring, self.monitoring_message)
         self.layout_.addWidget(box)
         self._manual = False
 
@@ -114,6 +121,7 @@ class FunctionAppPage(Page):
         self.sku.setCurrentIndex(max(index, 0))
         self._manual = bool(app.plan_name or app.storage_account) and \
             (app.plan_name, app.storage_account) != suggest_names(app.name)
+        self.monitoring.setChecked(spec.monitoring.enabled)
 
     def on_shown(self) -> None:
         # The region is chosen on Basics: the prices are the ones of the region shown now.
@@ -134,3 +142,4 @@ class FunctionAppPage(Page):
         app.plan_name = self.plan.text()
         app.plan_sku = str(self.sku.currentData() or "B1")
         app.storage_account = self.storage.text()
+        spec.monitoring.enabled = self.monitoring.isChecked()

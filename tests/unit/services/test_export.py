@@ -6,10 +6,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from app.services.export import arm_template, azcli_script
+from app.services.export import arm_template, azcli_script, bicep_text
 from app.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,18 +26,21 @@ def test_arm_template_for_a_build_has_every_resource_and_tags() -> None:
         "Microsoft.Storage/storageAccounts",
         "Microsoft.Web/serverfarms",
         "Microsoft.ContainerRegistry/registries",
+        "Microsoft.OperationalInsights/workspaces",
+        "Microsoft.Insights/components",
         "Microsoft.Web/sites",
         "Microsoft.Authorization/roleAssignments",  # three data roles on the storage account
         "Microsoft.Authorization/roleAssignments",
         "Microsoft.Authorization/roleAssignments",
         "Microsoft.Authorization/roleAssignments",  # AcrPull on the registry
+        "Microsoft.Authorization/roleAssignments",  # Monitoring Metrics Publisher
     ]
     tags = template["parameters"]["tags"]["defaultValue"]
     assert tags == {"project": "digits", "owner": "data-science", "created-by": "mlcache-deploy"}
     cache = template["resources"][0]["properties"]
     assert cache["sku"] == {"name": "Standard", "family": "C", "capacity": 1}
     assert cache["enableNonSslPort"] is False and cache["minimumTlsVersion"] == "1.2"
-    site = template["resources"][4]
+    site = template["resources"][6]
     assert site["identity"] == {"type": "SystemAssigned"}
     config = site["properties"]["siteConfig"]
     assert config["acrUseManagedIdentityCreds"] is True
@@ -51,8 +55,8 @@ def test_arm_template_for_a_build_has_every_resource_and_tags() -> None:
     fx = config["linuxFxVersion"]
     assert fx == "[format('DOCKER|{0}', parameters('image'))]"
     roles = [r for r in template["resources"] if r["type"].endswith("roleAssignments")]
-    assert roles[-1]["scope"].startswith("[format('Microsoft.ContainerRegistry/registries/")
-    assert roles[-1]["properties"]["roleDefinitionId"].endswith(
+    assert roles[-2]["scope"].startswith("[format('Microsoft.ContainerRegistry/registries/")
+    assert roles[-2]["properties"]["roleDefinitionId"].endswith(
         "'7f951dda-4ed3-4680-a7ca-43fe172d538d')]")
     assert all(".identity.principalId]" in r["properties"]["principalId"] for r in roles)
     # The cache keeps its key where the spec says so (cache.auth, its own choice).
@@ -212,3 +216,51 @@ def test_managed_defaults_are_the_products_own() -> None:
     assert (props["clusteringPolicy"], props["evictionPolicy"]) == (
         "EnterpriseCluster", "VolatileLRU")
     assert "modules" not in props
+
+
+def _site_settings(template: dict[str, Any]) -> dict[str, str]:
+    (site,) = [r for r in template["resources"] if r["type"] == "Microsoft.Web/sites"]
+    return {s["name"]: s["value"] for s in site["properties"]["siteConfig"]["appSettings"]}
+
+
+def test_export_wires_application_insights_keyless_with_the_publisher_role() -> None:
+    spec = load_spec(EXAMPLES / "digits-classic-sandbox.json")
+    template = arm_template(spec)
+    by_type = {r["type"]: r for r in template["resources"]}
+    component = by_type["Microsoft.Insights/components"]
+    assert component["kind"] == "web"
+    assert component["properties"]["IngestionMode"] == "LogAnalytics"
+    assert component["properties"]["WorkspaceResourceId"] == (
+        "[resourceId('Microsoft.OperationalInsights/workspaces', parameters('workspaceName'))]")
+    assert template["parameters"]["workspaceName"]["defaultValue"] == \
+        f"{spec.function_app.name}-logs"
+    settings = _site_settings(template)
+    assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == (
+        "[reference(resourceId('Microsoft.Insights/components', parameters('insightsName')), "
+        "'2020-02-02').ConnectionString]")
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD"
+    publisher = [r for r in template["resources"]
+                 if r["type"] == "Microsoft.Authorization/roleAssignments"
+                 and "3913510d-42f4-4e42-8a64-420c390055eb" in r["properties"]["roleDefinitionId"]]
+    assert [r["scope"] for r in publisher] == [
+        "[format('Microsoft.Insights/components/{0}', parameters('insightsName'))]"]
+    bicep = bicep_text(spec)
+    assert "resource component 'Microsoft.Insights/components@2020-02-02'" in bicep
+    assert "value: component.properties.ConnectionString" in bicep
+    assert "scope: component" in bicep
+
+
+def test_export_with_keys_has_the_connection_string_only_and_no_monitoring_nothing() -> None:
+    spec = load_spec(EXAMPLES / "digits-classic-sandbox.json")
+    spec.function_app.auth = "keys"
+    settings = _site_settings(arm_template(spec))
+    assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in settings
+    assert "APPLICATIONINSIGHTS_AUTHENTICATION_STRING" not in settings
+    spec.monitoring.enabled = False
+    template = arm_template(spec)
+    types = {r["type"] for r in template["resources"]}
+    assert not types & {"Microsoft.Insights/components", "Microsoft.OperationalInsights/workspaces"}
+    assert not any(k.startswith("APPLICATIONINSIGHTS") for k in _site_settings(template))
+    script = azcli_script(spec)
+    assert "az monitor app-insights" not in script and "log-analytics" not in script
+    assert "--disable-app-insights true" in script

@@ -36,7 +36,12 @@ def test_build_plan_with_a_model_folder(sandbox_spec: DeploymentSpec) -> None:
         # The identity's rights, each a step, before the settings that restart the site.
         "registry-pull": ("function-app", "registry", "storage-roles"),
         "storage-roles": ("function-app", "storage"),
-        "app-settings": ("cache", "function-app", "registry-pull", "storage-roles"),
+        # Application Insights (on by default) and, keyless, its publisher role.
+        "workspace": ("resource-group",),
+        "insights": ("resource-group", "workspace"),
+        "insights-publisher": ("function-app", "insights"),
+        "app-settings": ("cache", "function-app", "insights", "insights-publisher",
+                         "registry-pull", "storage-roles"),
         "endpoint": ("app-settings",),
     }
 
@@ -45,7 +50,16 @@ def test_a_plan_that_keeps_keys_grants_no_roles(sandbox_spec: DeploymentSpec) ->
     sandbox_spec.function_app.auth = "keys"
     plan = deps(sandbox_spec)
     assert "registry-pull" not in plan and "storage-roles" not in plan
-    assert plan["app-settings"] == ("cache", "function-app")
+    # With keys the function sends telemetry with the connection string alone: no role.
+    assert "insights-publisher" not in plan
+    assert plan["app-settings"] == ("cache", "function-app", "insights")
+
+
+def test_no_monitoring_leaves_application_insights_out(sandbox_spec: DeploymentSpec) -> None:
+    sandbox_spec.monitoring.enabled = False
+    plan = deps(sandbox_spec)
+    assert not {"workspace", "insights", "insights-publisher"} & set(plan)
+    assert plan["app-settings"] == ("cache", "function-app", "registry-pull", "storage-roles")
 
 
 def test_build_plan_with_an_existing_image() -> None:

@@ -64,6 +64,7 @@ def test_sandbox_example_prices_cache_storage_plan_and_the_registry_it_builds() 
         ("General Block Blob v2", "Hot LRS", "Hot LRS Data Stored"),
         ("Azure App Service Basic Plan - Linux", "B1", None),
         ("Container Registry", "Basic", "Basic Registry Unit"),
+        ("Log Analytics", "Pay-as-you-go", "Pay-as-you-go Data Ingestion"),
     ]
     assert queries[0].units == 730
     assert queries[3].unit_of_measure == "1/Day"
@@ -77,7 +78,7 @@ def test_premium_shards_multiply_the_cache_and_an_existing_image_has_no_registry
         "Azure Redis Cache Premium", "P1 Cache", 2 * 730)
     assert "2 shards" in cache.note and "persistence" in cache.note
     assert not any(q.service_name == "Container Registry" for q in queries)
-    plan = queries[-1]
+    (plan,) = queries_of(azure_spec(), "plan")
     assert plan.product_name == "Azure App Service Premium v3 Plan - Linux"
     assert plan.sku_name == "P1v3" and not plan.filter_sku
 
@@ -239,6 +240,7 @@ def fake_fetch(pages: Mapping[str, list[dict[str, Any]]], calls: list[str]) -> p
 def test_estimate_follows_next_page_links_and_totals_what_was_found() -> None:
     spec = sandbox_spec()
     spec.image.build_from = None  # cache, storage, plan
+    spec.monitoring.enabled = False
     calls: list[str] = []
     pages = {"first": [item(meterName="C1 Cache Instance", retailPrice=0.0695)],
              "page2": [item()]}
@@ -327,3 +329,22 @@ def test_choice_prices_price_every_size_from_one_product_list() -> None:
     # A size the list does not price is unknown, not guessed.
     assert prices["C6"] is None and set(prices) == {f"C{i}" for i in range(7)}
     assert len(calls) == 1 and "skuName" not in calls[0]
+
+
+def test_application_insights_is_priced_on_its_workspace_inside_the_free_allowance() -> None:
+    """The sandbox's table lists ingestion as Azure lists a free allowance: a 0.0 row at
+    tier 0 and the paid row from 5 GB; 1 GB a month is inside the free part."""
+    from app.sandbox.prices_table import ITEMS
+
+    (query,) = queries_of(sandbox_spec(), "workspace")
+    rows = [i for i in ITEMS if i["serviceName"] == query.service_name]
+    chosen = select_item(rows, query, "westeurope", "USD")
+    assert chosen is not None and chosen["retailPrice"] == 0.0
+    line = pricing.line_item(query, chosen, "USD")
+    assert line.found and line.monthly == 0.0
+    assert "first 5 GB a month are free" in line.note
+    notes = pricing.estimate_notes(sandbox_spec())
+    assert any("Application Insights" in note for note in notes)
+    off = sandbox_spec()
+    off.monitoring.enabled = False
+    assert not queries_of(off, "workspace")

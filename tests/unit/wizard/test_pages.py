@@ -103,6 +103,16 @@ def test_function_app_names_and_suggestions(qtbot, window) -> None:  # type: ign
     assert window.session.spec.function_app.storage_account == "Has_Upper"
 
 
+def test_monitoring_is_on_by_default_and_a_click_turns_it_off(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    window.go("function_app")
+    page = window.pages["function_app"]
+    assert page.monitoring.isChecked() and window.session.spec.monitoring.enabled
+    click(qtbot, page.monitoring)
+    assert window.session.spec.monitoring.enabled is False
+    click(qtbot, page.monitoring)
+    assert window.session.spec.monitoring.enabled is True
+
+
 def test_advanced_sign_in_choices_and_managed_restrictions(qtbot, window) -> None:  # type: ignore[no-untyped-def]
     window.go("advanced")
     page = window.pages["advanced"]

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QScrollArea, QSplitter
 
 from app.services.logstream import line_level, split_line
-from app.wizard.backend import CallResult, ScoringEndpoint
+from app.wizard.backend import CallResult, InsightsLinks, ScoringEndpoint
 from app.wizard.latency_summary import median_ms
 from app.wizard.mainwindow import MainWindow
 from app.wizard.widgets import visible_lines
@@ -155,3 +155,21 @@ def test_the_log_pane_shows_the_function_s_own_time(qtbot, window: MainWindow) -
     assert shown.startswith(datetime(2026, 12, 2, 9, 0, 7).strftime("%H:%M:%S"))
     assert "WARNING" in shown and shown.count("2026-12-02") == 0
     assert shown.endswith("function: worker: slow model")
+
+
+def test_application_insights_line_links_on_azure_and_names_the_id_on_the_sandbox(
+        qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.go("test")
+    page = window.test_page
+    rid = ("/subscriptions/s/resourceGroups/rg/providers/microsoft.insights/components/app")
+    page._show_insights(InsightsLinks("app", rid))
+    assert page.insights.isVisible()
+    assert page.insights.text() == f"Application Insights: app ({rid})"
+    page._show_insights(InsightsLinks("app", rid, "https://portal.example/live",
+                                      "https://portal.example/requests?a=1&b=2"))
+    text = page.insights.text()
+    assert '<a href="https://portal.example/live">live metrics</a>' in text
+    assert 'href="https://portal.example/requests?a=1&amp;b=2"' in text
+    assert page.insights.openExternalLinks()
+    page._show_insights(None)  # monitoring off, or nothing deployed yet
+    assert not page.insights.isVisible()
