@@ -19,7 +19,32 @@ This package never imports app.services or app.wizard.
 
 from __future__ import annotations
 
-from app.sandbox.api import (
+import importlib.util
+
+from app.errors import BadInput
+
+# What the `sandbox` extra installs, by the module each is imported as.
+EXTRA_MODULES = ("starlette", "uvicorn", "cryptography", "azure.functions")
+INSTALL_HINT = "pip install 'mlcache-deploy[sandbox]'"
+
+
+def check_extra() -> None:
+    """Raise the one-line BadInput naming the install when the `sandbox` extra is
+    missing, before any part of the sandbox needs it (its modules import the web
+    stack lazily, so a plain ImportError would surface mid-start as a traceback)."""
+    for module in EXTRA_MODULES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise BadInput(f"the local sandbox needs its extra packages ({module} is not "
+                           f"installed): {INSTALL_HINT}")
+
+
+check_extra()
+
+from app.sandbox.api import (  # noqa: E402 (after the check, which names the missing install)
     Sandbox,
     SandboxConnection,
     SandboxCredential,
@@ -30,11 +55,14 @@ from app.sandbox.api import (
 )
 
 __all__ = [
+    "EXTRA_MODULES",
+    "INSTALL_HINT",
     "Sandbox",
     "SandboxConnection",
     "SandboxCredential",
     "SandboxProcess",
     "SandboxTenant",
+    "check_extra",
     "connect",
     "stop_serving",
 ]
