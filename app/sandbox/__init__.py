@@ -20,11 +20,12 @@ This package never imports app.services or app.wizard.
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING, Any
 
 from app.errors import BadInput
 
 # What the `sandbox` extra installs, by the module each is imported as.
-EXTRA_MODULES = ("starlette", "uvicorn", "cryptography", "azure.functions")
+EXTRA_MODULES = ("starlette", "uvicorn", "cryptography", "azure.functions", "anyio")
 INSTALL_HINT = "pip install 'mlcache-deploy[sandbox]'"
 
 
@@ -44,15 +45,30 @@ def check_extra() -> None:
 
 check_extra()
 
-from app.sandbox.api import (  # noqa: E402 (after the check, which names the missing install)
-    Sandbox,
-    SandboxConnection,
-    SandboxCredential,
-    SandboxProcess,
-    SandboxTenant,
-    connect,
-    stop_serving,
-)
+if TYPE_CHECKING:
+    from app.sandbox.api import (
+        Sandbox,
+        SandboxConnection,
+        SandboxCredential,
+        SandboxProcess,
+        SandboxTenant,
+        connect,
+        stop_serving,
+    )
+
+_API = ("Sandbox", "SandboxConnection", "SandboxCredential", "SandboxProcess", "SandboxTenant",
+        "connect", "stop_serving")
+
+
+def __getattr__(name: str) -> Any:
+    """The public API, imported on first use: a function host process runs
+    `app.sandbox.functionhost` and must not load the sandbox's servers and SDKs,
+    which its app would then share instead of its own packages."""
+    if name in _API:
+        from app.sandbox import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "EXTRA_MODULES",
