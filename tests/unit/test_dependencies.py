@@ -100,31 +100,29 @@ def _distributions_imported(part: str) -> dict[str, str]:
     return found
 
 
+def _check_part(part: str, wanted: dict[str, Requirement], own: dict[str, Requirement],
+                where: str) -> None:
+    """Every distribution `part` imports is in `wanted`, and each of `own` is imported."""
+    imported = _distributions_imported(part)
+    missing = [f"{d} (imported by {m})" for d, m in sorted(imported.items()) if d not in wanted]
+    assert not missing, f"imported by {part}, not in {where}: {missing}"
+    unused = sorted(set(own) - set(imported))
+    assert not unused, f"{where} holds what {part} never imports: {unused}"
+
+
 def test_the_tools_runtime_dependencies_are_what_it_imports() -> None:
     """app/ outside the sandbox imports exactly the runtime dependencies: nothing
     undeclared, and nothing declared that only the sandbox or the sample needs."""
-    imported = _distributions_imported("tool")
-    wanted = runtime()
-    missing = [f"{d} (imported by {m})" for d, m in sorted(imported.items()) if d not in wanted]
-    assert not missing, f"imported by the tool but not a runtime dependency: {missing}"
-    unused = sorted(set(wanted) - set(imported))
-    assert not unused, f"runtime dependencies the tool never imports: {unused}"
+    _check_part("tool", runtime(), runtime(), "the runtime dependencies")
 
 
 def test_the_sandbox_extra_covers_what_the_sandbox_imports() -> None:
-    imported = _distributions_imported("sandbox")
-    wanted = {**runtime(), **extra("sandbox")}
-    missing = [f"{d} (imported by {m})" for d, m in sorted(imported.items()) if d not in wanted]
-    assert not missing, f"imported by app/sandbox, in neither the runtime nor [sandbox]: {missing}"
-    unused = sorted(set(extra("sandbox")) - set(imported))
-    assert not unused, f"[sandbox] holds what app/sandbox never imports: {unused}"
+    _check_part("sandbox", {**runtime(), **extra("sandbox")}, extra("sandbox"),
+                "the runtime or [sandbox]")
 
 
 def test_the_sample_extra_covers_the_sample_model_script() -> None:
-    imported = _distributions_imported("sample")
-    wanted = {**runtime(), **extra("sample")}
-    missing = [f"{d} (imported by {m})" for d, m in sorted(imported.items()) if d not in wanted]
-    assert not missing, f"make_sample_model.py imports, not in [sample]: {missing}"
+    _check_part("sample", {**runtime(), **extra("sample")}, {}, "the runtime or [sample]")
 
 
 def _installed_closure(requirements: dict[str, Requirement]) -> set[str]:
