@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo "[2/3] Upgrading pip…"
 	@$(PIP) install $(PIP_FLAGS) --upgrade pip
 	@echo "[3/3] Installing mlcache-deploy and its dependencies (first time: a few minutes)…"
-	@$(PIP) install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	@$(PIP) install $(PIP_FLAGS) -c constraints.txt -e '.[dev,sandbox,sample]'
 	@touch $(STAMP)
 	@echo "Installed. (Later runs skip these steps until pyproject.toml changes.)"
 
@@ -52,7 +52,7 @@ lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
-	PYTHONWARNINGS="ignore:Editable installation" .venv-lock/bin/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" .venv-lock/bin/python -m pip install $(PIP_FLAGS) -e '.[dev,sandbox,sample]'
 	{ sed -n '1,2p' constraints.txt; .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^#'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 	rm -rf .venv-lock

@@ -39,8 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from app.sandbox.certs import uvicorn_tls
+from app.sandbox.functionhost_path import app_sys_path, preload_host
 from app.sandbox.ports import free_port
+from app.sandbox.tls import uvicorn_tls
 
 log = logging.getLogger("mlcache.functionhost")
 
@@ -84,8 +85,8 @@ class FunctionHost:
         python_path: Sequence[Path] = (),
     ) -> None:
         self.package_dir = Path(package_dir)
-        # Folders put first on the app's sys.path (an image's PYTHONPATH), after the
-        # host's own modules are imported, so those still come from the sandbox's venv.
+        # Where the app's packages are (an image's PYTHONPATH, or the environment made
+        # for a package that carries none): its sys.path holds these, not the sandbox's.
         self.python_path = tuple(Path(p) for p in python_path)
         self.app_settings = dict(app_settings)
         self.function_keys = dict(function_keys)
@@ -263,8 +264,9 @@ def _enum_value(value: Any) -> str:
 def load_function_app(package_dir: Path, python_path: Sequence[Path] = ()) -> LoadedApp:
     """Import function_app.py and index its HTTP functions; never raises.
 
-    `python_path` goes first on sys.path, so an image's own packages win over the
-    sandbox's for the app (modules the host already imported stay the host's)."""
+    sys.path becomes the app's (`app_sys_path`): its packages are the image's own
+    (`python_path`), as in a container; only the host's serving stack, imported
+    before, stays the host's (`azure.functions` among it, as the worker's is)."""
     prefix = _route_prefix(package_dir)
     script = package_dir / "function_app.py"
     if not script.is_file():
@@ -274,9 +276,7 @@ def load_function_app(package_dir: Path, python_path: Sequence[Path] = ()) -> Lo
 
         import azure.functions as func
 
-        if str(package_dir) not in sys.path:
-            sys.path.insert(0, str(package_dir))
-        sys.path[:0] = [str(p) for p in python_path if str(p) not in sys.path]
+        sys.path[:] = app_sys_path(package_dir, python_path, sys.path)
         spec = importlib.util.spec_from_file_location("function_app", script)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
@@ -526,8 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("Starting function host for %s (pid %d)", package_dir, os.getpid())
     with contextlib.suppress(OSError):
         os.chdir(package_dir)
-    # The host's own web stack is imported before the app's paths go first.
-    import starlette.applications  # noqa: F401
+    # The host's own web stack is imported before sys.path becomes the app's.
+    preload_host()
     import uvicorn
 
     loaded = load_function_app(package_dir, args.python_path)
@@ -560,6 +560,11 @@ def main(argv: list[str] | None = None) -> int:
         **uvicorn_tls(args.cert_file, args.key_file),
         log_config=None,
         access_log=False,
+        # Named, not "auto": the choice is imported while serving, from the host's
+        # stack preloaded above, never probed on the app's sys.path.
+        http="h11",
+        ws="none",
+        loop="asyncio",
         lifespan="off",
         timeout_graceful_shutdown=1,
     )

@@ -42,7 +42,7 @@ from app.sandbox.arm import (
     json_response,
 )
 from app.sandbox.arm_auth import authenticate, check_subscription
-from app.sandbox.certs import CertificateAuthority, uvicorn_tls
+from app.sandbox.certs import CertificateAuthority
 from app.sandbox.directory import Directory
 from app.sandbox.entra import AUTHORITY_PATH, EntraAuthority
 from app.sandbox.entra_tokens import TokenIssuer
@@ -53,6 +53,7 @@ from app.sandbox.offers import read_offer, write_offer
 from app.sandbox.processes import ProcessSupervisor
 from app.sandbox.providers import DATA_PLANE_ROOT, SandboxContext, load_providers
 from app.sandbox.store import Store
+from app.sandbox.tls import uvicorn_tls
 
 log = logging.getLogger("mlcache.sandbox")
 http_log = logging.getLogger("mlcache.sandbox.http")

@@ -17,7 +17,7 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
-from app.sandbox.certs import uvicorn_tls
+from app.sandbox.tls import uvicorn_tls
 
 
 class TlsListener:

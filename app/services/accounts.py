@@ -72,8 +72,23 @@ def list_subscriptions(credential: Any, cloud: CloudTarget | None = None) -> lis
     return sorted(subs, key=lambda s: (s.state != "Enabled", s.name.lower()))
 
 
-def signed_in_as(target: CloudTarget) -> str:
-    """Who the target's credential is and which tenant its tokens are for, in words.
+@dataclass(frozen=True)
+class IdentityInUse:
+    """Who a target acts as, by name (never a token or a secret); `who` is empty when
+    the token names no one (not a JWT)."""
+
+    who: str
+    tenant_id: str
+    subscription_id: str
+
+    def describe(self) -> str:
+        if not self.who:
+            return f"subscription {self.subscription_id}"
+        return f"{self.who} (tenant {self.tenant_id}), subscription {self.subscription_id}"
+
+
+def identity_in_use(target: CloudTarget) -> IdentityInUse:
+    """Who the target's credential is and which tenant its tokens are for.
 
     Read from the claims of an ARM token the credential issues (not verified here:
     ARM verifies it; this only names it). Raises what the credential raises when
@@ -87,7 +102,12 @@ def signed_in_as(target: CloudTarget) -> str:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
-        return f"subscription {target.subscription_id}"
+        return IdentityInUse("", target.tenant_id or "", target.subscription_id)
     who = (claims.get("upn") or claims.get("preferred_username") or claims.get("unique_name")
            or claims.get("appid") or claims.get("oid") or "an identity")
-    return f"{who} (tenant {claims.get('tid', '?')}), subscription {target.subscription_id}"
+    return IdentityInUse(str(who), str(claims.get("tid", "?")), target.subscription_id)
+
+
+def signed_in_as(target: CloudTarget) -> str:
+    """`identity_in_use` in words, as the CLI prints it before it acts."""
+    return identity_in_use(target).describe()

@@ -196,11 +196,14 @@ def _requirement_lines(requirements: Iterable[str]) -> list[str]:
     return [line for line in requirements if line.strip()]
 
 
-def packages_key(requirements: Iterable[str], platform: Platform) -> str:
-    """What a packages layer is cached under: its format, platform and requirements."""
+def packages_key(requirements: Iterable[str], platform: Platform,
+                 constraints: Iterable[str] = ()) -> str:
+    """What a packages layer is cached under: its format, platform, requirements and
+    the pins they are resolved under."""
     text = json.dumps({"format": LAYER_FORMAT, "platform": platform.describe(),
                        "wheel_platforms": platform.wheel_platforms(),
-                       "requirements": _requirement_lines(requirements)}, sort_keys=True)
+                       "requirements": _requirement_lines(requirements),
+                       "constraints": _requirement_lines(constraints)}, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
@@ -222,9 +225,11 @@ def _no_wheel(output: list[str], platform: Platform) -> BadInput | None:
 
 def resolve_packages(requirements: list[str], platform: Platform, target: Path,
                      pip_cache: Path, log_line: LogLine,
-                     check_cancelled: Callable[[], None]) -> None:
+                     check_cancelled: Callable[[], None],
+                     constraints: Iterable[str] = ()) -> None:
     """`pip install --target` for the site's platform, with pip's own configuration
-    (index, proxy, certificates) and wheels cached under `pip_cache`."""
+    (index, proxy, certificates) and wheels cached under `pip_cache`; `constraints`
+    (the template's pins) go to pip as `-c`, so a rebuild resolves the same versions."""
     target.mkdir(parents=True, exist_ok=True)
     lines = _requirement_lines(requirements)
     if not any(not line.startswith("-") for line in lines):
@@ -232,10 +237,13 @@ def resolve_packages(requirements: list[str], platform: Platform, target: Path,
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False,
                                      encoding="utf-8") as listing:
         listing.write("\n".join(lines) + "\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False,
+                                     encoding="utf-8") as pins:
+        pins.write("".join(line + "\n" for line in _requirement_lines(constraints)))
     command = [sys.executable, "-m", "pip", "install", "--target", str(target),
                *platform.pip_arguments(), "--no-compile", "--disable-pip-version-check",
                "--no-input", "--progress-bar", "off", "--no-warn-script-location",
-               "--cache-dir", str(pip_cache), "-r", listing.name]
+               "--cache-dir", str(pip_cache), "-r", listing.name, "-c", pins.name]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     output: list[str] = []
     try:
@@ -244,6 +252,7 @@ def resolve_packages(requirements: list[str], platform: Platform, target: Path,
                                    env=env)
     except OSError as exc:
         os.unlink(listing.name)
+        os.unlink(pins.name)
         raise ServiceFailure(f"cannot run pip: {exc.strerror}") from None
     try:
         assert process.stdout is not None
@@ -261,6 +270,7 @@ def resolve_packages(requirements: list[str], platform: Platform, target: Path,
         raise
     finally:
         os.unlink(listing.name)
+        os.unlink(pins.name)
     if code != 0:
         problem = _no_wheel(output, platform)
         if problem is not None:
@@ -271,10 +281,12 @@ def resolve_packages(requirements: list[str], platform: Platform, target: Path,
 
 
 def packages_layer(requirements: list[str], platform: Platform, cache_root: Path,
-                   log_line: LogLine, check_cancelled: Callable[[], None]) -> tuple[Layer, bool]:
-    """The packages layer for these requirements and platform, and whether it came from
-    the cache. Made in a scratch folder and moved into the cache whole."""
-    key = packages_key(requirements, platform)
+                   log_line: LogLine, check_cancelled: Callable[[], None],
+                   constraints: Iterable[str] = ()) -> tuple[Layer, bool]:
+    """The packages layer for these requirements (resolved under `constraints`) and
+    platform, and whether it came from the cache. Made in a scratch folder and moved
+    into the cache whole."""
+    key = packages_key(requirements, platform, constraints)
     layers = cache_root / "layers"
     path, meta = layers / f"packages-{key}.tar.gz", layers / f"packages-{key}.json"
     try:
@@ -289,7 +301,7 @@ def packages_layer(requirements: list[str], platform: Platform, cache_root: Path
     try:
         site = scratch / "site-packages"
         resolve_packages(requirements, platform, site, cache_root / "pip", log_line,
-                         check_cancelled)
+                         check_cancelled, constraints)
         # Console scripts carry this machine's interpreter path; the site has its own.
         shutil.rmtree(site / "bin", ignore_errors=True)
         entries = [(f"{PACKAGES_ROOT}/{relative}", file) for relative, file in folder_files(site)]

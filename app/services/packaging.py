@@ -42,6 +42,7 @@ MODEL_SUBDIR = "model"
 DEFAULT_ENTRY_SCRIPT = "score.py"
 SAMPLE_REQUEST_NAME = "sample-request.json"
 REQUIREMENTS_NAME = "requirements.txt"
+CONSTRAINTS_NAME = "constraints.txt"
 
 # Never copied from a model folder into a package.
 # Files of a model folder that are not model files.
@@ -60,8 +61,8 @@ FROM {BASE_IMAGE}
 ENV AzureWebJobsScriptRoot=/home/site/wwwroot \\
     AzureFunctionsJobHost__Logging__Console__IsEnabled=true
 
-COPY requirements.txt /
-RUN pip install --no-cache-dir -r /requirements.txt
+COPY requirements.txt constraints.txt /
+RUN pip install --no-cache-dir -r /requirements.txt -c /constraints.txt
 
 COPY . /home/site/wwwroot
 """
@@ -97,12 +98,15 @@ class PackageInfo:
     requirements: tuple[str, ...]
     has_sample_request: bool
     base_image: str = BASE_IMAGE
+    # The template's pins (constraints.txt) less the packages the model names.
+    constraints: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["out_dir"] = str(self.out_dir)
         data["model_files"] = list(self.model_files)
         data["requirements"] = list(self.requirements)
+        data["constraints"] = list(self.constraints)
         return data
 
 
@@ -222,6 +226,16 @@ def _requirement_name(line: str) -> str | None:
         return None
     # PEP 503 normalisation, so `Scikit_Learn` and `scikit-learn` are one package.
     return re.sub(r"[-_.]+", "-", match.group(1)).lower()
+
+
+def template_constraints(model: Iterable[str]) -> list[str]:
+    """The template's pinned versions (its constraints.txt), less any package the
+    model's requirements name: the model's own choice wins there, as in
+    `merge_requirements`, rather than making pip refuse the pair."""
+    lines = parse_requirements(
+        (template_dir() / CONSTRAINTS_NAME).read_text(encoding="utf-8"), "template constraints")
+    named = {_requirement_name(line) for line in model} - {None}
+    return [line for line in lines if _requirement_name(line) not in named]
 
 
 def merge_requirements(template: Iterable[str], model: Iterable[str]) -> list[str]:
@@ -379,7 +393,7 @@ def build_package(model_dir: Path, out_dir: Path) -> PackageInfo:
     staging.chmod(0o755)  # mkdtemp makes it private; a package is ordinary content
     try:
         for item in sorted(template.iterdir()):
-            if item.name in SKIPPED_DIRS or item.name == REQUIREMENTS_NAME:
+            if item.name in SKIPPED_DIRS or item.name in (REQUIREMENTS_NAME, CONSTRAINTS_NAME):
                 continue
             if item.is_file():
                 shutil.copy2(item, staging / item.name)
@@ -390,6 +404,13 @@ def build_package(model_dir: Path, out_dir: Path) -> PackageInfo:
             "# Merged by mlcache-deploy: the scoring wrapper's needs, then the model's.\n"
             + "\n".join(requirements)
             + "\n",
+            encoding="utf-8",
+        )
+        constraints = template_constraints(folder.requirements)
+        (staging / CONSTRAINTS_NAME).write_text(
+            "# The scoring wrapper's packages pinned by mlcache-deploy (pip -c), so a rebuilt\n"
+            "# image gets the same ones; those the model names are the model's to choose.\n"
+            + "".join(line + "\n" for line in constraints),
             encoding="utf-8",
         )
         if folder.has_sample_request:
@@ -403,6 +424,7 @@ def build_package(model_dir: Path, out_dir: Path) -> PackageInfo:
             model_files=folder.model_files,
             requirements=tuple(requirements),
             has_sample_request=folder.has_sample_request,
+            constraints=tuple(constraints),
         )
         manifest = {"format": PACKAGE_FORMAT, **info.as_dict()}
         del manifest["out_dir"]

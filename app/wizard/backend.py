@@ -122,6 +122,9 @@ class Backend(Protocol):
     is_azure: bool
     # True when a person signed in (Azure, or a user at the sandbox's authority).
     signed_in: bool
+    # Who acts, in which tenant and subscription, as the CLI prints it ("" when the
+    # sandbox acts with its own token): names only, never a token.
+    identity: str
     spec_dir: Path | None
 
     def subscription(self) -> Subscription: ...

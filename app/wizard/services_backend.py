@@ -50,6 +50,7 @@ class ServicesBackend:
         self.label = label
         self.is_azure = target.kind == "azure"
         self.signed_in = target.signed_in
+        self.identity = ""
         self.spec_dir: Path | None = None
         self._subscription_name = subscription_name
         self._scoring: dict[tuple[str, str], ScoringClient] = {}
@@ -77,8 +78,12 @@ class ServicesBackend:
         import mid-deploy holds the interpreter lock the UI thread needs."""
         import gc
 
+        from app.services.accounts import identity_in_use
         from app.services.deploy import preload
 
+        if self.signed_in:
+            # The toolbar names who acts; the token is read here, in the worker.
+            self.identity = identity_in_use(self.target).describe()
         preload(self.clients)
         gc.collect()
         gc.freeze()

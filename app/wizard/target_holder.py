@@ -168,7 +168,12 @@ class TargetHolder(QObject):
             text = "Target: not connected"
         else:
             text = f"Target: {self.session.target_label}"
+        # A person's sign-in: who, in which tenant and subscription (the CLI's words).
+        identity = backend.identity if backend is not None and backend.signed_in else ""
+        if identity:
+            text += f" — {identity}"
         self.label.setText(text + "   ")
+        self.label.setToolTip(f"Signed in as {identity}" if identity else "")
         # Offered on Azure, and to try again when the sandbox could not start.
         signed_in = backend is not None and backend.signed_in
         self.sandbox_action.setVisible(signed_in or (backend is None and not self.session.starting

@@ -96,7 +96,12 @@ def warm_packages_layer() -> None:
     from app.paths import resources_dir, user_cache_dir
     from app.sandbox.base_images import oci_architecture
     from app.services.image_layers import Platform, packages_layer
-    from app.services.packaging import merge_requirements, parse_requirements, template_dir
+    from app.services.packaging import (
+        merge_requirements,
+        parse_requirements,
+        template_constraints,
+        template_dir,
+    )
 
     template = parse_requirements((template_dir() / "requirements.txt").read_text("utf-8"))
     model = parse_requirements(
@@ -105,4 +110,4 @@ def warm_packages_layer() -> None:
     site = Platform("linux", oci_architecture(),
                     f"{sys.version_info.major}.{sys.version_info.minor}")
     packages_layer(merge_requirements(template, model), site, user_cache_dir(),
-                   lambda _line: None, lambda: None)
+                   lambda _line: None, lambda: None, template_constraints(model))

@@ -82,6 +82,14 @@ def test_device_code_sign_in_picks_the_guest_tenant_and_deploys_there(  # type: 
                     and window.session.backend.signed_in, timeout=30_000)
     backend = window.session.backend
     assert "Sandbox partner subscription" in window.target.label.text()
+    # The toolbar names who acts, where: the identity from the token the sign-in got,
+    # the guest tenant and its subscription, as the CLI prints them; never a secret.
+    label = window.target.label.text().strip()
+    assert label == (f"Target: Local sandbox \u2014 Sandbox partner subscription \u2014 "
+                     f"{sandbox.username} (tenant {guest.tenant_id}), "
+                     f"subscription {guest.subscriptions[0]}"), label
+    assert sandbox.password not in label and sandbox.token not in label
+    assert window.target.label.toolTip().startswith(f"Signed in as {sandbox.username}")
     assert backend.subscription().id == guest.subscriptions[0]
     assert not backend.is_azure
     assert window.target.sandbox_action.isVisible()

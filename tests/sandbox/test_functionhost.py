@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
 import pytest
 
 from app.paths import resources_dir
@@ -22,6 +23,7 @@ from app.sandbox.certs import CertificateAuthority
 from app.sandbox.functionhost import FunctionHost, starlette_path
 from app.sandbox.ports import free_port
 from app.sandbox.processes import ProcessSupervisor
+from app.sandbox.providers.package_env import package_environment
 from app.sandbox.redishost import start_keyed_redis
 from app.services.packaging import build_package
 
@@ -31,6 +33,8 @@ FUNCTION_KEY = "fk-test-0123456789"
 MASTER_KEY = "mk-test-9876543210"
 REDIS_PASSWORD = "redis-key-abcdef"
 SAMPLE = resources_dir() / "sample-model"
+# Where the sandbox keeps the packages of packages that carry none (shared with it).
+ENV_CACHE = Path(platformdirs.user_cache_dir("mlcache-deploy")) / "sandbox-envs"
 
 
 def _pid_gone(pid: int) -> bool:
@@ -53,7 +57,9 @@ class Env:
     key_file: Path
 
     def host(self, package_dir: Path, settings: dict[str, str], name: str) -> FunctionHost:
+        """A host on the package's own packages, as the runtime starts a pushed one."""
         return FunctionHost(
+            python_path=(package_environment(package_dir, ENV_CACHE, lambda _line: None),),
             package_dir=package_dir,
             app_settings=settings,
             function_keys={"default": FUNCTION_KEY},
@@ -422,3 +428,59 @@ def test_entry_script_can_ask_for_parsed_input(env: Env, tmp_path: Path) -> None
         assert (status, json.loads(body)) == (200, {"type": "dict"})
     finally:
         host.stop()
+
+
+ISOLATION_APP = """\
+import importlib.util
+import json
+import sys
+
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.route(route="where")
+def where(req: func.HttpRequest) -> func.HttpResponse:
+    import sklearn
+
+    return func.HttpResponse(json.dumps({
+        "sys_path": sys.path,
+        "sklearn": sklearn.__file__,
+        "redis": importlib.util.find_spec("redis").origin,
+        "azure_identity": importlib.util.find_spec("azure.identity").origin,
+        "rich": importlib.util.find_spec("rich") is not None,
+        "platformdirs": importlib.util.find_spec("platformdirs") is not None,
+    }))
+"""
+
+
+def test_a_package_runs_on_its_own_environment_never_the_sandboxs(
+    env: Env, tmp_path: Path
+) -> None:
+    """The packages the app imports come from the environment made for its
+    requirements; the sandbox's site-packages (with rich and platformdirs, which the
+    package never asked for) are not on its sys.path."""
+    import site
+
+    package = build_package(SAMPLE, tmp_path / "isolated").out_dir
+    (package / "function_app.py").write_text(ISOLATION_APP)
+    environment = package_environment(package, ENV_CACHE, lambda _line: None)
+    host = env.host(package, {}, "isolated")
+    host.start()
+    try:
+        conn = env.connection(host)
+        status, _, body = call(conn, "GET", "/api/where")
+        conn.close()
+        assert status == 200, host.log_file.read_text()
+        got = json.loads(body)
+    finally:
+        host.stop()
+    for module in ("sklearn", "redis", "azure_identity"):
+        assert Path(got[module]).is_relative_to(environment), (module, got[module])
+    assert got["rich"] is False and got["platformdirs"] is False
+    ours = [*site.getsitepackages(), str(Path(__file__).resolve().parents[2])]
+    assert not [entry for entry in got["sys_path"] if entry in ours]
+    assert got["sys_path"][:2] == [str(package.resolve()), str(environment)]
+    # The same requirements: the same environment, made once.
+    assert package_environment(package, ENV_CACHE, lambda _line: None) == environment

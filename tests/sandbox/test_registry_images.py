@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import platform
+import site as python_site
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -310,8 +311,10 @@ def layer_of(files: dict[str, bytes]) -> bytes:
 
 
 APP = b'''\
+import importlib.util
 import json
 import os
+import sys
 
 import azure.functions as func
 import imgpkg
@@ -331,6 +334,10 @@ def hello(req: func.HttpRequest) -> func.HttpResponse:
         "script_root": os.environ.get("AzureWebJobsScriptRoot"),
         "here": here,
         "stale": os.path.exists(os.path.join(here, "stale.txt")),
+        "sys_path": sys.path,
+        # Installed where the sandbox runs, absent from the image: not importable.
+        "redis": importlib.util.find_spec("redis") is not None,
+        "sklearn": importlib.util.find_spec("sklearn") is not None,
     }))
 '''
 
@@ -439,6 +446,12 @@ def test_a_site_runs_an_image_from_its_layers(
     tree = runtime.rootfs_cache / digest.removeprefix("sha256:")
     assert got["here"] == str(tree / "rootfs" / "home" / "site" / "wwwroot")
     assert got["script_root"] == got["here"]
+    # The app's sys.path is the image's: its script root and PYTHONPATH, then the
+    # standard library; nothing of the sandbox's environment.
+    assert got["sys_path"][:2] == [got["here"], str(tree / "rootfs" / site_packages)]
+    ours = {*python_site.getsitepackages(), python_site.getusersitepackages()}
+    assert not set(got["sys_path"]) & ours
+    assert got["redis"] is False and got["sklearn"] is False
     log = runtime.log_file(site.name).read_text()
     assert f"Pull Image successful, Image: {server}/{repo}:v1, {digest}" in log
     # A restart runs the same tree again: unpacked once per digest, never copied.

@@ -23,6 +23,7 @@ from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 from azure.mgmt.storage import StorageManagementClient
 from azure.mgmt.storage.models import StorageAccountUpdateParameters
 
+from app.paths import resources_dir
 from app.sandbox import Sandbox
 from app.sandbox.rbac import holds_role, role_definition_id
 
@@ -63,6 +64,10 @@ def package(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "function_app.py").write_text(TOKEN_APP)
     (root / "host.json").write_text('{"version": "2.0"}\n')
+    # What the app imports, as a package must list it: the host has none of its own.
+    (root / "requirements.txt").write_text("azure-functions\nazure-identity\n")
+    (root / "constraints.txt").write_text(
+        (resources_dir() / "function-template" / "constraints.txt").read_text())
     return root
 
 

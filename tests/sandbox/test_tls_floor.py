@@ -22,7 +22,8 @@ import pytest
 from azure.mgmt.redis import RedisManagementClient
 
 from app.sandbox import Sandbox
-from app.sandbox.certs import CertificateAuthority, uvicorn_tls, with_tls_floor
+from app.sandbox.certs import CertificateAuthority
+from app.sandbox.tls import uvicorn_tls, with_tls_floor
 from tests.sandbox.conftest import unique
 from tests.sandbox.test_web import Cloud, wait_for, write_package
 

@@ -16,8 +16,9 @@ import ssl
 import threading
 from typing import Any
 
-from app.sandbox.certs import LeafCertificate, server_ssl_context
+from app.sandbox.certs import LeafCertificate
 from app.sandbox.requestlog import RequestLog
+from app.sandbox.tls import server_ssl_context
 
 log = logging.getLogger("mlcache.sandbox.web")
 

@@ -31,6 +31,7 @@ from app.imageref import ImageReferenceError, parse_image_reference
 from app.sandbox.certs import CertificateAuthority
 from app.sandbox.oci import ImageStore
 from app.sandbox.providers.image_rootfs import ImageRoot, RootfsError, unpack_image
+from app.sandbox.providers.package_env import EnvironmentFailed, package_environment
 from app.sandbox.providers.package_functions import FunctionInfo, scan_functions
 from app.sandbox.providers.web_placeholder import UnavailableServer
 from app.sandbox.providers.web_pull import (
@@ -147,6 +148,8 @@ class SiteRuntime:
         # Unpacked layers, one per layer digest, shared by every sandbox of this user
         # (a layer is named by its content), as a container host keeps its layers.
         self.layer_cache = Path(platformdirs.user_cache_dir("mlcache-deploy")) / "sandbox-layers"
+        # The packages of pushed packages (they carry none), one folder per requirements.
+        self.env_cache = Path(platformdirs.user_cache_dir("mlcache-deploy")) / "sandbox-envs"
         self._access = access
         self._request_log = request_log
         self._ca = ca
@@ -453,13 +456,23 @@ class SiteRuntime:
                 settings.update(self._access.identity_environment(
                     spec.name, spec.principal_id, spec.tenant_id, spec.site_id
                 ))
+        if image_root is not None:
+            python_path = image_root.python_path
+        else:
+            # The Dockerfile's `pip install` a built image would have run.
+            try:
+                python_path = (package_environment(
+                    wwwroot, self.env_cache,
+                    lambda line: self.write_log(spec.name, "INFO", line)),)
+            except EnvironmentFailed as exc:
+                self.write_log(spec.name, "ERROR", f"Container {spec.name} could not start: "
+                               f"{exc}")
+                self._serve_unavailable(spec, site)
+                return
         self.write_log(spec.name, "INFO", f"Starting container for site {spec.name}")
         self._stop_placeholder(site)
-        extra: dict[str, Any] = {}
-        if image_root is not None and image_root.python_path:
-            extra["python_path"] = image_root.python_path
         host = self._make_host(
-            **extra,
+            python_path=python_path,
             package_dir=wwwroot,
             app_settings=settings,
             function_keys={"default": spec.function_key},

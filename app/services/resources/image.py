@@ -156,7 +156,7 @@ class ImageBuildStep(ResourceStep):
             report.progress("Resolving packages")
             packages, cached = packages_layer(list(info.requirements), base.platform,
                                               user_cache_dir(), pip_line,
-                                              report.check_cancelled)
+                                              report.check_cancelled, info.constraints)
             report.log(f"python packages for {base.platform.describe()}: {packages.files} "
                        f"files, {packages.size / 1e6:.1f} MB"
                        + (" (from the cache)" if cached else ""))

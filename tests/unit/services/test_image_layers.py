@@ -68,16 +68,16 @@ def test_a_changed_file_changes_the_layer(tmp_path: Path) -> None:
     assert before.digest != after.digest
 
 
-def _wheel(folder: Path, name: str) -> None:
+def _wheel(folder: Path, name: str, version: str = "1.0") -> None:
     """A minimal pure-Python wheel, as any build backend writes one."""
     folder.mkdir(parents=True, exist_ok=True)
-    dist = f"{name}-1.0.dist-info"
-    files = {f"{name}/__init__.py": "VALUE = 42\n",
-             f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+    dist = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": f"VALUE = {version!r}\n",
+             f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
              f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\n"
                               "Tag: py3-none-any\n"}
     record = "".join(f"{path},,\n" for path in files) + f"{dist}/RECORD,,\n"
-    with zipfile.ZipFile(folder / f"{name}-1.0-py3-none-any.whl", "w") as wheel:
+    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
         for path, text in {**files, f"{dist}/RECORD": record}.items():
             wheel.writestr(zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0)), text)
 
@@ -153,3 +153,24 @@ def test_write_layer_lists_each_folder_once_before_its_files(tmp_path: Path) -> 
     assert [(m.name, m.isdir()) for m in _members(layer.path)] == [
         ("a", True), ("a/b", True), ("a/b/x.txt", False), ("a/y.txt", False)]
     assert layer.files == 2
+
+
+def test_the_templates_pins_hold_the_resolved_version_and_name_the_layer(
+    local_index: Path, tmp_path: Path
+) -> None:
+    """A release made after the pins changes nothing: pip gets them with -c."""
+    _wheel(local_index, "tinymodelpkg", "2.0")  # released since
+    newest, _ = packages_layer(["tinymodelpkg"], SITE, tmp_path / "cache", lambda _l: None,
+                               lambda: None)
+    pinned, cached = packages_layer(["tinymodelpkg"], SITE, tmp_path / "cache",
+                                    lambda _l: None, lambda: None, ["tinymodelpkg==1.0"])
+    assert not cached and pinned.digest != newest.digest
+
+    def version_in(layer_path: Path) -> str:
+        with tarfile.open(layer_path) as tar:
+            member = tar.extractfile(f"{PACKAGES_ROOT}/tinymodelpkg/__init__.py")
+            assert member is not None
+            return member.read().decode()
+
+    assert version_in(newest.path) == "VALUE = '2.0'\n"
+    assert version_in(pinned.path) == "VALUE = '1.0'\n"

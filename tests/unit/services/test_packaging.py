@@ -258,3 +258,51 @@ def test_run_status_is_the_wire_value_of_the_sdks_enum() -> None:
     answered = Run({"properties": {"runId": "ca1", "status": "Failed"}})
     assert run_status(answered) == "Failed"
     assert run_status(Run({})) == ""
+
+
+def test_the_templates_requirements_and_what_they_pull_in_are_pinned() -> None:
+    """Every package the scoring wrapper's requirements install, down their own
+    requirements (as installed here, at the pinned versions), has one `==` pin."""
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in parse_requirements((TEMPLATE / "constraints.txt").read_text()):
+        requirement = Requirement(line)
+        (specifier,) = requirement.specifier
+        assert specifier.operator == "=="
+        pins[canonicalize_name(requirement.name)] = specifier.version
+    template = [Requirement(line)
+                for line in parse_requirements((TEMPLATE / "requirements.txt").read_text())]
+    pending, seen = list(template), set()
+    while pending:
+        requirement = pending.pop()
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        assert name in pins, f"{name} (needed by the template) has no pin"
+        assert pins[name] in requirement.specifier or not requirement.specifier
+        pending += [Requirement(text) for text in importlib.metadata.requires(name) or []]
+    assert {"azure-functions", "redis", "azure-identity", "msal"} <= seen
+    assert seen == set(pins), f"pins nothing needs: {sorted(set(pins) - seen)}"
+
+
+def test_the_package_carries_the_pins_and_its_dockerfile_uses_them(tmp_path: Path) -> None:
+    model = model_folder(tmp_path, {**GOOD, "requirements.txt": "numpy\nRequests==2.30.0\n"})
+    info = build_package(model, tmp_path / "out")
+    written = parse_requirements((info.out_dir / "constraints.txt").read_text())
+    assert written == list(info.constraints)
+    assert "redis==8.1.0" in written and "azure-functions==1.26.0" in written
+    # The model pins requests itself: its choice, not a pin pip would refuse beside it.
+    assert not any(line.startswith("requests") for line in written)
+    assert "Requests==2.30.0" in info.requirements
+    dockerfile = (info.out_dir / "Dockerfile").read_text()
+    assert "COPY requirements.txt constraints.txt /" in dockerfile
+    assert "pip install --no-cache-dir -r /requirements.txt -c /constraints.txt" in dockerfile
+    recorded = json.loads((info.out_dir / "package-info.json").read_text())
+    assert recorded["constraints"] == written

@@ -29,6 +29,7 @@ class _AzureBackend:
     label = "Azure \u2014 Team prod"
     is_azure = True
     signed_in = True
+    identity = f"alice@contoso.example (tenant t-1), subscription {SUB_B.id}"
     spec_dir: Path | None = None
 
     def subscription(self) -> Subscription:
@@ -79,6 +80,9 @@ def test_device_code_sign_in_picks_and_remembers_subscription(qtbot, window: Mai
     assert window.session.spec.target == "azure"
     assert window.session.spec.subscription_id == SUB_B.id
     assert "Team prod" in window.target.label.text()
+    assert window.target.label.text().strip() == (
+        f"Target: Azure \u2014 Team prod \u2014 alice@contoso.example (tenant t-1), "
+        f"subscription {SUB_B.id}")
     assert settings.get("azure/subscription_id") == SUB_B.id
     assert settings.get("azure/tenant_id") == "t-1"
     assert settings.get("azure/sign_in_method") == "device-code"
