@@ -16,6 +16,7 @@ class StandInBackend:
     label = "Azure \u2014 Team dev"
     is_azure = True
     signed_in = True
+    identity = "dev@contoso.example (tenant t-1), subscription Team dev"
     spec_dir: Path | None = None
 
     def subscription(self) -> Subscription:
