@@ -86,8 +86,9 @@ def render(out_dir: Path) -> list[Path]:
         window.resize(*WINDOW_SIZE)
 
         def shot(name: str, widget: object = None) -> None:
-            _wait(app, lambda: not any(p.busy for p in window.pages.values()), 15,
-                  "name checks")
+            # The page shown: Review stays busy until it is opened and its checks ran.
+            _wait(app, lambda: not window.pages[window.current].busy, 30,
+                  "the page's checks")
             _settle()
             target = widget or window
             path = out_dir / f"{name}.png"

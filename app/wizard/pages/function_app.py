@@ -47,9 +47,12 @@ class FunctionAppPage(Page):
         self.name.edit.textEdited.connect(self._on_app_name)
         label = QLabel("Function app &name")
         label.setBuddy(self.name.edit)
-        host = QLabel("Endpoint: https://<name>.azurewebsites.net/api/score")
-        host.setObjectName("muted")
-        form.addRow(label, stack(self.name, host))
+        self.endpoint_hint = QLabel(self.body)
+        self.endpoint_hint.setObjectName("muted")
+        self.endpoint_hint.setWordWrap(True)
+        self.name.edit.textChanged.connect(self._update_endpoint_hint)
+        self._update_endpoint_hint()
+        form.addRow(label, stack(self.name, self.endpoint_hint))
         self.bind("function_app.name", self.name)
 
         self.plan = NameField("App Service plan name", "e.g. digits-scoring-plan")
@@ -126,6 +129,18 @@ class FunctionAppPage(Page):
     def on_shown(self) -> None:
         # The region is chosen on Basics: the prices are the ones of the region shown now.
         self._show_plan_prices(self.session.spec)
+        self._update_endpoint_hint()
+
+    def _update_endpoint_hint(self) -> None:
+        """The scoring URL as the name is typed (<name>.azurewebsites.net on Azure; the
+        sandbox serves each site on 127.0.0.1 with a port of its own)."""
+        url = f"https://{self.name.text().strip() or '<name>'}.azurewebsites.net/api/score"
+        backend = self.session.backend
+        if backend is not None and not backend.is_azure:
+            self.endpoint_hint.setText(f"Endpoint on the local sandbox: https://127.0.0.1, on "
+                                       f"a port of its own (on Azure: {url})")
+        else:
+            self.endpoint_hint.setText(f"Endpoint: {url}")
 
     def _show_plan_prices(self, spec: DeploymentSpec) -> None:
         """Each plan with its monthly list price in the spec's region."""

@@ -96,3 +96,14 @@ def test_without_a_target_the_hint_still_follows_the_name(qtbot, window) -> None
     basics.cache_name.edit.setFocus(Qt.FocusReason.OtherFocusReason)
     type_into(qtbot, basics.cache_name.edit, "abc")
     assert "abc." in basics.host_suffix.text()
+
+
+def test_the_endpoint_hint_follows_the_app_name(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    _with_regions(qtbot, window)  # an Azure stand-in backend
+    window.go("function_app")
+    page = window.pages["function_app"]
+    type_into(qtbot, page.name.edit, "digits-scoring")
+    assert page.endpoint_hint.text() == \
+        "Endpoint: https://digits-scoring.azurewebsites.net/api/score"
+    type_into(qtbot, page.name.edit, "")
+    assert "https://<name>.azurewebsites.net" in page.endpoint_hint.text()
