@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
-    QToolButton,
+    QPushButton,
     QWidget,
 )
 
@@ -66,12 +66,10 @@ class ReviewPage(Page):
         self.cost.setAccessibleName("Monthly cost estimate")
         row.addWidget(self.cost, 1)
         # One button with a menu: four formats side by side do not fit a narrow window.
-        self.export_button = QToolButton(actions)
-        self.export_button.setText("E&xport…")
+        self.export_button = QPushButton("E&xport", actions)
         self.export_button.setAccessibleName("Export the deployment")
         self.export_button.setToolTip("Save this deployment as a file Azure tools run: "
                                       "ARM template, Bicep, an azd project or an az CLI script")
-        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(self.export_button)
         for fmt, entry in EXPORT_CHOICES:
             action = menu.addAction(entry)
@@ -335,6 +333,8 @@ def summary_html(spec: DeploymentSpec, target: str, subscription: str = "") -> t
             ("Name", spec.function_app.name),
             ("Plan", f"{spec.function_app.plan_name} ({spec.function_app.plan_sku}, Linux)"),
             ("Storage account", spec.function_app.storage_account),
+            ("Monitoring", "Application Insights, on a Log Analytics workspace"
+             if spec.monitoring.enabled else "Off"),
         ]),
     ]
     def table(chunk: list[tuple[str, list[tuple[str, str]]]]) -> str:

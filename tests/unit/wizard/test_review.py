@@ -54,3 +54,19 @@ def test_without_a_target_the_deploy_checks_cannot_pass(qtbot, window, tmp_path)
     review.export_to(tmp_path / "t.json", "arm")
     assert "could not export" in review.export_message.text().lower()
     assert not (tmp_path / "t.json").exists()
+
+
+def test_review_says_whether_the_function_is_monitored(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    spec = valid_spec()
+    window.session.replace_spec(spec)
+    window.go("review")
+    review = window.pages["review"]
+    assert "Application Insights, on a Log Analytics workspace" in review.summary_right.text()
+    spec = valid_spec()
+    spec.monitoring.enabled = False
+    window.session.replace_spec(spec)
+    window.go("review")
+    assert "Monitoring" in review.summary_right.text()
+    assert "Application Insights" not in review.summary_right.text()
+    assert [a.text().replace("&", "") for a in review.export_button.menu().actions()][0] \
+        .startswith("ARM template")
