@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from app.errors import ServiceFailure
 from app.spec import DeploymentSpec
 from app.wizard.backend import Backend
 from app.wizard.workers import run_task
@@ -108,7 +109,9 @@ class Session(QObject):
             if self._starting:
                 self._waiting.append((fn, on_done, on_failed))
             elif on_failed is not None:
-                on_failed(RuntimeError(self.backend_error or "no target is connected"))
+                on_failed(ServiceFailure(
+                    self.backend_error or "no target is connected",
+                    "Sign in to Azure or start the local sandbox from the Target menu."))
             return
         run_task(lambda: fn(backend), on_done, on_failed)
 

@@ -68,5 +68,5 @@ def test_review_says_whether_the_function_is_monitored(qtbot, window) -> None:  
     window.go("review")
     assert "Monitoring" in review.summary_right.text()
     assert "Application Insights" not in review.summary_right.text()
-    assert [a.text().replace("&", "") for a in review.export_button.menu().actions()][0] \
-        .startswith("ARM template")
+    first = review.export_button.menu().actions()[0]
+    assert first.text().replace("&", "").startswith("ARM template")

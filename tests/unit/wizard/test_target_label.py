@@ -44,3 +44,14 @@ def test_label_says_starting_until_the_sandbox_answers(
         release.set()
         win.close()
         wait_for_tasks(5000)
+
+
+def test_a_lookup_without_a_target_says_so_in_plain_words(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    from app.wizard.errors_view import plain, recommendation
+
+    window.session.backend = None
+    failures: list[BaseException] = []
+    window.session.submit(lambda b: b.registries(), None, failures.append)
+    (failure,) = failures
+    assert plain(failure) == "no target is connected"
+    assert "Target menu" in recommendation(failure)
