@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="calls to make")
     _add_target_options(p)
     _add_sign_in_options(p)
+    _add_monitoring_option(p)
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("cleanup", help="delete the spec's resource group and all it holds")
@@ -208,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     _add_target_options(p)
     _add_sign_in_options(p)
+    # A deployment made with --no-monitoring is complete without Application Insights.
+    _add_monitoring_option(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("export", help="write an ARM template, Bicep, an azd project or an az "

@@ -74,6 +74,14 @@ def test_managed_redis_deploy_test_cleanup_leaves_nothing(
     assert calls[0]["body"] == calls[1]["body"] and "predictions" in calls[0]["body"]
     assert "Application Insights" not in tested.stderr
 
+    # `status` judges the deployment as it was made: complete without monitoring.
+    status = cli("status", str(spec), "--json", "--no-monitoring")
+    assert status.returncode == 0, status.stderr
+    rows = {row["kind"]: row for row in events(status.stdout)}
+    assert "Application Insights" not in rows and all(r["exists"] for r in rows.values())
+    without = {row["kind"]: row for row in events(cli("status", str(spec), "--json").stdout)}
+    assert not without["Application Insights"]["exists"]
+
     client = resource_client(sandbox)
     listed = list(client.resources.list_by_resource_group(group, expand="tags"))
     assert "Microsoft.Cache/redisEnterprise" in {item.type for item in listed}
