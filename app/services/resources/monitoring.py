@@ -202,7 +202,7 @@ class WorkspaceStep(_GenericStep):
     arm_type = WORKSPACE_TYPE
     api = WORKSPACE_API
     label = "Log Analytics workspace"
-    icon = "settings"
+    icon = "monitoring"
     depends_on = ("resource-group",)
     nominal_s = 3.0
 
@@ -263,7 +263,7 @@ class InsightsStep(_GenericStep):
     arm_type = INSIGHTS_TYPE
     api = INSIGHTS_API
     label = "Application Insights"
-    icon = "settings"
+    icon = "monitoring"
     depends_on = ("resource-group", "workspace")
     nominal_s = 2.0
 
