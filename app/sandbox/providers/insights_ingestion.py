@@ -89,8 +89,10 @@ class InsightsIngestionProvider(Provider):
     data_plane_prefixes: ClassVar[tuple[str, ...]] = (INGESTION_PREFIX,)
 
     def routes(self) -> list[BaseRoute]:
-        return [Route(INGESTION_PREFIX + "{location}/v2.1/track", self.track,
-                      methods=["POST"])]
+        # The exporter joins the endpoint's trailing slash and `/v2.1/track` as they
+        # are (`...azure.com//v2.1/track`), which Azure's ingestion takes.
+        return [Route(INGESTION_PREFIX + "{location}" + slashes + "v2.1/track", self.track,
+                      methods=["POST"]) for slashes in ("/", "//")]
 
     async def track(self, request: Request) -> Response:
         items = await self._envelopes(request)
