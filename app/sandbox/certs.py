@@ -19,12 +19,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from requests.certs import where as public_roots
 
 # redis-server's spelling of the same floor (its `tls-protocols` setting).
 REDIS_TLS_PROTOCOLS = "TLSv1.2 TLSv1.3"
 
 CA_CERT_NAME = "ca.pem"
 CA_KEY_NAME = "ca-key.pem"
+TRUST_BUNDLE_NAME = "trust-bundle.pem"
 _VALIDITY = datetime.timedelta(days=825)
 
 
@@ -139,6 +141,16 @@ class CertificateAuthority:
         cert_file.parent.mkdir(parents=True, exist_ok=True)
         cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return LeafCertificate(cert_file=cert_file, key_file=key_file)
+
+    def trust_bundle(self) -> Path:
+        """The public roots (requests' certifi bundle) and this CA in one file: a site's container
+        trusts both, as a machine whose store holds a private CA does, so code that
+        verifies with the default store (`requests`) reaches the sandbox's endpoints."""
+        bundle = self.cert_file.parent / TRUST_BUNDLE_NAME
+        wanted = Path(public_roots()).read_bytes() + b"\n" + self.cert_file.read_bytes()
+        if not bundle.is_file() or bundle.read_bytes() != wanted:
+            bundle.write_bytes(wanted)
+        return bundle
 
     def issue_leaf(self, directory: Path, stem: str = "server") -> LeafCertificate:
         """Issue (or reuse, while valid) `<stem>.pem` / `<stem>-key.pem` in `directory`.

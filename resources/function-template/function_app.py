@@ -10,7 +10,12 @@ REDIS_USERNAME (entra: the identity's object id; default: the token's oid), REDI
 (optional, only for a private CA), REDIS_TTL_SECONDS (default 3600),
 MODEL_VERSION (default: the hash of the model files recorded at build time).
 APPLICATIONINSIGHTS_CONNECTION_STRING (optional): read by the Functions host, which
-sends each call's request and its `score cache=...` trace to Application Insights.
+sends each call's request to Application Insights; with it, this module also starts
+the azure-monitor-opentelemetry distro for its own logger, so the `score cache=...`
+trace carries `cache` and `model_version` as customDimensions.
+APPLICATIONINSIGHTS_AUTHENTICATION_STRING (optional): `Authorization=AAD` (and
+`ClientId=...` for a user-assigned identity) sends that telemetry with the managed
+identity's token instead of the instrumentation key.
 """
 
 from __future__ import annotations
@@ -39,6 +44,55 @@ from cache_aside import (
 )
 
 log = logging.getLogger("mlcache.scoring")
+
+
+def _authentication(text: str) -> dict[str, str]:
+    """`Authorization=AAD;ClientId=...` as a dict with lower-case keys."""
+    pairs = (part.partition("=") for part in text.split(";") if "=" in part)
+    return {key.strip().lower(): value.strip() for key, _, value in pairs}
+
+
+def _start_monitoring() -> str:
+    """Send this module's logs to Application Insights through the
+    azure-monitor-opentelemetry distro (Microsoft Learn, "Use OpenTelemetry with Azure
+    Functions"), which, unlike the host's logging, makes a record's `extra` its
+    customDimensions. Only `log` is exported (`logger_name`): the host already sends
+    its own logs and each call's request, so tracing, metrics and live metrics stay
+    off. Nothing happens, and the distro is not imported, without a connection
+    string, or when PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY has the worker
+    configure it itself. Returns what was done, for the log."""
+    if not os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip():
+        return ""
+    if os.environ.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "").lower() == "true":
+        return "the Python worker sends telemetry (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY)"
+    try:
+        from azure.monitor.opentelemetry import configure_azure_monitor
+    except ImportError:
+        return "azure-monitor-opentelemetry is not installed: cache outcomes stay in messages"
+    options: dict[str, Any] = {
+        "logger_name": log.name, "disable_tracing": True, "disable_metrics": True,
+        "enable_live_metrics": False, "enable_performance_counters": False,
+    }
+    auth = _authentication(os.environ.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", ""))
+    if auth.get("authorization", "").upper() == "AAD":
+        # "Microsoft Entra authentication for Application Insights": the exporter
+        # takes a token credential; the setting names a user-assigned identity's client id.
+        from azure.identity import ManagedIdentityCredential
+
+        client_id = auth.get("clientid") or None
+        options["credential"] = ManagedIdentityCredential(client_id=client_id)
+    configure_azure_monitor(**options)
+    # The exporter's own request and transmission lines would reach the host's logs
+    # (and Application Insights) once per batch; its warnings and errors still do.
+    for noisy in ("azure.core.pipeline.policies.http_logging_policy",
+                  "azure.monitor.opentelemetry.exporter"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return ("Application Insights: sending this app's traces with "
+            + ("Microsoft Entra authentication" if "credential" in options
+               else "the instrumentation key"))
+
+
+MONITORING = _start_monitoring()
 
 APP_DIR = Path(__file__).resolve().parent
 MODEL_DIR = APP_DIR / "model"
@@ -140,6 +194,8 @@ class _Model:
 
 
 MODEL = _Model()
+if MONITORING:
+    log.info("%s", MONITORING)
 MODEL.ensure_loaded()
 
 
@@ -153,12 +209,11 @@ def record_cache_outcome(cache: str, model_version: str) -> None:
     """One trace per scoring call saying whether Redis answered (HIT, MISS or BYPASS).
 
     With Application Insights configured (APPLICATIONINSIGHTS_CONNECTION_STRING), the
-    Functions host sends this trace there: `cache=HIT` is in its message, which a query
-    reads with `traces | parse message with "score cache=" cache " " *`. The host's own
-    logging does not carry `extra` into customDimensions; an exporter that does (the
-    azure-monitor-opentelemetry distro, when the app adds it) makes `cache` and
-    `model_version` customDimensions of the same trace. Without Application Insights it
-    is one more line of the container log, and nothing else changes.
+    distro started by `_start_monitoring` sends this trace with `cache` and
+    `model_version` as customDimensions (`traces | where customDimensions.cache ==
+    "HIT"`). The host's own logging, which does not carry `extra`
+    (azure-functions-python-worker#1327), sends it too, with `cache=HIT` in its message
+    only. Without Application Insights it is one more line of the container log.
     """
     log.info("score cache=%s model=%s", cache, model_version,
              extra={"cache": cache, "model_version": model_version})

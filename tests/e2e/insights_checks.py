@@ -3,12 +3,14 @@ function's settings pointing at it, and the smart detection Azure adds beside it
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.web import WebSiteManagementClient
 
+from app.sandbox.providers.insights_ingestion import received_telemetry
 from app.sandbox.sample_site import sdk_kwargs
 
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
@@ -39,3 +41,21 @@ def insights_wired(sandbox: Any, data: dict[str, Any]) -> Any:
         component.id, filter=f"principalId eq '{principal}'")
     assert any(a.role_definition_id.endswith(MONITORING_METRICS_PUBLISHER) for a in held)
     return component
+
+
+def traced_cache_outcomes(sandbox: Any, component_id: str, wanted: list[str],
+                          timeout: float = 60.0) -> list[dict[str, Any]]:
+    """The scoring traces the component has received, once their `cache` custom
+    dimensions are `wanted` (in order), or whatever arrived when `timeout` ran out.
+    The exporter in the function host sends a batch every few seconds
+    (OTEL_BLRP_SCHEDULE_DELAY, 5 s by default), so this waits for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        traces = [item["data"]["baseData"] for item in
+                  received_telemetry(sandbox.context.store, component_id)
+                  if item.get("data", {}).get("baseType") == "MessageData"
+                  and "cache" in (item["data"]["baseData"].get("properties") or {})]
+        if [t["properties"]["cache"] for t in traces] == wanted \
+                or time.monotonic() > deadline:
+            return traces
+        time.sleep(0.25)

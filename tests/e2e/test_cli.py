@@ -19,7 +19,11 @@ import pytest
 from app.sandbox import Sandbox
 from app.sandbox.processes import processes_mentioning
 from app.services.resources.monitoring import GONE_CHECK_APIS
-from tests.e2e.insights_checks import SMART_DETECTION_TYPES, insights_wired
+from tests.e2e.insights_checks import (
+    SMART_DETECTION_TYPES,
+    insights_wired,
+    traced_cache_outcomes,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 
@@ -142,6 +146,13 @@ def test_deploy_test_miss_hit_redeploy_then_cleanup_leaves_nothing(
     assert calls[0]["body"] == calls[1]["body"] and "predictions" in calls[0]["body"]
     assert all(c["latency_ms"] > 0 for c in calls)
     component = insights_wired(sandbox, data)
+    # The distro in the function sent each call's trace, keyless, with the cache
+    # outcome and model version as customDimensions.
+    traces = traced_cache_outcomes(sandbox, component.id, ["MISS", "HIT"])
+    assert [t["properties"]["cache"] for t in traces] == ["MISS", "HIT"], traces
+    versions = {t["properties"]["model_version"] for t in traces}
+    assert len(versions) == 1 and "" not in versions, traces
+    assert all(t["message"].startswith("score cache=") for t in traces), traces
     # `test` names the component; the sandbox has no portal, so its id stands for the links.
     assert f"Application Insights: {component.name} ({component.id})" in tested.stderr
 

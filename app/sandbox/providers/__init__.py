@@ -75,6 +75,7 @@ PROVIDER_CLASSES: list[tuple[str, str]] = [
     ("app.sandbox.providers.insights", "InsightsProvider"),
     ("app.sandbox.providers.insights", "WorkspacesProvider"),
     ("app.sandbox.providers.insights", "AlertsProvider"),
+    ("app.sandbox.providers.insights_ingestion", "InsightsIngestionProvider"),
     ("app.sandbox.providers.prices", "PricesProvider"),
 ]
 

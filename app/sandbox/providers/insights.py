@@ -19,8 +19,10 @@
   (microsoft.alertsmanagement/smartDetectorAlertRules, location global, detector
   FailureAnomaliesDetector, Sev3, PT1M); both are listed in the group and go with it.
 
-Nothing is ingested: no endpoint in the connection string is served, and the function
-host's telemetry goes nowhere.
+The connection string's `IngestionEndpoint` is the sandbox's own ingestion endpoint
+(`app.sandbox.providers.insights_ingestion`), which takes what an Azure Monitor
+exporter sends; its `LiveEndpoint` is the sandbox's too, and not served (live
+metrics are not emulated).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from starlette.routing import BaseRoute
 from app.sandbox.arm import ArmError, arm_route, empty_response, json_response, read_json
 from app.sandbox.operations import OperationKind, OpRecord, utc_now
 from app.sandbox.providers import Provider
+from app.sandbox.providers.insights_ingestion import LIVE_PREFIX, ingestion_endpoint
 from app.sandbox.providers.resources import PROVIDER_TYPES, location_of, region_names, tags_of
 
 COMPONENT_TYPE = "Microsoft.Insights/components"
@@ -204,9 +207,11 @@ class InsightsProvider(_Simple):
             return json_response(existing["body"], 200)
         name = request.path_params["resourceName"]
         app_id, key = str(uuid.uuid4()), str(uuid.uuid4())
-        connection = (f"InstrumentationKey={key};IngestionEndpoint=https://{location}-0.in."
-                      f"applicationinsights.azure.com/;LiveEndpoint=https://{location}."
-                      f"livediagnostics.monitor.azure.com/;ApplicationId={app_id}")
+        # Both endpoints are the sandbox's: telemetry must never leave for Azure.
+        connection = (f"InstrumentationKey={key};"
+                      f"IngestionEndpoint={ingestion_endpoint(self.ctx.endpoint, location)};"
+                      f"LiveEndpoint={self.ctx.endpoint}{LIVE_PREFIX}{location}/;"
+                      f"ApplicationId={app_id}")
         sub = rid.split("/")[2]
         component: dict[str, Any] = {
             "id": rid, "name": name, "type": COMPONENT_TYPE.lower(), "location": location,

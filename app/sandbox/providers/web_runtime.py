@@ -31,6 +31,7 @@ from app.imageref import ImageReferenceError, parse_image_reference
 from app.sandbox.certs import CertificateAuthority
 from app.sandbox.oci import ImageStore
 from app.sandbox.providers.image_rootfs import ImageRoot, RootfsError, unpack_image
+from app.sandbox.providers.insights_ingestion import CONTAINER_ENVIRONMENT
 from app.sandbox.providers.package_env import EnvironmentFailed, package_environment
 from app.sandbox.providers.package_functions import FunctionInfo, scan_functions
 from app.sandbox.providers.web_placeholder import UnavailableServer
@@ -444,6 +445,10 @@ class SiteRuntime:
         settings.setdefault("WEBSITE_SITE_NAME", spec.name)
         settings.setdefault("WEBSITE_HOSTNAME", spec.host_name)
         settings.setdefault("WEBSITE_RESOURCE_GROUP", spec.resource_group)
+        # The sandbox's own: its CA trusted beside the public roots, no call home to Azure.
+        for name, value in {**CONTAINER_ENVIRONMENT,
+                            "REQUESTS_CA_BUNDLE": str(self._ca.trust_bundle())}.items():
+            settings.setdefault(name, value)
         if self._access is not None:
             problem = self._access.host_storage_problem(settings, spec.principal_id)
             if problem is not None:
