@@ -81,7 +81,10 @@ def _start_monitoring() -> str:
 
         client_id = auth.get("clientid") or None
         options["credential"] = ManagedIdentityCredential(client_id=client_id)
-    configure_azure_monitor(**options)
+    try:
+        configure_azure_monitor(**options)
+    except Exception as exc:  # telemetry must never keep the model from serving
+        return f"Application Insights not started ({type(exc).__name__}); scoring goes on"
     # The exporter's own request and transmission lines would reach the host's logs
     # (and Application Insights) once per batch; its warnings and errors still do.
     for noisy in ("azure.core.pipeline.policies.http_logging_policy",
