@@ -74,12 +74,13 @@ def main() -> int:
         pump_until(lambda: window.next_button.isEnabled(), 30)
 
         ticks: list[float] = []
-        seen: list[tuple[float, list[str]]] = []
+        seen: list[tuple[float, float, list[str]]] = []
 
         def tick() -> None:
             now = time.perf_counter()
             if args.explain and ticks and (now - ticks[-1]) * 1000 - INTERVAL_MS > 16:
-                seen.append(((now - ticks[-1]) * 1000 - INTERVAL_MS, where_threads_are()))
+                seen.append(((now - ticks[-1]) * 1000 - INTERVAL_MS, now - ticks[0],
+                             where_threads_are()))
             ticks.append(now)
 
         timer = QTimer()
@@ -136,8 +137,9 @@ def main() -> int:
     print(f"stalls_over_16ms={sum(1 for s in stalls if s > 16)}")
     print(f"gc_max_ms={max((d for _g, d in collections), default=0.0) * 1000:.1f}")
     print(f"gc_gen2_runs={sum(1 for g, _d in collections if g == 2)}")
-    for stall_ms, threads in sorted(seen, reverse=True)[:args.explain]:
-        print(f"# stall {stall_ms:.1f} ms; the other threads then:")
+    for stall_ms, at, threads in sorted(seen, reverse=True)[:args.explain]:
+        print(f"# stall {stall_ms:.1f} ms, {at:.2f} s into the {deploy_s:.1f} s deploy; "
+              f"the other threads then:" + ("" if threads else " (none)"))
         for line in threads:
             print(f"#   {line}")
     return 0 if ok else 1
