@@ -140,6 +140,15 @@ class Page(QWidget):
         elif message is not None:
             self._messages[path] = message
 
+    def address_hint(self, what: str, on_azure: str) -> str:
+        """`what` ("Host name", "Endpoint") as the target gives it: Azure's address, or
+        on the sandbox 127.0.0.1 on a port of its own, with Azure's beside it."""
+        backend = self.session.backend
+        if backend is not None and not backend.is_azure:
+            return (f"{what} on the local sandbox: 127.0.0.1, on a port of its own "
+                    f"(on Azure: {on_azure})")
+        return f"{what}: {on_azure}"
+
     def message_for(self) -> FieldMessage:
         return FieldMessage(self.body, reserve=not self.fill_height)
 

@@ -363,12 +363,7 @@ class BasicsPage(Page):
             host, port = f"{name}.{self.region() or '<region>'}.redis.azure.net", 10000
         else:
             host, port = f"{name}.redis.cache.windows.net", 6380
-        backend = self.session.backend
-        if backend is not None and not backend.is_azure:
-            self.host_suffix.setText(f"Host name on the local sandbox: 127.0.0.1, on a port "
-                                     f"of its own (on Azure: {host}, port {port})")
-        else:
-            self.host_suffix.setText(f"Host name: {host}, port {port}")
+        self.host_suffix.setText(self.address_hint("Host name", f"{host}, port {port}"))
 
     def _update_notes(self) -> None:
         classic = self._kind() == CLASSIC

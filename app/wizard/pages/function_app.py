@@ -135,12 +135,7 @@ class FunctionAppPage(Page):
         """The scoring URL as the name is typed (<name>.azurewebsites.net on Azure; the
         sandbox serves each site on 127.0.0.1 with a port of its own)."""
         url = f"https://{self.name.text().strip() or '<name>'}.azurewebsites.net/api/score"
-        backend = self.session.backend
-        if backend is not None and not backend.is_azure:
-            self.endpoint_hint.setText(f"Endpoint on the local sandbox: https://127.0.0.1, on "
-                                       f"a port of its own (on Azure: {url})")
-        else:
-            self.endpoint_hint.setText(f"Endpoint: {url}")
+        self.endpoint_hint.setText(self.address_hint("Endpoint", url))
 
     def _show_plan_prices(self, spec: DeploymentSpec) -> None:
         """Each plan with its monthly list price in the spec's region."""
