@@ -44,7 +44,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo "[3/3] Installing mlcache-deploy and its dependencies (first time: a few minutes)…"
 	@$(PIP) install $(PIP_FLAGS) -c constraints.txt -e '.[dev,sandbox,sample]'
 	@touch $(STAMP)
-	@echo "Installed. (Later runs skip these steps until pyproject.toml changes.)"
+	@echo "Installed. (Later runs skip these steps until pyproject.toml or constraints.txt changes.)"
 
 # Newest versions within pyproject.toml's ranges, in a scratch environment, written to
 # constraints.txt; run `make test` on them before committing.
