@@ -60,9 +60,12 @@ spy = FirstPaint()
 window.installEventFilter(spy)
 window.show_when_ready()
 app.exec()
-# The sandbox start (in a worker) may be under way: let it finish, then stop it.
+# The sandbox start (in a worker) may be under way: let it finish, then stop it
+# (it outlives windows, so closing the session leaves its process running).
 wait_for_tasks(60000)
 window.session.close()
+from app.connect import stop_sandbox_process
+stop_sandbox_process(sys.argv[1])
 start = process_start_epoch()
 print(json.dumps({"first_paint_ms": (result["paint"] - start) * 1000,
                   "azure_modules": result["azure"]}))
