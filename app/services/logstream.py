@@ -12,6 +12,7 @@ signed-in identity's ARM token. Lines pass through redaction like every log.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from app.errors import ServiceFailure
@@ -125,8 +126,6 @@ def split_line(line: str) -> tuple[str, float | None, str]:
     it was fetched, which can be half a minute later) and the text after the time and
     its level word, so a log pane that prints both does not print them twice. A line
     without a time keeps its text as it is (`when` None); the level is line_level's."""
-    from datetime import datetime
-
     level = line_level(line)
     stamp = _STAMP.match(line)
     if stamp is None:

@@ -36,11 +36,5 @@ def show_choice_prices(session: Session, combo: QComboBox, spec: DeploymentSpec,
             price = prices.get(value, "price unknown")
             combo.setItemText(index, f"{label_of(value)}{SEPARATOR}{price}")
 
-    def failed(_exc: BaseException) -> None:
-        if combo.property("priceToken") != token:
-            return
-        for index in range(combo.count()):
-            value = str(combo.itemData(index))
-            combo.setItemText(index, f"{label_of(value)}{SEPARATOR}price unknown")
-
-    session.submit(lambda b: b.choice_prices(spec, path), show, failed)
+    # A failed lookup leaves every price unknown, as an answer without them does.
+    session.submit(lambda b: b.choice_prices(spec, path), show, lambda _exc: show({}))
