@@ -1,10 +1,10 @@
 """The longest time the wizard's UI thread is unresponsive while a sandbox deploy runs.
 
 Runs the real main window headless against a sandbox started in a temporary
-folder the way the wizard starts it (a process of its own, so only the engine's
-client side shares the UI's interpreter), fills the demo spec, presses Create,
-and while the deployment runs a 5 ms QTimer on the UI thread records when each
-tick is delivered. A stall is the gap between two ticks minus the 5 ms
+folder the way the wizard starts it (a process of its own), fills the demo spec,
+presses Create (the run goes to the deployment process, as in the wizard, so only
+reading its reports shares the UI's interpreter), and while the deployment runs
+a 5 ms QTimer on the UI thread records when each tick is delivered. A stall is the gap between two ticks minus the 5 ms
 interval: the time the event loop could not react (to a click, a repaint, a
 key). The deploy's own events (rows, progress, log lines) are drawn meanwhile,
 so their cost counts.

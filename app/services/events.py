@@ -116,3 +116,31 @@ def event_to_dict(event: Event) -> dict[str, Any]:
             value = dataclasses.asdict(value)
         data[f.name] = list(value) if isinstance(value, tuple) else value
     return data
+
+
+_KIND_TYPES: dict[str, type] = {kind: cls for cls, kind in EVENT_KINDS.items()}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """The event `event_to_dict` wrote: how a run in another process reaches a listener
+    here. Raises ValueError for a kind or field this version does not know."""
+    kind = data.get("event")
+    cls = _KIND_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"not an event: {kind!r}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "event":
+            continue
+        if name not in known:
+            raise ValueError(f"{kind} has no field {name!r}")
+        if name == "recovery" and value is not None:
+            from app.spec import spec_from_dict
+
+            value = Recovery(value["action"], value["label"], spec_from_dict(value["spec"]))
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[name] = value
+    event: Event = cls(**values)
+    return event

@@ -44,6 +44,10 @@ class SecretRegistry:
                 text = text.replace(value, MASK)
         return text
 
+    def values(self) -> tuple[str, ...]:
+        """Every secret known here, for a process of ours that must mask them too."""
+        return self._values
+
     def __contains__(self, value: object) -> bool:
         return value in self._values
 

@@ -32,6 +32,7 @@ from app.wizard.backend import (
 
 if TYPE_CHECKING:
     from app.services.cleanup import GroupItem
+    from app.services.engine_process import EngineProcess
     from app.services.events import Event
     from app.services.lookups import Region as LookupRegion
     from app.services.lookups import RegistrySummary
@@ -56,6 +57,8 @@ class ServicesBackend:
         self._scoring: dict[tuple[str, str], ScoringClient] = {}
         self._registries: dict[str, RegistrySummary] = {}
         self._region_list: list[LookupRegion] | None = None
+        self._engine: EngineProcess | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     # -- construction ------------------------------------------
@@ -75,12 +78,16 @@ class ServicesBackend:
         while the user fills in pages, then move everything loaded so far out of the
         garbage collector's reach: a full collection over the SDK's many model classes
         otherwise pauses every thread, the UI's too, for ~100 ms mid-deploy, and an
-        import mid-deploy holds the interpreter lock the UI thread needs."""
+        import mid-deploy holds the interpreter lock the UI thread needs.
+
+        The deployment process starts here too, loading the SDKs in parallel, so
+        Create finds it ready."""
         import gc
 
         from app.services.accounts import identity_in_use
         from app.services.deploy import preload
 
+        self._engine_process()
         if self.signed_in:
             # The toolbar names who acts; the token is read here, in the worker.
             self.identity = identity_in_use(self.target).describe()
@@ -241,16 +248,30 @@ class ServicesBackend:
 
     def deploy(self, spec: DeploymentSpec, listener: Callable[[Event], None],
                cancel: threading.Event) -> RunResult:
-        """The same deploy as `mlcache-deploy deploy`; blocks until done or cancelled."""
-        from app.services.deploy import plan_deployment, run_deployment
-
-        spec_dir = self._spec_dir
-        steps = plan_deployment(spec, spec_dir)
-        result = run_deployment(spec, self.target, self.clients, steps, spec_dir,
-                                [listener], cancel)
-        with self._lock:
-            self._scoring.clear()
+        """The same deploy as `mlcache-deploy deploy`, in the deployment process (its
+        threads then never hold the interpreter lock the window needs); blocks until
+        done or cancelled. A process that has ended is replaced first."""
+        try:
+            result = self._engine_process().deploy(spec, self._spec_dir, [listener], cancel)
+        finally:
+            with self._lock:
+                self._scoring.clear()
         return result
+
+    def _engine_process(self) -> EngineProcess:
+        from app.errors import ServiceFailure
+        from app.services.engine_process import EngineProcess
+
+        with self._lock:
+            if self._closed:
+                raise ServiceFailure("this connection is closed")
+            engine = self._engine
+            if engine is not None and not engine.alive:
+                stale, engine = engine, None
+                stale.close()
+            if engine is None:
+                engine = self._engine = EngineProcess(self.target)
+        return engine
 
     # -- test ------------------------------------------
     def _scoring_client(self, spec: DeploymentSpec) -> ScoringClient:
@@ -333,6 +354,9 @@ class ServicesBackend:
     def close(self) -> None:
         with self._lock:
             clients, self._scoring = list(self._scoring.values()), {}
+            engine, self._engine, self._closed = self._engine, None, True
+        if engine is not None:
+            engine.close()
         for client in clients:
             client.close()
         self.clients.close()

@@ -1,11 +1,12 @@
-"""The wizard's warm-up loads everything a deploy needs: a whole sandbox deploy
-right after it imports no module at all.
+"""The wizard's warm-up loads everything it needs around a deploy: a whole sandbox
+deploy right after it imports no module at all in the window's process (the run
+itself is the deployment process's, which the warm-up starts).
 
 Why it matters: an import runs Python code while holding the interpreter lock,
 and what it makes lies outside the `gc.freeze()` that follows the warm-up, so an
-import mid-deploy stalls the UI thread (the image step used to load ACR Tasks and
-redis-py). The deploy runs in a fresh interpreter, so the modules this test
-process has already loaded cannot hide one.
+import mid-deploy stalls the UI thread (reading the run's reports used to load
+the engine's modules). The deploy runs in a fresh interpreter, so the modules
+this test process has already loaded cannot hide one.
 """
 
 from __future__ import annotations
@@ -34,13 +35,15 @@ state = Path(sys.argv[1])
 backend = ServicesBackend.for_sandbox(state)
 try:
     before = set(sys.modules)
-    result = backend.deploy(demo_spec(), lambda _event: None, threading.Event())
+    seen = []
+    result = backend.deploy(demo_spec(), seen.append, threading.Event())
     imported = sorted(set(sys.modules) - before)
     backend.delete_group(demo_spec().resource_group.name, lambda _text: None)
 finally:
     backend.close()
     stop_sandbox_process(state)
-print(json.dumps({"succeeded": result.succeeded, "imported": imported}))
+print(json.dumps({"succeeded": result.succeeded, "imported": imported,
+                  "events": len(seen)}))
 """
 
 
@@ -53,3 +56,4 @@ def test_a_deploy_after_warm_up_imports_nothing(tmp_path: Path) -> None:
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["succeeded"] is True
     assert answer["imported"] == [], answer["imported"]
+    assert answer["events"] > 10
