@@ -39,6 +39,8 @@ def main() -> int:
     parser.add_argument("--explain", type=int, default=0, metavar="N",
                         help="also print, for the N longest stalls, where every other "
                              "thread was when the UI thread got going again")
+    parser.add_argument("--frames", type=int, default=4, metavar="K",
+                        help="with --explain: how many of each thread's innermost frames")
     args = parser.parse_args()
 
     from PySide6.QtCore import QSettings, Qt, QTimer
@@ -80,7 +82,7 @@ def main() -> int:
             now = time.perf_counter()
             if args.explain and ticks and (now - ticks[-1]) * 1000 - INTERVAL_MS > 16:
                 seen.append(((now - ticks[-1]) * 1000 - INTERVAL_MS, now - ticks[0],
-                             where_threads_are()))
+                             where_threads_are(args.frames)))
             ticks.append(now)
 
         timer = QTimer()
@@ -145,7 +147,7 @@ def main() -> int:
     return 0 if ok else 1
 
 
-def where_threads_are() -> list[str]:
+def where_threads_are(frames: int) -> list[str]:
     """Each other thread's innermost frames, the product's own first: the thread that
     held the interpreter through the stall has only just let go, so it is still there."""
     import threading
@@ -157,7 +159,7 @@ def where_threads_are() -> list[str]:
     for ident, frame in sys._current_frames().items():
         if ident == main:
             continue
-        stack = traceback.extract_stack(frame)[-4:]
+        stack = traceback.extract_stack(frame)[-frames:]
         where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack))
         out.append(f"{names.get(ident, ident)}: {where}")
     return out

@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         self.deploy: DeployPage = self.pages["deploy"]  # type: ignore[assignment]
         self.test_page: EndpointPage = self.pages["test"]  # type: ignore[assignment]
         self.review.collect_problems = self.all_problems
+        self.review.checking_names = lambda: any(self.pages[k].busy for k in CONFIG_PAGES)
         self.review.jump_requested.connect(self.jump_to_field)
         self.deploy.recovery_chosen.connect(self._on_recovery)
         self.deploy.run_state_changed.connect(self._update_navigation)

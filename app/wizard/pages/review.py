@@ -37,6 +37,9 @@ class ReviewPage(Page):
 
     def build(self) -> None:
         self.collect_problems: Callable[[], list[Problem]] = lambda: []
+        # Whether a page is still asking if one of its names is free: like the portal's
+        # Review + create, validation passes only once every name has its answer.
+        self.checking_names: Callable[[], bool] = lambda: False
         # The engine's preflight: its answer (None while asked), what it was asked
         # about (spec, folder and target), and why it could not answer.
         self._preflight: list[Problem] | None = None
@@ -126,7 +129,7 @@ class ReviewPage(Page):
 
     @property
     def busy(self) -> bool:
-        return self._preflight is None
+        return self._preflight is None or self.checking_names()
 
     def preflight_found(self) -> list[Problem]:
         """The engine's last answer while it is still about the spec shown (the step
@@ -137,6 +140,8 @@ class ReviewPage(Page):
 
     @property
     def busy_reason(self) -> str:
+        if self.checking_names():
+            return "Checking that the names are free\u2026"
         return "Running the deploy checks\u2026"
 
     def problems(self, spec: DeploymentSpec, rules: list[Problem] | None = None) -> list[Problem]:
@@ -169,7 +174,7 @@ class ReviewPage(Page):
                                       + "</ul>")
             self.problem_list.show()
         elif self.busy:
-            self.banner.setText("Running the deploy checks\u2026")
+            self.banner.setText(self.busy_reason)
             self.banner.setProperty("state", "checking")
             self.problem_list.clear()
             self.problem_list.hide()

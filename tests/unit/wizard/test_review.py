@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from app.rules import Problem
 from app.spec import CacheSpec, DeploymentSpec, FunctionAppSpec, ImageSpec, ResourceGroupSpec
+from app.wizard.backend import Availability
 from app.wizard.pages.image import SAMPLE_MODEL
+from tests.unit.wizard.helpers import StandInBackend
 
 pytestmark = [
     pytest.mark.qt_log_level_fail("WARNING"),
@@ -70,3 +75,39 @@ def test_review_says_whether_the_function_is_monitored(qtbot, window) -> None:  
     assert "Application Insights" not in review.summary_right.text()
     first = review.export_button.menu().actions()[0]
     assert first.text().replace("&", "").startswith("ARM template")
+
+
+class SlowNamesBackend(StandInBackend):
+    """Every name is free, but no answer comes until the test lets it (the deploy
+    checks themselves answer at once)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.asked: list[str] = []
+
+    def preflight(self, spec: DeploymentSpec) -> list[Problem]:
+        return []
+
+    def name_available(self, kind: str, name: str, spec: DeploymentSpec) -> Availability:
+        self.asked.append(kind)
+        self.release.wait(30)
+        return Availability("available")
+
+
+def test_create_waits_for_every_name_to_be_confirmed_free(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    backend = SlowNamesBackend()
+    window.target.use_backend(backend)
+    window.session.replace_spec(valid_spec())
+    window.go("review")
+    review = window.pages["review"]
+    try:
+        qtbot.waitUntil(lambda: review._preflight is not None and len(backend.asked) >= 3,
+                        timeout=10_000)
+        window._update_navigation()
+        assert not window.next_button.isEnabled()
+        assert review.banner.text() == "Checking that the names are free\u2026"
+        assert window.nav_status.text() == "Checking that the names are free\u2026"
+    finally:
+        backend.release.set()
+    qtbot.waitUntil(window.next_button.isEnabled, timeout=10_000)
+    assert "Validation passed" in review.banner.text()
