@@ -4,10 +4,10 @@ Runs the real main window headless against a sandbox started in a temporary
 folder the way the wizard starts it (a process of its own), fills the demo spec,
 presses Create (the run goes to the deployment process, as in the wizard, so only
 reading its reports shares the UI's interpreter), and while the deployment runs
-a 5 ms QTimer on the UI thread records when each tick is delivered. A stall is the gap between two ticks minus the 5 ms
-interval: the time the event loop could not react (to a click, a repaint, a
-key). The deploy's own events (rows, progress, log lines) are drawn meanwhile,
-so their cost counts.
+a 5 ms QTimer on the UI thread records when each tick is delivered. A stall is
+the gap between two ticks minus the 5 ms interval: the time the event loop could
+not react (to a click, a repaint, a key). The deploy's own events (rows,
+progress, log lines) are drawn meanwhile, so their cost counts.
 
 Prints: latency, deploy_s, ticks, max_stall_ms, p99_stall_ms, stalls_over_16ms,
 and gc_max_ms / gc_gen2_runs: the longest garbage collection during the deploy (it
